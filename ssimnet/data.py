@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -27,6 +29,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -34,6 +37,9 @@ from skimage.draw import polygon as draw_polygon
 from skimage.segmentation import relabel_sequential
 
 from .config import SyntheticConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "DataError",
@@ -51,6 +57,9 @@ __all__ = [
     "convert_monuseg",
     "convert_cpm17",
     "write_synthetic_dataset",
+    "resolve_dataset",
+    "write_table",
+    "nucleus_statistics",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "test")
@@ -132,16 +141,32 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- reading
 
 
+def _check_tiff_depth(path: Path) -> None:
+    """Reject TIFFs of more than 8 bits per sample (Pillow would silently reduce some)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            bits = tif.pages[0].bitspersample
+    except Exception as exc:  # tifffile raises many kinds
+        raise DataError(path, f"cannot read TIFF ({exc})") from None
+    if bits not in (1, 8):
+        raise DataError(path, f"expected 8 bits per channel, got {bits}; convert it to 8-bit RGB first")
+
+
 def _open_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataError(path, "file not found")
+    is_tiff = path.suffix.lower() in (".tif", ".tiff")
+    if is_tiff:
+        _check_tiff_depth(path)
     try:
         with Image.open(path) as im:
             if im.mode == "P":
                 im = im.convert("RGBA" if "transparency" in im.info else "RGB")
             return np.array(im)
     except (UnidentifiedImageError, OSError) as exc:
-        if path.suffix.lower() not in (".tif", ".tiff"):
+        if not is_tiff:
             raise DataError(path, f"cannot read image ({exc})") from None
     import tifffile  # TIFF variants Pillow cannot decode (tiled, float, many samples)
 
@@ -269,6 +294,16 @@ def _staged_dataset(dst: Path) -> Iterator[Path]:
             os.replace(file, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]]) -> None:
+    """Write `rows` (dicts with the same keys) as a CSV file, atomically."""
+    if not rows:
+        raise ValueError("no rows to write")
+    with _atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_pair(root: Path, split: str, name: str, image: np.ndarray, label: np.ndarray) -> None:
@@ -479,3 +514,70 @@ def write_synthetic_dataset(dst: str | os.PathLike[str], config: SyntheticConfig
             f.write("name,split,organ,height,width,n_nuclei\n")
             f.writelines(rows)
     return dst
+
+
+def resolve_dataset(
+    data_dir: str | os.PathLike[str] | None, run_dir: str | os.PathLike[str], config: SyntheticConfig
+) -> Path:
+    """The dataset a run uses: `data_dir` if given, else synthetic data under ``run_dir/data``.
+
+    The synthetic data is drawn once and reused while `config` stays the same
+    (it is recorded in ``run_dir/data/synthetic.json``).
+
+    Raises
+    ------
+    DataError
+        If `data_dir` is given but holds neither ``train/images`` nor ``test/images``.
+    """
+    if data_dir:
+        path = Path(data_dir).resolve()
+        if not any((path / split / "images").is_dir() for split in SPLITS):
+            raise DataError(path, "not a dataset in the uniform layout (no train/images or test/images)")
+        return path
+    path = (Path(run_dir) / "data").resolve()
+    stamp = path / "synthetic.json"
+    wanted = json.dumps(dataclasses.asdict(config))
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        write_synthetic_dataset(path, config)
+        with _atomic_path(stamp) as tmp:
+            tmp.write_text(wanted)
+    return path
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def nucleus_statistics(root: str | os.PathLike[str], splits: tuple[str, ...] = SPLITS) -> pd.DataFrame:
+    """One row per ground-truth nucleus of a dataset: where it is and how big.
+
+    Columns: ``split``, ``image``, ``organ`` (from the manifest, else
+    ``"unknown"``), ``nucleus`` (its id), ``area`` (pixels) and
+    ``diameter`` (equivalent-circle diameter, pixels).  Splits that are absent
+    are skipped.  For describing a dataset only -- the method never reads labels.
+    """
+    import pandas as pd
+
+    organs = read_manifest(root)
+    frames = []
+    for split in splits:
+        if not (Path(root) / split / "images").is_dir():
+            continue
+        for sample in list_samples(root, split):
+            _, label = read_sample(sample)
+            area = np.bincount(label.ravel())
+            ids = np.flatnonzero(area[1:]) + 1
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "split": split,
+                        "image": sample.name,
+                        "organ": organs.get(sample.name, "unknown"),
+                        "nucleus": ids,
+                        "area": area[ids],
+                        "diameter": np.sqrt(4 * area[ids] / np.pi),
+                    }
+                )
+            )
+    if not frames:
+        raise DataError(Path(root), f"no split of {', '.join(splits)} found")
+    return pd.concat(frames, ignore_index=True)

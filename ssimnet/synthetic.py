@@ -122,7 +122,7 @@ def synthetic_tile(
     shape: tuple[int, int] = (512, 512),
     *,
     seed: int | np.random.SeedSequence = 0,
-    radius: tuple[float, float] = (5.0, 9.0),
+    radius: tuple[float, float] = (6.0, 13.0),
     coverage: float = 0.22,
     cluster_fraction: float = 0.35,
     stain_jitter: float = 0.06,
@@ -139,7 +139,7 @@ def synthetic_tile(
         Everything is drawn from this seed; the same seed gives the same tile.
     radius : tuple of float
         Range of the per-tile mean nucleus semi-major axis, in pixels (MoNuSeg
-        at 40x: roughly 5-9).
+        at 40x: medians of 6-13 per organ).
     coverage : float
         Fraction of the tissue area to cover with nuclei (before rejections).
     cluster_fraction : float

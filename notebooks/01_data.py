@@ -1,0 +1,129 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The data
+#
+# This chapter shows the dataset the book runs on: a few tiles with their
+# ground-truth nuclei, how many nuclei there are and how large they are per
+# organ, and -- the premise of the method -- how much more nuclei vary
+# *between* images than *within* one image.
+#
+# By default the book runs on the synthetic H&E tiles of
+# `ssimnet.synthetic` (exact ground truth, no download); with
+# `DATA=/path/to/monuseg` it runs on MoNuSeg. Labels are used here only to
+# describe the data.
+
+# %% tags=["parameters"]
+data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
+run_dir = "runs/smoke"
+profile = "smoke"
+seed = 0
+device = ""
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ssimnet.config import get_profile
+from ssimnet.data import SPLITS, list_samples, nucleus_statistics, read_sample, resolve_dataset
+from ssimnet.viz import outline_overlay
+
+data_root = resolve_dataset(data_dir, run_dir, get_profile(profile).synthetic)
+stats = nucleus_statistics(data_root)
+n_images = stats.groupby("split")["image"].nunique()
+print(f"profile {profile!r}; dataset {data_root.name}: "
+      + ", ".join(f"{split} {n_images.get(split, 0)} images" for split in SPLITS)
+      + f"; {len(stats):,} nuclei in all")
+
+# %% [markdown]
+# ## Sample tiles
+#
+# Ground-truth nuclei outlined in green, three tiles from each split. Each
+# panel shows the top-left 400×400 pixels at full resolution.
+
+# %%
+crop = 400
+fig, axes = plt.subplots(2, 3, figsize=(12, 8.4))
+for row, split in zip(axes, SPLITS):
+    samples = list_samples(data_root, split)
+    picks = [samples[i] for i in np.linspace(0, len(samples) - 1, 3).round().astype(int)]
+    for ax, sample in zip(row, picks):
+        image, label = read_sample(sample)
+        ax.imshow(outline_overlay(image[:crop, :crop], label[:crop, :crop]))
+        organ = stats.loc[stats.image == sample.name, "organ"].iloc[0]
+        ax.set_title(f"{split}: {sample.name[:23]}\n{organ}, {label.max()} nuclei in the tile", fontsize=9)
+        ax.axis("off")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Nuclei per organ
+#
+# Counts, and nucleus size as the equivalent-circle diameter in pixels
+# (MoNuSeg is scanned at 40×, about 0.25 µm per pixel).
+
+# %%
+table = (
+    stats.groupby(["split", "organ"])
+    .agg(
+        images=("image", "nunique"),
+        nuclei=("nucleus", "size"),
+        median_area_px=("area", "median"),
+        median_diameter_px=("diameter", "median"),
+    )
+    .assign(nuclei_per_image=lambda t: (t.nuclei / t.images).round(0).astype(int))
+    .round(1)
+)
+table
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.8))
+bins = np.logspace(np.log10(max(stats.area.min(), 1)), np.log10(stats.area.max()), 50)
+for organ, group in stats.groupby("organ"):
+    ax.hist(group.area, bins=bins, histtype="step", density=True, label=f"{organ} ({len(group):,})")
+ax.set_xscale("log")
+ax.set_xlabel("nucleus area (pixels, log scale)")
+ax.set_ylabel("density")
+ax.legend(fontsize=8, ncol=2)
+ax.set_title("Nucleus area by organ")
+plt.show()
+
+# %% [markdown]
+# ## Intra-image self similarity
+#
+# The method rests on nuclei within one image resembling each other more than
+# nuclei of different images. Size is one measurable part of that: below, each
+# box is one image's distribution of log-area, sorted by median. The table
+# compares the spread of log-area within images with the spread of the image
+# medians.
+
+# %%
+stats["log_area"] = np.log(stats.area)
+order = stats.groupby("image").log_area.median().sort_values().index
+fig, ax = plt.subplots(figsize=(11, 3.8))
+ax.boxplot([stats.loc[stats.image == name, "log_area"] for name in order], showfliers=False)
+ax.set_xticks([])
+ax.set_xlabel(f"{len(order)} images, sorted by median nucleus area")
+ax.set_ylabel("log nucleus area")
+ax.set_title("Nucleus size within and between images")
+plt.show()
+
+spread = pd.DataFrame(
+    {
+        "within-image SD of log-area (mean over images)": [stats.groupby("image").log_area.std().mean()],
+        "between-image SD of median log-area": [stats.groupby("image").log_area.median().std()],
+    }
+).round(3)
+spread

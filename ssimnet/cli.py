@@ -1,0 +1,272 @@
+"""The ``ssimnet`` command line.
+
+::
+
+    ssimnet data convert {monuseg,cpm17} SRC DST [--split S]
+    ssimnet data synth DST [--profile P]
+    ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
+    ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--only NB] [--quiet]
+
+Exit codes: 0 success, 1 a notebook failed, 2 bad usage or bad input (one
+line on stderr naming the file and the problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import PROFILES, get_profile
+from .data import (
+    DataError,
+    convert_cpm17,
+    convert_monuseg,
+    read_label,
+    resolve_dataset,
+    write_synthetic_dataset,
+    write_table,
+)
+
+__all__ = ["main", "toc_notebooks", "execute_book"]
+
+
+class CommandError(Exception):
+    """A failure the command reports in one line and exits with `code`."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    convert = {"monuseg": convert_monuseg, "cpm17": convert_cpm17}[args.format]
+    for split_dir in convert(args.src, args.dst, split=args.split):
+        n = len(list((split_dir / "images").glob("*.png")))
+        print(f"{split_dir}: {n} images")
+
+
+def _cmd_synth(args: argparse.Namespace) -> None:
+    config = get_profile(args.profile).synthetic
+    write_synthetic_dataset(args.dst, config)
+    print(f"{args.dst}: {config.n_train} train and {config.n_test} test tiles of {config.shape[0]}x{config.shape[1]}")
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _label_files(folder: Path) -> dict[str, Path]:
+    if (folder / "labels").is_dir():
+        folder = folder / "labels"
+    if not folder.is_dir():
+        raise DataError(folder, "folder not found")
+    files = {p.stem: p for p in sorted(folder.glob("*.png"))}
+    if not files:
+        raise DataError(folder, "no label PNGs found")
+    return files
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .metrics import mean_scores, score
+
+    truth, preds = _label_files(Path(args.gt_dir)), _label_files(Path(args.pred_dir))
+    missing = sorted(set(truth) - set(preds))
+    if missing:
+        raise DataError(Path(args.pred_dir) / f"{missing[0]}.png", f"prediction missing ({len(missing)} of {len(truth)} images)")
+    rows, all_scores = [], []
+    for name, path in truth.items():
+        true, pred = read_label(path), read_label(preds[name])
+        if true.shape != pred.shape:
+            raise DataError(preds[name], f"size mismatch: prediction is {pred.shape}, ground truth {true.shape}")
+        s = score(true, pred)
+        all_scores.append(s)
+        rows.append({"image": name, **s.as_dict()})
+    mean = mean_scores(all_scores)
+    keys = ["precision", "recall", "dice", "aji", "aji_plus", "pq"]
+    print(f"{'image':<32}" + "".join(f"{k:>10}" for k in keys))
+    for row in rows:
+        print(f"{row['image'][:31]:<32}" + "".join(f"{row[k]:>10.4f}" for k in keys))
+    print(f"{'mean':<32}" + "".join(f"{mean[k]:>10.4f}" for k in keys))
+    if args.csv:
+        write_table(args.csv, rows + [{"image": "mean", **mean}])
+
+
+# --------------------------------------------------------------------------- book
+
+
+def toc_notebooks(toc: str | os.PathLike[str], *, executed_dir: str = "book/executed") -> list[str]:
+    """Names of the notebooks that ``_toc.yml`` takes from `executed_dir`, in book order.
+
+    Each name ``N`` is executed from ``notebooks/N.py`` into ``executed_dir/N.ipynb``.
+    """
+    import yaml
+
+    with open(toc) as f:
+        tree = yaml.safe_load(f)
+    names: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            file = node.get("file")
+            if isinstance(file, str) and file.startswith(executed_dir + "/"):
+                names.append(Path(file).name.removesuffix(".ipynb"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return names
+
+
+def _has_display_output(nb: object) -> bool:
+    kinds = {"display_data", "execute_result"}
+    return any(
+        out.get("output_type") in kinds for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
+    )
+
+
+def execute_book(
+    *,
+    book_dir: Path,
+    parameters: dict[str, object],
+    only: Sequence[str] = (),
+    quiet: bool = False,
+) -> list[Path]:
+    """Execute the book's notebooks with papermill, in ``_toc.yml`` order.
+
+    Each ``notebooks/N.py`` (jupytext py:percent) runs with `parameters` in
+    `book_dir` and is written to ``book/executed/N.ipynb`` only if it ran to
+    the end and shows at least one output.  The ``parameters`` and
+    ``injected-parameters`` cells are tagged ``remove-cell`` so the book does
+    not show them.
+
+    Raises
+    ------
+    CommandError
+        If a notebook is missing, fails, or shows no output.
+    """
+    import jupytext
+    import nbformat
+    import papermill
+
+    names = toc_notebooks(book_dir / "_toc.yml")
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise CommandError(f"_toc.yml: no notebook named {', '.join(unknown)} (known: {', '.join(names)})")
+        names = [n for n in names if n in only]
+    written = []
+    for name in names:
+        source = book_dir / "notebooks" / f"{name}.py"
+        if not source.is_file():
+            raise CommandError(f"{source}: notebook listed in _toc.yml not found")
+        nb = jupytext.read(source)
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        target = book_dir / "book" / "executed" / f"{name}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".ipynb", dir=target.parent)
+        os.close(fd)
+        start = time.perf_counter()
+        try:
+            if not quiet:
+                print(f"[book] {name}", file=sys.stderr)
+            try:
+                out = papermill.execute_notebook(
+                    nb, tmp, parameters=parameters, kernel_name="python3", cwd=str(book_dir),
+                    progress_bar=not quiet, log_output=False,
+                )
+            except papermill.PapermillExecutionError as exc:
+                raise CommandError(f"{source}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}", code=1) from None
+            for cell in out.cells:
+                tags = cell.metadata.get("tags", [])
+                if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+                    cell.metadata["tags"] = [*tags, "remove-cell"]
+            if not _has_display_output(out):
+                raise CommandError(f"{source}: executed, but shows no output", code=1)
+            nbformat.write(out, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if not quiet:
+            print(f"[book] {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        written.append(target)
+    return written
+
+
+def _cmd_book(args: argparse.Namespace) -> None:
+    book_dir = Path(args.book_dir).resolve()
+    run_dir = Path(args.run_dir or f"runs/{args.profile}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = resolve_dataset(args.data_dir, run_dir, get_profile(args.profile).synthetic)
+    parameters = {
+        "data_dir": str(data_dir),
+        "run_dir": str(run_dir),
+        "profile": args.profile,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    written = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet)
+    print(f"executed {len(written)} notebooks (profile {args.profile}, data {data_dir})")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssimnet", description="Label-free nuclei segmentation (SSimNet, MICCAI 2023).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="convert or draw datasets").add_subparsers(dest="data_command", required=True)
+    convert = data.add_parser("convert", help="convert an official download into the uniform layout")
+    convert.add_argument("format", choices=["monuseg", "cpm17"])
+    convert.add_argument("src", help="the downloaded folder")
+    convert.add_argument("dst", help="dataset root to write")
+    convert.add_argument("--split", choices=["train", "test"], help="split for a folder that holds one split only")
+    convert.set_defaults(func=_cmd_convert)
+    synth = data.add_parser("synth", help="write the synthetic H&E dataset")
+    synth.add_argument("dst")
+    synth.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    synth.set_defaults(func=_cmd_synth)
+
+    evaluate = sub.add_parser("evaluate", help="score predicted instance maps against ground truth")
+    evaluate.add_argument("gt_dir", help="folder of ground-truth label PNGs (or a split folder with labels/)")
+    evaluate.add_argument("pred_dir", help="folder of predicted label PNGs with the same names")
+    evaluate.add_argument("--csv", help="also write the per-image table here")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    book = sub.add_parser("book", help="execute the book's notebooks with papermill")
+    book.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    book.add_argument("--data-dir", default="", help="dataset root (default: the profile's synthetic data)")
+    book.add_argument("--run-dir", default="", help="where results go (default: runs/<profile>)")
+    book.add_argument("--seed", type=int, default=0)
+    book.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
+    book.add_argument("--only", nargs="*", default=[], help="execute only these notebooks (names as in _toc.yml)")
+    book.add_argument("--book-dir", default=".", help="folder holding _toc.yml and notebooks/")
+    book.add_argument("--quiet", action="store_true", help="no progress output")
+    book.set_defaults(func=_cmd_book)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (DataError, CommandError) as exc:
+        print(f"ssimnet: error: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
