@@ -1,0 +1,118 @@
+"""The ssimnet command line: data conversion, evaluation, the papermill book driver, error reporting."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from ssimnet.cli import main
+from ssimnet.config import SyntheticConfig
+from ssimnet.data import list_samples, read_sample, resolve_dataset, write_label
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW_SAMPLE = ROOT.parent / "shared" / "data" / "monuseg-raw-sample"
+
+
+def _one_line_error(capsys, code, argv, *fragments):
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ssimnet: error: ") and "\n" not in err
+    for fragment in fragments:
+        assert fragment in err
+    return err
+
+
+@pytest.mark.skipif(not RAW_SAMPLE.is_dir(), reason="raw MoNuSeg sample not present")
+def test_data_convert_monuseg(tmp_path, capsys):
+    assert main(["data", "convert", "monuseg", str(RAW_SAMPLE), str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'train'}: 1 images" in out and f"{tmp_path / 'test'}: 1 images" in out
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    _one_line_error(capsys, 2, ["data", "convert", "cpm17", str(tmp_path / "nope"), str(tmp_path / "out")], "nope", "folder not found")
+    _one_line_error(capsys, 2, ["evaluate", str(tmp_path / "gt"), str(tmp_path / "pred")], "gt", "folder not found")
+    _one_line_error(capsys, 2, ["book", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")], "not a dataset")
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate(tmp_path, capsys):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    a = np.zeros((10, 10), np.int32)
+    a[1:4, 1:4], a[6:9, 6:9] = 1, 2
+    b = np.where(a == 2, 0, a)  # second nucleus missed
+    write_label(gt / "labels" / "x.png", a)
+    write_label(gt / "labels" / "y.png", a)
+    write_label(pred / "x.png", a)
+    write_label(pred / "y.png", b)
+    assert main(["evaluate", str(gt), str(pred), "--csv", str(tmp_path / "scores.csv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["image", "precision", "recall", "dice", "aji", "aji_plus", "pq"]
+    rows = list(csv.DictReader(open(tmp_path / "scores.csv")))
+    assert [r["image"] for r in rows] == ["x", "y", "mean"]
+    assert float(rows[0]["aji"]) == 1.0 and float(rows[1]["recall"]) == 0.5
+    assert float(rows[2]["recall"]) == 0.75 and int(rows[2]["n_true"]) == 4
+    (pred / "y.png").unlink()
+    _one_line_error(capsys, 2, ["evaluate", str(gt), str(pred)], "y.png", "prediction missing (1 of 2 images)")
+    write_label(pred / "y.png", np.zeros((5, 5), np.int32))
+    _one_line_error(capsys, 2, ["evaluate", str(gt), str(pred)], "size mismatch")
+
+
+def test_resolve_dataset_draws_synthetic_data_once(tmp_path):
+    config = SyntheticConfig(n_train=1, n_test=1, shape=(48, 48))
+    root = resolve_dataset("", tmp_path, config)
+    image_path = list_samples(root, "train")[0].image_path
+    mtime = image_path.stat().st_mtime_ns
+    assert resolve_dataset("", tmp_path, config) == root
+    assert image_path.stat().st_mtime_ns == mtime  # reused, not redrawn
+    bigger = SyntheticConfig(n_train=1, n_test=1, shape=(64, 48))
+    resolve_dataset("", tmp_path, bigger)
+    assert read_sample(list_samples(root, "train")[0])[0].shape == (64, 48, 3)  # settings changed: redrawn
+
+
+def _book(tmp_path, notebook_source: str, name: str = "01_data") -> Path:
+    book = tmp_path / "book_root"
+    (book / "notebooks").mkdir(parents=True)
+    (book / "_toc.yml").write_text(
+        f"format: jb-book\nroot: book/intro\nchapters:\n  - file: book/executed/{name}\n"
+    )
+    (book / "notebooks" / f"{name}.py").write_text(notebook_source)
+    return book
+
+
+PARAMS_CELL = '# %% tags=["parameters"]\ndata_dir = ""\nrun_dir = ""\nprofile = "smoke"\nseed = 0\ndevice = ""\n\n'
+
+
+def test_book_driver_executes_the_data_chapter(tmp_path, capsys):
+    book = _book(tmp_path, (ROOT / "notebooks" / "01_data.py").read_text())
+    argv = ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 0
+    nb = nbformat.read(book / "book" / "executed" / "01_data.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    images = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 3  # sample tiles, area histogram, within/between boxplot
+    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata.tags
+    assert str(tmp_path / "run") in injected[0].source
+    assert "profile 'smoke'" in "".join(o.get("text", "") for c in code for o in c.outputs)
+
+
+def test_book_driver_fails_loudly_and_keeps_no_output(tmp_path, capsys):
+    book = _book(tmp_path, PARAMS_CELL + "# %%\nraise RuntimeError('boom')\n", name="02_fail")
+    err = _one_line_error(capsys, 1, ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"],
+                          "02_fail.py", "RuntimeError: boom")
+    assert "cell" in err
+    assert list((book / "book" / "executed").iterdir()) == []
+    silent = _book(tmp_path / "s", PARAMS_CELL + "# %%\nx = 1\n", name="03_silent")
+    _one_line_error(capsys, 1, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--quiet"],
+                    "shows no output")
+    _one_line_error(capsys, 2, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--only", "nope"],
+                    "no notebook named nope")
+    shutil.rmtree(silent / "notebooks")
+    _one_line_error(capsys, 2, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run")],
+                    "03_silent.py", "not found")

@@ -1,0 +1,68 @@
+"""Project wiring: dependency lists agree, notebooks are wired into the book, profiles are sane."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+from ssimnet.cli import toc_notebooks
+from ssimnet.config import PROFILES, get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_TO_PYPI = {"pytorch": "torch"}
+PARAMETERS = {"data_dir", "run_dir", "profile", "seed", "device"}
+
+
+def _split(spec: str) -> tuple[str, str]:
+    name, version = re.match(r"^([A-Za-z0-9_.\-]+)\s*(.*)$", spec.strip()).groups()
+    return name.lower(), version.replace(" ", "")
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pypi = dict(_split(s) for s in project["dependencies"] + project["optional-dependencies"]["test"])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, str):
+            name, version = _split(dep)
+            if name not in ("python", "pip"):
+                conda[CONDA_TO_PYPI.get(name, name)] = version
+    assert conda == pypi
+
+
+def test_every_book_notebook_has_a_source_and_every_source_is_in_the_book():
+    names = toc_notebooks(ROOT / "_toc.yml")
+    sources = sorted(p.stem for p in (ROOT / "notebooks").glob("*.py"))
+    assert names and sorted(names) == sources
+    assert names == sorted(names)  # chapters run in the paper's order
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.stem)
+def test_notebooks_have_the_papermill_parameters_cell(path):
+    nb = jupytext.read(path)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    assigned = set(re.findall(r"^(\w+)\s*=", cells[0].source, flags=re.M))
+    assert assigned == PARAMETERS
+
+
+def test_book_config_does_not_execute_and_ci_calls_the_readme_commands():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in ("make test", "make book"):
+        assert command in readme and command in ci
+
+
+def test_profiles():
+    assert set(PROFILES) == {"smoke", "cpu", "paper"}
+    assert get_profile("smoke").with_seed(3).seed == 3
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        get_profile("fast")
