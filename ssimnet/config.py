@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["SyntheticConfig", "Profile", "PROFILES", "get_profile"]
+__all__ = ["SyntheticConfig", "PseudoLabelConfig", "Profile", "PROFILES", "get_profile"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,44 @@ class SyntheticConfig:
 
 
 @dataclass(frozen=True)
+class PseudoLabelConfig:
+    """Settings of the label-free pseudo-label pipeline (paper Sec. 2.1-2.2).
+
+    Stain separation (Eq. 1-2, :mod:`ssimnet.stain`)
+        ``stain_samples`` tissue pixels are factorised with L1 weight
+        ``stain_sparsity`` (Vahadane et al.'s lambda = 0.1).
+    Candidates (Eq. 3, :mod:`ssimnet.candidates`)
+        Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels;
+        ``contour_iterations`` steps of a morphological Chan-Vese active
+        contour with ``contour_smoothing``; components below ``min_size``
+        pixels removed and holes below ``max_hole`` pixels filled.
+    Softening (Eq. 4, :mod:`ssimnet.soften`)
+        Erosion stops once the confidence exceeds ``soften_stop`` (0.975).
+    Purification (Algorithm 1, :mod:`ssimnet.purify`)
+        ``patch_size`` patches every ``patch_stride`` pixels; the fraction
+        ``keep_fraction`` (alpha = 70 %) of lowest USMI is kept; patches with
+        fewer than ``min_components`` candidates get USMI = inf.
+    Voronoi labels (:mod:`ssimnet.voronoi`)
+        Points dilated to discs of radius ``point_radius``.
+    """
+
+    stain_samples: int = 20000
+    stain_sparsity: float = 0.1
+    fcm_m: float = 2.0
+    fcm_samples: int = 20000
+    contour_iterations: int = 10
+    contour_smoothing: int = 2
+    min_size: int = 30
+    max_hole: int = 200
+    soften_stop: float = 0.975
+    patch_size: int = 256
+    patch_stride: int = 128
+    keep_fraction: float = 0.7
+    min_components: int = 3
+    point_radius: int = 2
+
+
+@dataclass(frozen=True)
 class Profile:
     """All settings of one run.
 
@@ -61,12 +99,15 @@ class Profile:
         Profile name, recorded with every result.
     synthetic : SyntheticConfig
         Dataset drawn when no data directory is given.
+    pseudo : PseudoLabelConfig
+        The pseudo-label pipeline.
     seed : int
         Seed of the run (pseudo labels, training, baselines).
     """
 
     name: str
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
     seed: int = 0
 
     def with_seed(self, seed: int) -> Profile:

@@ -177,7 +177,7 @@ def synthetic_tile(
     strength = np.concatenate([[0.0], rng.uniform(0.8, 1.15, size=n)]) * rng.uniform(1.1, 1.7)
     chromatin = 1.0 + 0.6 * (_smooth_noise(rng, shape, 1.0) - 0.5)
     hema = np.where(nuclear, strength[label] * chromatin, hema)
-    eosin = np.where(nuclear, 0.5 * eosin, eosin)
+    eosin = np.where(nuclear, 0.15 * eosin, eosin)
 
     # Red blood cells: small, dense eosin discs away from nuclei.
     for _ in range(int(rng.integers(0, 6 + tissue.sum() // 40000))):

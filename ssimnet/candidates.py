@@ -1,0 +1,118 @@
+"""Candidate nuclei: paper Eq. (3), ``P = ActiveContour(FCM(I^T))``.
+
+The hematoxylin-only image ``I^T`` (Eq. 2) is converted to CIELAB and its
+pixels are split into two clusters by fuzzy c-means (scikit-fuzzy).  The
+clustering is fitted on a seeded subsample of pixels and every pixel then goes
+to the centre it is nearest to -- for a fuzzy partition with ``m > 1`` the
+cluster of highest membership is exactly the nearest centre, so this equals
+``cmeans_predict`` followed by an argmax, without computing memberships for a
+million pixels.  The nucleus cluster is the darker one (lower ``L*``).
+
+The paper names only "active contour as a smoothing operation".  We use the
+morphological Chan-Vese model (scikit-image ``morphological_chan_vese``) on
+``L*``, initialised with the FCM mask: it keeps the FCM topology where the
+image supports it, smooths ragged borders (``smoothing``) and drops isolated
+speckle, and needs no edge map or per-object contour.  Ten iterations with
+smoothing 2 gave the best pixel Dice against ground truth on a MoNuSeg
+*training* image (0.74 vs 0.69 for raw FCM) and cost ~0.7 s per 1000² image;
+more iterations changed little.  Components smaller than ``min_size`` pixels
+are removed and holes smaller than ``max_hole`` pixels filled (a vesicular
+nucleus has a pale centre; a large enclosed region is stroma between nuclei
+and stays background).
+
+Examples
+--------
+>>> from ssimnet.synthetic import synthetic_tile
+>>> tile = synthetic_tile((128, 128), seed=0)
+>>> from ssimnet.stain import VahadaneSeparator, hematoxylin_image
+>>> sep = VahadaneSeparator().fit(tile.image)
+>>> P = candidate_nuclei(hematoxylin_image(sep.transform(tile.image), sep.stain_matrix_))
+>>> P.dtype, P.shape
+(dtype('bool'), (128, 128))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.color import rgb2lab
+from skimage.morphology import remove_small_holes, remove_small_objects
+from skimage.segmentation import morphological_chan_vese
+
+__all__ = ["fuzzy_cmeans_mask", "candidate_nuclei"]
+
+#: Below this spread of L* (in CIELAB units) an image is taken as blank: there
+#: is nothing to cluster.
+MIN_LIGHTNESS_RANGE: float = 5.0
+
+
+def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000, seed: int = 0) -> np.ndarray:
+    """Two-cluster fuzzy c-means on CIELAB pixels; True where the darker cluster wins.
+
+    Parameters
+    ----------
+    lab : (H, W, 3) float
+        CIELAB image.
+    m : float
+        Fuzzifier (> 1).
+    n_samples : int
+        Pixels sampled (seeded) to fit the centres.
+    seed : int
+
+    Returns
+    -------
+    (H, W) bool; all False for a blank image.
+    """
+    import skfuzzy
+
+    pixels = lab.reshape(-1, 3)
+    if np.ptp(pixels[:, 0]) < MIN_LIGHTNESS_RANGE:
+        return np.zeros(lab.shape[:2], dtype=bool)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(pixels.shape[0], size=min(n_samples, pixels.shape[0]), replace=False)
+    centres, *_ = skfuzzy.cmeans(pixels[np.sort(idx)].T, c=2, m=m, error=1e-5, maxiter=300, seed=seed)
+    if not np.all(np.isfinite(centres)):
+        return np.zeros(lab.shape[:2], dtype=bool)
+    nucleus = int(np.argmin(centres[:, 0]))
+    dist = ((pixels[:, None, :] - centres[None]) ** 2).sum(-1)
+    return (dist.argmin(1) == nucleus).reshape(lab.shape[:2])
+
+
+def candidate_nuclei(
+    hematoxylin: np.ndarray,
+    *,
+    fcm_m: float = 2.0,
+    fcm_samples: int = 20000,
+    contour_iterations: int = 10,
+    contour_smoothing: int = 2,
+    min_size: int = 30,
+    max_hole: int = 200,
+    seed: int = 0,
+) -> np.ndarray:
+    """Hard candidate map ``P`` of paper Eq. (3) from the hematoxylin image ``I^T``.
+
+    Parameters
+    ----------
+    hematoxylin : (H, W, 3) uint8
+        ``I^T`` from :func:`ssimnet.stain.hematoxylin_image`.
+    fcm_m, fcm_samples : see :func:`fuzzy_cmeans_mask`.
+    contour_iterations, contour_smoothing : int
+        Morphological Chan-Vese iterations and smoothing steps (0 iterations
+        skips the active contour).
+    min_size, max_hole : int
+        Smallest component kept and largest hole filled, in pixels.
+    seed : int
+
+    Returns
+    -------
+    (H, W) bool
+    """
+    lab = rgb2lab(hematoxylin)
+    mask = fuzzy_cmeans_mask(lab, m=fcm_m, n_samples=fcm_samples, seed=seed)
+    if not mask.any():
+        return mask
+    if contour_iterations > 0 and not mask.all():
+        mask = morphological_chan_vese(
+            lab[..., 0], contour_iterations, init_level_set=mask, smoothing=contour_smoothing
+        ).astype(bool)
+    mask = remove_small_objects(mask, max_size=min_size - 1) if min_size > 1 else mask
+    return remove_small_holes(mask, max_size=max_hole) if max_hole > 0 else mask
