@@ -38,7 +38,7 @@ from skimage.color import rgb2lab
 from skimage.morphology import remove_small_holes, remove_small_objects
 from skimage.segmentation import morphological_chan_vese
 
-__all__ = ["fuzzy_cmeans_mask", "candidate_nuclei"]
+__all__ = ["fuzzy_cmeans_mask", "refine_candidates", "candidate_nuclei"]
 
 #: Below this spread of L* (in CIELAB units) an image is taken as blank: there
 #: is nothing to cluster.
@@ -77,6 +77,44 @@ def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000
     return (dist.argmin(1) == nucleus).reshape(lab.shape[:2])
 
 
+def refine_candidates(
+    lightness: np.ndarray,
+    mask: np.ndarray,
+    *,
+    contour_iterations: int = 10,
+    contour_smoothing: int = 2,
+    min_size: int = 30,
+    max_hole: int = 200,
+) -> np.ndarray:
+    """Active-contour smoothing and clean-up of an FCM mask (the ``ActiveContour`` of Eq. 3).
+
+    Parameters
+    ----------
+    lightness : (H, W) float
+        ``L*`` of the hematoxylin image.
+    mask : (H, W) bool
+        The FCM nucleus mask that initialises the contour.
+    contour_iterations, contour_smoothing : int
+        Morphological Chan-Vese iterations and smoothing steps (0 iterations
+        skips the active contour).
+    min_size, max_hole : int
+        Smallest component kept and largest hole filled, in pixels.
+
+    Returns
+    -------
+    (H, W) bool
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    if contour_iterations > 0 and not mask.all():
+        mask = morphological_chan_vese(lightness, contour_iterations, init_level_set=mask, smoothing=contour_smoothing)
+        mask = mask.astype(bool)
+    if min_size > 1:
+        mask = remove_small_objects(mask, max_size=min_size - 1)
+    return remove_small_holes(mask, max_size=max_hole) if max_hole > 0 else mask
+
+
 def candidate_nuclei(
     hematoxylin: np.ndarray,
     *,
@@ -90,17 +128,8 @@ def candidate_nuclei(
 ) -> np.ndarray:
     """Hard candidate map ``P`` of paper Eq. (3) from the hematoxylin image ``I^T``.
 
-    Parameters
-    ----------
-    hematoxylin : (H, W, 3) uint8
-        ``I^T`` from :func:`ssimnet.stain.hematoxylin_image`.
-    fcm_m, fcm_samples : see :func:`fuzzy_cmeans_mask`.
-    contour_iterations, contour_smoothing : int
-        Morphological Chan-Vese iterations and smoothing steps (0 iterations
-        skips the active contour).
-    min_size, max_hole : int
-        Smallest component kept and largest hole filled, in pixels.
-    seed : int
+    :func:`fuzzy_cmeans_mask` on its CIELAB pixels, then
+    :func:`refine_candidates`; see those for the parameters.
 
     Returns
     -------
@@ -108,11 +137,11 @@ def candidate_nuclei(
     """
     lab = rgb2lab(hematoxylin)
     mask = fuzzy_cmeans_mask(lab, m=fcm_m, n_samples=fcm_samples, seed=seed)
-    if not mask.any():
-        return mask
-    if contour_iterations > 0 and not mask.all():
-        mask = morphological_chan_vese(
-            lab[..., 0], contour_iterations, init_level_set=mask, smoothing=contour_smoothing
-        ).astype(bool)
-    mask = remove_small_objects(mask, max_size=min_size - 1) if min_size > 1 else mask
-    return remove_small_holes(mask, max_size=max_hole) if max_hole > 0 else mask
+    return refine_candidates(
+        lab[..., 0],
+        mask,
+        contour_iterations=contour_iterations,
+        contour_smoothing=contour_smoothing,
+        min_size=min_size,
+        max_hole=max_hole,
+    )

@@ -4,6 +4,7 @@
 
     ssimnet data convert {monuseg,cpm17} SRC DST [--split S]
     ssimnet data synth DST [--profile P]
+    ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--only NB] [--quiet]
 
@@ -57,6 +58,23 @@ def _cmd_synth(args: argparse.Namespace) -> None:
     config = get_profile(args.profile).synthetic
     write_synthetic_dataset(args.dst, config)
     print(f"{args.dst}: {config.n_train} train and {config.n_test} test tiles of {config.shape[0]}x{config.shape[1]}")
+
+
+# --------------------------------------------------------------------------- pseudo labels
+
+
+def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
+    from .io import build_pseudo_labels
+
+    profile = get_profile(args.profile)
+    result = build_pseudo_labels(
+        args.data_dir, args.out, profile.pseudo, split=args.split, seed=args.seed, workers=args.workers,
+        progress=not args.quiet,
+    )
+    print(
+        f"{result.directory}: pseudo labels of {len(result.names)} images; "
+        f"{len(result.kept)} of {result.n_patches} patches kept (alpha = {profile.pseudo.keep_fraction:.0%})"
+    )
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -237,6 +255,16 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("dst")
     synth.add_argument("--profile", default="smoke", choices=list(PROFILES))
     synth.set_defaults(func=_cmd_synth)
+
+    pseudo = sub.add_parser("pseudo-labels", help="label-free pseudo labels and purified patches of a split")
+    pseudo.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
+    pseudo.add_argument("--out", required=True, help="run directory; results go to OUT/pseudo/<split>/<key>/")
+    pseudo.add_argument("--split", default="train")
+    pseudo.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    pseudo.add_argument("--seed", type=int, default=0)
+    pseudo.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    pseudo.add_argument("--quiet", action="store_true", help="no progress bar")
+    pseudo.set_defaults(func=_cmd_pseudo_labels)
 
     evaluate = sub.add_parser("evaluate", help="score predicted instance maps against ground truth")
     evaluate.add_argument("gt_dir", help="folder of ground-truth label PNGs (or a split folder with labels/)")

@@ -59,6 +59,7 @@ __all__ = [
     "write_synthetic_dataset",
     "resolve_dataset",
     "write_table",
+    "atomic_path",
     "nucleus_statistics",
 ]
 
@@ -248,7 +249,7 @@ def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 @contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
@@ -266,7 +267,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
-    with _atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
 
 
@@ -277,7 +278,7 @@ def write_label(path: str | os.PathLike[str], label: np.ndarray) -> None:
         raise ValueError(f"expected a 2-D integer label map, got {label.shape} {label.dtype}")
     if label.size and (label.min() < 0 or label.max() > _MAX_LABEL):
         raise ValueError(f"label ids must lie in 0..{_MAX_LABEL} to be stored as a 16-bit PNG")
-    with _atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         Image.fromarray(label.astype(np.uint16)).save(tmp, format="PNG")
 
 
@@ -300,7 +301,7 @@ def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]]) -> 
     """Write `rows` (dicts with the same keys) as a CSV file, atomically."""
     if not rows:
         raise ValueError("no rows to write")
-    with _atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -539,7 +540,7 @@ def resolve_dataset(
     wanted = json.dumps(dataclasses.asdict(config))
     if not stamp.is_file() or stamp.read_text() != wanted:
         write_synthetic_dataset(path, config)
-        with _atomic_path(stamp) as tmp:
+        with atomic_path(stamp) as tmp:
             tmp.write_text(wanted)
     return path
 

@@ -1,0 +1,206 @@
+"""Run artefacts on disk: the cached pseudo labels of a dataset split and the purified patch set.
+
+:func:`build_pseudo_labels` runs :func:`ssimnet.pseudo.pseudo_labels` on every
+image of a split -- images only, it never opens a label file -- in parallel
+worker processes, and stores each result as ``<name>.npz`` under::
+
+    <run_dir>/pseudo/<split>/<key>/
+
+where ``key`` hashes the pseudo-label settings, the seed and the package
+version: a rerun with the same settings reuses what is there (an image whose
+pixels changed is recomputed), and other settings never mix with it.  It then
+sorts all patches of the split by USMI, keeps the fraction alpha, and writes
+``patches.csv`` (one row per patch: image, corner, USMI, kept).  All writes
+are atomic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import PseudoLabelConfig
+from .data import DataError, atomic_path, list_samples, read_image, write_table
+from .purify import PatchStats, select_patches
+from .pseudo import PseudoLabels, pseudo_labels
+
+__all__ = ["PseudoLabelSet", "pseudo_label_key", "build_pseudo_labels", "load_pseudo_labels", "save_pseudo_labels"]
+
+
+@dataclass(frozen=True)
+class PseudoLabelSet:
+    """The pseudo labels of one split, as stored.
+
+    Attributes
+    ----------
+    directory : Path
+        ``<run_dir>/pseudo/<split>/<key>``.
+    names : list of str
+        Image names, sorted.
+    images : list of Path
+        The image files, in the same order.
+    kept : list of (name, row, col)
+        The purified patches, by ascending USMI.
+    n_patches : int
+        All patches of the split, before purification.
+    """
+
+    directory: Path
+    names: list[str]
+    images: list[Path]
+    kept: list[tuple[str, int, int]]
+    n_patches: int
+
+    def path(self, name: str) -> Path:
+        """The ``.npz`` file of one image."""
+        return self.directory / f"{name}.npz"
+
+
+def pseudo_label_key(config: PseudoLabelConfig, seed: int) -> str:
+    """Short hash of everything that determines the pseudo labels."""
+    blob = json.dumps({"config": dataclasses.asdict(config), "seed": seed, "version": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _image_digest(image: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
+
+
+def save_pseudo_labels(path: str | os.PathLike[str], result: PseudoLabels, *, image_digest: str = "") -> None:
+    """Store one image's pseudo labels as a compressed ``.npz``, atomically."""
+    patches = np.array(
+        [(p.corner[0], p.corner[1], p.n_components, p.mean_hull_area, p.mean_area, p.usmi) for p in result.patches],
+        dtype=np.float64,
+    ).reshape(-1, 6)
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            stains=result.stains,
+            stain_fallback=result.stain_fallback,
+            hematoxylin=result.hematoxylin,
+            fcm=result.fcm,
+            candidates=result.candidates,
+            soft=result.soft,
+            voronoi=result.voronoi,
+            patches=patches,
+            image_digest=image_digest,
+        )
+
+
+def load_pseudo_labels(path: str | os.PathLike[str]) -> PseudoLabels:
+    """Read what :func:`save_pseudo_labels` wrote."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            patches = [
+                PatchStats((int(r), int(c)), int(n), float(h), float(a), float(u)) for r, c, n, h, a, u in z["patches"]
+            ]
+            return PseudoLabels(
+                stains=z["stains"],
+                stain_fallback=bool(z["stain_fallback"]),
+                hematoxylin=z["hematoxylin"],
+                fcm=z["fcm"],
+                candidates=z["candidates"],
+                soft=z["soft"],
+                voronoi=z["voronoi"],
+                patches=patches,
+            )
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(path, f"not a pseudo-label file ({exc})") from None
+
+
+def _stored_digest(path: Path) -> str | None:
+    try:
+        with np.load(path) as z:
+            return str(z["image_digest"])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _one_image(job: tuple[Path, Path, PseudoLabelConfig, int]) -> Path:
+    image_path, target, config, seed = job
+    image = read_image(image_path)
+    digest = _image_digest(image)
+    if target.is_file() and _stored_digest(target) == digest:
+        return target
+    try:
+        result = pseudo_labels(image, config, seed=seed)
+    except ValueError as exc:
+        raise DataError(image_path, str(exc)) from None
+    save_pseudo_labels(target, result, image_digest=digest)
+    return target
+
+
+def build_pseudo_labels(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    config: PseudoLabelConfig,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> PseudoLabelSet:
+    """Pseudo labels and purified patch set of every image of one split (see the module docstring).
+
+    Parameters
+    ----------
+    data_dir : path
+        Dataset root in the uniform layout; labels, if present, are not read.
+    run_dir : path
+        Where ``pseudo/`` goes.
+    config : PseudoLabelConfig
+    split : str
+    seed : int
+    workers : int
+        Worker processes (1 = in this process).  The result does not depend on it.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Raises
+    ------
+    DataError
+        For an unreadable image or one smaller than a patch (naming the file).
+    """
+    samples = list_samples(data_dir, split, labels=False)
+    directory = Path(run_dir) / "pseudo" / split / pseudo_label_key(config, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    jobs = [(s.image_path, directory / f"{s.name}.npz", config, seed) for s in samples]
+    bar = tqdm(total=len(jobs), desc=f"pseudo labels ({split})", unit="image", disable=not progress)
+    try:
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(_one_image, jobs):
+                    bar.update()
+        else:
+            for job in jobs:
+                _one_image(job)
+                bar.update()
+    finally:
+        bar.close()
+
+    rows = []
+    for sample in samples:
+        for p in load_pseudo_labels(directory / f"{sample.name}.npz").patches:
+            rows.append({"image": sample.name, "row": p.corner[0], "col": p.corner[1], "n_components": p.n_components,
+                         "mean_hull_area": p.mean_hull_area, "mean_area": p.mean_area, "usmi": p.usmi, "kept": False})
+    kept_idx = select_patches([r["usmi"] for r in rows], keep=config.keep_fraction)
+    for i in kept_idx:
+        rows[i]["kept"] = True
+    write_table(directory / "patches.csv", rows)
+    return PseudoLabelSet(
+        directory=directory,
+        names=[s.name for s in samples],
+        images=[s.image_path for s in samples],
+        kept=[(rows[i]["image"], rows[i]["row"], rows[i]["col"]) for i in kept_idx],
+        n_patches=len(rows),
+    )

@@ -1,0 +1,117 @@
+"""The label-free pseudo labels of one image: all of paper Sec. 2.1 and the per-image part of 2.2.
+
+:func:`pseudo_labels` chains the stages -- stain separation (Eq. 1-2),
+candidates (Eq. 3), softening (Eq. 4), the USMI of every patch (Algorithm 1)
+and the Voronoi tri-label -- and returns every intermediate result, so the
+book can show each stage.  It takes only the RGB image: no ground truth.
+Selecting the patches to keep happens over a whole training set
+(:func:`ssimnet.purify.select_patches`).
+
+Examples
+--------
+>>> from ssimnet.config import PseudoLabelConfig
+>>> from ssimnet.synthetic import synthetic_tile
+>>> result = pseudo_labels(synthetic_tile((256, 256), seed=0).image, PseudoLabelConfig())
+>>> result.soft.dtype, float(result.soft.max()) <= 1.0, len(result.patches)
+(dtype('float32'), True, 1)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from skimage.color import rgb2lab
+
+from .candidates import fuzzy_cmeans_mask, refine_candidates
+from .config import PseudoLabelConfig
+from .purify import PatchStats, patch_usmi
+from .soften import soften_labels
+from .stain import VahadaneSeparator, hematoxylin_image
+from .voronoi import voronoi_label
+
+__all__ = ["PseudoLabels", "pseudo_labels"]
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    """Every stage's output for one image.
+
+    Attributes
+    ----------
+    stains : (2, 3) float
+        Estimated stain colours (row 0 hematoxylin).
+    stain_fallback : bool
+        True if the reference matrix had to be used.
+    hematoxylin : (H, W, 3) uint8
+        ``I^T`` (Eq. 2).
+    fcm : (H, W) bool
+        Fuzzy c-means nucleus cluster, before the active contour.
+    candidates : (H, W) bool
+        Hard candidate map ``P`` (Eq. 3).
+    soft : (H, W) float32
+        Soft pseudo label (Eq. 4): 0 background, [0.5, 1) nuclei.
+    voronoi : (H, W) uint8
+        Tri-label: 1 nucleus point, 0 Voronoi edge, 2 ignore.
+    patches : list of PatchStats
+        USMI of every patch (Algorithm 1).
+    """
+
+    stains: np.ndarray
+    stain_fallback: bool
+    hematoxylin: np.ndarray
+    fcm: np.ndarray
+    candidates: np.ndarray
+    soft: np.ndarray
+    voronoi: np.ndarray
+    patches: list[PatchStats]
+
+
+def pseudo_labels(image: np.ndarray, config: PseudoLabelConfig, *, seed: int = 0) -> PseudoLabels:
+    """Run every pseudo-label stage on one RGB image.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+        At least ``config.patch_size`` pixels in each direction.
+    config : PseudoLabelConfig
+    seed : int
+        Seed of the stain-fit subsample and the FCM initialisation.
+
+    Raises
+    ------
+    ValueError
+        If the image is not (H, W, 3) uint8 or is smaller than one patch.
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    if min(image.shape[:2]) < config.patch_size:
+        raise ValueError(
+            f"image of {image.shape[0]}x{image.shape[1]} pixels is smaller than a "
+            f"{config.patch_size}x{config.patch_size} patch"
+        )
+    separator = VahadaneSeparator(n_samples=config.stain_samples, sparsity=config.stain_sparsity, seed=seed).fit(image)
+    hematoxylin = hematoxylin_image(separator.transform(image), separator.stain_matrix_)
+    lab = rgb2lab(hematoxylin)
+    fcm = fuzzy_cmeans_mask(lab, m=config.fcm_m, n_samples=config.fcm_samples, seed=seed)
+    candidates = refine_candidates(
+        lab[..., 0],
+        fcm,
+        contour_iterations=config.contour_iterations,
+        contour_smoothing=config.contour_smoothing,
+        min_size=config.min_size,
+        max_hole=config.max_hole,
+    )
+    return PseudoLabels(
+        stains=separator.stain_matrix_,
+        stain_fallback=separator.fallback_,
+        hematoxylin=hematoxylin,
+        fcm=fcm,
+        candidates=candidates,
+        soft=soften_labels(candidates, stop=config.soften_stop),
+        voronoi=voronoi_label(candidates, point_radius=config.point_radius),
+        patches=patch_usmi(
+            candidates, size=config.patch_size, stride=config.patch_stride, min_components=config.min_components
+        ),
+    )
