@@ -24,16 +24,30 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from tqdm.auto import tqdm
+from scipy import ndimage as ndi
+from tqdm import tqdm
 
 from . import __version__
 from .config import PseudoLabelConfig
-from .data import DataError, atomic_path, list_samples, read_image, write_table
+from .data import DataError, atomic_path, list_samples, read_image, read_label, write_table
+from .metrics import score
 from .purify import PatchStats, select_patches
 from .pseudo import PseudoLabels, pseudo_labels
 
-__all__ = ["PseudoLabelSet", "pseudo_label_key", "build_pseudo_labels", "load_pseudo_labels", "save_pseudo_labels"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "PseudoLabelSet",
+    "pseudo_label_key",
+    "build_pseudo_labels",
+    "load_pseudo_labels",
+    "save_pseudo_labels",
+    "pseudo_label_quality",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,8 @@ class PseudoLabelSet:
         The purified patches, by ascending USMI.
     n_patches : int
         All patches of the split, before purification.
+    patch_size : int
+        Side of a patch in pixels.
     """
 
     directory: Path
@@ -59,6 +75,7 @@ class PseudoLabelSet:
     images: list[Path]
     kept: list[tuple[str, int, int]]
     n_patches: int
+    patch_size: int
 
     def path(self, name: str) -> Path:
         """The ``.npz`` file of one image."""
@@ -203,4 +220,44 @@ def build_pseudo_labels(
         images=[s.image_path for s in samples],
         kept=[(rows[i]["image"], rows[i]["row"], rows[i]["col"]) for i in kept_idx],
         n_patches=len(rows),
+        patch_size=config.patch_size,
     )
+
+
+def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score stored pseudo labels against the ground truth of their split -- evaluation only.
+
+    The candidate map ``P`` is scored as an instance map (its 8-connected
+    components), the FCM map by pixels only.
+
+    Returns
+    -------
+    images : DataFrame
+        One row per image: ``fcm_precision``, ``fcm_recall``, ``fcm_dice`` and
+        ``precision``, ``recall``, ``dice``, ``aji``, ``pq`` of ``P``.
+    patches : DataFrame
+        One row per patch (``patches.csv`` plus ``precision``, ``recall``,
+        ``dice``, ``aji`` of ``P`` inside the patch).
+    """
+    import pandas as pd
+
+    patches = pd.read_csv(labels.directory / "patches.csv")
+    size = labels.patch_size
+    split = labels.directory.parent.name
+    truth = {s.name: s.label_path for s in list_samples(data_dir, split)}
+    image_rows, patch_scores = [], []
+    for name in labels.names:
+        result = load_pseudo_labels(labels.path(name))
+        true = read_label(truth[name])
+        instances = ndi.label(result.candidates, structure=np.ones((3, 3)))[0]
+        fcm, full = score(true, result.fcm.astype(np.int32)), score(true, instances)
+        image_rows.append({"image": name, "fcm_precision": fcm.precision, "fcm_recall": fcm.recall, "fcm_dice": fcm.dice,
+                           "precision": full.precision, "recall": full.recall, "dice": full.dice, "aji": full.aji,
+                           "pq": full.pq, "stain_fallback": result.stain_fallback})
+        for row in patches[patches.image == name].itertuples():
+            crop = (slice(row.row, row.row + size), slice(row.col, row.col + size))
+            s = score(true[crop], instances[crop])
+            patch_scores.append({"index": row.Index, "precision": s.precision, "recall": s.recall, "dice": s.dice, "aji": s.aji})
+    scores = pd.DataFrame(patch_scores).set_index("index").sort_index()
+    return pd.DataFrame(image_rows), patches.join(scores)
+
