@@ -5,6 +5,8 @@
     ssimnet data convert {monuseg,cpm17} SRC DST [--split S]
     ssimnet data synth DST [--profile P]
     ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
+    ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
+    ssimnet segment IMAGE... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--device D]
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--only NB] [--quiet]
 
@@ -75,6 +77,65 @@ def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
         f"{result.directory}: pseudo labels of {len(result.names)} images; "
         f"{len(result.kept)} of {result.n_patches} patches kept (alpha = {profile.pseudo.keep_fraction:.0%})"
     )
+
+
+# --------------------------------------------------------------------------- train and segment
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .io import train_network
+
+    profile = get_profile(args.profile)
+    trainer, checkpoint = train_network(
+        args.data_dir, args.out, profile, seed=args.seed, device=args.device or None, workers=args.workers,
+        restart=args.restart, progress=not args.quiet,
+    )
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"{checkpoint}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else ""))
+
+
+def _cmd_segment(args: argparse.Namespace) -> None:
+    from .data import read_image, write_image, write_label
+    from .infer import measure_nuclei, segment_image
+    from .io import load_checkpoint, train_network
+    from .stain import nonnegative_unmix, rgb_to_od
+    from .train import Trainer
+    from .viz import outline_overlay
+
+    profile = get_profile(args.profile)
+    images = {Path(p).stem: read_image(p) for p in args.images}
+    if len(images) != len(args.images):
+        raise CommandError("two input images share a file name; their outputs would collide")
+    patch = profile.pseudo.patch_size
+    epochs = profile.train.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
+    for path, image in zip(args.images, images.values()):
+        if epochs > 0 and min(image.shape[:2]) < patch:
+            raise DataError(path, f"image of {image.shape[0]}x{image.shape[1]} pixels is smaller than a "
+                                  f"{patch}x{patch} patch; fine-tuning needs one (use --finetune-epochs 0)")
+    out = Path(args.out)
+    if args.model:
+        try:
+            trainer = Trainer.from_state(load_checkpoint(args.model), device=args.device or None)
+        except ValueError as exc:
+            raise DataError(args.model, str(exc)) from None
+    else:
+        # Fully label-free on the given images: they are the training set.
+        staging = out / ".train-data" / "train" / "images"
+        for name, image in images.items():
+            write_image(staging / f"{name}.png", image)
+        trainer, _ = train_network(out / ".train-data", out / ".run", profile, seed=args.seed,
+                                   device=args.device or None, progress=not args.quiet)
+    for name, image in images.items():
+        result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances, seed=args.seed)
+        if int(result.label.max()) > 65535:
+            raise CommandError(f"{name}: more than 65535 nuclei do not fit a 16-bit label PNG")
+        write_label(out / f"{name}_label.png", result.label)
+        write_image(out / f"{name}_overlay.png", outline_overlay(image, result.label))
+        hema = nonnegative_unmix(rgb_to_od(image), result.pseudo.stains)[..., 0]
+        table = measure_nuclei(result.label, hema)
+        rows = [dict(zip(table, values)) for values in zip(*table.values())]
+        write_table(out / f"{name}_nuclei.csv", rows, columns=list(table))
+        print(f"{name}: {int(result.label.max())} nuclei -> {out / (name + '_label.png')}")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -265,6 +326,29 @@ def _parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
     pseudo.add_argument("--quiet", action="store_true", help="no progress bar")
     pseudo.set_defaults(func=_cmd_pseudo_labels)
+
+    train = sub.add_parser("train", help="train SSimNet on the pseudo labels of a training split")
+    train.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
+    train.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_cmd_train)
+
+    segment = sub.add_parser("segment", help="segment nuclei in H&E images, without labels")
+    segment.add_argument("images", nargs="+", help="RGB images (PNG, TIFF, JPEG)")
+    segment.add_argument("--out", required=True, help="output folder")
+    segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: train on the given images)")
+    segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    segment.add_argument("--finetune-epochs", type=int, default=None, help="per-image fine-tuning epochs (0 = none)")
+    segment.add_argument("--instances", choices=["cc", "watershed"], default=None, help="instance method")
+    segment.add_argument("--seed", type=int, default=0)
+    segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
+    segment.add_argument("--quiet", action="store_true", help="no progress bars")
+    segment.set_defaults(func=_cmd_segment)
 
     evaluate = sub.add_parser("evaluate", help="score predicted instance maps against ground truth")
     evaluate.add_argument("gt_dir", help="folder of ground-truth label PNGs (or a split folder with labels/)")

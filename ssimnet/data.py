@@ -297,12 +297,15 @@ def _staged_dataset(dst: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]]) -> None:
-    """Write `rows` (dicts with the same keys) as a CSV file, atomically."""
-    if not rows:
-        raise ValueError("no rows to write")
+def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]], *, columns: list[str] | None = None) -> None:
+    """Write `rows` (dicts with the same keys) as a CSV file, atomically.
+
+    `columns` names the header when `rows` may be empty.
+    """
+    if not rows and not columns:
+        raise ValueError("no rows to write and no columns given")
     with atomic_path(Path(path)) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
 

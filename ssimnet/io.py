@@ -32,13 +32,16 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import PseudoLabelConfig
-from .data import DataError, atomic_path, list_samples, read_image, read_label, write_table
+from .data import DataError, atomic_path, list_samples, read_image, read_label, write_label, write_table
 from .metrics import score
 from .purify import PatchStats, select_patches
 from .pseudo import PseudoLabels, pseudo_labels
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .config import Profile
+    from .train import PatchData, Trainer
 
 __all__ = [
     "PseudoLabelSet",
@@ -47,6 +50,11 @@ __all__ = [
     "load_pseudo_labels",
     "save_pseudo_labels",
     "pseudo_label_quality",
+    "load_training_patches",
+    "save_checkpoint",
+    "load_checkpoint",
+    "train_network",
+    "evaluate_network",
 ]
 
 
@@ -82,10 +90,14 @@ class PseudoLabelSet:
         return self.directory / f"{name}.npz"
 
 
+def _key(*parts: object) -> str:
+    blob = json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(f"{blob}{__version__}".encode()).hexdigest()[:12]
+
+
 def pseudo_label_key(config: PseudoLabelConfig, seed: int) -> str:
     """Short hash of everything that determines the pseudo labels."""
-    blob = json.dumps({"config": dataclasses.asdict(config), "seed": seed, "version": __version__}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return _key(config, seed)
 
 
 def _image_digest(image: np.ndarray) -> str:
@@ -261,3 +273,144 @@ def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSe
     scores = pd.DataFrame(patch_scores).set_index("index").sort_index()
     return pd.DataFrame(image_rows), patches.join(scores)
 
+
+
+# --------------------------------------------------------------------------- training data and checkpoints
+
+
+def load_training_patches(labels: PseudoLabelSet, *, purify: bool = True, soft_labels: bool = True) -> PatchData:
+    """The training patches of a split: the purified set (or every patch when `purify` is False)."""
+    import pandas as pd
+
+    from .config import Profile
+    from .train import PatchData, Trainer
+
+    items = {name: (read_image(path), load_pseudo_labels(labels.path(name))) for name, path in zip(labels.names, labels.images)}
+    if purify:
+        patches = labels.kept
+    else:
+        table = pd.read_csv(labels.directory / "patches.csv")
+        patches = [(r.image, int(r.row), int(r.col)) for r in table.itertuples()]
+    return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=soft_labels)
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict) -> None:
+    """Write a training checkpoint (:meth:`ssimnet.train.Trainer.state`) atomically."""
+    import torch
+
+    with atomic_path(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` onto the CPU.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or is not an ssimnet checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many kinds on a foreign file
+        raise DataError(path, f"not an ssimnet checkpoint ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or state.get("format") != "ssimnet-checkpoint-1":
+        raise DataError(path, "not an ssimnet checkpoint (no ssimnet-checkpoint-1 format tag)")
+    return state
+
+
+def train_network(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 1,
+    restart: bool = False,
+    progress: bool = True,
+) -> tuple[Trainer, Path]:
+    """Pseudo labels of the training split, then SSimNet training with a checkpoint after every epoch.
+
+    The checkpoint lives in ``<run_dir>/train/<key>/checkpoint.pt``, ``key``
+    hashing the pseudo-label and training settings and the seed.  If it
+    exists, training resumes from it (a finished run returns at once) unless
+    `restart`.  ``history.csv`` beside it lists the per-epoch losses.
+
+    Returns
+    -------
+    (Trainer, Path)
+        The trained network and its checkpoint.
+    """
+    from .train import Trainer
+
+    labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
+    directory = Path(run_dir) / "train" / _key(profile.pseudo, profile.train, seed)
+    checkpoint = directory / "checkpoint.pt"
+    if checkpoint.is_file() and not restart:
+        trainer = Trainer.from_state(load_checkpoint(checkpoint), profile.train, device=device)
+    else:
+        trainer = Trainer.new(profile.train, seed=seed, device=device)
+    if trainer.epoch < profile.train.epochs:
+        data = load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels)
+
+        def save(t: Trainer) -> None:
+            save_checkpoint(checkpoint, t.state())
+            write_table(directory / "history.csv", t.history)
+
+        trainer.fit(data, profile.train.epochs, on_epoch_end=save, progress=progress)
+    return trainer, checkpoint
+
+
+def evaluate_network(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    trainer: Trainer,
+    *,
+    split: str = "test",
+    finetune_epochs: int | None = None,
+    method: str | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, Path]:
+    """Segment every image of a split label-free and score it against its ground truth.
+
+    Pseudo labels of the split come from :func:`build_pseudo_labels` (cached);
+    predictions are written as 16-bit label PNGs under
+    ``<run_dir>/predictions/<key>/`` with ``scores.csv`` (one row per image),
+    ``key`` hashing the network's weights and the fine-tuning and instance
+    settings; an existing ``scores.csv`` there is read back instead of
+    recomputing.  Ground truth is read only to score.
+
+    Returns
+    -------
+    (DataFrame, Path)
+        Per-image scores and the predictions folder.
+    """
+    import pandas as pd
+
+    from .infer import segment_image
+
+    epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
+    method = method or profile.train.instances
+    weights = hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes() for v in trainer.model.state_dict().values())).hexdigest()
+    directory = Path(run_dir) / "predictions" / _key(weights, profile.pseudo, profile.train, epochs, method, seed, split)
+    if (directory / "scores.csv").is_file():
+        return pd.read_csv(directory / "scores.csv"), directory
+    labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers, progress=progress)
+    truth = {s.name: s.label_path for s in list_samples(data_dir, split)}
+    rows = []
+    for name, image_path in tqdm(list(zip(labels.names, labels.images)), desc=f"segmenting ({split})", unit="image", disable=not progress):
+        result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
+                               seed=seed, pseudo=load_pseudo_labels(labels.path(name)))
+        write_label(directory / f"{name}.png", result.label)
+        rows.append({"image": name, **score(read_label(truth[name]), result.label).as_dict()})
+    write_table(directory / "scores.csv", rows)
+    return pd.DataFrame(rows), directory

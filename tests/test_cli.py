@@ -12,7 +12,7 @@ import pytest
 
 from ssimnet.cli import main
 from ssimnet.config import SyntheticConfig
-from ssimnet.data import list_samples, read_sample, resolve_dataset, write_label
+from ssimnet.data import list_samples, read_sample, resolve_dataset, write_label, write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_SAMPLE = ROOT.parent / "shared" / "data" / "monuseg-raw-sample"
@@ -116,3 +116,46 @@ def test_book_driver_fails_loudly_and_keeps_no_output(tmp_path, capsys):
     shutil.rmtree(silent / "notebooks")
     _one_line_error(capsys, 2, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run")],
                     "03_silent.py", "not found")
+
+
+def test_train_then_segment(tmp_path, capsys):
+    from ssimnet.data import read_label
+
+    data = tmp_path / "data"
+    write_synthetic_dataset(data, SyntheticConfig(n_train=2, n_test=0, shape=(256, 256), seed=1))
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(run), "--profile", "smoke", "--quiet", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 epochs" in out
+    checkpoint = Path(out.split(":")[0])
+    assert checkpoint.is_file() and (checkpoint.parent / "history.csv").is_file()
+    # a second call finds the finished checkpoint and trains nothing more
+    mtime = checkpoint.stat().st_mtime_ns
+    assert main(["train", str(data), "--out", str(run), "--profile", "smoke", "--quiet", "--workers", "1"]) == 0
+    assert checkpoint.stat().st_mtime_ns == mtime
+
+    image = list_samples(data, "train")[0].image_path
+    seg = tmp_path / "seg"
+    argv = ["segment", str(image), "--out", str(seg), "--model", str(checkpoint), "--profile", "smoke",
+            "--finetune-epochs", "1", "--quiet"]
+    assert main(argv) == 0
+    name = image.stem
+    label = read_label(seg / f"{name}_label.png")
+    assert label.shape == (256, 256) and (seg / f"{name}_overlay.png").is_file()
+    rows = list(csv.DictReader(open(seg / f"{name}_nuclei.csv")))
+    assert len(rows) == label.max()
+    assert rows == [] or set(rows[0]) == {"id", "area", "centroid_row", "centroid_col", "eccentricity", "mean_hematoxylin"}
+
+
+def test_segment_bad_input(tmp_path, capsys):
+    from ssimnet.data import write_image
+
+    small = tmp_path / "small.png"
+    write_image(small, np.zeros((100, 100, 3), np.uint8))
+    _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke"],
+                    "small.png", "smaller than a 256x256 patch", "--finetune-epochs 0")
+    (tmp_path / "bad.pt").write_bytes(b"junk")
+    _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "bad.pt"),
+                                "--finetune-epochs", "0"], "bad.pt", "not an ssimnet checkpoint")
+    _one_line_error(capsys, 2, ["segment", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")], "nope.png", "file not found")
+    assert not (tmp_path / "o").exists()

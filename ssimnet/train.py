@@ -1,0 +1,317 @@
+"""SSimNet learning and per-image fine-tuning: paper Eq. (5) and Sec. 3.1.
+
+The network is trained on the purified patches only, with
+
+    Loss = lambda * BCE(p, y~) + (1 - lambda) * CE(F(x), z~),   lambda = 0.9,
+
+where ``p = softmax(F(x))[1]`` is the nucleus probability, ``y~`` the soft
+label (Eq. 4) and ``z~`` the Voronoi tri-label (label 2 ignored).  Adam, the
+learning rate multiplied by 0.98 after every epoch, random flips and 90-degree
+rotations.
+
+Determinism: the weights are initialised from ``torch.manual_seed(seed)``, and
+each epoch draws its patch order and augmentations from a generator seeded by
+``(seed, epoch)`` -- so a run resumed from the checkpoint of epoch ``k``
+continues exactly as the uninterrupted run would, and the same seed gives the
+same weights on the CPU.  The device is chosen when training starts (CUDA if
+present), never at import; on CUDA the forward pass runs in bfloat16 autocast.
+
+Examples
+--------
+>>> import torch
+>>> logits = torch.zeros(1, 2, 2, 2)                      # p = 0.5 everywhere
+>>> soft = torch.full((1, 1, 2, 2), 0.5)
+>>> tri = torch.tensor([[[1, 0], [2, 2]]])
+>>> round(float(ssimnet_loss(logits, soft, tri, lam=0.9).total), 4)   # BCE = CE = log 2
+0.6931
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .config import TrainConfig
+from .model import Architecture, UNet
+from .purify import select_patches
+from .pseudo import PseudoLabels
+from .voronoi import IGNORE
+
+__all__ = [
+    "resolve_device",
+    "PatchData",
+    "LossTerms",
+    "ssimnet_loss",
+    "TrainingDiverged",
+    "Trainer",
+]
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to use: `device` if given, else CUDA when available, else the CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class PatchData:
+    """Training patches of one or more images, all in memory.
+
+    Attributes
+    ----------
+    images : dict name -> (H, W, 3) uint8
+    soft : dict name -> (H, W) float32
+        BCE target: the soft label, or the hard candidate map when softening is off.
+    voronoi : dict name -> (H, W) uint8
+    patches : list of (name, row, col)
+    size : int
+        Patch side in pixels.
+    """
+
+    images: dict[str, np.ndarray]
+    soft: dict[str, np.ndarray]
+    voronoi: dict[str, np.ndarray]
+    patches: list[tuple[str, int, int]]
+    size: int
+
+    @classmethod
+    def from_pseudo_labels(
+        cls,
+        items: dict[str, tuple[np.ndarray, PseudoLabels]],
+        *,
+        patches: list[tuple[str, int, int]] | None = None,
+        size: int,
+        keep: float = 0.7,
+        soft_labels: bool = True,
+    ) -> PatchData:
+        """Assemble patches from images and their pseudo labels.
+
+        `patches` lists the patches to use (e.g. the purified set of a whole
+        split); when None, each image's own patches are ranked by USMI and the
+        fraction `keep` is used (the per-image set ``SET_k`` of the paper's
+        fine-tuning).
+        """
+        if patches is None:
+            patches = []
+            for name, (_, result) in items.items():
+                for i in select_patches([p.usmi for p in result.patches], keep=keep):
+                    patches.append((name, *result.patches[i].corner))
+        if not patches:
+            raise ValueError("no training patches")
+        return cls(
+            images={n: image for n, (image, _) in items.items()},
+            soft={n: (r.soft if soft_labels else r.candidates.astype(np.float32)) for n, (_, r) in items.items()},
+            voronoi={n: r.voronoi for n, (_, r) in items.items()},
+            patches=list(patches),
+            size=size,
+        )
+
+    def batches(self, generator: torch.Generator, batch_size: int, *, augment: bool):
+        """Yield ``(x, soft, tri)`` tensors for one epoch, in an order drawn from `generator`."""
+        order = torch.randperm(len(self.patches), generator=generator).tolist()
+        s = self.size
+        for start in range(0, len(order), batch_size):
+            xs, ys, zs = [], [], []
+            for i in order[start : start + batch_size]:
+                name, r, c = self.patches[i]
+                x = torch.from_numpy(self.images[name][r : r + s, c : c + s]).permute(2, 0, 1).float() / 255.0
+                y = torch.from_numpy(self.soft[name][r : r + s, c : c + s])[None].float()
+                z = torch.from_numpy(self.voronoi[name][r : r + s, c : c + s]).long()
+                if augment:
+                    k = int(torch.randint(4, (1,), generator=generator))
+                    flip = bool(torch.randint(2, (1,), generator=generator))
+                    x, y, z = (torch.rot90(t, k, dims=(-2, -1)) for t in (x, y, z))
+                    if flip:
+                        x, y, z = (torch.flip(t, dims=(-1,)) for t in (x, y, z))
+                xs.append(x)
+                ys.append(y)
+                zs.append(z)
+            yield torch.stack(xs), torch.stack(ys), torch.stack(zs)
+
+
+class LossTerms(NamedTuple):
+    """The total loss of Eq. (5) and its two terms."""
+
+    total: torch.Tensor
+    bce: torch.Tensor
+    ce: torch.Tensor
+
+
+def ssimnet_loss(logits: torch.Tensor, soft: torch.Tensor, tri: torch.Tensor, *, lam: float = 0.9) -> LossTerms:
+    """Paper Eq. (5) for one batch.
+
+    Parameters
+    ----------
+    logits : (B, 2, H, W)
+        Background and nucleus logits.
+    soft : (B, 1, H, W)
+        Soft labels in [0, 1].
+    tri : (B, H, W) long
+        Voronoi tri-labels; 2 is ignored.  A batch with no labelled pixel
+        contributes a CE term of 0.
+    lam : float
+        Weight of the BCE term.
+    """
+    logits = logits.float()
+    nucleus_logit = logits[:, 1:2] - logits[:, 0:1]  # log-odds of p = softmax(logits)[1]
+    bce = F.binary_cross_entropy_with_logits(nucleus_logit, soft)
+    if (tri != IGNORE).any():
+        ce = F.cross_entropy(logits, tri, ignore_index=IGNORE)
+    else:
+        ce = logits.sum() * 0.0
+    return LossTerms(lam * bce + (1 - lam) * ce, bce, ce)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
+@dataclass
+class Trainer:
+    """A network with its optimiser and learning-rate schedule, trained epoch by epoch.
+
+    Create one with :meth:`new` (fresh weights) or :meth:`from_state` (a
+    checkpoint's contents); :meth:`state` gives what a checkpoint stores.
+    """
+
+    model: UNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    config: TrainConfig
+    seed: int
+    device: torch.device
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, config: TrainConfig, *, seed: int = 0, device: str | torch.device | None = None) -> Trainer:
+        """A freshly initialised network (weights from ``torch.manual_seed(seed)``)."""
+        device = resolve_device(device)
+        torch.manual_seed(seed)
+        model = UNet(depth=config.depth, width=config.width).to(device=device, memory_format=torch.channels_last)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
+        return cls(model, optimizer, scheduler, config, seed, device)
+
+    @classmethod
+    def from_state(
+        cls, state: dict, config: TrainConfig | None = None, *, device: str | torch.device | None = None
+    ) -> Trainer:
+        """Rebuild a trainer from :meth:`state`; `config` (default: the stored one) must match its architecture.
+
+        Raises
+        ------
+        ValueError
+            If the stored architecture differs from `config`'s.
+        """
+        stored = TrainConfig(**state["config"])
+        config = config or stored
+        arch = Architecture(**state["architecture"])
+        if (arch.depth, arch.width) != (config.depth, config.width):
+            raise ValueError(
+                f"checkpoint holds a U-Net of depth {arch.depth} and width {arch.width}, "
+                f"but depth {config.depth} and width {config.width} were asked for"
+            )
+        trainer = cls.new(config, seed=state["seed"], device=device)
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        trainer.epoch = int(state["epoch"])
+        trainer.history = list(state["history"])
+        return trainer
+
+    def state(self) -> dict:
+        """Everything needed to resume: weights, optimiser, schedule, epoch, settings, history."""
+        return {
+            "format": "ssimnet-checkpoint-1",
+            "architecture": self.model.architecture.as_dict(),
+            "config": self.config.__dict__.copy(),
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": list(self.history),
+        }
+
+    def run_epoch(self, data: PatchData) -> dict[str, float]:
+        """Train one epoch over `data`; step the learning-rate schedule; return its mean losses.
+
+        Raises
+        ------
+        TrainingDiverged
+            If a batch's loss is not finite; the weights of the last finished
+            epoch are then unchanged in any checkpoint already written.
+        """
+        self.model.train()
+        start = time.perf_counter()
+        generator = _epoch_generator(self.seed, self.epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        sums = np.zeros(3)
+        n = 0
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        for x, y, z in data.batches(generator, self.config.batch_size, augment=self.config.augment):
+            x = x.to(self.device, memory_format=torch.channels_last)
+            y, z = y.to(self.device), z.to(self.device)
+            with autocast:
+                logits = self.model(x)
+            terms = ssimnet_loss(logits, y, z, lam=self.config.loss_lambda)
+            if not torch.isfinite(terms.total):
+                raise TrainingDiverged(
+                    f"loss became {float(terms.total.detach())} in epoch {self.epoch + 1}; training stopped "
+                    f"(lower the learning rate, currently {lr:.2e})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            self.optimizer.step()
+            sums += [float(t.detach()) * x.shape[0] for t in terms]
+            n += x.shape[0]
+        self.scheduler.step()
+        self.epoch += 1
+        record = {"epoch": self.epoch, "loss": float(sums[0] / n), "bce": float(sums[1] / n), "ce": float(sums[2] / n),
+                  "lr": float(lr), "patches": n, "seconds": time.perf_counter() - start}
+        self.history.append(record)
+        return record
+
+    def fit(
+        self,
+        data: PatchData,
+        epochs: int,
+        *,
+        on_epoch_end: Callable[[Trainer], None] | None = None,
+        progress: bool = True,
+        desc: str = "training",
+    ) -> Trainer:
+        """Train until ``self.epoch == epochs`` (resumed trainers continue where they stopped)."""
+        with tqdm(total=epochs, initial=self.epoch, desc=desc, unit="epoch", disable=not progress) as bar:
+            while self.epoch < epochs:
+                record = self.run_epoch(data)
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                bar.update()
+        return self
+
+    def finetune_copy(self, data: PatchData, epochs: int, *, progress: bool = False) -> Trainer:
+        """A copy of this trainer fine-tuned for `epochs` more epochs on `data` (paper Sec. 2.2).
+
+        The copy starts from these weights *and* this optimiser state (Adam's
+        moments and the decayed learning rate), as the paper's "optimizer
+        parameter saved in checkpoint"; this trainer is left unchanged.
+        """
+        twin = Trainer.from_state(copy.deepcopy(self.state()), self.config, device=self.device)
+        twin.history = []
+        return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning")
