@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,6 +342,7 @@ def train_network(
     hashing the pseudo-label and training settings and the seed.  If it
     exists, training resumes from it (a finished run returns at once) unless
     `restart`.  ``history.csv`` beside it lists the per-epoch losses.
+    Fine-tuning and inference settings do not enter the key.
 
     Returns
     -------
@@ -350,7 +352,7 @@ def train_network(
     from .train import Trainer
 
     labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
-    directory = Path(run_dir) / "train" / _key(profile.pseudo, profile.train, seed)
+    directory = Path(run_dir) / "train" / _key(profile.pseudo, profile.train.training_settings(), seed)
     checkpoint = directory / "checkpoint.pt"
     if checkpoint.is_file() and not restart:
         trainer = Trainer.from_state(load_checkpoint(checkpoint), profile.train, device=device)
@@ -387,7 +389,9 @@ def evaluate_network(
     ``<run_dir>/predictions/<key>/`` with ``scores.csv`` (one row per image),
     ``key`` hashing the network's weights and the fine-tuning and instance
     settings; an existing ``scores.csv`` there is read back instead of
-    recomputing.  Ground truth is read only to score.
+    recomputing.  Ground truth is read only to score.  The ``seconds`` column
+    is the wall time of fine-tuning plus prediction of the image (its pseudo
+    labels are computed beforehand and cached).
 
     Returns
     -------
@@ -408,9 +412,12 @@ def evaluate_network(
     truth = {s.name: s.label_path for s in list_samples(data_dir, split)}
     rows = []
     for name, image_path in tqdm(list(zip(labels.names, labels.images)), desc=f"segmenting ({split})", unit="image", disable=not progress):
-        result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
+        image = read_image(image_path)
+        start = time.perf_counter()
+        result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=method,
                                seed=seed, pseudo=load_pseudo_labels(labels.path(name)))
+        seconds = time.perf_counter() - start
         write_label(directory / f"{name}.png", result.label)
-        rows.append({"image": name, **score(read_label(truth[name]), result.label).as_dict()})
+        rows.append({"image": name, **score(read_label(truth[name]), result.label).as_dict(), "seconds": seconds})
     write_table(directory / "scores.csv", rows)
     return pd.DataFrame(rows), directory

@@ -15,7 +15,10 @@ from __future__ import annotations
 import numpy as np
 from skimage.segmentation import find_boundaries
 
-__all__ = ["outline_overlay"]
+__all__ = ["outline_overlay", "error_overlay", "TP_COLOR", "FP_COLOR", "FN_COLOR"]
+
+#: Colours of the paper's Figures 1 and 4: true positive, false positive, false negative.
+TP_COLOR, FP_COLOR, FN_COLOR = (0, 200, 0), (255, 215, 0), (220, 0, 0)
 
 
 def outline_overlay(
@@ -38,3 +41,24 @@ def outline_overlay(
     out = np.array(image, dtype=np.uint8, copy=True)
     out[find_boundaries(label, mode="inner")] = color
     return out
+
+
+def error_overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, *, alpha: float = 0.6) -> np.ndarray:
+    """Colour pixels by agreement, as the paper's Figures 1 and 4.
+
+    Green where prediction and ground truth are both foreground (true
+    positive), yellow where only the prediction is (false positive), red where
+    only the ground truth is (false negative); the image shows through with
+    weight ``1 - alpha``.
+
+    >>> img = np.zeros((1, 3, 3), dtype=np.uint8)
+    >>> error_overlay(img, np.array([[1, 1, 0]]), np.array([[1, 0, 1]]), alpha=1.0)[0].tolist()
+    [[0, 200, 0], [220, 0, 0], [255, 215, 0]]
+    """
+    t, p = np.asarray(true) > 0, np.asarray(pred) > 0
+    if t.shape != image.shape[:2] or p.shape != image.shape[:2]:
+        raise ValueError("image, true and pred must have the same height and width")
+    out = image.astype(np.float64)
+    for mask, colour in ((t & p, TP_COLOR), (p & ~t, FP_COLOR), (t & ~p, FN_COLOR)):
+        out[mask] = (1 - alpha) * out[mask] + alpha * np.asarray(colour, dtype=np.float64)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

@@ -126,7 +126,7 @@ def test_train_then_segment(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(data), "--out", str(run), "--profile", "smoke", "--quiet", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "2 epochs" in out
+    assert "15 epochs" in out
     checkpoint = Path(out.split(":")[0])
     assert checkpoint.is_file() and (checkpoint.parent / "history.csv").is_file()
     # a second call finds the finished checkpoint and trains nothing more

@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Training SSimNet
+#
+# Paper Sec. 2.2, Eq. (5). A U-Net $F$ (`ssimnet.model.UNet`) is trained on
+# the purified patches only, with
+#
+# $$\mathcal{L} = \lambda\, L_{BCE}\big(p, \tilde y\big) + (1-\lambda)\, L_{CE}\big(F(\tilde x), \tilde z\big), \qquad \lambda = 0.9,$$
+#
+# where $p = \operatorname{softmax}(F(\tilde x))_1$ is the nucleus probability,
+# $\tilde y$ the soft label and $\tilde z$ the Voronoi tri-label (label 2
+# ignored) -- both terms read the same two-channel output
+# (`ssimnet.train.ssimnet_loss`). Adam, learning rate decayed by 0.98 per
+# epoch, random flips and 90° rotations (`ssimnet.train.Trainer`). Training
+# writes a checkpoint after every epoch and resumes from it; rerunning this
+# chapter with unchanged settings reuses the finished network.
+
+# %% tags=["parameters"]
+data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
+run_dir = "runs/smoke"
+profile = "smoke"
+seed = 0
+device = ""
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.colors import ListedColormap
+
+from ssimnet.config import get_profile
+from ssimnet.data import read_image, resolve_dataset
+from ssimnet.infer import predict_probability
+from ssimnet.io import build_pseudo_labels, load_pseudo_labels, train_network
+
+config = get_profile(profile)
+data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
+trainer, checkpoint = train_network(data_root, run_dir, config, seed=seed, device=device or None, workers=2, progress=False)
+history = pd.DataFrame(trainer.history)
+arch = trainer.model.architecture
+print(f"U-Net of depth {arch.depth}, width {arch.width} "
+      f"({sum(p.numel() for p in trainer.model.parameters()):,} parameters) on {trainer.device}; "
+      f"{trainer.epoch} epochs of {int(history.patches.iloc[-1])} patches; profile {profile!r}, seed {seed}")
+
+# %% [markdown]
+# ## Training curves
+#
+# The total loss of Eq. (5) and its two terms per epoch (means over the
+# epoch's patches), and the learning rate.
+
+# %% tags=["hide-input"]
+fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
+for column, style in [("loss", "-"), ("bce", "--"), ("ce", ":")]:
+    left.plot(history.epoch, history[column], style, marker="o", ms=3, label={"loss": "total (Eq. 5)", "bce": "BCE vs soft label", "ce": "CE vs Voronoi label"}[column])
+left.set_xlabel("epoch")
+left.set_ylabel("loss")
+left.legend()
+right.plot(history.epoch, history.lr, marker="o", ms=3)
+right.set_xlabel("epoch")
+right.set_ylabel("learning rate")
+right.set_yscale("log")
+plt.show()
+
+# %%
+throughput = pd.DataFrame(
+    {
+        "device": [str(trainer.device)],
+        "torch threads": [torch.get_num_threads()],
+        "seconds per epoch (median)": [history.seconds.median()],
+        "training patches per second": [(history.patches / history.seconds).median()],
+        "total training minutes": [history.seconds.sum() / 60],
+    }
+).round(2)
+throughput
+
+# %% [markdown]
+# ## What the network sees
+#
+# Four purified training patches: the input, the soft label that the BCE term
+# pulls towards, the Voronoi tri-label of the CE term (blue: nucleus points,
+# black: Voronoi edges, white: ignored), and the trained network's nucleus
+# probability on the patch.
+
+# %% tags=["hide-input"]
+labels = build_pseudo_labels(data_root, run_dir, config.pseudo, split="train", seed=seed, progress=False)
+picks = [labels.kept[i] for i in np.linspace(0, len(labels.kept) - 1, 4).round().astype(int)]
+size = labels.patch_size
+fig, axes = plt.subplots(4, 4, figsize=(12, 12))
+for row, (name, r, c) in zip(axes, picks):
+    image = read_image(labels.images[labels.names.index(name)])[r : r + size, c : c + size]
+    pseudo = load_pseudo_labels(labels.path(name))
+    prob = predict_probability(trainer.model, image, tile=size, overlap=0, device=trainer.device)
+    row[0].imshow(image)
+    row[1].imshow(pseudo.soft[r : r + size, c : c + size], cmap="magma", vmin=0, vmax=1)
+    row[2].imshow(pseudo.voronoi[r : r + size, c : c + size], cmap=ListedColormap(["black", "tab:blue", "white"]), vmin=0, vmax=2, interpolation="nearest")
+    row[3].imshow(prob, cmap="magma", vmin=0, vmax=1)
+    for ax in row:
+        ax.axis("off")
+for ax, title in zip(axes[0], ["patch", "soft label", "Voronoi tri-label", "network probability"]):
+    ax.set_title(title)
+plt.tight_layout()
+plt.show()
