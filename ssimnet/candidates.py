@@ -38,7 +38,7 @@ from skimage.color import rgb2lab
 from skimage.morphology import remove_small_holes, remove_small_objects
 from skimage.segmentation import morphological_chan_vese
 
-__all__ = ["fuzzy_cmeans_mask", "refine_candidates", "candidate_nuclei"]
+__all__ = ["fuzzy_cmeans_mask", "clean_mask", "refine_candidates", "candidate_nuclei"]
 
 #: Below this spread of L* (in CIELAB units) an image is taken as blank: there
 #: is nothing to cluster.
@@ -77,6 +77,19 @@ def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000
     return (dist.argmin(1) == nucleus).reshape(lab.shape[:2])
 
 
+def clean_mask(mask: np.ndarray, *, min_size: int = 30, max_hole: int = 200) -> np.ndarray:
+    """Remove components below `min_size` pixels, then fill holes of at most `max_hole` pixels.
+
+    >>> m = np.zeros((7, 7), dtype=bool); m[1:6, 1:6] = True; m[3, 3] = False; m[0, 6] = True
+    >>> int(clean_mask(m, min_size=2, max_hole=1).sum())     # speck gone, hole filled
+    25
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if min_size > 1:
+        mask = remove_small_objects(mask, max_size=min_size - 1)
+    return remove_small_holes(mask, max_size=max_hole) if max_hole > 0 else mask
+
+
 def refine_candidates(
     lightness: np.ndarray,
     mask: np.ndarray,
@@ -110,9 +123,7 @@ def refine_candidates(
     if contour_iterations > 0 and not mask.all():
         mask = morphological_chan_vese(lightness, contour_iterations, init_level_set=mask, smoothing=contour_smoothing)
         mask = mask.astype(bool)
-    if min_size > 1:
-        mask = remove_small_objects(mask, max_size=min_size - 1)
-    return remove_small_holes(mask, max_size=max_hole) if max_hole > 0 else mask
+    return clean_mask(mask, min_size=min_size, max_hole=max_hole)
 
 
 def candidate_nuclei(

@@ -8,7 +8,7 @@ seams do not show; an image smaller than a tile is reflect-padded.
 :func:`instances` turns the probability map into labelled nuclei:
 
 ``"cc"`` (the paper's setting)
-    probability > 0.5, holes filled, objects below ``min_size`` removed,
+    probability > 0.5, objects below ``min_size`` removed, holes filled,
     connected components.
 ``"watershed"``
     the same foreground, split by a marker-controlled watershed on the
@@ -37,9 +37,10 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
-from skimage.morphology import h_maxima, remove_small_holes, remove_small_objects
+from skimage.morphology import h_maxima, remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
+from .candidates import clean_mask
 from .config import Profile
 from .model import UNet
 from .pseudo import PseudoLabels, pseudo_labels
@@ -122,11 +123,7 @@ def instances(
     """
     if method not in ("cc", "watershed"):
         raise ValueError(f"method must be 'cc' or 'watershed', got {method!r}")
-    foreground = np.asarray(probability) > threshold
-    if max_hole > 0:
-        foreground = remove_small_holes(foreground, max_size=max_hole)
-    if min_size > 1:
-        foreground = remove_small_objects(foreground, max_size=min_size - 1)
+    foreground = clean_mask(np.asarray(probability) > threshold, min_size=min_size, max_hole=max_hole)
     if method == "cc":
         return ndi.label(foreground, structure=np.ones((3, 3)))[0].astype(np.int32)
     smooth = ndi.gaussian_filter(np.asarray(probability, dtype=np.float64), sigma)

@@ -276,3 +276,12 @@ def test_synthetic_dataset_is_written_in_the_layout_and_deterministic(tmp_path):
     assert set(read_manifest(tmp_path / "a").values()) == {"synthetic"}
     # different tiles differ
     assert not np.array_equal(read_sample(train[0])[0], read_sample(train[1])[0])
+
+
+def test_written_files_have_normal_permissions(tmp_path):
+    import os
+
+    write_image(tmp_path / "a.png", _rgb())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask

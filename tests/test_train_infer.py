@@ -214,3 +214,10 @@ def test_segment_image_end_to_end(tile, data):
 def test_unet_checks_input_size():
     with pytest.raises(ValueError, match="multiple of 4"):
         UNet(depth=2, width=2)(torch.zeros(1, 3, 30, 30))
+
+
+def test_training_key_ignores_inference_settings():
+    base = TrainConfig()
+    assert base.training_settings() == dataclasses.replace(base, instances="watershed", finetune_epochs=0,
+                                                           tile_overlap=32, min_size=10).training_settings()
+    assert base.training_settings() != dataclasses.replace(base, lr=1e-3).training_settings()
