@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -119,7 +120,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
         except ValueError as exc:
             raise DataError(args.model, str(exc)) from None
     else:
-        # Fully label-free on the given images: they are the training set.
+        # Fully label-free on the given images: they, and only they, are the training set.
+        shutil.rmtree(out / ".train-data", ignore_errors=True)
         staging = out / ".train-data" / "train" / "images"
         for name, image in images.items():
             write_image(staging / f"{name}.png", image)

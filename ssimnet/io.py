@@ -1,4 +1,13 @@
-"""Run artefacts on disk: the cached pseudo labels of a dataset split and the purified patch set.
+"""Run artefacts on disk: pseudo labels, training checkpoints, predictions and their scores.
+
+Everything a run writes lives under one run directory, each stage in a
+folder named by a hash of the settings that determine it, so that a rerun
+with unchanged settings reuses the stage and changed settings never mix with
+old results:
+
+- ``pseudo/<split>/<key>/`` -- :func:`build_pseudo_labels`
+- ``train/<key>/checkpoint.pt`` and ``history.csv`` -- :func:`train_network`
+- ``predictions/<key>/*.png`` and ``scores.csv`` -- :func:`evaluate_network`
 
 :func:`build_pseudo_labels` runs :func:`ssimnet.pseudo.pseudo_labels` on every
 image of a split -- images only, it never opens a label file -- in parallel
@@ -24,7 +33,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -67,6 +75,7 @@ class PseudoLabelSet:
     ----------
     directory : Path
         ``<run_dir>/pseudo/<split>/<key>``.
+    split : str
     names : list of str
         Image names, sorted.
     images : list of Path
@@ -80,6 +89,7 @@ class PseudoLabelSet:
     """
 
     directory: Path
+    split: str
     names: list[str]
     images: list[Path]
     kept: list[tuple[str, int, int]]
@@ -229,6 +239,7 @@ def build_pseudo_labels(
     write_table(directory / "patches.csv", rows)
     return PseudoLabelSet(
         directory=directory,
+        split=split,
         names=[s.name for s in samples],
         images=[s.image_path for s in samples],
         kept=[(rows[i]["image"], rows[i]["row"], rows[i]["col"]) for i in kept_idx],
@@ -256,8 +267,7 @@ def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSe
 
     patches = pd.read_csv(labels.directory / "patches.csv")
     size = labels.patch_size
-    split = labels.directory.parent.name
-    truth = {s.name: s.label_path for s in list_samples(data_dir, split)}
+    truth = {s.name: s.label_path for s in list_samples(data_dir, labels.split)}
     image_rows, patch_scores = [], []
     for name in labels.names:
         result = load_pseudo_labels(labels.path(name))
