@@ -17,7 +17,13 @@
 # Before predicting a test image, the paper fine-tunes the trained network
 # for five epochs on that image's own pseudo labels (its purified patches,
 # $SET_k$), starting from the optimiser state saved in the checkpoint
-# (`ssimnet.train.Trainer.finetune_copy`). Prediction runs on overlapping
+# (`ssimnet.train.Trainer.finetune_copy`). The paper's schedule has decayed
+# its learning rate to $5\cdot10^{-5} \times 0.98^{150} \approx 2.4\cdot10^{-6}$
+# by then; a profile with a shorter, steeper schedule sets
+# `TrainConfig.finetune_lr` to that value, since fine-tuning at a large rate
+# fits the image's own pseudo labels, merges included (the `cpu` profile's
+# comment in `ssimnet/config.py` lists the rates tried on training images).
+# Prediction runs on overlapping
 # tiles blended into one probability map (`ssimnet.infer.predict_probability`);
 # probability > 0.5, holes filled, small objects removed and connected
 # components give the nuclei (`ssimnet.infer.instances`, the paper's setting).
@@ -49,8 +55,9 @@ runs = {}
 for label, epochs in [("SSimNet w/o ft", 0), ("SSimNet", config.train.finetune_epochs)]:
     runs[label] = evaluate_network(data_root, run_dir, config, trainer, split="test", finetune_epochs=epochs,
                                    method="cc", seed=seed, workers=2, progress=False)
+ft_lr = trainer.optimizer.param_groups[0]["lr"] if config.train.finetune_lr is None else config.train.finetune_lr
 print(f"test split of {data_root.name}: {len(runs['SSimNet'][0])} images; profile {profile!r}, seed {seed}; "
-      f"fine-tuning {config.train.finetune_epochs} epochs per image")
+      f"fine-tuning {config.train.finetune_epochs} epochs per image at learning rate {ft_lr:.2g}")
 
 # %% [markdown]
 # ## Scores beside the paper's

@@ -8,6 +8,9 @@ old results:
 - ``pseudo/<split>/<key>/`` -- :func:`build_pseudo_labels`
 - ``train/<key>/checkpoint.pt`` and ``history.csv`` -- :func:`train_network`
 - ``predictions/<key>/*.png`` and ``scores.csv`` -- :func:`evaluate_network`
+  (and :func:`evaluate_supervised`)
+- ``supervised/<key>/checkpoint.pt`` -- :func:`train_supervised`
+- ``baselines/<method>/<key>/*.png`` and ``scores.csv`` -- :func:`evaluate_baseline`
 
 :func:`build_pseudo_labels` runs :func:`ssimnet.pseudo.pseudo_labels` on every
 image of a split -- images only, it never opens a label file -- in parallel
@@ -41,15 +44,17 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import PseudoLabelConfig
-from .data import DataError, atomic_path, list_samples, read_image, read_label, write_label, write_table
+from .data import DataError, atomic_path, list_samples, read_image, read_label, read_sample, write_label, write_table
 from .metrics import score
 from .purify import PatchStats, select_patches
 from .pseudo import PseudoLabels, pseudo_labels
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     import pandas as pd
 
-    from .config import Profile
+    from .config import Profile, TrainConfig
     from .train import PatchData, Trainer
 
 __all__ = [
@@ -63,7 +68,12 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "train_network",
+    "train_supervised",
     "evaluate_network",
+    "evaluate_supervised",
+    "evaluate_baseline",
+    "MethodRuns",
+    "run_methods",
 ]
 
 
@@ -293,8 +303,7 @@ def load_training_patches(labels: PseudoLabelSet, *, purify: bool = True, soft_l
     """The training patches of a split: the purified set (or every patch when `purify` is False)."""
     import pandas as pd
 
-    from .config import Profile
-    from .train import PatchData, Trainer
+    from .train import PatchData
 
     items = {name: (read_image(path), load_pseudo_labels(labels.path(name))) for name, path in zip(labels.names, labels.images)}
     if purify:
@@ -335,6 +344,38 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
     return state
 
 
+def _fit_with_checkpoints(
+    directory: Path,
+    config: TrainConfig,
+    data: Callable[[], PatchData],
+    *,
+    seed: int,
+    device: str | None,
+    restart: bool,
+    progress: bool,
+    desc: str = "training",
+) -> tuple[Trainer, Path]:
+    """Train to ``config.epochs``, resuming from and writing ``directory/checkpoint.pt`` and ``history.csv``.
+
+    `data` is only called when there is training left to do.
+    """
+    from .train import Trainer
+
+    checkpoint = directory / "checkpoint.pt"
+    if checkpoint.is_file() and not restart:
+        trainer = Trainer.from_state(load_checkpoint(checkpoint), config, device=device)
+    else:
+        trainer = Trainer.new(config, seed=seed, device=device)
+    if trainer.epoch < config.epochs:
+
+        def save(t: Trainer) -> None:
+            save_checkpoint(checkpoint, t.state())
+            write_table(directory / "history.csv", t.history)
+
+        trainer.fit(data(), config.epochs, on_epoch_end=save, progress=progress, desc=desc)
+    return trainer, checkpoint
+
+
 def train_network(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],
@@ -359,24 +400,75 @@ def train_network(
     (Trainer, Path)
         The trained network and its checkpoint.
     """
-    from .train import Trainer
-
     labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
     directory = Path(run_dir) / "train" / _key(profile.pseudo, profile.train.training_settings(), seed)
-    checkpoint = directory / "checkpoint.pt"
-    if checkpoint.is_file() and not restart:
-        trainer = Trainer.from_state(load_checkpoint(checkpoint), profile.train, device=device)
-    else:
-        trainer = Trainer.new(profile.train, seed=seed, device=device)
-    if trainer.epoch < profile.train.epochs:
-        data = load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels)
+    return _fit_with_checkpoints(
+        directory, profile.train,
+        lambda: load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels),
+        seed=seed, device=device, restart=restart, progress=progress,
+    )
 
-        def save(t: Trainer) -> None:
-            save_checkpoint(checkpoint, t.state())
-            write_table(directory / "history.csv", t.history)
 
-        trainer.fit(data, profile.train.epochs, on_epoch_end=save, progress=progress)
-    return trainer, checkpoint
+def train_supervised(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    restart: bool = False,
+    progress: bool = True,
+) -> tuple[Trainer, Path]:
+    """The supervised U-Net baseline: the SSimNet network and schedule trained on the training split's labels.
+
+    The only function of the project that reads training labels
+    (:func:`ssimnet.baselines.supervised_patches`).  Checkpoints as in
+    :func:`train_network`, under ``<run_dir>/supervised/<key>/``.
+    """
+    from .baselines import supervised_patches
+
+    cfg = profile.pseudo
+    directory = Path(run_dir) / "supervised" / _key("supervised", cfg.patch_size, cfg.patch_stride, profile.train.training_settings(), seed)
+
+    def data() -> PatchData:
+        items = {s.name: read_sample(s) for s in list_samples(data_dir, "train")}
+        return supervised_patches(items, size=cfg.patch_size, stride=cfg.patch_stride)
+
+    return _fit_with_checkpoints(directory, profile.train, data, seed=seed, device=device, restart=restart,
+                                 progress=progress, desc="training (supervised)")
+
+
+def _weights_digest(trainer: Trainer) -> str:
+    return hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes() for v in trainer.model.state_dict().values())).hexdigest()
+
+
+def _segment_split(
+    directory: Path,
+    data_dir: str | os.PathLike[str],
+    split: str,
+    segment: Callable[[str, Path], np.ndarray],
+    *,
+    progress: bool,
+    desc: str,
+) -> pd.DataFrame:
+    """Run ``segment(name, image_path)`` on every image of a split; write label PNGs and ``scores.csv``.
+
+    An existing ``scores.csv`` is read back instead.  Ground truth is read only
+    to score, after the prediction.  The ``seconds`` column times `segment`.
+    """
+    import pandas as pd
+
+    if (directory / "scores.csv").is_file():
+        return pd.read_csv(directory / "scores.csv")
+    rows = []
+    for sample in tqdm(list_samples(data_dir, split), desc=desc, unit="image", disable=not progress):
+        start = time.perf_counter()
+        label = segment(sample.name, sample.image_path)
+        seconds = time.perf_counter() - start
+        write_label(directory / f"{sample.name}.png", label)
+        rows.append({"image": sample.name, **score(read_label(sample.label_path), label).as_dict(), "seconds": seconds})
+    write_table(directory / "scores.csv", rows)
+    return pd.DataFrame(rows)
 
 
 def evaluate_network(
@@ -408,26 +500,158 @@ def evaluate_network(
     (DataFrame, Path)
         Per-image scores and the predictions folder.
     """
-    import pandas as pd
-
     from .infer import segment_image
 
     epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
     method = method or profile.train.instances
-    weights = hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes() for v in trainer.model.state_dict().values())).hexdigest()
-    directory = Path(run_dir) / "predictions" / _key(weights, profile.pseudo, profile.train, epochs, method, seed, split)
-    if (directory / "scores.csv").is_file():
-        return pd.read_csv(directory / "scores.csv"), directory
-    labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers, progress=progress)
-    truth = {s.name: s.label_path for s in list_samples(data_dir, split)}
-    rows = []
-    for name, image_path in tqdm(list(zip(labels.names, labels.images)), desc=f"segmenting ({split})", unit="image", disable=not progress):
-        image = read_image(image_path)
-        start = time.perf_counter()
-        result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=method,
+    directory = Path(run_dir) / "predictions" / _key(_weights_digest(trainer), profile.pseudo, profile.train, epochs, method, seed, split)
+    if not (directory / "scores.csv").is_file():
+        labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers, progress=progress)
+    else:
+        labels = None
+
+    def segment(name: str, image_path: Path) -> np.ndarray:
+        result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
                                seed=seed, pseudo=load_pseudo_labels(labels.path(name)))
-        seconds = time.perf_counter() - start
-        write_label(directory / f"{name}.png", result.label)
-        rows.append({"image": name, **score(read_label(truth[name]), result.label).as_dict(), "seconds": seconds})
-    write_table(directory / "scores.csv", rows)
-    return pd.DataFrame(rows), directory
+        return result.label
+
+    return _segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory
+
+
+def evaluate_supervised(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    trainer: Trainer,
+    *,
+    split: str = "test",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, Path]:
+    """Score a network on a split by plain prediction (no pseudo labels, no fine-tuning): the supervised baseline.
+
+    Instances as in the paper's protocol (``instances="cc"``); output under
+    ``<run_dir>/predictions/<key>/`` like :func:`evaluate_network`.
+    """
+    from .infer import instances, predict_probability
+
+    cfg = profile.train
+    directory = Path(run_dir) / "predictions" / _key("plain", _weights_digest(trainer), cfg.tile_overlap, cfg.min_size, split)
+
+    def segment(name: str, image_path: Path) -> np.ndarray:
+        prob = predict_probability(trainer.model, read_image(image_path), tile=profile.pseudo.patch_size,
+                                   overlap=cfg.tile_overlap, device=trainer.device)
+        return instances(prob, method="cc", min_size=cfg.min_size)
+
+    return _segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory
+
+
+def evaluate_baseline(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    method: str,
+    profile: Profile,
+    *,
+    split: str = "test",
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, Path]:
+    """Run a label-free baseline (:func:`ssimnet.baselines.segment_baseline`) on a split and score it.
+
+    Predictions and ``scores.csv`` go to ``<run_dir>/baselines/<method>/<key>/``,
+    ``key`` hashing the baseline settings, the seed (not for a deterministic
+    method) and the split; a finished folder is read back.
+    """
+    from .baselines import DETERMINISTIC, IMAGE_METHODS, segment_baseline
+
+    if method not in IMAGE_METHODS:
+        raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(IMAGE_METHODS)}")
+    cfg = profile.train
+    settings = dataclasses.replace(profile.baselines, runs=0, network_runs=0)  # how many runs is not a setting of one
+    directory = Path(run_dir) / "baselines" / method / _key(method, settings, cfg.min_size, None if method in DETERMINISTIC else seed, split)
+
+    def segment(name: str, image_path: Path) -> np.ndarray:
+        return segment_baseline(read_image(image_path), method, profile.baselines, seed=seed, min_size=cfg.min_size, device=device)
+
+    return _segment_split(directory, data_dir, split, segment, progress=progress, desc=f"{method} ({split})"), directory
+
+
+@dataclass(frozen=True)
+class MethodRuns:
+    """Repeated runs of one method on one split (paper Sec. 3.1 protocol).
+
+    Attributes
+    ----------
+    method : str
+        Key of :data:`ssimnet.baselines.METHOD_NAMES`.
+    scores : list of DataFrame
+        Per-image scores of each run (as written to its ``scores.csv``).
+    folders : list of Path
+        Where each run's predictions lie.
+    seconds : float
+        Compute time of all runs: training (from the training history) plus
+        per-image segmentation, whether computed now or read back from disk.
+    """
+
+    method: str
+    scores: list[pd.DataFrame]
+    folders: list[Path]
+    seconds: float
+
+    def means(self) -> list[dict[str, float]]:
+        """The dataset figure (mean over images) of each run."""
+        return [frame.drop(columns=["image"]).mean().to_dict() for frame in self.scores]
+
+
+def run_methods(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    methods: Sequence[str],
+    *,
+    split: str = "test",
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, MethodRuns]:
+    """Run each method ``runs`` (per-image methods) or ``network_runs`` (trained networks) times and score it.
+
+    Methods are keys of :data:`ssimnet.baselines.METHOD_NAMES`: the label-free
+    baselines, ``"supervised"``, ``"ssimnet_noft"`` and ``"ssimnet"`` (with
+    per-image fine-tuning; the paper's connected-component instances).  Run
+    ``r`` uses seed ``seed + r``.  Every stage is cached on disk, so a rerun
+    reads the results back.
+    """
+    from .baselines import DETERMINISTIC, IMAGE_METHODS, METHOD_NAMES
+
+    out: dict[str, MethodRuns] = {}
+    for method in methods:
+        if method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
+        if method in IMAGE_METHODS:
+            n = 1 if method in DETERMINISTIC else profile.baselines.runs
+        else:
+            n = profile.baselines.network_runs
+        frames, folders, seconds = [], [], 0.0
+        for run in range(n):
+            run_seed = seed + run
+            if method in IMAGE_METHODS:
+                frame, folder = evaluate_baseline(data_dir, run_dir, method, profile, split=split, seed=run_seed,
+                                                  device=device, progress=progress)
+            elif method == "supervised":
+                trainer, _ = train_supervised(data_dir, run_dir, profile, seed=run_seed, device=device, progress=progress)
+                frame, folder = evaluate_supervised(data_dir, run_dir, profile, trainer, split=split, progress=progress)
+            else:
+                trainer, _ = train_network(data_dir, run_dir, profile, seed=run_seed, device=device, workers=workers, progress=progress)
+                frame, folder = evaluate_network(
+                    data_dir, run_dir, profile, trainer, split=split, method="cc", seed=run_seed, workers=workers,
+                    finetune_epochs=0 if method == "ssimnet_noft" else profile.train.finetune_epochs, progress=progress,
+                )
+            if method not in IMAGE_METHODS:
+                seconds += sum(h["seconds"] for h in trainer.history)
+            seconds += float(frame.seconds.sum())
+            frames.append(frame)
+            folders.append(folder)
+        out[method] = MethodRuns(method, frames, folders, seconds)
+    return out

@@ -49,8 +49,9 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -63,6 +64,8 @@ __all__ = [
     "aggregated_jaccard_index_plus",
     "panoptic_quality",
     "mean_scores",
+    "RunSummary",
+    "summarise_runs",
 ]
 
 
@@ -306,3 +309,51 @@ def mean_scores(scores: Iterable[Scores]) -> dict[str, float]:
         f.name: (sum(getattr(s, f.name) for s in scores) if f.name in counts else float(np.mean([getattr(s, f.name) for s in scores])))
         for f in fields(Scores)
     }
+
+
+class RunSummary(NamedTuple):
+    """One method's table cell per metric over repeated runs (paper Table 1: "mean +- std (upper bound)").
+
+    Attributes
+    ----------
+    mean, std : dict metric -> float
+        Mean and sample standard deviation (ddof = 1; 0 for a single run) over
+        runs of the dataset-mean metric.
+    best : dict metric -> float
+        The metrics of the best run, chosen by `select` (one run for every
+        column, as the paper's parenthesised "upper-bound results").
+    runs : int
+    """
+
+    mean: dict[str, float]
+    std: dict[str, float]
+    best: dict[str, float]
+    runs: int
+
+
+def summarise_runs(runs: Sequence[Mapping[str, float]], *, metrics: Sequence[str] = ("precision", "recall", "dice", "aji"), select: str = "dice") -> RunSummary:
+    """Mean, standard deviation and best run of dataset-mean metrics over repeated runs.
+
+    Parameters
+    ----------
+    runs : sequence of mapping metric -> value
+        Each run's dataset figure (e.g. :func:`mean_scores`).
+    metrics : sequence of str
+    select : str
+        The metric whose highest value picks the best run.
+
+    >>> s = summarise_runs([{"dice": 0.7, "aji": 0.4}, {"dice": 0.8, "aji": 0.3}], metrics=("dice", "aji"))
+    >>> round(s.mean["dice"], 3), round(s.std["dice"], 4), s.best["aji"]
+    (0.75, 0.0707, 0.3)
+    """
+    if not runs:
+        raise ValueError("no runs to summarise")
+    table = np.array([[float(r[m]) for m in metrics] for r in runs])
+    std = table.std(0, ddof=1) if len(runs) > 1 else np.zeros(len(metrics))
+    best = int(np.argmax(table[:, list(metrics).index(select)]))
+    return RunSummary(
+        mean=dict(zip(metrics, table.mean(0).tolist())),
+        std=dict(zip(metrics, std.tolist())),
+        best=dict(zip(metrics, table[best].tolist())),
+        runs=len(runs),
+    )

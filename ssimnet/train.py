@@ -310,8 +310,12 @@ class Trainer:
 
         The copy starts from these weights *and* this optimiser state (Adam's
         moments and the decayed learning rate), as the paper's "optimizer
-        parameter saved in checkpoint"; this trainer is left unchanged.
+        parameter saved in checkpoint"; this trainer is left unchanged.  With
+        ``config.finetune_lr`` set, the copy's learning rate starts there instead.
         """
         twin = Trainer.from_state(copy.deepcopy(self.state()), self.config, device=self.device)
         twin.history = []
+        if self.config.finetune_lr is not None:
+            for group in twin.optimizer.param_groups:
+                group["lr"] = self.config.finetune_lr
         return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning")

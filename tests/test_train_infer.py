@@ -145,6 +145,18 @@ def test_finetune_copy_leaves_the_original_and_continues_its_optimiser(data):
     assert tuned.history[0]["lr"] == pytest.approx(TINY.lr * 0.98**2)  # the schedule goes on
 
 
+def test_finetune_lr_overrides_the_schedule(data):
+    config = dataclasses.replace(TINY, finetune_lr=0.0)
+    trainer = Trainer.new(config, seed=1, device="cpu").fit(data, 2, progress=False)
+    tuned = trainer.finetune_copy(data, 1)
+    assert tuned.history[0]["lr"] == 0.0
+    # a zero rate moves no weight; only batch-norm statistics follow the new data
+    for (name, a), b in zip(trainer.model.state_dict().items(), tuned.model.state_dict().values()):
+        assert torch.equal(a, b) == (not ("running" in name or "num_batches" in name)), name
+    tuned = Trainer.new(dataclasses.replace(TINY, finetune_lr=1e-4), seed=1, device="cpu").fit(data, 2, progress=False).finetune_copy(data, 2)
+    assert [h["lr"] for h in tuned.history] == pytest.approx([1e-4, 1e-4 * 0.98])
+
+
 def test_network_learns_synthetic_nuclei_from_pseudo_labels(tile, data):
     config = dataclasses.replace(TINY, depth=2, width=8, epochs=25, lr=1e-2)
     trainer = Trainer.new(config, seed=0, device="cpu").fit(data, config.epochs, progress=False)
@@ -218,6 +230,6 @@ def test_unet_checks_input_size():
 
 def test_training_key_ignores_inference_settings():
     base = TrainConfig()
-    assert base.training_settings() == dataclasses.replace(base, instances="watershed", finetune_epochs=0,
+    assert base.training_settings() == dataclasses.replace(base, instances="cc", finetune_epochs=0, finetune_lr=1e-6,
                                                            tile_overlap=32, min_size=10).training_settings()
     assert base.training_settings() != dataclasses.replace(base, lr=1e-3).training_settings()

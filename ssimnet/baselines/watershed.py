@@ -1,0 +1,75 @@
+"""The classical baseline: hematoxylin threshold and distance-transform watershed.
+
+Not in the paper, but what image-analysis tools (QuPath's cell detection,
+CellProfiler pipelines) do by default, so it is what a user would pick
+instead of a deep label-free method:
+
+1. hematoxylin density by Ruifrok & Johnston colour deconvolution
+   (:func:`skimage.color.rgb2hed`), smoothed by a Gaussian;
+2. foreground = density above Otsu's threshold, small objects removed and
+   holes filled;
+3. markers = regional maxima of the Euclidean distance transform at least
+   `h` pixels high, so that each roughly convex blob gets one marker;
+4. watershed of the negated distance within the foreground.
+
+Examples
+--------
+>>> import numpy as np
+>>> image = np.full((60, 80, 3), 235, dtype=np.uint8)
+>>> yy, xx = np.mgrid[:60, :80]
+>>> for cx in (28, 46):                                # two touching discs
+...     image[(yy - 30) ** 2 + (xx - cx) ** 2 < 100] = (70, 50, 140)
+>>> label = hematoxylin_watershed(image, min_size=20)
+>>> int(label.max())
+2
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.color import rgb2hed
+from skimage.filters import threshold_otsu
+from skimage.morphology import h_maxima
+from skimage.segmentation import relabel_sequential, watershed
+
+from ..candidates import clean_mask
+
+__all__ = ["hematoxylin_watershed"]
+
+#: Below this spread of hematoxylin density an image is taken as blank.
+MIN_DENSITY_RANGE: float = 1e-3
+
+
+def hematoxylin_watershed(
+    image: np.ndarray,
+    *,
+    sigma: float = 1.0,
+    h: float = 2.0,
+    min_size: int = 30,
+    max_hole: int = 200,
+) -> np.ndarray:
+    """Nuclei instances by Otsu on hematoxylin and a distance-transform watershed.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+    sigma : float
+        Gaussian smoothing of the hematoxylin density, in pixels.
+    h : float
+        Minimum height, in pixels of distance, of a marker above its surroundings.
+    min_size, max_hole : int
+        Smallest object kept and largest hole filled, in pixels.
+
+    Returns
+    -------
+    (H, W) int32 instance map, 0 = background; empty for a blank image.
+    """
+    density = ndi.gaussian_filter(rgb2hed(np.asarray(image))[..., 0], sigma)
+    if np.ptp(density) < MIN_DENSITY_RANGE:
+        return np.zeros(image.shape[:2], dtype=np.int32)
+    foreground = clean_mask(density > threshold_otsu(density), min_size=min_size, max_hole=max_hole)
+    distance = ndi.distance_transform_edt(foreground)
+    markers = ndi.label(h_maxima(distance, h) & foreground)[0]
+    label = watershed(-distance, markers, mask=foreground)
+    return relabel_sequential(label)[0].astype(np.int32)
