@@ -10,6 +10,7 @@ DATA ?=
 RUN ?= runs/$(PROFILE)
 SEED ?= 0
 DEVICE ?=
+CPM17 ?=
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,7 +20,7 @@ STAMP := $(VENV)/.installed
 book: notebooks html
 
 notebooks: $(STAMP)
-	$(BIN)/ssimnet book --profile $(PROFILE) --data-dir "$(DATA)" --run-dir "$(RUN)" --seed $(SEED) --device "$(DEVICE)"
+	$(BIN)/ssimnet book --profile $(PROFILE) --data-dir "$(DATA)" --run-dir "$(RUN)" --seed $(SEED) --device "$(DEVICE)" --cpm17-dir "$(CPM17)"
 
 html: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going

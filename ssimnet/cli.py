@@ -296,6 +296,8 @@ def _cmd_book(args: argparse.Namespace) -> None:
         "seed": args.seed,
         "device": args.device,
     }
+    if args.cpm17_dir:
+        parameters["cpm17_dir"] = str(Path(args.cpm17_dir).resolve())
     written = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet)
     print(f"executed {len(written)} notebooks (profile {args.profile}, data {data_dir})")
 
@@ -364,6 +366,7 @@ def _parser() -> argparse.ArgumentParser:
     book.add_argument("--run-dir", default="", help="where results go (default: runs/<profile>)")
     book.add_argument("--seed", type=int, default=0)
     book.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
+    book.add_argument("--cpm17-dir", default="", help="CPM17 in the uniform layout, for Table 2 (optional)")
     book.add_argument("--only", nargs="*", default=[], help="execute only these notebooks (names as in _toc.yml)")
     book.add_argument("--book-dir", default=".", help="folder holding _toc.yml and notebooks/")
     book.add_argument("--quiet", action="store_true", help="no progress output")

@@ -153,23 +153,28 @@ class BaselineConfig:
         Deterministic methods (the classical watershed) run once.
     Pixel clustering (mKMeans, GMM)
         ``cluster_k`` clusters of RGB colour fitted on ``cluster_samples``
-        pixels; the darkest cluster is the nucleus class.
+        pixels; the darkest cluster is the nucleus class.  K = 3 (nuclei,
+        other tissue, background) was chosen on the MoNuSeg *training*
+        split: Dice 66.6 (mKMeans) and 69.1 (GMM) against 56.5 and 56.2 for
+        K = 2, where the dark cluster swallows the eosin-stained tissue.
     Kanezaki et al. (2018)
         A per-image CNN of ``kanezaki_convs`` 3x3 layers with
         ``kanezaki_channels`` channels, trained by SGD (``kanezaki_lr``,
         momentum 0.9) for at most ``kanezaki_iterations`` steps or until at
         most ``kanezaki_min_labels`` labels remain, with SLIC superpixels of
         about ``kanezaki_superpixel_area`` pixels and ``kanezaki_compactness``;
-        the image is first resized by ``kanezaki_scale``.
+        the image is first resized by ``kanezaki_scale`` (the superpixel
+        area counts pixels of the resized image).
     Classical watershed
         Ruifrok hematoxylin smoothed by ``watershed_sigma``, Otsu threshold,
         markers = maxima of the distance transform at least
-        ``watershed_h`` pixels high.
+        ``watershed_h`` pixels high (h = 1, 2, 3 on the MoNuSeg training
+        split: AJI 39.3, 37.7, 35.8).
     """
 
     runs: int = 10
     network_runs: int = 10
-    cluster_k: int = 2
+    cluster_k: int = 3
     cluster_samples: int = 50000
     kanezaki_channels: int = 100
     kanezaki_convs: int = 2
@@ -180,7 +185,7 @@ class BaselineConfig:
     kanezaki_compactness: float = 100.0
     kanezaki_scale: float = 1.0
     watershed_sigma: float = 1.0
-    watershed_h: float = 2.0
+    watershed_h: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -240,8 +245,10 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000)),
         train=TrainConfig(depth=4, width=16, epochs=20, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR),
-        # Kanezaki's CNN at half resolution with 32 channels and at most 100 steps per image.
-        baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=100, kanezaki_scale=0.5),
+        # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
+        # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).
+        baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=50,
+                                 kanezaki_scale=0.5, kanezaki_superpixel_area=25),
     ),
     # The paper's settings (Sec. 3.1): standard U-Net, 150 epochs, lr 5e-5 decayed by 0.98 per epoch.
     "paper": Profile(name="paper", synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000))),

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
-from skimage.morphology import h_maxima, remove_small_objects
+from skimage.morphology import h_maxima
 from skimage.segmentation import relabel_sequential, watershed
 
 from .candidates import clean_mask
@@ -133,7 +133,9 @@ def instances(
     orphans = ndi.label(foreground & (split == 0), structure=np.ones((3, 3)))[0]
     split = np.where(orphans > 0, orphans + split.max(), split)
     if min_size > 1:
-        split = remove_small_objects(split, max_size=min_size - 1)
+        small = np.bincount(split.ravel()) < min_size
+        small[0] = False
+        split = np.where(small[split], 0, split)
     return relabel_sequential(split)[0].astype(np.int32)
 
 

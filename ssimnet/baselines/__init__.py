@@ -20,8 +20,9 @@ Examples
 --------
 >>> import numpy as np
 >>> from ssimnet.config import BaselineConfig
->>> image = np.full((64, 64, 3), 230, dtype=np.uint8)
->>> image[10:30, 10:30] = image[40:60, 35:55] = (70, 50, 130)
+>>> image = np.full((64, 64, 3), 235, dtype=np.uint8)             # background
+>>> image[:, 32:] = (215, 140, 185)                                 # eosin stroma
+>>> image[10:30, 10:30] = image[40:60, 35:55] = (70, 50, 130)       # two nuclei
 >>> int(segment_baseline(image, "gmm", BaselineConfig(), seed=0).max())
 2
 """

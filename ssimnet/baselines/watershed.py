@@ -45,7 +45,7 @@ def hematoxylin_watershed(
     image: np.ndarray,
     *,
     sigma: float = 1.0,
-    h: float = 2.0,
+    h: float = 1.0,
     min_size: int = 30,
     max_hole: int = 200,
 ) -> np.ndarray:
