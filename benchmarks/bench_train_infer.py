@@ -4,7 +4,8 @@ Usage: python benchmarks/bench_train_infer.py [--device cpu|cuda] [--profiles sm
 
 For each profile's U-Net: training patches per second (256x256 patches,
 the profile's batch size, Eq. 5 loss, Adam step; median over timed steps after
-warm-up) and seconds to predict one 1000x1000 image with overlapping tiles
+warm-up), in channels_last (what the Trainer uses) and in the default
+contiguous memory format, and seconds to predict one 1000x1000 image with overlapping tiles
 (median of 3).  Untrained weights: speed does not depend on them.
 """
 
@@ -21,8 +22,9 @@ from ssimnet.infer import predict_probability
 from ssimnet.train import Trainer, ssimnet_loss
 
 
-def _train_rate(trainer: Trainer, batch: int, steps: int) -> float:
-    x = torch.rand(batch, 3, 256, 256, device=trainer.device).contiguous(memory_format=torch.channels_last)
+def _train_rate(trainer: Trainer, batch: int, steps: int, memory_format: torch.memory_format = torch.channels_last) -> float:
+    trainer.model.to(memory_format=memory_format)
+    x = torch.rand(batch, 3, 256, 256, device=trainer.device).contiguous(memory_format=memory_format)
     y = torch.rand(batch, 1, 256, 256, device=trainer.device)
     z = torch.randint(0, 3, (batch, 256, 256), device=trainer.device)
     times = []
@@ -52,11 +54,13 @@ def main() -> None:
     args = parser.parse_args()
     image = np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'profile':<8}{'device':>8}{'depth':>6}{'width':>6}{'params':>12}{'train patches/s':>17}{'infer s/1000²':>15}")
+    print(f"{'profile':<8}{'device':>8}{'depth':>6}{'width':>6}{'params':>12}{'train patches/s':>17}"
+          f"{'(contiguous)':>14}{'infer s/1000²':>15}")
     for name in args.profiles:
         profile = get_profile(name)
         trainer = Trainer.new(profile.train, seed=0, device=args.device)
-        rate = _train_rate(trainer, profile.train.batch_size, args.steps)
+        plain = _train_rate(trainer, profile.train.batch_size, args.steps, torch.contiguous_format)
+        rate = _train_rate(trainer, profile.train.batch_size, args.steps)  # channels_last, as Trainer uses
         times = []
         for _ in range(3):
             start = time.perf_counter()
@@ -64,7 +68,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         params = sum(p.numel() for p in trainer.model.parameters())
         print(f"{name:<8}{trainer.device.type:>8}{profile.train.depth:>6}{profile.train.width:>6}{params:>12,}"
-              f"{rate:>17.1f}{np.median(times):>15.2f}")
+              f"{rate:>17.1f}{plain:>14.1f}{np.median(times):>15.2f}")
 
 
 if __name__ == "__main__":

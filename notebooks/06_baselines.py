@@ -20,11 +20,13 @@
 # metric. Reproduced here (`ssimnet.baselines`, all scored by the same
 # `ssimnet.metrics` code):
 #
-# - **mKMeans** and **GMM**: pixel colours clustered by scikit-learn; the
-#   darkest cluster is nucleus (`ssimnet.baselines.clustering`).
+# - **mKMeans** and **GMM**: pixel colours clustered by scikit-learn into
+#   three clusters (nuclei, other tissue, background; chosen on the training
+#   split); the darkest cluster is nucleus (`ssimnet.baselines.clustering`).
 # - **Kanezaki et al.** (ICASSP 2018): a small CNN trained on the image it
-#   segments, its labels made constant within SLIC superpixels; the darkest
-#   segment is nucleus (`ssimnet.baselines.kanezaki`).
+#   segments, its labels made constant within SLIC superpixels; the segments
+#   darker on average than Otsu's threshold are nucleus
+#   (`ssimnet.baselines.kanezaki`).
 # - **Hematoxylin watershed**: Ruifrok colour deconvolution, Otsu threshold
 #   and a distance-transform watershed -- not in the paper, but what
 #   image-analysis tools do by default (`ssimnet.baselines.watershed`).
@@ -111,7 +113,7 @@ gaps
 
 # %%
 notes = {
-    "mKMeans": "the paper's clustering features are not specified; here RGB colour, darkest cluster = nucleus",
+    "mKMeans": "the paper does not give its clustering features or K; here RGB colour, K = 3, darkest cluster = nucleus",
     "GMM": "as mKMeans",
     "Kanezaki et al.": "network size, iterations and image scale follow the profile, not Kanezaki's 100 channels and 1000 steps",
     "SSimNet w/o ft": "the profile's network and epochs (see the training chapter)",

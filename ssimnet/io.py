@@ -505,10 +505,9 @@ def evaluate_network(
     epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
     method = method or profile.train.instances
     directory = Path(run_dir) / "predictions" / _key(_weights_digest(trainer), profile.pseudo, profile.train, epochs, method, seed, split)
-    if not (directory / "scores.csv").is_file():
-        labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers, progress=progress)
-    else:
-        labels = None
+    cached = (directory / "scores.csv").is_file()
+    labels = None if cached else build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed,
+                                                     workers=workers, progress=progress)
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
