@@ -344,6 +344,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
     return state
 
 
+def _claim(directory: Path, data_dir: str | os.PathLike[str], split: str) -> None:
+    """Record which images a cached stage folder was made from, or check that they are the same.
+
+    Keys hash settings, not data, so one run directory used for two datasets
+    would otherwise mix their results; ``source.json`` (the split and its
+    image names) turns that into a clear error.
+
+    Raises
+    ------
+    DataError
+        If `directory` holds results made from other images.
+    """
+    record = {"split": split, "images": [s.name for s in list_samples(data_dir, split, labels=False)]}
+    path = directory / "source.json"
+    if path.is_file():
+        if json.loads(path.read_text()) != record:
+            raise DataError(directory, f"holds results for other {split} images than those in {data_dir}; use another run directory")
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))
+
+
 def _fit_with_checkpoints(
     directory: Path,
     config: TrainConfig,
@@ -402,6 +424,7 @@ def train_network(
     """
     labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
     directory = Path(run_dir) / "train" / _key(profile.pseudo, profile.train.training_settings(), seed)
+    _claim(directory, data_dir, "train")
     return _fit_with_checkpoints(
         directory, profile.train,
         lambda: load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels),
@@ -429,6 +452,8 @@ def train_supervised(
 
     cfg = profile.pseudo
     directory = Path(run_dir) / "supervised" / _key("supervised", cfg.patch_size, cfg.patch_stride, profile.train.training_settings(), seed)
+
+    _claim(directory, data_dir, "train")
 
     def data() -> PatchData:
         items = {s.name: read_sample(s) for s in list_samples(data_dir, "train")}
@@ -458,6 +483,7 @@ def _segment_split(
     """
     import pandas as pd
 
+    _claim(directory, data_dir, split)
     if (directory / "scores.csv").is_file():
         return pd.read_csv(directory / "scores.csv")
     rows = []

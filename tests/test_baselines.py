@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from ssimnet.baselines.clustering import cluster_foreground
 from ssimnet.baselines.kanezaki import kanezaki_foreground, kanezaki_labels, superpixel_refine
 from ssimnet.baselines.watershed import hematoxylin_watershed
 from ssimnet.config import BaselineConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
-from ssimnet.data import list_samples, read_label, write_synthetic_dataset
+from ssimnet.data import DataError, list_samples, read_label, write_synthetic_dataset
 from ssimnet.io import evaluate_baseline, evaluate_supervised, run_methods, train_supervised
 from ssimnet.metrics import pixel_scores, score, summarise_runs
 from ssimnet.report import comparison_table, discrepancies
@@ -227,3 +228,15 @@ def test_crowded_window_matches_brute_force():
     counts = [[touch[r:r + 7, c:c + 7].sum() for c in range(34)] for r in range(24)]
     assert touch[rows, cols].sum() == np.max(counts)
     assert (rows.stop - rows.start, cols.stop - cols.start) == (7, 7)
+
+
+def test_a_run_directory_refuses_results_of_other_images(dataset, tmp_path):
+    profile = dataclasses.replace(get_profile("smoke"), baselines=FAST)
+    evaluate_baseline(dataset, tmp_path, "watershed", profile, progress=False)
+    other = write_synthetic_dataset(tmp_path / "other", SyntheticConfig(n_train=1, n_test=1, shape=(160, 160), seed=9))
+    with pytest.raises(DataError, match="holds results for other test images"):
+        evaluate_baseline(other, tmp_path, "watershed", profile, progress=False)
+    moved = tmp_path / "moved"  # the same images elsewhere are the same source
+    shutil.copytree(dataset, moved)
+    again, _ = evaluate_baseline(moved, tmp_path, "watershed", profile, progress=False)
+    assert len(again) == 2
