@@ -100,7 +100,7 @@ extra
 # %% [markdown]
 # Compute time counts training (for the networks, from their training
 # histories) and segmentation of every test image, summed over runs, on this
-# run's hardware.
+# run's hardware; the two SSimNet rows share one training, counted in both.
 #
 # ## Where the reproduction disagrees with the paper
 #
