@@ -111,7 +111,7 @@ extra
 gaps = discrepancies(summaries, TABLE1)
 gaps
 
-# %%
+# %% tags=["hide-input"]
 notes = {
     "mKMeans": "the paper does not give its clustering features or K; here RGB colour, K = 3, darkest cluster = nucleus",
     "GMM": "as mKMeans",
@@ -159,7 +159,7 @@ plt.show()
 # Produced when `cpm17_dir` points at CPM17 in the uniform layout (one run per
 # method, as in the paper).
 
-# %%
+# %% tags=["hide-input"]
 if cpm17_dir:
     once = dataclasses.replace(config, baselines=dataclasses.replace(config.baselines, runs=1, network_runs=1))
     cpm = run_methods(Path(cpm17_dir), Path(run_dir) / "cpm17", once, ["mkmeans", "gmm", "kanezaki", "ssimnet_noft", "ssimnet"],
