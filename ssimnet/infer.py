@@ -47,7 +47,7 @@ from .pseudo import PseudoLabels, pseudo_labels
 from .purify import patch_grid
 from .train import PatchData, Trainer, resolve_device
 
-__all__ = ["predict_probability", "instances", "measure_nuclei", "Segmentation", "segment_image"]
+__all__ = ["predict_probability", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
 
 
 def _blend_window(size: int, overlap: int) -> np.ndarray:
@@ -127,9 +127,24 @@ def instances(
     if method == "cc":
         return ndi.label(foreground, structure=np.ones((3, 3)))[0].astype(np.int32)
     smooth = ndi.gaussian_filter(np.asarray(probability, dtype=np.float64), sigma)
-    markers = ndi.label(h_maxima(smooth, h) & foreground)[0]
-    split = watershed(-smooth, markers, mask=foreground)
-    # foreground pieces without any marker stay whole
+    return marker_watershed(smooth, foreground, h=h, min_size=min_size)
+
+
+def marker_watershed(surface: np.ndarray, foreground: np.ndarray, *, h: float, min_size: int = 1) -> np.ndarray:
+    """Split `foreground` by a watershed of ``-surface`` seeded at the maxima of `surface` at least `h` high.
+
+    Foreground pieces that hold no marker stay whole; pieces below `min_size`
+    pixels are removed.  Returns an (H, W) int32 map numbered 1..N.
+
+    >>> fg = np.zeros((5, 10), dtype=bool); fg[1:4] = True
+    >>> surface = np.array([0, 1, 2, 1, 0, 0, 1, 2, 1, 0], dtype=float)[None].repeat(5, 0) * fg
+    >>> marker_watershed(surface, fg, h=0.5)[2].tolist()       # two peaks: two pieces
+    [1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
+    >>> marker_watershed(surface, fg, h=3.0)[2].tolist()       # no marker: the piece stays whole
+    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    """
+    markers = ndi.label(h_maxima(surface, h) & foreground)[0]
+    split = watershed(-surface, markers, mask=foreground)
     orphans = ndi.label(foreground & (split == 0), structure=np.ones((3, 3)))[0]
     split = np.where(orphans > 0, orphans + split.max(), split)
     if min_size > 1:

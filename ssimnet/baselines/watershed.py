@@ -10,7 +10,8 @@ instead of a deep label-free method:
    holes filled;
 3. markers = regional maxima of the Euclidean distance transform at least
    `h` pixels high, so that each roughly convex blob gets one marker;
-4. watershed of the negated distance within the foreground.
+4. watershed of the negated distance within the foreground
+   (:func:`ssimnet.infer.marker_watershed`, shared with SSimNet's instances).
 
 Examples
 --------
@@ -30,10 +31,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.color import rgb2hed
 from skimage.filters import threshold_otsu
-from skimage.morphology import h_maxima
-from skimage.segmentation import relabel_sequential, watershed
 
 from ..candidates import clean_mask
+from ..infer import marker_watershed
 
 __all__ = ["hematoxylin_watershed"]
 
@@ -69,7 +69,4 @@ def hematoxylin_watershed(
     if np.ptp(density) < MIN_DENSITY_RANGE:
         return np.zeros(image.shape[:2], dtype=np.int32)
     foreground = clean_mask(density > threshold_otsu(density), min_size=min_size, max_hole=max_hole)
-    distance = ndi.distance_transform_edt(foreground)
-    markers = ndi.label(h_maxima(distance, h) & foreground)[0]
-    label = watershed(-distance, markers, mask=foreground)
-    return relabel_sequential(label)[0].astype(np.int32)
+    return marker_watershed(ndi.distance_transform_edt(foreground), foreground, h=h, min_size=min_size)
