@@ -69,7 +69,8 @@ config = get_profile(profile)
 data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
 methods = ["mkmeans", "gmm", "kanezaki", "watershed", "ssimnet_noft", "ssimnet", "supervised"]
 runs = run_methods(data_root, run_dir, config, methods, seed=seed, device=device or None, workers=2, progress=False)
-summaries = {METHOD_NAMES[m]: summarise_runs(r.means()) for m, r in runs.items()}
+columns = ("precision", "recall", "dice", "aji", "aji_plus", "pq")
+summaries = {METHOD_NAMES[m]: summarise_runs(r.means(), metrics=columns) for m, r in runs.items()}
 print(f"test split of {data_root.name}: {len(runs['gmm'].scores[0])} images; profile {profile!r}; "
       f"{config.baselines.runs} runs per label-free baseline (the watershed is deterministic: 1), "
       f"{config.baselines.network_runs} per trained network; seeds from {seed}")
@@ -91,8 +92,7 @@ comparison_table(summaries, TABLE1).set_index(["method", "source"])
 
 # %%
 extra = pd.DataFrame(
-    {name: {m: f"{100 * s.mean[m]:.1f} ± {100 * s.std[m]:.1f}" for m in ("aji_plus", "pq")}
-     for name, s in ((METHOD_NAMES[k], summarise_runs(r.means(), metrics=("aji_plus", "pq", "dice"))) for k, r in runs.items())}
+    {name: {m: f"{100 * s.mean[m]:.1f} ± {100 * s.std[m]:.1f}" for m in ("aji_plus", "pq")} for name, s in summaries.items()}
 ).T
 extra["compute time (s, all runs)"] = [f"{runs[k].seconds:.0f}" for k in runs]
 extra
