@@ -17,6 +17,7 @@ line on stderr naming the file and the problem).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 from .config import PROFILES, get_profile
 from .data import (
     DataError,
+    atomic_path,
     convert_cpm17,
     convert_monuseg,
     read_label,
@@ -221,14 +223,17 @@ def execute_book(
     parameters: dict[str, object],
     only: Sequence[str] = (),
     quiet: bool = False,
-) -> list[Path]:
-    """Execute the book's notebooks with papermill, in ``_toc.yml`` order.
+    timings: Path | None = None,
+) -> dict[str, float]:
+    """Execute the book's notebooks with papermill, in ``_toc.yml`` order; returns each one's wall time (s).
 
     Each ``notebooks/N.py`` (jupytext py:percent) runs with `parameters` in
     `book_dir` and is written to ``book/executed/N.ipynb`` only if it ran to
     the end and shows at least one output.  The ``parameters`` and
     ``injected-parameters`` cells are tagged ``remove-cell`` so the book does
-    not show them.
+    not show them.  With `timings`, each notebook's wall time is merged into
+    that JSON file as soon as it has run, so that later notebooks (the
+    reproduction report) can read the stages before them.
 
     Raises
     ------
@@ -245,7 +250,7 @@ def execute_book(
         if unknown:
             raise CommandError(f"_toc.yml: no notebook named {', '.join(unknown)} (known: {', '.join(names)})")
         names = [n for n in names if n in only]
-    written = []
+    seconds: dict[str, float] = {}
     for name in names:
         source = book_dir / "notebooks" / f"{name}.py"
         if not source.is_file():
@@ -278,10 +283,14 @@ def execute_book(
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        seconds[name] = round(time.perf_counter() - start, 1)
         if not quiet:
-            print(f"[book] {name}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        written.append(target)
-    return written
+            print(f"[book] {name}: {seconds[name]:.1f} s", file=sys.stderr)
+        if timings is not None:
+            recorded = json.loads(timings.read_text()) if timings.is_file() else {}
+            with atomic_path(timings) as tmp:
+                tmp.write_text(json.dumps({**recorded, name: seconds[name]}, indent=2) + "\n")
+    return seconds
 
 
 def _cmd_book(args: argparse.Namespace) -> None:
@@ -298,8 +307,13 @@ def _cmd_book(args: argparse.Namespace) -> None:
     }
     if args.cpm17_dir:
         parameters["cpm17_dir"] = str(Path(args.cpm17_dir).resolve())
-    written = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet)
-    print(f"executed {len(written)} notebooks (profile {args.profile}, data {data_dir})")
+    seconds = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet,
+                           timings=run_dir / "timings.json")
+    width = max(map(len, seconds), default=0)
+    print(f"executed {len(seconds)} notebooks (profile {args.profile}, data {data_dir}); wall time per stage:")
+    for name, s in seconds.items():
+        print(f"  {name:<{width}}  {s:8.1f} s")
+    print(f"  {'total':<{width}}  {sum(seconds.values()):8.1f} s")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-__all__ = ["SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "BaselineConfig", "Profile", "PAPER_FINAL_LR", "PROFILES", "get_profile"]
+__all__ = [
+    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "BaselineConfig", "Profile", "PAPER_FINAL_LR", "PROFILES",
+    "get_profile", "AblationVariant", "ABLATION",
+]
 
 
 @dataclass(frozen=True)
@@ -267,3 +270,57 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+
+
+@dataclass(frozen=True)
+class AblationVariant:
+    """One row of the paper's Table 3: SSimNet with some components switched off.
+
+    Attributes
+    ----------
+    name : str
+        Row name in the book's tables.
+    key : str
+        Method key of its results (``"ssimnet"`` and ``"ssimnet_noft"`` are
+        the Table 1 rows, shared with it).
+    softening, purification, finetuning : bool
+        Whether label softening (Eq. 4), data purification (Algorithm 1) and
+        per-image fine-tuning are on.
+
+    Examples
+    --------
+    >>> v = ABLATION[0]
+    >>> v.name, v.components, v.method
+    ('w/o label softening', (False, True, True), 'ssimnet')
+    >>> v.profile(get_profile("smoke")).train.soft_labels
+    False
+    """
+
+    name: str
+    key: str
+    softening: bool = True
+    purification: bool = True
+    finetuning: bool = True
+
+    @property
+    def components(self) -> tuple[bool, bool, bool]:
+        """``(softening, purification, finetuning)``, the key of :data:`ssimnet.paper.TABLE3`."""
+        return (self.softening, self.purification, self.finetuning)
+
+    @property
+    def method(self) -> str:
+        """The method that evaluates it: with or without per-image fine-tuning."""
+        return "ssimnet" if self.finetuning else "ssimnet_noft"
+
+    def profile(self, base: Profile) -> Profile:
+        """`base` with this variant's training switches."""
+        return replace(base, train=replace(base.train, soft_labels=self.softening, purify=self.purification))
+
+
+#: The rows of Table 3, in the paper's order.
+ABLATION: tuple[AblationVariant, ...] = (
+    AblationVariant("w/o label softening", "ssimnet_no_softening", softening=False),
+    AblationVariant("w/o data purification", "ssimnet_no_purification", purification=False),
+    AblationVariant("w/o fine-tuning", "ssimnet_noft", finetuning=False),
+    AblationVariant("SSimNet (all)", "ssimnet"),
+)

@@ -52,6 +52,7 @@ __all__ = [
     "write_image",
     "write_label",
     "read_manifest",
+    "is_synthetic",
     "polygons_to_label",
     "read_monuseg_xml",
     "convert_monuseg",
@@ -549,6 +550,11 @@ def resolve_dataset(
         with atomic_path(stamp) as tmp:
             tmp.write_text(wanted)
     return path
+
+
+def is_synthetic(root: str | os.PathLike[str]) -> bool:
+    """Whether `root` holds the synthetic dataset drawn by :func:`resolve_dataset` (not real data)."""
+    return (Path(root) / "synthetic.json").is_file()
 
 
 # --------------------------------------------------------------------------- statistics

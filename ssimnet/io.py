@@ -11,6 +11,9 @@ old results:
   (and :func:`evaluate_supervised`)
 - ``supervised/<key>/checkpoint.pt`` -- :func:`train_supervised`
 - ``baselines/<method>/<key>/*.png`` and ``scores.csv`` -- :func:`evaluate_baseline`
+- ``results/`` -- every method's test scores with their provenance,
+  :func:`collect_results` and :func:`save_results` (the committed reference
+  results under ``results/<profile>/`` have the same files)
 
 :func:`build_pseudo_labels` runs :func:`ssimnet.pseudo.pseudo_labels` on every
 image of a split -- images only, it never opens a label file -- in parallel
@@ -74,6 +77,11 @@ __all__ = [
     "evaluate_baseline",
     "MethodRuns",
     "run_methods",
+    "collect_results",
+    "provenance",
+    "save_results",
+    "export_results",
+    "load_results",
 ]
 
 
@@ -680,3 +688,197 @@ def run_methods(
             folders.append(folder)
         out[method] = MethodRuns(method, frames, folders, seconds)
     return out
+
+
+# --------------------------------------------------------------------------- reference results
+
+#: Files of a results folder (:func:`save_results`).
+RESULT_FILES: tuple[str, ...] = ("per_image.csv", "runs.csv", "provenance.json")
+
+
+def collect_results(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-image test scores of every Table 1 method and Table 3 variant, and each method's compute time.
+
+    Runs :func:`run_methods` for :data:`ssimnet.baselines.TABLE1_METHODS` and
+    each :data:`ssimnet.config.ABLATION` variant (every stage is cached, so
+    after the book's notebooks this only reads results back).
+
+    Returns
+    -------
+    per_image : DataFrame
+        One row per method, run and image: ``method, run, seed, image`` and
+        the columns of the runs' ``scores.csv``.
+    seconds : dict
+        Method -> compute time of all its runs (training plus segmentation).
+    """
+    import pandas as pd
+
+    from .baselines import TABLE1_METHODS
+    from .config import ABLATION
+
+    found = run_methods(data_dir, run_dir, profile, TABLE1_METHODS, seed=seed, device=device, workers=workers, progress=progress)
+    for variant in ABLATION:
+        if variant.key not in found:
+            found[variant.key] = run_methods(data_dir, run_dir, variant.profile(profile), [variant.method], seed=seed,
+                                             device=device, workers=workers, progress=progress)[variant.method]
+    frames = [frame.assign(method=key, run=r, seed=seed + r)
+              for key, runs in found.items() for r, frame in enumerate(runs.scores)]
+    per_image = pd.concat(frames, ignore_index=True)
+    first = ["method", "run", "seed", "image"]
+    per_image = per_image[first + [c for c in per_image.columns if c not in first]]
+    return per_image, {key: round(runs.seconds, 1) for key, runs in found.items()}
+
+
+def _git_commit(directory: Path) -> dict[str, object]:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def provenance(
+    profile: Profile,
+    *,
+    data_dir: str | os.PathLike[str],
+    seed: int,
+    device: str | None = None,
+    stage_seconds: dict[str, float] | None = None,
+    compute_seconds: dict[str, float] | None = None,
+) -> dict[str, object]:
+    """What produced a set of results: code version, settings, data, hardware, libraries and times.
+
+    ``stage_seconds`` are wall times of the book's notebooks in the run that
+    collected the results (stages cached by an earlier run take little time
+    there); ``compute_seconds`` are each method's training and segmentation
+    times, measured when they were computed.
+    """
+    import platform
+    from datetime import datetime, timezone
+    from importlib import metadata
+
+    import torch
+
+    from .train import resolve_device
+
+    resolved = resolve_device(device)
+    libraries = {}
+    for name in ("numpy", "scipy", "scikit-image", "scikit-learn", "scikit-fuzzy", "pandas", "torch"):
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    data = Path(data_dir)
+    return {
+        "ssimnet": __version__,
+        **_git_commit(Path(__file__).resolve().parent),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "profile": profile.name,
+        "seed": seed,
+        "parameters": dataclasses.asdict(profile),
+        "data": {"name": data.name, "test_images": len(list_samples(data, "test", labels=False))},
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "memory_gb": round(memory / 2**30, 1) if memory else None,
+            "device": str(resolved),
+            "gpu": torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else None,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "python": platform.python_version(),
+        "libraries": libraries,
+        "stage_seconds": dict(stage_seconds or {}),
+        "compute_seconds": dict(compute_seconds or {}),
+    }
+
+
+def save_results(directory: str | os.PathLike[str], per_image: pd.DataFrame, info: dict[str, object]) -> Path:
+    """Write a results folder: ``per_image.csv``, ``runs.csv`` (dataset means per method and run), ``provenance.json``.
+
+    Each file is written atomically; ``runs.csv`` is derived from
+    ``per_image.csv`` by :func:`ssimnet.report.run_means`.
+    """
+    from .report import run_means
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / "per_image.csv") as tmp:
+        per_image.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(directory / "runs.csv") as tmp:
+        run_means(per_image).to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(directory / "provenance.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return directory
+
+
+def export_results(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Collect a run's results and save them with their provenance under ``run_dir/results``.
+
+    The stage wall times come from ``run_dir/timings.json``, which ``ssimnet
+    book`` writes after each notebook.  Returns ``(per_image, provenance)``.
+    """
+    per_image, compute = collect_results(data_dir, run_dir, profile, seed=seed, device=device, workers=workers,
+                                         progress=progress)
+    timings = Path(run_dir) / "timings.json"
+    stages = json.loads(timings.read_text()) if timings.is_file() else {}
+    info = provenance(profile, data_dir=data_dir, seed=seed, device=device, stage_seconds=stages, compute_seconds=compute)
+    save_results(Path(run_dir) / "results", per_image, info)
+    return per_image, info
+
+
+def load_results(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Read a results folder written by :func:`save_results`; returns ``(per_image, provenance)``.
+
+    Raises
+    ------
+    DataError
+        If a file is missing or unreadable, a column is missing, or
+        ``runs.csv`` does not agree with the means of ``per_image.csv``.
+    """
+    import pandas as pd
+
+    from .report import SCORE_COLUMNS, run_means
+
+    directory = Path(directory)
+    for name in RESULT_FILES:
+        if not (directory / name).is_file():
+            raise DataError(directory / name, "results file not found")
+    try:
+        per_image = pd.read_csv(directory / "per_image.csv")
+        runs = pd.read_csv(directory / "runs.csv")
+        info = json.loads((directory / "provenance.json").read_text())
+    except (ValueError, OSError) as exc:
+        raise DataError(directory, f"unreadable results: {exc}") from None
+    missing = [c for c in ("method", "run", "seed", "image", *SCORE_COLUMNS) if c not in per_image.columns]
+    if missing:
+        raise DataError(directory / "per_image.csv", f"missing columns {', '.join(missing)}")
+    expected = run_means(per_image)
+    if list(runs.columns) != list(expected.columns) or len(runs) != len(expected) or not np.allclose(
+        runs[list(SCORE_COLUMNS)].to_numpy(float), expected[list(SCORE_COLUMNS)].to_numpy(float), atol=1e-5
+    ):
+        raise DataError(directory / "runs.csv", "does not match the means of per_image.csv")
+    return per_image, info

@@ -23,10 +23,16 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from .metrics import RunSummary
-from .paper import METRICS
+from .metrics import RunSummary, summarise_runs
+from .paper import METRICS, TABLE1, TABLE3
 
-__all__ = ["format_cell", "comparison_table", "discrepancies"]
+__all__ = [
+    "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
+    "run_means", "method_summaries", "table1", "table3", "reproduction_report",
+]
+
+#: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
+SCORE_COLUMNS: tuple[str, ...] = (*METRICS, "aji_plus", "pq")
 
 Reported = Mapping[str, Mapping[str, "tuple[float, float, float] | float"]]
 
@@ -65,22 +71,98 @@ def comparison_table(
     return pd.DataFrame(rows, columns=["method", "source", *metrics])
 
 
-def discrepancies(reproduced: Mapping[str, RunSummary], reported: Reported, *, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Reproduced means that differ from the reported ones by more than a standard deviation.
-
-    The tolerance is the larger of the reproduced and the reported standard
-    deviation (a single-value report has none).  Values in percent.
-    """
+def _differences(reproduced: Mapping[str, RunSummary], reported: Reported, metrics: Sequence[str]) -> pd.DataFrame:
+    """Reproduced beside reported mean of each method and metric both have, in percent, with the tolerance."""
     rows = []
     for name, s in reproduced.items():
         if name not in reported:
             continue
         for m in metrics:
             value = reported[name][m]
-            mean, std = (value[0], value[1]) if isinstance(value, tuple) else (float(value), 0.0)
-            ours = round(100 * s.mean[m], 1)
-            tolerance = max(100 * s.std[m], std)
-            if abs(ours - mean) > tolerance:
-                rows.append({"method": name, "metric": m, "reproduced": ours, "reported": mean,
-                             "difference": round(ours - mean, 1), "tolerance": round(tolerance, 1)})
-    return pd.DataFrame(rows, columns=["method", "metric", "reproduced", "reported", "difference", "tolerance"])
+            mean, std = (value[0], value[1]) if isinstance(value, tuple) else (float(value), float("nan"))
+            ours, our_std = round(100 * s.mean[m], 1), round(100 * s.std[m], 1)
+            tolerance = max(our_std, 0.0 if std != std else std)
+            rows.append({"method": name, "metric": m, "runs": s.runs, "reproduced": ours, "reproduced std": our_std,
+                         "reported": mean, "reported std": std, "difference": round(ours - mean, 1),
+                         "tolerance": round(tolerance, 1), "beyond std": abs(ours - mean) > tolerance})
+    columns = ["method", "metric", "runs", "reproduced", "reproduced std", "reported", "reported std",
+               "difference", "tolerance", "beyond std"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def discrepancies(reproduced: Mapping[str, RunSummary], reported: Reported, *, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Reproduced means that differ from the reported ones by more than a standard deviation.
+
+    The tolerance is the larger of the reproduced and the reported standard
+    deviation (a single-value report has none).  Values in percent.
+    """
+    rows = _differences(reproduced, reported, metrics)
+    rows = rows[rows["beyond std"]].reset_index(drop=True)
+    return rows[["method", "metric", "reproduced", "reported", "difference", "tolerance"]]
+
+
+# --------------------------------------------------------------------------- results folders
+
+
+def run_means(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Dataset figures of each method and run: the mean over images of each metric.
+
+    `per_image` has one row per ``method``, ``run`` and image (as
+    :func:`ssimnet.io.collect_results` returns); the result one row per method
+    and run, in the order they first appear.
+
+    >>> frame = pd.DataFrame({"method": ["a", "a", "a"], "run": [0, 0, 1], "seed": [0, 0, 1],
+    ...                       **{m: [0.5, 0.7, 0.2] for m in SCORE_COLUMNS}})
+    >>> run_means(frame)[["method", "run", "dice"]].values.tolist()
+    [['a', 0, 0.6], ['a', 1, 0.2]]
+    """
+    grouped = per_image.groupby(["method", "run", "seed"], sort=False)[list(SCORE_COLUMNS)].mean()
+    return grouped.reset_index()
+
+
+def method_summaries(per_image: pd.DataFrame, names: Mapping[str, str]) -> dict[str, RunSummary]:
+    """:class:`~ssimnet.metrics.RunSummary` of each method key in `names` present in `per_image`, under its display name."""
+    runs = run_means(per_image)
+    return {name: summarise_runs(runs[runs.method == key].to_dict("records"), metrics=SCORE_COLUMNS)
+            for key, name in names.items() if (runs.method == key).any()}
+
+
+def table1(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 1 with this project's reproduced rows beside the reported ones."""
+    from .baselines import METHOD_NAMES, TABLE1_METHODS
+
+    return comparison_table(method_summaries(per_image, {k: METHOD_NAMES[k] for k in TABLE1_METHODS}), TABLE1)
+
+
+def _ablation_reported() -> dict[str, dict[str, float]]:
+    from .config import ABLATION
+
+    return {v.name: TABLE3[v.components] for v in ABLATION}
+
+
+def table3(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 (ablation) with the reproduced variants beside the reported ones."""
+    from .config import ABLATION
+
+    summaries = method_summaries(per_image, {v.key: v.name for v in ABLATION})
+    return comparison_table(summaries, _ablation_reported())
+
+
+def reproduction_report(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Every reproduced mean beside the paper's, with the difference, for Tables 1 and 3.
+
+    One row per table, method and metric that the paper reports and this
+    project reproduced: reproduced mean and standard deviation over runs,
+    reported mean and standard deviation (Table 3 reports none: NaN), their
+    difference, the tolerance (the larger standard deviation) and whether
+    the difference exceeds it.  Percent.
+    """
+    from .baselines import METHOD_NAMES, TABLE1_METHODS
+    from .config import ABLATION
+
+    parts = {
+        "Table 1": _differences(method_summaries(per_image, {k: METHOD_NAMES[k] for k in TABLE1_METHODS}), TABLE1, METRICS),
+        "Table 3": _differences(method_summaries(per_image, {v.key: v.name for v in ABLATION}), _ablation_reported(), METRICS),
+    }
+    return pd.concat([frame.assign(table=table) for table, frame in parts.items()], ignore_index=True)[
+        ["table", *parts["Table 1"].columns]]
