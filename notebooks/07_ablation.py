@@ -34,11 +34,9 @@ seed = 0
 device = ""
 
 # %%
-import dataclasses
-
 import pandas as pd
 
-from ssimnet.config import get_profile
+from ssimnet.config import ABLATION, get_profile
 from ssimnet.data import resolve_dataset
 from ssimnet.io import run_methods
 from ssimnet.metrics import summarise_runs
@@ -47,25 +45,13 @@ from ssimnet.report import comparison_table, discrepancies
 
 config = get_profile(profile)
 data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
-
-
-def variant(**changes):
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
-
-
-# name: (softening, purification, fine-tuning), profile, method
-variants = {
-    "w/o label softening": ((False, True, True), variant(soft_labels=False), "ssimnet"),
-    "w/o data purification": ((True, False, True), variant(purify=False), "ssimnet"),
-    "w/o fine-tuning": ((True, True, False), config, "ssimnet_noft"),
-    "SSimNet (all)": ((True, True, True), config, "ssimnet"),
-}
 summaries, seconds = {}, {}
-for name, (_, prof, method) in variants.items():
-    runs = run_methods(data_root, run_dir, prof, [method], seed=seed, device=device or None, workers=2, progress=False)[method]
-    summaries[name] = summarise_runs(runs.means(), metrics=("precision", "recall", "dice", "aji", "aji_plus", "pq"))
-    seconds[name] = runs.seconds
-reported = {name: TABLE3[key] for name, (key, _, _) in variants.items()}
+for v in ABLATION:  # each variant's training switches (ssimnet.config.AblationVariant)
+    runs = run_methods(data_root, run_dir, v.profile(config), [v.method], seed=seed, device=device or None, workers=2,
+                       progress=False)[v.method]
+    summaries[v.name] = summarise_runs(runs.means(), metrics=("precision", "recall", "dice", "aji", "aji_plus", "pq"))
+    seconds[v.name] = runs.seconds
+reported = {v.name: TABLE3[v.components] for v in ABLATION}
 print(f"test split of {data_root.name}; profile {profile!r}; {config.baselines.network_runs} run(s) per variant, seeds from {seed}")
 
 # %% [markdown]
@@ -76,8 +62,8 @@ print(f"test split of {data_root.name}; profile {profile!r}; {config.baselines.n
 
 # %%
 marks = pd.DataFrame(
-    [{"method": n, "softening": "✓" if k[0] else "", "purification": "✓" if k[1] else "", "fine-tuning": "✓" if k[2] else ""}
-     for n, (k, _, _) in variants.items()]
+    [{"method": v.name, **{c: "✓" if on else "" for c, on in zip(("softening", "purification", "fine-tuning"), v.components)}}
+     for v in ABLATION]
 )
 marks.merge(comparison_table(summaries, reported), on="method").set_index(["method", "source"])
 
@@ -102,7 +88,7 @@ pd.DataFrame(
     [{"component": n.removeprefix("w/o "),
       **{f"{m} (this run)": round(100 * (summaries[full].mean[m] - summaries[n].mean[m]), 1) for m in ("dice", "aji")},
       **{f"{m} (paper)": round(reported[full][m] - reported[n][m], 1) for m in ("dice", "aji")}}
-     for n in variants if n != full]
+     for n in summaries if n != full]
 ).set_index("component")
 
 # %% [markdown]

@@ -34,7 +34,7 @@ results_dir = "results/cpu"  # committed reference results, shown when data_dir 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 
 from ssimnet.baselines import METHOD_NAMES
 from ssimnet.config import ABLATION, get_profile
@@ -139,7 +139,10 @@ plt.show()
 # are the ones measured when each stage was computed.
 
 # %%
-pd.Series(info["stage_seconds"], name="seconds", dtype=float).round(1).to_frame()
+if info["stage_seconds"]:
+    display(pd.Series(info["stage_seconds"], name="seconds", dtype=float).round(1).to_frame())
+else:
+    display(Markdown("*Not recorded: these results were collected outside `ssimnet book`.*"))
 
 # %% [markdown]
 # ## Library versions

@@ -1,0 +1,120 @@
+"""Reference results: the committed files parse, agree with each other, and the book shows exactly their numbers."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssimnet.baselines import METHOD_NAMES, TABLE1_METHODS
+from ssimnet.config import ABLATION
+from ssimnet.data import DataError
+from ssimnet.io import RESULT_FILES, load_results, save_results
+from ssimnet.report import SCORE_COLUMNS, reproduction_report, run_means, table3
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = sorted(p.parent for p in (ROOT / "results").glob("*/provenance.json"))
+
+
+def _toy_results() -> pd.DataFrame:
+    rows = []
+    for method, runs in (("ssimnet", 2), ("ssimnet_noft", 1)):
+        for run in range(runs):
+            for i in range(3):
+                rows.append({"method": method, "run": run, "seed": run, "image": f"img{i}",
+                             **{m: 0.1 * (i + 1) + 0.2 * run for m in SCORE_COLUMNS}, "seconds": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_run_means_and_table3_by_hand():
+    frame = _toy_results()
+    means = run_means(frame)
+    # image values 0.1, 0.2, 0.3 (+0.2 for run 1): means 0.2 and 0.4
+    assert means[["method", "run"]].values.tolist() == [["ssimnet", 0], ["ssimnet", 1], ["ssimnet_noft", 0]]
+    assert np.allclose(means.dice, [0.2, 0.4, 0.2])
+    table = table3(frame).set_index(["method", "source"])
+    # mean 30.0, sample std of (20, 40) = 14.1, best run (highest Dice) 40.0
+    assert table.loc[("SSimNet (all)", "reproduced (2 runs)"), "aji"] == "30.0 ± 14.1 (40.0)"
+    assert table.loc[("SSimNet (all)", "reported"), "aji"] == "49.8"
+    assert ("w/o label softening", "reproduced (1 run)") not in table.index
+
+
+def test_reproduction_report_difference_and_tolerance():
+    report = reproduction_report(_toy_results()).set_index(["table", "method", "metric"])
+    row = report.loc[("Table 1", "SSimNet", "dice")]
+    assert (row.reproduced, row.reported, row.difference) == (30.0, 79.2, -49.2)
+    assert row.tolerance == 14.1 and bool(row["beyond std"])
+    assert np.isnan(report.loc[("Table 3", "w/o fine-tuning", "aji"), "reported std"])
+
+
+def test_save_load_roundtrip_and_tampering(tmp_path):
+    frame = _toy_results()
+    save_results(tmp_path / "r", frame, {"profile": "smoke"})
+    loaded, info = load_results(tmp_path / "r")
+    assert info == {"profile": "smoke"}
+    assert np.allclose(loaded[list(SCORE_COLUMNS)], frame[list(SCORE_COLUMNS)], atol=1e-6)
+    runs = pd.read_csv(tmp_path / "r" / "runs.csv")
+    runs.loc[0, "aji"] += 0.01
+    runs.to_csv(tmp_path / "r" / "runs.csv", index=False)
+    with pytest.raises(DataError, match="runs.csv: does not match"):
+        load_results(tmp_path / "r")
+    (tmp_path / "r" / "provenance.json").unlink()
+    with pytest.raises(DataError, match="provenance.json: results file not found"):
+        load_results(tmp_path / "r")
+
+
+@pytest.mark.parametrize("directory", COMMITTED, ids=lambda p: p.name)
+def test_committed_results_parse_and_are_complete(directory):
+    per_image, info = load_results(directory)
+    assert info["profile"] == directory.name
+    expected = {*TABLE1_METHODS, *(v.key for v in ABLATION)}
+    assert set(per_image.method) == expected
+    assert per_image.groupby(["method", "run"]).image.nunique().eq(info["data"]["test_images"]).all()
+    assert per_image[list(SCORE_COLUMNS)].apply(lambda c: c.between(0, 1)).all().all()
+    for key in ("commit", "hardware", "libraries", "parameters", "compute_seconds"):
+        assert info[key]
+
+
+def _cell(values: pd.Series, best: float) -> str:
+    std = values.std(ddof=1) if len(values) > 1 else 0.0
+    return f"{100 * values.mean():.1f} ± {100 * std:.1f} ({100 * best:.1f})"
+
+
+def _html_rows(markup: str) -> set[tuple[str, ...]]:
+    rows = set()
+    for row in re.findall(r"<tr>(.*?)</tr>", markup, flags=re.S):
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+        rows.add(tuple(cells))
+    return rows
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "cpu").is_dir(), reason="no committed cpu results")
+def test_report_notebook_shows_exactly_the_committed_numbers(tmp_path):
+    import jupytext
+    import papermill
+
+    directory = ROOT / "results" / "cpu"
+    nb = jupytext.read(ROOT / "notebooks" / "08_report.py")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    out = papermill.execute_notebook(nb, str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                                     parameters={"data_dir": "", "run_dir": str(tmp_path), "results_dir": str(directory)})
+    tables = [o["data"]["text/html"] for c in out.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "text/html" in o.get("data", {}) and "reproduced (" in o["data"]["text/html"]]
+    assert len(tables) == 2  # Table 1 and Table 3
+    shown = _html_rows(tables[0]) | _html_rows(tables[1])
+
+    # Expected cells straight from the committed CSV, without the package's summary code.
+    per_image = pd.read_csv(directory / "per_image.csv")
+    means = per_image.groupby(["method", "run"])[["precision", "recall", "dice", "aji"]].mean()
+    for key in [*TABLE1_METHODS, *(v.key for v in ABLATION)]:
+        runs = means.loc[key]
+        best = runs.loc[runs.dice.idxmax()]
+        expected = tuple(_cell(runs[m], best[m]) for m in ("precision", "recall", "dice", "aji"))
+        assert expected in shown, (key, expected)
+    assert any("SSimNet" in html.unescape(t) for t in tables)
+    assert METHOD_NAMES["watershed"] in tables[0]
