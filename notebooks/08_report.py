@@ -31,7 +31,7 @@ seed = 0
 device = ""
 results_dir = "results/cpu"  # committed reference results, shown when data_dir holds no real data
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display

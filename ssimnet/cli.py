@@ -150,7 +150,10 @@ def _label_files(folder: Path) -> dict[str, Path]:
         folder = folder / "labels"
     if not folder.is_dir():
         raise DataError(folder, "folder not found")
-    files = {p.stem: p for p in sorted(folder.glob("*.png"))}
+    # `ssimnet segment` writes <name>_label.png (beside <name>_overlay.png): read it as <name>.
+    pngs = [p for p in sorted(folder.glob("*.png")) if not p.stem.endswith("_overlay")]
+    files = {p.stem.removesuffix("_label"): p for p in pngs if p.stem.endswith("_label")}
+    files.update({p.stem: p for p in pngs if not p.stem.endswith("_label")})
     if not files:
         raise DataError(folder, "no label PNGs found")
     return files

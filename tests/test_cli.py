@@ -12,7 +12,7 @@ import pytest
 
 from ssimnet.cli import main
 from ssimnet.config import SyntheticConfig
-from ssimnet.data import list_samples, read_sample, resolve_dataset, write_label, write_synthetic_dataset
+from ssimnet.data import list_samples, read_sample, resolve_dataset, write_image, write_label, write_synthetic_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_SAMPLE = ROOT.parent / "shared" / "data" / "monuseg-raw-sample"
@@ -159,3 +159,15 @@ def test_segment_bad_input(tmp_path, capsys):
                                 "--finetune-epochs", "0"], "bad.pt", "not an ssimnet checkpoint")
     _one_line_error(capsys, 2, ["segment", str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")], "nope.png", "file not found")
     assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_reads_the_files_segment_writes(tmp_path, capsys):
+    gt, pred = tmp_path / "gt", tmp_path / "masks"
+    a = np.zeros((10, 10), np.int32)
+    a[1:4, 1:4], a[6:9, 6:9] = 1, 2
+    write_label(gt / "labels" / "x.png", a)
+    write_label(pred / "x_label.png", np.where(a == 2, 0, a))  # as `ssimnet segment` names it
+    write_image(pred / "x_overlay.png", np.zeros((10, 10, 3), np.uint8))  # ignored
+    assert main(["evaluate", str(gt), str(pred), "--csv", str(tmp_path / "s.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert rows[0]["image"] == "x" and float(rows[0]["recall"]) == 0.5
