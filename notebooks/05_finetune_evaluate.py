@@ -41,6 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
+from scipy.ndimage import label as ndi_label
 
 from ssimnet.config import get_profile
 from ssimnet.data import list_samples, read_label, read_sample, resolve_dataset
@@ -111,6 +112,60 @@ for ax, name in zip(axes, chosen):
     ax.imshow(error_overlay(image[half], truth[half], pred[half], alpha=0.45))
     s = with_ft.set_index("image").loc[name]
     ax.set_title(f"{name[:23]}: Dice {s.dice:.3f}, AJI {s.aji:.3f}", fontsize=10)
+    ax.axis("off")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The pipeline on one test image (in place of the paper's Fig. 2)
+#
+# Every intermediate of the method on the best-scoring test image above,
+# computed by `ssimnet.infer.segment_image` (which runs `ssimnet.pseudo.pseudo_labels`,
+# fine-tunes and predicts), shown on the window where most predicted nuclei
+# touch: the image $I$; its hematoxylin reconstruction $I^T$ (Eq. 1–2); the
+# fuzzy c-means nucleus cluster and the candidates $P$ after the active
+# contour (Eq. 3); the soft label $\tilde y$ (Eq. 4); the patch grid of
+# Algorithm 1 (green: among this image's 70 % lowest USMI, used to
+# fine-tune; red: dropped); the Voronoi tri-label $\tilde z$ (white nucleus
+# points, black edges, grey ignored); the network's nucleus probability after
+# fine-tuning; and the instances, outlined. Ground truth is not used.
+
+# %% tags=["hide-input"]
+from matplotlib.patches import Rectangle
+
+from ssimnet.infer import segment_image
+from ssimnet.purify import select_patches
+from ssimnet.viz import crowded_window, outline_overlay
+
+image, _ = read_sample(samples[chosen[-1]])
+result = segment_image(image, trainer, config, seed=seed)
+pseudo = result.pseudo
+window = crowded_window(result.label, min(256, *image.shape[:2]))
+label_components = ndi_label(pseudo.candidates)[0]
+size = config.pseudo.patch_size
+kept = set(select_patches([p.usmi for p in pseudo.patches], keep=config.pseudo.keep_fraction).tolist())
+panels = [
+    ("image $I$", image, None),
+    ("hematoxylin $I^T$ (Eq. 2)", pseudo.hematoxylin, None),
+    ("fuzzy c-means cluster", pseudo.fcm, "gray"),
+    ("candidates $P$ (Eq. 3)", outline_overlay(image, label_components), None),
+    (r"soft label $\tilde y$ (Eq. 4)", pseudo.soft, "magma"),
+    ("USMI patches (Alg. 1)", image, None),
+    (r"Voronoi tri-label $\tilde z$", np.choose(pseudo.voronoi, [0.0, 1.0, 0.5]), "gray"),
+    ("nucleus probability", result.probability, "viridis"),
+    ("instances", outline_overlay(image, result.label), None),
+]
+fig, axes = plt.subplots(3, 3, figsize=(12, 12.5))
+for ax, (title, panel, cmap) in zip(axes.flat, panels):
+    if title.startswith("USMI"):
+        ax.imshow(panel)
+        for i, p in enumerate(pseudo.patches):
+            (r, c), colour = p.corner, "lime" if i in kept else "red"
+            ax.add_patch(Rectangle((c + 4, r + 4), size - 8, size - 8, fill=False, lw=1.2, ec=colour))
+        ax.set_title(f"{title}: {len(kept)} of {len(pseudo.patches)} kept", fontsize=10)
+    else:
+        ax.imshow(panel[window], cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
+        ax.set_title(title, fontsize=10)
     ax.axis("off")
 plt.tight_layout()
 plt.show()
