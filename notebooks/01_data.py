@@ -20,7 +20,7 @@
 # *between* images than *within* one image.
 #
 # By default the book runs on the synthetic H&E tiles of
-# `ssimnet.synthetic` (exact ground truth, no download); with
+# {py:obj}`ssimnet.synthetic` (exact ground truth, no download); with
 # `DATA=/path/to/monuseg` it runs on MoNuSeg. Labels are used here only to
 # describe the data.
 

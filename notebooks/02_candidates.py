@@ -18,16 +18,16 @@
 #
 # 1. **Stain separation** (Eq. 1–2): optical density $V = \log(I_0/I) = WH$,
 #    factorised per image with Vahadane's sparse NMF
-#    (`ssimnet.stain.VahadaneSeparator`); the hematoxylin-only image is
-#    $I^T = I_0 \exp(-W[:,0]\,H[0,:])$ (`ssimnet.stain.hematoxylin_image`).
+#    ({py:obj}`ssimnet.stain.VahadaneSeparator`); the hematoxylin-only image is
+#    $I^T = I_0 \exp(-W[:,0]\,H[0,:])$ ({py:obj}`ssimnet.stain.hematoxylin_image`).
 # 2. **Candidates** (Eq. 3): $I^T$ in CIELAB, fuzzy c-means with two clusters,
 #    then a morphological Chan–Vese active contour as the smoothing step
-#    (`ssimnet.candidates`).
+#    ({py:obj}`ssimnet.candidates`).
 # 3. **Softening** (Eq. 4): each candidate is eroded ring by ring; the rim gets
 #    $B[0] = 0.5$ and ring $k+1$ gets $B[k] + P[k]/(2A)$, until $B > 0.975$
-#    (`ssimnet.soften.soften_labels`).
+#    ({py:obj}`ssimnet.soften.soften_labels`).
 #
-# All stages run through `ssimnet.io.build_pseudo_labels`, which caches each
+# All stages run through {py:obj}`ssimnet.io.build_pseudo_labels`, which caches each
 # image's result in the run directory; the next chapter reuses it.
 
 # %% tags=["parameters"]

@@ -16,7 +16,7 @@
 #
 # Paper Sec. 2.2. Each training image is cut into overlapping 256×256 patches.
 # For each patch, the **Unsupervised Shape Measure Index** (Algorithm 1,
-# `ssimnet.purify.usmi`) divides the mean convex-hull area of its candidates
+# {py:obj}`ssimnet.purify.usmi`) divides the mean convex-hull area of its candidates
 # by the mean area of the candidates between the lower and upper quartile:
 #
 # $$U = \frac{\bar H}{\bar A}, \qquad \bar H = \frac{1}{C}\sum_i h_i, \qquad
@@ -26,7 +26,7 @@
 # several nuclei have large, non-convex hulls and raise it. The
 # $\alpha = 70\,\%$ of patches with the lowest $U$ over the whole training set
 # are kept. Each kept patch also gets a Voronoi tri-label
-# (`ssimnet.voronoi.voronoi_label`, after Qu et al. 2020): centroids of the
+# ({py:obj}`ssimnet.voronoi.voronoi_label`, after Qu et al. 2020): centroids of the
 # candidates are nuclei (1), the Voronoi edges between them background (0),
 # everything else is ignored (2).
 

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # Training SSimNet
 #
-# Paper Sec. 2.2, Eq. (5). A U-Net $F$ (`ssimnet.model.UNet`) is trained on
+# Paper Sec. 2.2, Eq. (5). A U-Net $F$ ({py:obj}`ssimnet.model.UNet`) is trained on
 # the purified patches only, with
 #
 # $$\mathcal{L} = \lambda\, L_{BCE}\big(p, \tilde y\big) + (1-\lambda)\, L_{CE}\big(F(\tilde x), \tilde z\big), \qquad \lambda = 0.9,$$
@@ -22,8 +22,8 @@
 # where $p = \operatorname{softmax}(F(\tilde x))_1$ is the nucleus probability,
 # $\tilde y$ the soft label and $\tilde z$ the Voronoi tri-label (label 2
 # ignored) -- both terms read the same two-channel output
-# (`ssimnet.train.ssimnet_loss`). Adam, learning rate decayed by 0.98 per
-# epoch, random flips and 90° rotations (`ssimnet.train.Trainer`). Training
+# ({py:obj}`ssimnet.train.ssimnet_loss`). Adam, learning rate decayed by 0.98 per
+# epoch, random flips and 90° rotations ({py:obj}`ssimnet.train.Trainer`). Training
 # writes a checkpoint after every epoch and resumes from it; rerunning this
 # chapter with unchanged settings reuses the finished network.
 

@@ -17,17 +17,17 @@
 # Before predicting a test image, the paper fine-tunes the trained network
 # for five epochs on that image's own pseudo labels (its purified patches,
 # $SET_k$), starting from the optimiser state saved in the checkpoint
-# (`ssimnet.train.Trainer.finetune_copy`). The paper's schedule has decayed
+# ({py:obj}`ssimnet.train.Trainer.finetune_copy`). The paper's schedule has decayed
 # its learning rate to $5\cdot10^{-5} \times 0.98^{150} \approx 2.4\cdot10^{-6}$
 # by then; a profile with a shorter, steeper schedule sets
 # `TrainConfig.finetune_lr` to that value, since fine-tuning at a large rate
 # fits the image's own pseudo labels, merges included (the `cpu` profile's
 # comment in `ssimnet/config.py` lists the rates tried on training images).
 # Prediction runs on overlapping
-# tiles blended into one probability map (`ssimnet.infer.predict_probability`);
+# tiles blended into one probability map ({py:obj}`ssimnet.infer.predict_probability`);
 # probability > 0.5, holes filled, small objects removed and connected
-# components give the nuclei (`ssimnet.infer.instances`, the paper's setting).
-# Ground truth is read only to score (`ssimnet.metrics`).
+# components give the nuclei ({py:obj}`ssimnet.infer.instances`, the paper's setting).
+# Ground truth is read only to score ({py:obj}`ssimnet.metrics`).
 
 # %% tags=["parameters"]
 data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
@@ -120,7 +120,7 @@ plt.show()
 # ## The pipeline on one test image (in place of the paper's Fig. 2)
 #
 # Every intermediate of the method on the best-scoring test image above,
-# computed by `ssimnet.infer.segment_image` (which runs `ssimnet.pseudo.pseudo_labels`,
+# computed by {py:obj}`ssimnet.infer.segment_image` (which runs {py:obj}`ssimnet.pseudo.pseudo_labels`,
 # fine-tunes and predicts), shown on the window where most predicted nuclei
 # touch: the image $I$; its hematoxylin reconstruction $I^T$ (Eq. 1–2); the
 # fuzzy c-means nucleus cluster and the candidates $P$ after the active

@@ -17,22 +17,22 @@
 # The paper compares SSimNet with unsupervised methods under one protocol
 # (Sec. 3.1): every method runs several times with different seeds, and a
 # table cell reads "mean ± standard deviation (best run)" of the dataset-mean
-# metric. Reproduced here (`ssimnet.baselines`, all scored by the same
-# `ssimnet.metrics` code):
+# metric. Reproduced here ({py:obj}`ssimnet.baselines`, all scored by the same
+# {py:obj}`ssimnet.metrics` code):
 #
 # - **mKMeans** and **GMM**: pixel colours clustered by scikit-learn into
 #   three clusters (nuclei, other tissue, background; chosen on the training
-#   split); the darkest cluster is nucleus (`ssimnet.baselines.clustering`).
+#   split); the darkest cluster is nucleus ({py:obj}`ssimnet.baselines.clustering`).
 # - **Kanezaki et al.** (ICASSP 2018): a small CNN trained on the image it
 #   segments, its labels made constant within SLIC superpixels; the segments
 #   darker on average than Otsu's threshold are nucleus
-#   (`ssimnet.baselines.kanezaki`).
+#   ({py:obj}`ssimnet.baselines.kanezaki`).
 # - **Hematoxylin watershed**: Ruifrok colour deconvolution, Otsu threshold
 #   and a distance-transform watershed -- not in the paper, but what
-#   image-analysis tools do by default (`ssimnet.baselines.watershed`).
+#   image-analysis tools do by default ({py:obj}`ssimnet.baselines.watershed`).
 # - **U-Net (supervised)**: the SSimNet network and schedule trained on the
 #   ground truth of the training split, the upper bound
-#   (`ssimnet.baselines.supervised`) -- the only method that reads training labels.
+#   ({py:obj}`ssimnet.baselines.supervised`) -- the only method that reads training labels.
 #
 # The paper's other rows (IIC, Kim et al., Double DIP, DCGMM, DIC, DCAGMM,
 # DCGN) have no reproduction here and are shown with their reported numbers.

@@ -19,7 +19,7 @@
 # (MoNuSeg) the page shows the run that built this book; when the book is
 # built without real data (the `smoke` profile, as in CI) it shows the
 # reference results committed under `results/<profile>/`, which
-# `ssimnet book` writes for every run on real data (`ssimnet.io.export_results`).
+# `ssimnet book` writes for every run on real data ({py:obj}`ssimnet.io.export_results`).
 # Either way the page says where the numbers come from: code version, profile,
 # hardware and library versions are recorded with them.
 
