@@ -130,7 +130,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
         trainer, _ = train_network(out / ".train-data", out / ".run", profile, seed=args.seed,
                                    device=args.device or None, progress=not args.quiet)
     for name, image in images.items():
-        result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances, seed=args.seed)
+        result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances, seed=args.seed,
+                               tta=args.tta)
         if int(result.label.max()) > 65535:
             raise CommandError(f"{name}: more than 65535 nuclei do not fit a 16-bit label PNG")
         write_label(out / f"{name}_label.png", result.label)
@@ -366,6 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
     segment.add_argument("--finetune-epochs", type=int, default=None, help="per-image fine-tuning epochs (0 = none)")
     segment.add_argument("--instances", choices=["cc", "watershed"], default=None, help="instance method")
+    segment.add_argument("--tta", action="store_true", help="average the prediction over 8 orientations (8x slower)")
     segment.add_argument("--seed", type=int, default=0)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -517,6 +517,7 @@ def evaluate_network(
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    tta: bool = False,
 ) -> tuple[pd.DataFrame, Path]:
     """Segment every image of a split label-free and score it against its ground truth.
 
@@ -538,14 +539,15 @@ def evaluate_network(
 
     epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
     method = method or profile.train.instances
-    directory = Path(run_dir) / "predictions" / _key(_weights_digest(trainer), profile.pseudo, profile.train, epochs, method, seed, split)
+    directory = Path(run_dir) / "predictions" / _key(_weights_digest(trainer), profile.pseudo, profile.train, epochs, method, seed, split,
+                                                       *(["tta"] if tta else []))
     cached = (directory / "scores.csv").is_file()
     labels = None if cached else build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed,
                                                      workers=workers, progress=progress)
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
-                               seed=seed, pseudo=load_pseudo_labels(labels.path(name)))
+                               seed=seed, pseudo=load_pseudo_labels(labels.path(name)), tta=tta)
         return result.label
 
     return _segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory

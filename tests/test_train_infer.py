@@ -184,6 +184,24 @@ def test_tiled_prediction_equals_per_pixel_rule(shape):
     assert prob.shape == shape and np.allclose(prob, expected, atol=1e-5)
 
 
+def test_tta_keeps_a_per_pixel_rule_and_makes_the_unet_rotation_equivariant():
+    image = np.random.default_rng(1).integers(0, 256, (200, 150, 3), dtype=np.uint8)
+    # A per-pixel rule is unchanged by averaging over orientations (tiling included).
+    plain = predict_probability(_PixelModel(), image, tile=128, overlap=32, device="cpu")
+    assert np.allclose(predict_probability(_PixelModel(), image, tile=128, overlap=32, device="cpu", tta=True), plain, atol=1e-5)
+    # On one square tile, the average over the 8 orientations commutes with rotations and mirrors.
+    torch.manual_seed(0)
+    model = UNet(depth=2, width=4)
+    tile = np.ascontiguousarray(image[:64, :64])
+
+    def predict(x, tta):
+        return predict_probability(model, np.ascontiguousarray(x), tile=64, overlap=0, device="cpu", tta=tta)
+
+    for turn in (lambda a: np.rot90(a, 1), lambda a: a[:, ::-1]):
+        assert np.allclose(predict(turn(tile), True), turn(predict(tile, True)), atol=1e-5)
+    assert not np.allclose(predict(np.rot90(tile, 1), False), np.rot90(predict(tile, False)), atol=1e-5)
+
+
 def test_instances_cc_and_watershed():
     yy, xx = np.mgrid[0:60, 0:80]
     prob = np.exp(-((yy - 30) ** 2 + (xx - 28) ** 2) / 120) + np.exp(-((yy - 30) ** 2 + (xx - 50) ** 2) / 120)
