@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import PROFILES, get_profile
+from .config import INSTANCE_METHODS, PROFILES, get_profile
 from .data import (
     DataError,
     atomic_path,
@@ -86,13 +86,13 @@ def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .io import train_network
+    from .io import train_self_training
 
     profile = get_profile(args.profile)
-    trainer, checkpoint = train_network(
+    trainer, checkpoint = train_self_training(
         args.data_dir, args.out, profile, seed=args.seed, device=args.device or None, workers=args.workers,
         restart=args.restart, progress=not args.quiet,
-    )
+    )[-1]
     last = trainer.history[-1] if trainer.history else {}
     print(f"{checkpoint}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else ""))
 
@@ -100,7 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_segment(args: argparse.Namespace) -> None:
     from .data import read_image, write_image, write_label
     from .infer import measure_nuclei, segment_image
-    from .io import load_checkpoint, train_network
+    from .io import load_checkpoint, train_self_training
     from .stain import nonnegative_unmix, rgb_to_od
     from .train import Trainer
     from .viz import outline_overlay
@@ -127,8 +127,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
         staging = out / ".train-data" / "train" / "images"
         for name, image in images.items():
             write_image(staging / f"{name}.png", image)
-        trainer, _ = train_network(out / ".train-data", out / ".run", profile, seed=args.seed,
-                                   device=args.device or None, progress=not args.quiet)
+        trainer, _ = train_self_training(out / ".train-data", out / ".run", profile, seed=args.seed,
+                                         device=args.device or None, progress=not args.quiet)[-1]
     for name, image in images.items():
         result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances, seed=args.seed,
                                tta=args.tta)
@@ -366,7 +366,7 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: train on the given images)")
     segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
     segment.add_argument("--finetune-epochs", type=int, default=None, help="per-image fine-tuning epochs (0 = none)")
-    segment.add_argument("--instances", choices=["cc", "watershed"], default=None, help="instance method")
+    segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None, help="instance method")
     segment.add_argument("--tta", action="store_true", help="average the prediction over 8 orientations (8x slower)")
     segment.add_argument("--seed", type=int, default=0)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")

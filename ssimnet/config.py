@@ -26,10 +26,11 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "BaselineConfig", "Profile", "PAPER_FINAL_LR", "PROFILES",
-    "get_profile", "AblationVariant", "ABLATION",
+    "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults", "INSTANCE_METHODS",
 ]
 
 
@@ -92,6 +93,27 @@ class PseudoLabelConfig:
     point_radius: int = 2
 
 
+class InstanceDefaults(NamedTuple):
+    """Default settings of one instance method of :func:`ssimnet.infer.instances`."""
+
+    threshold: float
+    h: float | None
+
+
+#: Instance methods of :func:`ssimnet.infer.instances` with their default
+#: foreground threshold and marker height `h` (probability units for
+#: "watershed", pixels of distance for "distance"; "cc" has no markers).
+#: "cc" is the paper's setting.  The "distance" defaults were chosen on the
+#: MoNuSeg *training* split (``cpu`` network, no fine-tuning; thresholds
+#: 0.3-0.6, h 0.25-2, sigma 0-2): AJI 45.7, against 45.1 at (0.5, 0.5) and
+#: 40.8 for "watershed".
+INSTANCE_METHODS: dict[str, InstanceDefaults] = {
+    "cc": InstanceDefaults(threshold=0.5, h=None),
+    "watershed": InstanceDefaults(threshold=0.5, h=0.1),
+    "distance": InstanceDefaults(threshold=0.45, h=0.25),
+}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Network, training, fine-tuning and inference settings (paper Sec. 2.2 and 3.1).
@@ -121,6 +143,10 @@ class TrainConfig:
         MoNuSeg *training* split (``cpu`` profile, no fine-tuning: AJI 40.8
         against 29.2 for connected components); it is what ``ssimnet segment``
         uses.
+    Self-training (beyond the paper, :mod:`ssimnet.selftrain`)
+        ``selftrain_rounds`` rounds, each continuing the previous round's
+        network and schedule for ``selftrain_epochs`` epochs on pseudo labels
+        rebuilt from its own predictions on the training images.
     """
 
     depth: int = 4
@@ -138,10 +164,13 @@ class TrainConfig:
     tile_overlap: int = 64
     instances: str = "watershed"
     min_size: int = 30
+    selftrain_rounds: int = 0
+    selftrain_epochs: int = 5
 
     def training_settings(self) -> dict[str, object]:
-        """The fields that change the trained weights (not fine-tuning or inference)."""
-        skip = {"finetune_epochs", "finetune_lr", "tile_overlap", "instances", "min_size"}
+        """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""
+        skip = {"finetune_epochs", "finetune_lr", "tile_overlap", "instances", "min_size", "selftrain_rounds",
+                "selftrain_epochs"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "train_network",
+    "train_self_training",
     "train_supervised",
     "evaluate_network",
     "evaluate_supervised",
@@ -384,16 +385,20 @@ def _fit_with_checkpoints(
     restart: bool,
     progress: bool,
     desc: str = "training",
+    start: Callable[[], Trainer] | None = None,
 ) -> tuple[Trainer, Path]:
     """Train to ``config.epochs``, resuming from and writing ``directory/checkpoint.pt`` and ``history.csv``.
 
-    `data` is only called when there is training left to do.
+    `data` is only called when there is training left to do.  Without a
+    checkpoint, training starts from ``start()`` (default: fresh weights).
     """
     from .train import Trainer
 
     checkpoint = directory / "checkpoint.pt"
     if checkpoint.is_file() and not restart:
         trainer = Trainer.from_state(load_checkpoint(checkpoint), config, device=device)
+    elif start is not None:
+        trainer = start()
     else:
         trainer = Trainer.new(config, seed=seed, device=device)
     if trainer.epoch < config.epochs:
@@ -438,6 +443,77 @@ def train_network(
         lambda: load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels),
         seed=seed, device=device, restart=restart, progress=progress,
     )
+
+
+def train_self_training(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    rounds: int | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    workers: int = 1,
+    restart: bool = False,
+    progress: bool = True,
+) -> list[tuple[Trainer, Path]]:
+    """SSimNet training (:func:`train_network`, round 0), then `rounds` rounds of self-training.
+
+    Round ``r`` continues round ``r - 1``'s network and optimiser for
+    ``profile.train.selftrain_epochs`` epochs on pseudo labels rebuilt from
+    that network's predictions on the training images
+    (:func:`ssimnet.selftrain.self_training_labels`), purified by USMI over the
+    whole split as in the first round.  Each round has its checkpoint under
+    ``<run_dir>/selftrain/<key>/`` and resumes like :func:`train_network`.
+    No ground truth is read.
+
+    Returns
+    -------
+    list of (Trainer, Path)
+        Every round's network and checkpoint, round 0 first.
+    """
+    import copy
+    from dataclasses import replace
+
+    from .infer import predict_probability
+    from .selftrain import self_training_labels
+    from .train import PatchData, Trainer
+
+    cfg = profile.train
+    rounds = cfg.selftrain_rounds if rounds is None else rounds
+    if rounds < 0:
+        raise ValueError(f"rounds must be >= 0, got {rounds}")
+    result = [train_network(data_dir, run_dir, profile, seed=seed, device=device, workers=workers, restart=restart,
+                            progress=progress)]
+    labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
+    for r in range(1, rounds + 1):
+        previous = result[-1][0]
+        config = replace(cfg, epochs=previous.epoch + cfg.selftrain_epochs)
+        directory = Path(run_dir) / "selftrain" / _key(profile.pseudo, cfg.training_settings(), seed, r,
+                                                       cfg.selftrain_epochs, cfg.min_size)
+        _claim(directory, data_dir, "train")
+
+        def data(previous: Trainer = previous) -> PatchData:
+            items = {}
+            for name, path in tqdm(list(zip(labels.names, labels.images)), desc="self-training labels", unit="image",
+                                   disable=not progress):
+                image = read_image(path)
+                probability = predict_probability(previous.model, image, tile=labels.patch_size,
+                                                  overlap=cfg.tile_overlap, device=previous.device)
+                items[name] = (image, self_training_labels(load_pseudo_labels(labels.path(name)), probability,
+                                                           profile.pseudo, min_size=cfg.min_size))
+            patches = [(name, *p.corner) for name, (_, pl) in items.items() for p in pl.patches]
+            if cfg.purify:
+                usmi = [p.usmi for _, pl in items.values() for p in pl.patches]
+                patches = [patches[i] for i in select_patches(usmi, keep=profile.pseudo.keep_fraction)]
+            return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=cfg.soft_labels)
+
+        def start(previous: Trainer = previous, config: TrainConfig = config) -> Trainer:
+            return Trainer.from_state(copy.deepcopy(previous.state()), config, device=device)
+
+        result.append(_fit_with_checkpoints(directory, config, data, seed=seed, device=device, restart=restart,
+                                            progress=progress, desc=f"self-training round {r}", start=start))
+    return result
 
 
 def train_supervised(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .metrics import RunSummary, summarise_runs
@@ -28,7 +29,7 @@ from .paper import METRICS, TABLE1, TABLE3
 
 __all__ = [
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
-    "run_means", "method_summaries", "table1", "table3", "reproduction_report",
+    "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -166,3 +167,51 @@ def reproduction_report(per_image: pd.DataFrame) -> pd.DataFrame:
     }
     return pd.concat([frame.assign(table=table) for table, frame in parts.items()], ignore_index=True)[
         ["table", *parts["Table 1"].columns]]
+
+
+def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Sequence[str] = ("dice", "aji", "aji_plus", "pq")) -> pd.DataFrame:
+    """Model selection on the training split beside the test figures of every configuration.
+
+    `per_image` has one row per ``config``, ``split`` ("train" or "test"),
+    ``run`` and image, with the metric columns.  The result has one row per
+    configuration (in order of appearance): for each split and metric, the
+    mean over runs of the dataset mean and its standard deviation, in percent;
+    ``chosen`` marks the configuration with the highest mean training
+    `select` -- the test columns take no part in the choice.
+
+    >>> frame = pd.DataFrame({"config": ["a", "a", "b", "b"], "split": ["train", "test"] * 2, "run": 0,
+    ...                       "dice": [.7, .6, .8, .5], "aji": [.4, .5, .3, .6]})
+    >>> t = selection_table(frame, metrics=("dice", "aji"))
+    >>> float(t.loc["a", "train aji"]), float(t.loc["a", "test aji"]), t.index[t.chosen].tolist()
+    (40.0, 50.0, ['a'])
+    """
+    runs = per_image.groupby(["config", "split", "run"], sort=False)[list(metrics)].mean() * 100
+    stats = runs.groupby(["config", "split"], sort=False).agg(["mean", "std"]).fillna(0.0)
+    table = pd.DataFrame(index=pd.Index(per_image["config"].unique(), name="config"))
+    for split in ("train", "test"):
+        for metric in metrics:
+            column = stats.xs(split, level="split")[metric]
+            table[f"{split} {metric}"] = column["mean"].round(1)
+            table[f"{split} {metric} std"] = column["std"].round(1)
+    table["runs"] = per_image.groupby("config", sort=False)["run"].nunique()
+    table["chosen"] = table.index == table[f"train {select}"].idxmax()
+    return table
+
+
+def format_selection(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`selection_table` for reading: ``"mean ± std"`` cells under (split, metric) columns.
+
+    >>> t = pd.DataFrame({"train aji": [40.0], "train aji std": [1.5], "test aji": [50.0], "test aji std": [0.0],
+    ...                   "runs": [3], "chosen": [True]}, index=pd.Index(["a"], name="config"))
+    >>> format_selection(t).loc["a"].astype(str).tolist()
+    ['40.0 ± 1.5', '50.0 ± 0.0', '3', '✓']
+    """
+    metrics = [c for c in table.columns if c.split(" ")[0] in ("train", "test") and not c.endswith(" std")]
+    out = pd.DataFrame(index=table.index)
+    for column in metrics:
+        split, metric = column.split(" ", 1)
+        out[(split, metric)] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(table[column], table[f"{column} std"])]
+    out[("", "runs")] = table["runs"]
+    out[("", "chosen")] = np.where(table["chosen"], "✓", "")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
