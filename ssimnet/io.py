@@ -72,6 +72,9 @@ __all__ = [
     "load_checkpoint",
     "train_network",
     "train_self_training",
+    "SELECTION_FILE",
+    "save_selection",
+    "load_selection",
     "train_supervised",
     "evaluate_network",
     "evaluate_supervised",
@@ -960,3 +963,41 @@ def load_results(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[
     ):
         raise DataError(directory / "runs.csv", "does not match the means of per_image.csv")
     return per_image, info
+
+
+#: File of a results folder holding the per-image scores of the "Beyond the paper" selection study.
+SELECTION_FILE: str = "selection_per_image.csv"
+
+
+def save_selection(directory: str | os.PathLike[str], per_image: pd.DataFrame) -> Path:
+    """Write the selection study's per-image scores (one row per config, split, run and image) atomically."""
+    path = Path(directory) / SELECTION_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        per_image.to_csv(tmp, index=False, float_format="%.6f")
+    return path
+
+
+def load_selection(directory: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read what :func:`save_selection` wrote.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or unreadable, or a column is missing.
+    """
+    import pandas as pd
+
+    from .report import SCORE_COLUMNS
+
+    path = Path(directory) / SELECTION_FILE
+    if not path.is_file():
+        raise DataError(path, "selection results not found")
+    try:
+        per_image = pd.read_csv(path)
+    except (ValueError, OSError) as exc:
+        raise DataError(path, f"unreadable selection results: {exc}") from None
+    missing = [c for c in ("config", "split", "run", "seed", "image", *SCORE_COLUMNS) if c not in per_image.columns]
+    if missing:
+        raise DataError(path, f"missing columns {', '.join(missing)}")
+    return per_image

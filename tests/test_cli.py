@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from ssimnet.cli import main
-from ssimnet.config import SyntheticConfig
+from ssimnet.config import SyntheticConfig, get_profile
 from ssimnet.data import list_samples, read_sample, resolve_dataset, write_image, write_label, write_synthetic_dataset
+from ssimnet.io import save_checkpoint
+from ssimnet.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_SAMPLE = ROOT.parent / "shared" / "data" / "monuseg-raw-sample"
@@ -153,7 +155,12 @@ def test_segment_bad_input(tmp_path, capsys):
     small = tmp_path / "small.png"
     write_image(small, np.zeros((100, 100, 3), np.uint8))
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke"],
-                    "small.png", "smaller than a 256x256 patch", "--finetune-epochs 0")
+                    "small.png", "smaller than a 256x256 patch", "--model")
+    checkpoint = tmp_path / "net.pt"
+    save_checkpoint(checkpoint, Trainer.new(get_profile("smoke").train, device="cpu").state())
+    _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
+                                str(checkpoint), "--finetune-epochs", "1"], "small.png", "smaller than a 256x256 patch",
+                    "--finetune-epochs 0")
     (tmp_path / "bad.pt").write_bytes(b"junk")
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "bad.pt"),
                                 "--finetune-epochs", "0"], "bad.pt", "not an ssimnet checkpoint")

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 
 from ssimnet.baselines import METHOD_NAMES, TABLE1_METHODS
 from ssimnet.config import ABLATION
 from ssimnet.data import DataError
-from ssimnet.io import RESULT_FILES, load_results, save_results
-from ssimnet.report import SCORE_COLUMNS, reproduction_report, run_means, table3
+from ssimnet.io import RESULT_FILES, SELECTION_FILE, load_results, load_selection, save_results, save_selection
+from ssimnet.report import SCORE_COLUMNS, format_selection, reproduction_report, run_means, selection_table, table3
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted(p.parent for p in (ROOT / "results").glob("*/provenance.json"))
@@ -118,3 +119,49 @@ def test_report_notebook_shows_exactly_the_committed_numbers(tmp_path):
         assert expected in shown, (key, expected)
     assert any("SSimNet" in html.unescape(t) for t in tables)
     assert METHOD_NAMES["watershed"] in tables[0]
+
+
+def _toy_selection() -> pd.DataFrame:
+    rows = []
+    for config, base in (("a", 0.3), ("b", 0.5)):
+        for run in range(2):
+            for split, n in (("train", 3), ("test", 2)):
+                for i in range(n):
+                    rows.append({"config": config, "split": split, "run": run, "seed": run, "image": f"{split}{i}",
+                                 **{m: base + 0.1 * i + 0.05 * run for m in SCORE_COLUMNS}})
+    return pd.DataFrame(rows)
+
+
+def test_selection_table_by_hand_and_chosen_on_train_only(tmp_path):
+    frame = _toy_selection()
+    table = selection_table(frame)
+    # config "a", train: run means 0.40 and 0.45 -> mean 42.5, sample std 3.5; test: 0.35, 0.40 -> 37.5
+    assert table.loc["a", "train aji"] == 42.5 and table.loc["a", "train aji std"] == 3.5
+    assert table.loc["a", "test dice"] == 37.5 and table.loc["a", "runs"] == 2
+    assert table.index[table.chosen].tolist() == ["b"]
+    flipped = frame.copy()
+    flipped.loc[(flipped.config == "a") & (flipped.split == "test"), "aji"] = 0.99  # test scores cannot change the choice
+    assert selection_table(flipped).index[selection_table(flipped).chosen].tolist() == ["b"]
+    assert format_selection(table).loc["a", ("train", "aji")] == "42.5 ± 3.5"
+    save_selection(tmp_path, frame)
+    assert_frame_equal(load_selection(tmp_path), frame, check_dtype=False)
+    frame.drop(columns="pq").to_csv(tmp_path / SELECTION_FILE, index=False)
+    with pytest.raises(DataError, match="missing columns pq"):
+        load_selection(tmp_path)
+    with pytest.raises(DataError, match="not found"):
+        load_selection(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "cpu" / SELECTION_FILE).is_file(), reason="no committed selection study")
+def test_committed_selection_study_is_complete_and_consistent():
+    per_image = load_selection(ROOT / "results" / "cpu")
+    assert per_image[list(SCORE_COLUMNS)].apply(lambda c: c.between(0, 1)).all().all()
+    counts = per_image.groupby(["config", "split", "run"]).image.nunique().unstack("split")
+    assert (counts["train"] == 30).all() and (counts["test"] == 14).all()
+    table = selection_table(per_image)
+    for config, group in per_image.groupby("config"):
+        for split in ("train", "test"):
+            runs = group[group.split == split].groupby("run").aji.mean() * 100
+            assert table.loc[config, f"{split} aji"] == pytest.approx(runs.mean(), abs=0.051)
+    chosen = table.index[table.chosen][0]
+    assert table.loc[chosen, "train aji"] == table["train aji"].max()
