@@ -62,8 +62,8 @@ from IPython.display import Markdown, display
 
 from ssimnet.config import get_profile
 from ssimnet.data import is_synthetic, list_samples, read_image, read_label, resolve_dataset
-from ssimnet.io import (evaluate_baseline, evaluate_network, evaluate_supervised, load_selection, save_selection,
-                        train_self_training, train_supervised)
+from ssimnet.io import (evaluate_baseline, evaluate_network, evaluate_supervised, load_selection, provenance,
+                        save_selection, train_self_training, train_supervised)
 from ssimnet.report import format_selection, selection_table
 from ssimnet.viz import crowded_window, outline_overlay
 
@@ -88,7 +88,7 @@ for name, (r, method) in configurations.items():
 per_image = pd.concat(frames, ignore_index=True)
 real = not is_synthetic(data_root)
 if real:  # kept with the run's other results (ssimnet.io.export_results); results/<profile>/ holds a committed copy
-    save_selection(f"{run_dir}/results", per_image)
+    save_selection(f"{run_dir}/results", per_image, provenance(config, data_dir=data_root, seed=seed, device=device or None))
 print(f"{data_root.name}: {len(list_samples(data_root, 'train'))} training and {len(list_samples(data_root, 'test'))} test "
       f"images; profile {profile!r}; {len(seeds)} seed(s) from {seed}; {config.train.selftrain_epochs} epochs per "
       f"self-training round")
@@ -117,12 +117,16 @@ Markdown(
 
 # %% tags=["hide-input"]
 if not real:
-    reference = selection_table(load_selection(results_dir))
+    committed, info = load_selection(results_dir)
+    reference = selection_table(committed)
     ref_chosen = reference.index[reference.chosen][0]
+    hardware = info["hardware"]
     display(Markdown(
         f"This book was built on synthetic data, where the comparison is only a sanity check. The same study on "
-        f"MoNuSeg, committed in `{results_dir}` (its provenance is on the reproduction report page), chose "
-        f"**{ref_chosen}** on the training split, with test AJI {reference.loc[ref_chosen, 'test aji']:.1f}:"))
+        f"MoNuSeg (`{info['profile']}` profile, seed {info['seed']}, {hardware['cpus']} CPUs, torch on "
+        f"`{hardware['device']}`, commit `{str(info['commit'])[:10]}`, {info['created']}), committed in "
+        f"`{results_dir}`, chose **{ref_chosen}** on the training split, with test AJI "
+        f"{reference.loc[ref_chosen, 'test aji']:.1f}:"))
     display(format_selection(reference))
 
 # %% [markdown]

@@ -72,7 +72,7 @@ __all__ = [
     "load_checkpoint",
     "train_network",
     "train_self_training",
-    "SELECTION_FILE",
+    "SELECTION_FILES",
     "save_selection",
     "load_selection",
     "train_supervised",
@@ -965,39 +965,44 @@ def load_results(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[
     return per_image, info
 
 
-#: File of a results folder holding the per-image scores of the "Beyond the paper" selection study.
-SELECTION_FILE: str = "selection_per_image.csv"
+#: Files of a results folder holding the "Beyond the paper" selection study:
+#: per-image scores (one row per config, split, run and image) and their provenance.
+SELECTION_FILES: tuple[str, ...] = ("selection_per_image.csv", "selection_provenance.json")
 
 
-def save_selection(directory: str | os.PathLike[str], per_image: pd.DataFrame) -> Path:
-    """Write the selection study's per-image scores (one row per config, split, run and image) atomically."""
-    path = Path(directory) / SELECTION_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+def save_selection(directory: str | os.PathLike[str], per_image: pd.DataFrame, info: dict[str, object]) -> Path:
+    """Write the selection study's per-image scores and provenance (:func:`provenance`), each atomically."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory / SELECTION_FILES[0]) as tmp:
         per_image.to_csv(tmp, index=False, float_format="%.6f")
-    return path
+    with atomic_path(directory / SELECTION_FILES[1]) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return directory
 
 
-def load_selection(directory: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read what :func:`save_selection` wrote.
+def load_selection(directory: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Read what :func:`save_selection` wrote; returns ``(per_image, provenance)``.
 
     Raises
     ------
     DataError
-        If the file is missing or unreadable, or a column is missing.
+        If a file is missing or unreadable, or a column is missing.
     """
     import pandas as pd
 
     from .report import SCORE_COLUMNS
 
-    path = Path(directory) / SELECTION_FILE
-    if not path.is_file():
-        raise DataError(path, "selection results not found")
+    directory = Path(directory)
+    for name in SELECTION_FILES:
+        if not (directory / name).is_file():
+            raise DataError(directory / name, "selection results not found")
     try:
-        per_image = pd.read_csv(path)
+        per_image = pd.read_csv(directory / SELECTION_FILES[0])
+        info = json.loads((directory / SELECTION_FILES[1]).read_text())
     except (ValueError, OSError) as exc:
-        raise DataError(path, f"unreadable selection results: {exc}") from None
+        raise DataError(directory, f"unreadable selection results: {exc}") from None
     missing = [c for c in ("config", "split", "run", "seed", "image", *SCORE_COLUMNS) if c not in per_image.columns]
     if missing:
-        raise DataError(path, f"missing columns {', '.join(missing)}")
-    return per_image
+        raise DataError(directory / SELECTION_FILES[0], f"missing columns {', '.join(missing)}")
+    return per_image, info

@@ -15,7 +15,7 @@ from pandas.testing import assert_frame_equal
 from ssimnet.baselines import METHOD_NAMES, TABLE1_METHODS
 from ssimnet.config import ABLATION
 from ssimnet.data import DataError
-from ssimnet.io import RESULT_FILES, SELECTION_FILE, load_results, load_selection, save_results, save_selection
+from ssimnet.io import RESULT_FILES, SELECTION_FILES, load_results, load_selection, save_results, save_selection
 from ssimnet.report import SCORE_COLUMNS, format_selection, reproduction_report, run_means, selection_table, table3
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,18 +143,19 @@ def test_selection_table_by_hand_and_chosen_on_train_only(tmp_path):
     flipped.loc[(flipped.config == "a") & (flipped.split == "test"), "aji"] = 0.99  # test scores cannot change the choice
     assert selection_table(flipped).index[selection_table(flipped).chosen].tolist() == ["b"]
     assert format_selection(table).loc["a", ("train", "aji")] == "42.5 ± 3.5"
-    save_selection(tmp_path, frame)
-    assert_frame_equal(load_selection(tmp_path), frame, check_dtype=False)
-    frame.drop(columns="pq").to_csv(tmp_path / SELECTION_FILE, index=False)
+    save_selection(tmp_path, frame, {"commit": "abc"})
+    loaded, info = load_selection(tmp_path)
+    assert_frame_equal(loaded, frame, check_dtype=False) and info == {"commit": "abc"}
+    frame.drop(columns="pq").to_csv(tmp_path / SELECTION_FILES[0], index=False)
     with pytest.raises(DataError, match="missing columns pq"):
         load_selection(tmp_path)
     with pytest.raises(DataError, match="not found"):
         load_selection(tmp_path / "nowhere")
 
 
-@pytest.mark.skipif(not (ROOT / "results" / "cpu" / SELECTION_FILE).is_file(), reason="no committed selection study")
 def test_committed_selection_study_is_complete_and_consistent():
-    per_image = load_selection(ROOT / "results" / "cpu")
+    per_image, info = load_selection(ROOT / "results" / "cpu")
+    assert info["profile"] == "cpu" and info["data"]["name"] == "monuseg" and info["commit"]
     assert per_image[list(SCORE_COLUMNS)].apply(lambda c: c.between(0, 1)).all().all()
     counts = per_image.groupby(["config", "split", "run"]).image.nunique().unstack("split")
     assert (counts["train"] == 30).all() and (counts["test"] == 14).all()
