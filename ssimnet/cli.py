@@ -6,7 +6,7 @@
     ssimnet data synth DST [--profile P]
     ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
-    ssimnet segment IMAGE... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--device D]
+    ssimnet segment IMAGE... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--tta] [--device D]
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--only NB] [--quiet]
 
