@@ -49,8 +49,8 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
-rounds = 2  # self-training rounds to measure (first seed only)
-runs = 3  # seeds of the first-round network, from `seed` on
+rounds = 1  # self-training rounds to measure (first seed only)
+runs = 0  # seeds of the first-round network, from `seed` on; 0: the profile's network_runs
 results_dir = "results/cpu"  # committed MoNuSeg reference results, shown when data_dir holds no real data
 
 # %%
@@ -71,7 +71,7 @@ from ssimnet.viz import crowded_window, outline_overlay
 config = get_profile(profile)
 config = dataclasses.replace(config, train=dataclasses.replace(config.train, selftrain_rounds=rounds))
 data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
-seeds = [seed + k for k in range(runs)]
+seeds = [seed + k for k in range(runs or config.baselines.network_runs)]
 networks = {s: train_self_training(data_root, run_dir, config, rounds=rounds if s == seed else 0, seed=s,
                                    device=device or None, workers=2, progress=False) for s in seeds}
 
