@@ -98,9 +98,9 @@ print(f"{data_root.name}: {len(list_samples(data_root, 'train'))} training and {
 # ## Selection on the training split, and every configuration's test figures
 #
 # Percent, mean over runs (seeds) of the dataset mean, with the standard
-# deviation over runs beside it. `chosen` is the configuration with the
-# highest training AJI. Self-training, which costs a training round per
-# round, was measured for the first seed only.
+# deviation over runs beside it where there are several. `chosen` is the
+# configuration with the highest training AJI. Self-training, which costs a
+# training round per round, was measured for the first seed only.
 
 # %%
 table = selection_table(per_image)

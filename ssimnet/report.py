@@ -201,16 +201,20 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
 def format_selection(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`selection_table` for reading: ``"mean ± std"`` cells under (split, metric) columns.
 
-    >>> t = pd.DataFrame({"train aji": [40.0], "train aji std": [1.5], "test aji": [50.0], "test aji std": [0.0],
-    ...                   "runs": [3], "chosen": [True]}, index=pd.Index(["a"], name="config"))
-    >>> format_selection(t).loc["a"].astype(str).tolist()
-    ['40.0 ± 1.5', '50.0 ± 0.0', '3', '✓']
+    A configuration measured in one run has no spread, and its cells show the mean alone.
+
+    >>> t = pd.DataFrame({"train aji": [40.0, 30.0], "train aji std": [1.5, 0.0], "test aji": [50.0, 45.0],
+    ...                   "test aji std": [0.0, 0.0], "runs": [3, 1], "chosen": [True, False]},
+    ...                  index=pd.Index(["a", "b"], name="config"))
+    >>> format_selection(t).astype(str).values.tolist()
+    [['40.0 ± 1.5', '50.0 ± 0.0', '3', '✓'], ['30.0', '45.0', '1', '']]
     """
     metrics = [c for c in table.columns if c.split(" ")[0] in ("train", "test") and not c.endswith(" std")]
     out = pd.DataFrame(index=table.index)
     for column in metrics:
         split, metric = column.split(" ", 1)
-        out[(split, metric)] = [f"{m:.1f} ± {s:.1f}" for m, s in zip(table[column], table[f"{column} std"])]
+        out[(split, metric)] = [f"{m:.1f}" if n == 1 else f"{m:.1f} ± {s:.1f}"
+                                for m, s, n in zip(table[column], table[f"{column} std"], table["runs"])]
     out[("", "runs")] = table["runs"]
     out[("", "chosen")] = np.where(table["chosen"], "✓", "")
     out.columns = pd.MultiIndex.from_tuples(out.columns)
