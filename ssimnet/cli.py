@@ -17,6 +17,7 @@ line on stderr naming the file and the problem).
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -299,6 +300,22 @@ def execute_book(
     return seconds
 
 
+def _notebook_parameters(items: Sequence[str], *, reserved: dict[str, object]) -> dict[str, object]:
+    """``NAME=VALUE`` strings as papermill parameters; values are Python literals, else strings."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise CommandError(f"--param {item!r}: expected NAME=VALUE")
+        if name in reserved:
+            raise CommandError(f"--param {name}: set by its own option (--{name.replace('_', '-')})")
+        try:
+            out[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[name] = text
+    return out
+
+
 def _cmd_book(args: argparse.Namespace) -> None:
     book_dir = Path(args.book_dir).resolve()
     run_dir = Path(args.run_dir or f"runs/{args.profile}").resolve()
@@ -313,6 +330,7 @@ def _cmd_book(args: argparse.Namespace) -> None:
     }
     if args.cpm17_dir:
         parameters["cpm17_dir"] = str(Path(args.cpm17_dir).resolve())
+    parameters |= _notebook_parameters(args.param, reserved=parameters)
     seconds = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet,
                            timings=run_dir / "timings.json")
     width = max(map(len, seconds), default=0)
@@ -392,6 +410,8 @@ def _parser() -> argparse.ArgumentParser:
     book.add_argument("--cpm17-dir", default="", help="CPM17 in the uniform layout, for Table 2 (optional)")
     book.add_argument("--only", nargs="*", default=[], help="execute only these notebooks (names as in _toc.yml)")
     book.add_argument("--book-dir", default=".", help="folder holding _toc.yml and notebooks/")
+    book.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                      help="a further notebook parameter, e.g. runs=3 (with --only, for one notebook's own)")
     book.add_argument("--quiet", action="store_true", help="no progress output")
     book.set_defaults(func=_cmd_book)
     return parser

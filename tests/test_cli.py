@@ -120,6 +120,19 @@ def test_book_driver_fails_loudly_and_keeps_no_output(tmp_path, capsys):
                     "03_silent.py", "not found")
 
 
+def test_book_driver_passes_further_parameters(tmp_path, capsys):
+    source = PARAMS_CELL.replace('device = ""\n', 'device = ""\nruns = 0\nlabel = ""\n') + \
+        '# %%\nf"runs={runs!r} label={label!r}"\n'
+    book = _book(tmp_path, source, name="09_params")
+    run = ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    assert main([*run, "--param", "runs=3", "--param", "label=a b"]) == 0
+    nb = nbformat.read(book / "book" / "executed" / "09_params.ipynb", as_version=4)
+    text = "".join(o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "runs=3 label='a b'" in text  # a Python literal stays typed; anything else is a string
+    _one_line_error(capsys, 2, [*run, "--param", "runs"], "--param 'runs'", "NAME=VALUE")
+    _one_line_error(capsys, 2, [*run, "--param", "seed=4"], "--param seed", "--seed")
+
+
 def test_train_then_segment(tmp_path, capsys):
     from ssimnet.data import read_label
 
