@@ -639,22 +639,27 @@ def evaluate_supervised(
     trainer: Trainer,
     *,
     split: str = "test",
+    method: str = "cc",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, Path]:
     """Score a network on a split by plain prediction (no pseudo labels, no fine-tuning): the supervised baseline.
 
-    Instances as in the paper's protocol (``instances="cc"``); output under
+    Instances by connected components as in the paper's protocol, or by
+    another `method` of :func:`ssimnet.infer.instances` with its defaults
+    (:data:`ssimnet.config.INSTANCE_METHODS`); output under
     ``<run_dir>/predictions/<key>/`` like :func:`evaluate_network`.
     """
     from .infer import instances, predict_probability
 
     cfg = profile.train
-    directory = Path(run_dir) / "predictions" / _key("plain", _weights_digest(trainer), cfg.tile_overlap, cfg.min_size, split)
+    extra = () if method == "cc" else (method,)  # "cc" keeps the key it always had
+    directory = Path(run_dir) / "predictions" / _key("plain", _weights_digest(trainer), cfg.tile_overlap, cfg.min_size,
+                                                     split, *extra)
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         prob = predict_probability(trainer.model, read_image(image_path), tile=profile.pseudo.patch_size,
                                    overlap=cfg.tile_overlap, device=trainer.device)
-        return instances(prob, method="cc", min_size=cfg.min_size)
+        return instances(prob, method=method, min_size=cfg.min_size)
 
     return _segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory
 

@@ -15,7 +15,8 @@ from ssimnet.baselines.clustering import cluster_foreground
 from ssimnet.baselines.kanezaki import kanezaki_foreground, kanezaki_labels, superpixel_refine
 from ssimnet.baselines.watershed import hematoxylin_watershed
 from ssimnet.config import BaselineConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
-from ssimnet.data import DataError, list_samples, read_label, write_synthetic_dataset
+from ssimnet.data import DataError, list_samples, read_image, read_label, write_synthetic_dataset
+from ssimnet.infer import instances, predict_probability
 from ssimnet.io import evaluate_baseline, evaluate_supervised, run_methods, train_supervised
 from ssimnet.metrics import pixel_scores, score, summarise_runs
 from ssimnet.report import comparison_table, discrepancies
@@ -179,8 +180,16 @@ def test_supervised_baseline_trains_on_labels_and_beats_chance(dataset, tmp_path
     )
     trainer, checkpoint = train_supervised(dataset, tmp_path, profile, progress=False)
     assert checkpoint.is_file() and trainer.epoch == 20
-    scores, _ = evaluate_supervised(dataset, tmp_path, profile, trainer, progress=False)
+    scores, folder = evaluate_supervised(dataset, tmp_path, profile, trainer, progress=False)
     assert len(scores) == 2 and scores.dice.mean() > 0.6
+    split, split_folder = evaluate_supervised(dataset, tmp_path, profile, trainer, method="distance", progress=False)
+    assert split_folder != folder and len(split) == 2
+    name = scores.image.iloc[0]
+    prob = predict_probability(trainer.model, read_image(dataset / "test" / "images" / f"{name}.png"), tile=64,
+                               overlap=16, device=trainer.device)
+    for method, where in (("cc", folder), ("distance", split_folder)):
+        expected = instances(prob, method=method, min_size=profile.train.min_size)
+        np.testing.assert_array_equal(read_label(where / f"{name}.png"), expected)
     resumed, _ = train_supervised(dataset, tmp_path, profile, progress=False)  # finished: loaded, not retrained
     assert resumed.history == trainer.history
 
