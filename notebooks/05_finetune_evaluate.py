@@ -125,8 +125,8 @@ plt.show()
 # touch: the image $I$; its hematoxylin reconstruction $I^T$ (Eq. 1–2); the
 # fuzzy c-means nucleus cluster and the candidates $P$ after the active
 # contour (Eq. 3); the soft label $\tilde y$ (Eq. 4); the patch grid of
-# Algorithm 1 (green: among this image's 70 % lowest USMI, used to
-# fine-tune; red: dropped); the Voronoi tri-label $\tilde z$ (white nucleus
+# Algorithm 1, each overlapping patch drawn as its central square (green:
+# among this image's 70 % lowest USMI, used to fine-tune; red: dropped); the Voronoi tri-label $\tilde z$ (white nucleus
 # points, black edges, grey ignored); the network's nucleus probability after
 # fine-tuning; and the instances, outlined. Ground truth is not used.
 
@@ -159,9 +159,11 @@ fig, axes = plt.subplots(3, 3, figsize=(12, 12.5))
 for ax, (title, panel, cmap) in zip(axes.flat, panels):
     if title.startswith("USMI"):
         ax.imshow(panel)
+        stride = config.pseudo.patch_stride
+        inset = (size - stride) // 2  # each patch drawn as its central stride x stride cell: the cells tile the image
         for i, p in enumerate(pseudo.patches):
             (r, c), colour = p.corner, "lime" if i in kept else "red"
-            ax.add_patch(Rectangle((c + 4, r + 4), size - 8, size - 8, fill=False, lw=1.2, ec=colour))
+            ax.add_patch(Rectangle((c + inset, r + inset), stride, stride, fc=colour, alpha=0.3, ec=colour, lw=0.8))
         ax.set_title(f"{title}: {len(kept)} of {len(pseudo.patches)} kept", fontsize=10)
     else:
         ax.imshow(panel[window], cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
