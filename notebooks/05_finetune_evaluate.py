@@ -126,9 +126,10 @@ plt.show()
 # fuzzy c-means nucleus cluster and the candidates $P$ after the active
 # contour (Eq. 3); the soft label $\tilde y$ (Eq. 4); the patch grid of
 # Algorithm 1, each overlapping patch drawn as its central square (green:
-# among this image's 70 % lowest USMI, used to fine-tune; red: dropped); the Voronoi tri-label $\tilde z$ (white nucleus
-# points, black edges, grey ignored); the network's nucleus probability after
-# fine-tuning; and the instances, outlined. Ground truth is not used.
+# among this image's 70 % lowest USMI, used to fine-tune; red: dropped); the
+# Voronoi tri-label $\tilde z$ (white nucleus points, black edges, grey
+# ignored); the network's nucleus probability after fine-tuning; and the
+# instances, outlined. Ground truth is not used.
 
 # %% tags=["hide-input"]
 from matplotlib.patches import Rectangle
