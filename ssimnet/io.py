@@ -72,6 +72,7 @@ __all__ = [
     "load_checkpoint",
     "train_network",
     "train_self_training",
+    "self_training_patches",
     "SELECTION_FILES",
     "save_selection",
     "load_selection",
@@ -478,8 +479,6 @@ def train_self_training(
     import copy
     from dataclasses import replace
 
-    from .infer import predict_probability
-    from .selftrain import self_training_labels
     from .train import PatchData, Trainer
 
     cfg = profile.train
@@ -497,19 +496,7 @@ def train_self_training(
         _claim(directory, data_dir, "train")
 
         def data(previous: Trainer = previous) -> PatchData:
-            items = {}
-            for name, path in tqdm(list(zip(labels.names, labels.images)), desc="self-training labels", unit="image",
-                                   disable=not progress):
-                image = read_image(path)
-                probability = predict_probability(previous.model, image, tile=labels.patch_size,
-                                                  overlap=cfg.tile_overlap, device=previous.device)
-                items[name] = (image, self_training_labels(load_pseudo_labels(labels.path(name)), probability,
-                                                           profile.pseudo, min_size=cfg.min_size))
-            patches = [(name, *p.corner) for name, (_, pl) in items.items() for p in pl.patches]
-            if cfg.purify:
-                usmi = [p.usmi for _, pl in items.values() for p in pl.patches]
-                patches = [patches[i] for i in select_patches(usmi, keep=profile.pseudo.keep_fraction)]
-            return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=cfg.soft_labels)
+            return self_training_patches(previous, labels, profile, progress=progress)
 
         def start(previous: Trainer = previous, config: TrainConfig = config) -> Trainer:
             return Trainer.from_state(copy.deepcopy(previous.state()), config, device=device)
@@ -517,6 +504,35 @@ def train_self_training(
         result.append(_fit_with_checkpoints(directory, config, data, seed=seed, device=device, restart=restart,
                                             progress=progress, desc=f"self-training round {r}", start=start))
     return result
+
+
+def self_training_patches(trainer: Trainer, labels: PseudoLabelSet, profile: Profile, *, progress: bool = True) -> PatchData:
+    """The training patches of one self-training round: pseudo labels rebuilt from `trainer`'s predictions.
+
+    Every training image is predicted by `trainer`; its first-round pseudo
+    labels are replaced by :func:`ssimnet.selftrain.self_training_labels`, and
+    the patches are purified by USMI over the whole split as in the first
+    round (all of them when ``profile.train.purify`` is off).  No ground truth
+    is read.
+    """
+    from .infer import predict_probability
+    from .selftrain import self_training_labels
+    from .train import PatchData
+
+    cfg = profile.train
+    items = {}
+    for name, path in tqdm(list(zip(labels.names, labels.images)), desc="self-training labels", unit="image",
+                           disable=not progress):
+        image = read_image(path)
+        probability = predict_probability(trainer.model, image, tile=labels.patch_size, overlap=cfg.tile_overlap,
+                                          device=trainer.device)
+        items[name] = (image, self_training_labels(load_pseudo_labels(labels.path(name)), probability, profile.pseudo,
+                                                   min_size=cfg.min_size))
+    patches = [(name, *p.corner) for name, (_, pl) in items.items() for p in pl.patches]
+    if cfg.purify:
+        usmi = [p.usmi for _, pl in items.values() for p in pl.patches]
+        patches = [patches[i] for i in select_patches(usmi, keep=profile.pseudo.keep_fraction)]
+    return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=cfg.soft_labels)
 
 
 def train_supervised(

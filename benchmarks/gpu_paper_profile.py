@@ -1,0 +1,269 @@
+"""SSimNet in the `paper` profile on a lent GPU, within a wall-clock budget; scored back on this machine.
+
+A GPU session here is short (minutes) and can carry at most 64 MiB, so the
+experiment runs in three steps:
+
+``pack DATA PACK``
+    (here) The dataset's images as lossless WebP and, per image, only the
+    pseudo-label *candidates* of the run directory's cached pseudo labels
+    (``ssimnet pseudo-labels --profile paper``); soft labels, Voronoi labels
+    and USMI are recomputed from them, which the step checks against the
+    cached files.  No ground truth is packed.
+``run PACK OUT --budget S``
+    (on the GPU) Unpack, train the `paper` profile's U-Net from the pseudo
+    labels (150 epochs, or as many as fit in the budget, less a reserve for
+    what follows), predict the training and test images, fine-tune per test
+    image (paper Sec. 2.2) and, time permitting, run one self-training round;
+    each stage's probability maps go to ``OUT`` as uint8 (p * 255, rounded).
+``score OUT DATA RESULTS``
+    (here) Instances by every method of :data:`ssimnet.config.INSTANCE_METHODS`
+    from the probability maps, scored against DATA's ground truth; a table
+    is printed and ``scores.csv`` written.
+
+The probability maps are quantised to 1/255 for the transfer, so scores can
+differ from a run that keeps float maps by pixels whose probability lies
+within 1/510 of a threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+import json
+import lzma
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ssimnet.config import INSTANCE_METHODS, get_profile
+from ssimnet.data import list_samples, read_image, read_label, write_image, write_table
+from ssimnet.io import (build_pseudo_labels, load_pseudo_labels, load_training_patches, pseudo_label_key,
+                        save_pseudo_labels, self_training_patches)
+from ssimnet.purify import patch_usmi
+from ssimnet.soften import soften_labels
+from ssimnet.voronoi import voronoi_label
+
+SPLITS = ("train", "test")
+STAGES = ("train", "test", "test_ft", "train_st1", "test_st1")
+
+
+def _rebuild(candidates: np.ndarray, stains: np.ndarray, fallback: bool, config) -> dict:
+    return {
+        "candidates": candidates,
+        "soft": soften_labels(candidates, stop=config.soften_stop),
+        "voronoi": voronoi_label(candidates, point_radius=config.point_radius),
+        "patches": patch_usmi(candidates, size=config.patch_size, stride=config.patch_stride,
+                              min_components=config.min_components),
+        "stains": stains,
+        "stain_fallback": fallback,
+    }
+
+
+def _pack_one(job: tuple[Path, Path, Path]) -> str:
+    from PIL import Image
+
+    from ssimnet.io import _image_digest
+
+    image_path, pseudo_path, dst = job
+    image = read_image(image_path)
+    stored = load_pseudo_labels(pseudo_path)
+    config = get_profile("paper").pseudo
+    rebuilt = _rebuild(stored.candidates, stored.stains, stored.stain_fallback, config)
+    if not (np.array_equal(rebuilt["soft"], stored.soft) and np.array_equal(rebuilt["voronoi"], stored.voronoi)
+            and rebuilt["patches"] == stored.patches):
+        raise SystemExit(f"{pseudo_path}: soft/Voronoi/USMI recomputed from the candidates differ from the stored ones")
+    webp = dst / f"{image_path.stem}.webp"
+    if not webp.is_file():
+        Image.fromarray(image).save(webp, format="WEBP", lossless=True, quality=100, method=6)
+    if not np.array_equal(np.asarray(Image.open(webp).convert("RGB")), image):
+        raise SystemExit(f"{webp}: does not decode to the pixels of {image_path}")
+    np.savez_compressed(dst / f"{image_path.stem}.npz", candidates=stored.candidates, stains=stored.stains,
+                        stain_fallback=stored.stain_fallback, image_digest=_image_digest(image))
+    return image_path.stem
+
+
+def pack(data: Path, run: Path, dst: Path, workers: int) -> None:
+    config = get_profile("paper").pseudo
+    jobs = []
+    for split in SPLITS:
+        (dst / split).mkdir(parents=True, exist_ok=True)
+        pseudo_dir = run / "pseudo" / split / pseudo_label_key(config, 0)
+        for s in list_samples(data, split, labels=False):
+            jobs.append((s.image_path, pseudo_dir / f"{s.name}.npz", dst / split))
+    with ProcessPoolExecutor(workers) as pool:
+        names = list(pool.map(_pack_one, jobs))
+    size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
+    print(f"packed {len(names)} images into {dst}: {size / 2**20:.1f} MiB")
+
+
+def _unpack_one(job: tuple[Path, Path, Path]) -> None:
+    from PIL import Image
+
+    from ssimnet.pseudo import PseudoLabels
+
+    src, image_dst, pseudo_dst = job
+    image = np.asarray(Image.open(src.with_suffix(".webp")).convert("RGB"))
+    write_image(image_dst, image)
+    z = np.load(src.with_suffix(".npz"))
+    parts = _rebuild(z["candidates"], z["stains"], bool(z["stain_fallback"]), get_profile("paper").pseudo)
+    empty = np.zeros((1, 1, 3), np.uint8)  # the hematoxylin image is not needed for training
+    save_pseudo_labels(pseudo_dst, PseudoLabels(hematoxylin=empty, fcm=parts["candidates"], **parts),
+                       image_digest=str(z["image_digest"]))
+
+
+def _save_maps(path: Path, maps: dict[str, np.ndarray]) -> None:
+    """Write probability maps as uint8 in an LZMA-compressed ``.npz.xz`` (about 20 % smaller than zlib)."""
+    with lzma.open(path, "wb") as f:
+        np.savez(f, **{k: np.round(v * 255).astype(np.uint8) for k, v in maps.items()})
+
+
+def _load_maps(path: Path) -> dict[str, np.ndarray]:
+    with lzma.open(path, "rb") as f, np.load(io.BytesIO(f.read())) as z:
+        return {k: z[k].astype(np.float32) / 255 for k in z.files}
+
+
+def run(packed: Path, out: Path, budget: float, reserve: float, device: str | None, profile_name: str,
+        epochs: int | None) -> None:
+    import torch
+
+    from ssimnet.infer import predict_probability
+    from ssimnet.train import PatchData, Trainer
+
+    start = time.perf_counter()
+    elapsed = lambda: time.perf_counter() - start  # noqa: E731
+    torch.backends.cudnn.benchmark = True
+    profile = get_profile(profile_name)
+    if epochs is not None:
+        profile = replace(profile, train=replace(profile.train, epochs=epochs))
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "ssimnet-gpu"
+    shutil.rmtree(work, ignore_errors=True)
+    data, run_dir = work / "data", work / "run"
+    jobs = []
+    for split in SPLITS:
+        (data / split / "images").mkdir(parents=True)
+        pseudo_dir = run_dir / "pseudo" / split / pseudo_label_key(get_profile("paper").pseudo, 0)
+        pseudo_dir.mkdir(parents=True)
+        for src in sorted((packed / split).glob("*.webp")):
+            jobs.append((src, data / split / "images" / f"{src.stem}.png", pseudo_dir / f"{src.stem}.npz"))
+    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(_unpack_one, jobs))
+    if profile.pseudo != get_profile("paper").pseudo:
+        raise SystemExit(f"profile {profile.name!r} has other pseudo-label settings than the packed (paper) ones")
+    labels = {s: build_pseudo_labels(data, run_dir, profile.pseudo, split=s, progress=False) for s in SPLITS}
+    info: dict[str, object] = {"profile": profile.name, "torch": torch.__version__, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+                               "unpack_s": elapsed(), "budget_s": budget, "reserve_s": reserve}
+    print(f"unpacked in {elapsed():.0f} s; {len(labels['train'].kept)} training patches", flush=True)
+
+    patches = load_training_patches(labels["train"])
+    trainer = Trainer.new(profile.train, seed=0, device=device)
+    while trainer.epoch < profile.train.epochs and elapsed() < budget - reserve:
+        record = trainer.run_epoch(patches)
+        print(f"epoch {record['epoch']:3d} loss {record['loss']:.4f} lr {record['lr']:.2e} {record['seconds']:.1f} s", flush=True)
+    write_table(out / "history.csv", trainer.history)
+    info.update(epochs=trainer.epoch, train_s=sum(r["seconds"] for r in trainer.history))
+
+    def predict(model_trainer: Trainer, split: str) -> dict[str, np.ndarray]:
+        return {name: predict_probability(model_trainer.model, read_image(path), tile=profile.pseudo.patch_size,
+                                          overlap=profile.train.tile_overlap, device=model_trainer.device)
+                for name, path in zip(labels[split].names, labels[split].images)}
+
+    t = time.perf_counter()
+    for split in SPLITS:
+        _save_maps(out / f"prob_{split}.npz.xz", predict(trainer, split))
+    info["predict_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    tuned = {}
+    for name, path in zip(labels["test"].names, labels["test"].images):
+        image = read_image(path)
+        own = PatchData.from_pseudo_labels({name: (image, load_pseudo_labels(labels["test"].path(name)))},
+                                           size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction)
+        tuned[name] = predict_probability(trainer.finetune_copy(own, profile.train.finetune_epochs).model, image,
+                                          tile=profile.pseudo.patch_size, overlap=profile.train.tile_overlap,
+                                          device=trainer.device)
+    _save_maps(out / "prob_test_ft.npz.xz", tuned)
+    info["finetune_s"] = time.perf_counter() - t
+    print(f"predicted and fine-tuned at {elapsed():.0f} s", flush=True)
+
+    if elapsed() < budget - 0.6 * reserve:
+        try:  # needs scikit-image >= 0.26 there; the maps above are kept whatever happens here
+            t = time.perf_counter()
+            data_st = self_training_patches(trainer, labels["train"], profile, progress=False)
+            config = replace(profile.train, epochs=trainer.epoch + profile.train.selftrain_epochs)
+            second = Trainer.from_state(copy.deepcopy(trainer.state()), config, device=device)
+            second.fit(data_st, config.epochs, progress=False)
+            for split in SPLITS:
+                _save_maps(out / f"prob_{split}_st1.npz.xz", predict(second, split))
+            info["selftrain_s"] = time.perf_counter() - t
+        except Exception as exc:  # noqa: BLE001 -- report and keep what was measured
+            info["selftrain_error"] = repr(exc)
+    info["total_s"] = elapsed()
+    (out / "info.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info), flush=True)
+
+
+def score_maps(out: Path, data: Path, results: Path) -> None:
+    import pandas as pd
+
+    from ssimnet.infer import instances
+    from ssimnet.metrics import score
+
+    rows = []
+    for stage in STAGES:
+        path = out / f"prob_{stage}.npz.xz"
+        if not path.is_file():
+            continue
+        split = stage.split("_")[0]
+        truth = {s.name: s.label_path for s in list_samples(data, split)}
+        methods = ["cc"] if stage == "test_ft" else list(INSTANCE_METHODS)
+        for name, prob in _load_maps(path).items():
+            true = read_label(truth[name])
+            for method in methods:
+                rows.append({"stage": stage, "method": method, "image": name,
+                             **score(true, instances(prob, method=method)).as_dict()})
+    table = pd.DataFrame(rows)
+    results.mkdir(parents=True, exist_ok=True)
+    write_table(results / "scores.csv", rows)
+    summary = table.groupby(["stage", "method"], sort=False)[["dice", "aji", "aji_plus", "pq"]].mean() * 100
+    print(summary.round(1).to_string())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("data", type=Path)
+    p.add_argument("run", type=Path, help="run directory holding the cached paper-profile pseudo labels")
+    p.add_argument("dst", type=Path)
+    p.add_argument("--workers", type=int, default=2)
+    r = sub.add_parser("run")
+    r.add_argument("packed", type=Path)
+    r.add_argument("out", type=Path)
+    r.add_argument("--budget", type=float, default=540.0, help="seconds for the whole run")
+    r.add_argument("--reserve", type=float, default=150.0, help="seconds kept after training for prediction and the rest")
+    r.add_argument("--device", default=None)
+    r.add_argument("--profile", default="paper", help="training settings (a dry run on a CPU: smoke)")
+    r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    s = sub.add_parser("score")
+    s.add_argument("out", type=Path)
+    s.add_argument("data", type=Path)
+    s.add_argument("results", type=Path)
+    args = parser.parse_args()
+    if args.command == "pack":
+        pack(args.data, args.run, args.dst, args.workers)
+    elif args.command == "run":
+        args.out.mkdir(parents=True, exist_ok=True)
+        run(args.packed, args.out, args.budget, args.reserve, args.device, args.profile, args.epochs)
+    else:
+        score_maps(args.out, args.data, args.results)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
