@@ -52,6 +52,8 @@ from ssimnet.voronoi import voronoi_label
 
 SPLITS = ("train", "test")
 STAGES = ("train", "test", "test_ft", "train_st1", "test_st1")
+#: Instance methods (and marker heights) scored by `sweep`: the distance watershed at its default, the learned one at three.
+SWEEP_METHODS = (("distance", None), ("learned", 0.05), ("learned", 0.1), ("learned", 0.2))
 
 
 def _rebuild(candidates: np.ndarray, stains: np.ndarray, fallback: bool, config) -> dict:
@@ -89,7 +91,7 @@ def _pack_one(job: tuple[Path, Path, Path]) -> str:
     return image_path.stem
 
 
-def pack(data: Path, run: Path, dst: Path, workers: int) -> None:
+def pack(data: Path, run: Path, dst: Path, workers: int, labels: bool) -> None:
     config = get_profile("paper").pseudo
     jobs = []
     for split in SPLITS:
@@ -97,6 +99,10 @@ def pack(data: Path, run: Path, dst: Path, workers: int) -> None:
         pseudo_dir = run / "pseudo" / split / pseudo_label_key(config, 0)
         for s in list_samples(data, split, labels=False):
             jobs.append((s.image_path, pseudo_dir / f"{s.name}.npz", dst / split))
+        if labels:  # ground truth, used only to score on the GPU machine (the `sweep` step)
+            (dst / "labels" / split).mkdir(parents=True, exist_ok=True)
+            for s in list_samples(data, split):
+                shutil.copyfile(s.label_path, dst / "labels" / split / s.label_path.name)
     with ProcessPoolExecutor(workers) as pool:
         names = list(pool.map(_pack_one, jobs))
     size = sum(f.stat().st_size for f in dst.rglob("*") if f.is_file())
@@ -129,6 +135,26 @@ def _load_maps(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k].astype(np.float32) / 255 for k in z.files}
 
 
+def _unpack(packed: Path) -> tuple[Path, dict]:
+    """Unpack to a dataset root and run directory under $TMPDIR; return the root and each split's pseudo labels."""
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "ssimnet-gpu"
+    shutil.rmtree(work, ignore_errors=True)
+    data, run_dir = work / "data", work / "run"
+    config = get_profile("paper").pseudo
+    jobs = []
+    for split in SPLITS:
+        (data / split / "images").mkdir(parents=True)
+        pseudo_dir = run_dir / "pseudo" / split / pseudo_label_key(config, 0)
+        pseudo_dir.mkdir(parents=True)
+        for src in sorted((packed / split).glob("*.webp")):
+            jobs.append((src, data / split / "images" / f"{src.stem}.png", pseudo_dir / f"{src.stem}.npz"))
+        if (packed / "labels" / split).is_dir():  # ground truth, for scoring on that machine only
+            shutil.copytree(packed / "labels" / split, data / split / "labels")
+    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(_unpack_one, jobs))
+    return data, {s: build_pseudo_labels(data, run_dir, config, split=s, progress=False) for s in SPLITS}
+
+
 def run(packed: Path, out: Path, budget: float, reserve: float, device: str | None, profile_name: str,
         epochs: int | None) -> None:
     import torch
@@ -142,21 +168,9 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
     profile = get_profile(profile_name)
     if epochs is not None:
         profile = replace(profile, train=replace(profile.train, epochs=epochs))
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / "ssimnet-gpu"
-    shutil.rmtree(work, ignore_errors=True)
-    data, run_dir = work / "data", work / "run"
-    jobs = []
-    for split in SPLITS:
-        (data / split / "images").mkdir(parents=True)
-        pseudo_dir = run_dir / "pseudo" / split / pseudo_label_key(get_profile("paper").pseudo, 0)
-        pseudo_dir.mkdir(parents=True)
-        for src in sorted((packed / split).glob("*.webp")):
-            jobs.append((src, data / split / "images" / f"{src.stem}.png", pseudo_dir / f"{src.stem}.npz"))
-    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
-        list(pool.map(_unpack_one, jobs))
     if profile.pseudo != get_profile("paper").pseudo:
         raise SystemExit(f"profile {profile.name!r} has other pseudo-label settings than the packed (paper) ones")
-    labels = {s: build_pseudo_labels(data, run_dir, profile.pseudo, split=s, progress=False) for s in SPLITS}
+    data, labels = _unpack(packed)
     info: dict[str, object] = {"profile": profile.name, "torch": torch.__version__, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                                "unpack_s": elapsed(), "budget_s": budget, "reserve_s": reserve}
     print(f"unpacked in {elapsed():.0f} s; {len(labels['train'].kept)} training patches", flush=True)
@@ -234,6 +248,63 @@ def score_maps(out: Path, data: Path, results: Path) -> None:
     print(summary.round(1).to_string())
 
 
+def _score_image(job: tuple) -> list[dict]:
+    from ssimnet.infer import instances
+    from ssimnet.metrics import score
+
+    split, name, probability, distance, label_path = job
+    true = read_label(label_path)
+    rows = []
+    for method, h in SWEEP_METHODS:
+        if method == "learned" and distance is None:
+            continue
+        label = instances(probability, method=method, h=h, distance=distance)
+        rows.append({"split": split, "image": name, "method": method, "h": h, **score(true, label).as_dict()})
+    return rows
+
+
+def sweep(packed: Path, out: Path, configs: list[tuple[float, float]], seed: int, budget: float,
+          device: str | None, epochs: int | None = None) -> None:
+    """Learned-separation settings on the `cpu` profile's network: train, predict, score every image on both splits."""
+    import torch
+
+    from ssimnet.infer import predict_maps
+    from ssimnet.train import Trainer
+
+    start = time.perf_counter()
+    torch.backends.cudnn.benchmark = True
+    data, labels = _unpack(packed)
+    base = get_profile("cpu")
+    if epochs is not None:
+        base = replace(base, train=replace(base.train, epochs=epochs))
+    rows: list[dict] = []
+    for weight, solidity in configs:
+        if time.perf_counter() - start > budget:
+            print(f"budget spent; skipped weight {weight}, solidity {solidity}", flush=True)
+            continue
+        t = time.perf_counter()
+        profile = replace(base, train=replace(base.train, distance_weight=weight, distance_solidity=solidity))
+        patches = load_training_patches(labels["train"], distance_solidity=profile.train.distance_targets)
+        trainer = Trainer.new(profile.train, seed=seed, device=device).fit(patches, profile.train.epochs, progress=False)
+        jobs = []
+        for split in SPLITS:
+            for sample in list_samples(data, split):
+                maps = predict_maps(trainer.model, read_image(sample.image_path), tile=profile.pseudo.patch_size,
+                                    overlap=profile.train.tile_overlap, device=trainer.device)
+                jobs.append((split, sample.name, maps.probability, maps.distance, sample.label_path))
+        with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+            for image_rows in pool.map(_score_image, jobs):
+                rows += [{"weight": weight, "solidity": solidity, "seed": seed, **r} for r in image_rows]
+        write_table(out / "sweep.csv", rows)
+        print(f"weight {weight} solidity {solidity}: {time.perf_counter() - t:.0f} s; last loss "
+              f"{trainer.history[-1]}", flush=True)
+    import pandas as pd
+
+    table = pd.DataFrame(rows).fillna({"h": -1})
+    print((table.groupby(["weight", "solidity", "method", "h", "split"])[["dice", "aji", "pq"]].mean() * 100)
+          .round(1).unstack("split").to_string(), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +313,7 @@ def main() -> None:
     p.add_argument("run", type=Path, help="run directory holding the cached paper-profile pseudo labels")
     p.add_argument("dst", type=Path)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--labels", action="store_true", help="also pack the ground truth, for `sweep`")
     r = sub.add_parser("run")
     r.add_argument("packed", type=Path)
     r.add_argument("out", type=Path)
@@ -250,16 +322,29 @@ def main() -> None:
     r.add_argument("--device", default=None)
     r.add_argument("--profile", default="paper", help="training settings (a dry run on a CPU: smoke)")
     r.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    w = sub.add_parser("sweep")
+    w.add_argument("packed", type=Path)
+    w.add_argument("out", type=Path)
+    w.add_argument("--configs", nargs="+", default=["1:0.9", "0:0.9", "3:0.9", "1:0"],
+                   help="distance_weight:distance_solidity pairs, in order")
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--budget", type=float, default=240.0, help="no new configuration starts after this many seconds")
+    w.add_argument("--device", default=None)
+    w.add_argument("--epochs", type=int, default=None, help="override the cpu profile's epochs (a dry run)")
     s = sub.add_parser("score")
     s.add_argument("out", type=Path)
     s.add_argument("data", type=Path)
     s.add_argument("results", type=Path)
     args = parser.parse_args()
     if args.command == "pack":
-        pack(args.data, args.run, args.dst, args.workers)
+        pack(args.data, args.run, args.dst, args.workers, args.labels)
     elif args.command == "run":
         args.out.mkdir(parents=True, exist_ok=True)
         run(args.packed, args.out, args.budget, args.reserve, args.device, args.profile, args.epochs)
+    elif args.command == "sweep":
+        args.out.mkdir(parents=True, exist_ok=True)
+        configs = [tuple(float(v) for v in c.split(":")) for c in args.configs]
+        sweep(args.packed, args.out, configs, args.seed, args.budget, args.device, args.epochs)
     else:
         score_maps(args.out, args.data, args.results)
     sys.stdout.flush()

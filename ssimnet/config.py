@@ -113,6 +113,7 @@ INSTANCE_METHODS: dict[str, InstanceDefaults] = {
     "cc": InstanceDefaults(threshold=0.5, h=None),
     "watershed": InstanceDefaults(threshold=0.5, h=0.1),
     "distance": InstanceDefaults(threshold=0.45, h=0.25),
+    "learned": InstanceDefaults(threshold=0.45, h=0.1),
 }
 
 
@@ -151,6 +152,12 @@ class TrainConfig:
         ``selftrain_rounds`` rounds, each continuing the previous round's
         network and schedule for ``selftrain_epochs`` epochs on pseudo labels
         rebuilt from its own predictions on the training images.
+    Learned separation (beyond the paper, :mod:`ssimnet.separation`)
+        With ``distance_weight`` > 0 the U-Net has a third output, the
+        normalised distance to the nucleus rim, trained with that weight
+        (mean squared error) on the candidates whose solidity is at least
+        ``distance_solidity``; the ``"learned"`` instance method splits
+        nuclei with it.  0 (the default) is the paper's network.
     """
 
     depth: int = 4
@@ -170,6 +177,13 @@ class TrainConfig:
     min_size: int = 30
     selftrain_rounds: int = 0
     selftrain_epochs: int = 5
+    distance_weight: float = 0.0
+    distance_solidity: float = 0.9
+
+    @property
+    def distance_targets(self) -> float | None:
+        """The solidity threshold of the rim-distance targets, or None when the network has no distance output."""
+        return self.distance_solidity if self.distance_weight > 0 else None
 
     def training_settings(self) -> dict[str, object]:
         """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""

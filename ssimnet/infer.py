@@ -1,6 +1,6 @@
 """Inference: probability maps of any image size, nuclei instances, per-image fine-tuning.
 
-:func:`predict_probability` runs the network on overlapping tiles (the patch
+:func:`predict_maps` (and :func:`predict_probability`) runs the network on overlapping tiles (the patch
 size, overlapping by ``overlap`` pixels, the last ones aligned to the border)
 and blends them with a weight that falls linearly towards each tile's edge, so
 seams do not show; an image smaller than a tile is reflect-padded.
@@ -22,6 +22,10 @@ seams do not show; an image smaller than a tile is reflect-padded.
     round nuclei joined by a waist get one each -- the classical split of
     :func:`ssimnet.baselines.watershed.hematoxylin_watershed` applied to the
     network's foreground.
+``"learned"`` (beyond the paper)
+    the same foreground, split by a marker-controlled watershed on the
+    network's own rim-distance output (:mod:`ssimnet.separation`), for a
+    network trained with ``distance_weight`` > 0.
 
 :func:`segment_image` is the whole label-free procedure for one image: its
 pseudo labels, optional fine-tuning of a copy of the trained network on its
@@ -39,6 +43,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -54,7 +59,7 @@ from .pseudo import PseudoLabels, pseudo_labels
 from .purify import patch_grid
 from .train import PatchData, Trainer, resolve_device
 
-__all__ = ["predict_probability", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
+__all__ = ["Maps", "predict_maps", "predict_probability", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
 
 
 def _blend_window(size: int, overlap: int) -> np.ndarray:
@@ -65,8 +70,15 @@ def _blend_window(size: int, overlap: int) -> np.ndarray:
     return np.outer(ramp, ramp)
 
 
+class Maps(NamedTuple):
+    """The network's per-pixel outputs for one image (:func:`predict_maps`)."""
+
+    probability: np.ndarray
+    distance: np.ndarray | None
+
+
 @torch.no_grad()
-def predict_probability(
+def predict_maps(
     model: UNet,
     image: np.ndarray,
     *,
@@ -75,13 +87,14 @@ def predict_probability(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     tta: bool = False,
-) -> np.ndarray:
-    """Nucleus probability of every pixel of an (H, W, 3) uint8 image, as (H, W) float32 in [0, 1].
+) -> Maps:
+    """Nucleus probability of every pixel of an (H, W, 3) uint8 image, and the rim distance if the network predicts it.
 
-    `tile` must be a multiple of ``2 ** depth`` of the network.  With `tta`
-    (test-time augmentation), each tile is predicted in its eight
-    orientations (four 90-degree rotations, each also mirrored), each
-    prediction turned back, and the eight averaged: 8x the compute.
+    Both maps are (H, W) float32 in [0, 1]; ``distance`` is None for a
+    two-output network.  `tile` must be a multiple of ``2 ** depth`` of the
+    network.  With `tta` (test-time augmentation), each tile is predicted in
+    its eight orientations (four 90-degree rotations, each also mirrored),
+    each prediction turned back, and the eight averaged: 8x the compute.
     """
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
@@ -92,7 +105,7 @@ def predict_probability(
     padded = np.pad(image, ((0, max(0, tile - h)), (0, max(0, tile - w)), (0, 0)), mode="reflect")
     corners = patch_grid(padded.shape, size=tile, stride=tile - overlap)
     weight = _blend_window(tile, overlap)
-    total = np.zeros(padded.shape[:2], dtype=np.float32)
+    total = None  # (1 or 2, H, W): probability, and distance when the network has a third output
     norm = np.zeros(padded.shape[:2], dtype=np.float32)
     model = model.to(device).eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -101,20 +114,33 @@ def predict_probability(
         x = torch.stack([torch.from_numpy(padded[r : r + tile, c : c + tile]).permute(2, 0, 1) for r, c in batch])
         x = (x.float() / 255.0).to(device, memory_format=torch.channels_last)
         views = [(k, flip) for k in range(4) for flip in (False, True)] if tta else [(0, False)]
-        prob = torch.zeros((len(batch), tile, tile))
+        out = 0
         for k, flip in views:
             view = torch.rot90(x, k, dims=(2, 3))
             view = torch.flip(view, dims=(3,)) if flip else view
             with autocast:
-                logits = model(view.contiguous(memory_format=torch.channels_last))
-            p = torch.softmax(logits.float(), dim=1)[:, 1]
-            p = torch.flip(p, dims=(2,)) if flip else p
-            prob += torch.rot90(p, -k, dims=(1, 2)).cpu()
-        prob = (prob / len(views)).numpy()
-        for (r, c), p in zip(batch, prob):
-            total[r : r + tile, c : c + tile] += p * weight
+                logits = model(view.contiguous(memory_format=torch.channels_last)).float()
+            maps = torch.softmax(logits[:, :2], dim=1)[:, 1:2]
+            if logits.shape[1] > 2:
+                maps = torch.cat([maps, torch.sigmoid(logits[:, 2:3])], dim=1)
+            maps = torch.flip(maps, dims=(3,)) if flip else maps
+            out = out + torch.rot90(maps, -k, dims=(2, 3)).cpu()
+        out = (out / len(views)).numpy()
+        if total is None:
+            total = np.zeros((out.shape[1], *padded.shape[:2]), dtype=np.float32)
+        for (r, c), o in zip(batch, out):
+            total[:, r : r + tile, c : c + tile] += o * weight
             norm[r : r + tile, c : c + tile] += weight
-    return (total / norm)[:h, :w]
+    result = (total / norm)[:, :h, :w]
+    return Maps(result[0], result[1] if len(result) > 1 else None)
+
+
+def predict_probability(model: UNet, image: np.ndarray, **options) -> np.ndarray:
+    """Nucleus probability of every pixel of an (H, W, 3) uint8 image, as (H, W) float32 in [0, 1].
+
+    :func:`predict_maps` without the distance map; the same options.
+    """
+    return predict_maps(model, image, **options).probability
 
 
 def instances(
@@ -126,12 +152,13 @@ def instances(
     max_hole: int = 200,
     h: float | None = None,
     sigma: float = 1.0,
+    distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Nuclei instances from a probability map (see the module docstring); (H, W) int32, 0 = background.
 
     Parameters
     ----------
-    method : {"cc", "watershed", "distance"}
+    method : {"cc", "watershed", "distance", "learned"}
     threshold : float, optional
         Foreground is ``probability > threshold``; defaults to the method's
         entry in :data:`ssimnet.config.INSTANCE_METHODS`.
@@ -142,15 +169,26 @@ def instances(
         surface (probability or distance transform), smoothed by a Gaussian
         of `sigma`, at least `h` above its surroundings; `h` defaults to the
         method's entry in :data:`ssimnet.config.INSTANCE_METHODS`.
+    distance : (H, W) float, optional
+        The predicted rim distance (:func:`predict_maps`); required by, and
+        only used by, ``"learned"``.
     """
     if method not in INSTANCE_METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, INSTANCE_METHODS))}, got {method!r}")
+    if method == "learned" and (distance is None or np.shape(distance) != np.shape(probability)):
+        raise ValueError("method 'learned' needs the network's distance map, of the probability map's shape "
+                         "(a network trained with distance_weight > 0)")
     defaults = INSTANCE_METHODS[method]
     threshold = defaults.threshold if threshold is None else threshold
     foreground = clean_mask(np.asarray(probability) > threshold, min_size=min_size, max_hole=max_hole)
     if method == "cc":
         return ndi.label(foreground, structure=np.ones((3, 3)))[0].astype(np.int32)
-    surface = np.asarray(probability, dtype=np.float64) if method == "watershed" else ndi.distance_transform_edt(foreground)
+    if method == "watershed":
+        surface = np.asarray(probability, dtype=np.float64)
+    elif method == "learned":
+        surface = np.asarray(distance, dtype=np.float64)
+    else:
+        surface = ndi.distance_transform_edt(foreground)
     h = defaults.h if h is None else h
     return marker_watershed(ndi.gaussian_filter(surface, sigma), foreground, h=h, min_size=min_size)
 
@@ -212,12 +250,14 @@ class Segmentation:
     probability : (H, W) float32 nucleus probability
     pseudo : PseudoLabels of the image (its stains, hematoxylin image, candidates)
     finetune_history : list of per-epoch losses of the fine-tuning (empty without)
+    distance : (H, W) float32 predicted rim distance, or None (network without that output)
     """
 
     label: np.ndarray
     probability: np.ndarray
     pseudo: PseudoLabels
     finetune_history: list[dict[str, float]]
+    distance: np.ndarray | None = None
 
 
 def segment_image(
@@ -242,7 +282,7 @@ def segment_image(
         Pseudo-label and inference settings.
     finetune_epochs : int, optional
         Epochs of per-image fine-tuning (default: the profile's; 0 = none).
-    method : {"cc", "watershed"}, optional
+    method : {"cc", "watershed", "distance", "learned"}, optional
         Instance method (default: the profile's).
     seed : int
     pseudo : PseudoLabels, optional
@@ -258,12 +298,12 @@ def segment_image(
     if epochs > 0:
         data = PatchData.from_pseudo_labels(
             {"image": (image, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
-            soft_labels=cfg.soft_labels,
+            soft_labels=cfg.soft_labels, distance_solidity=cfg.distance_targets,
         )
         tuned = trainer.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
-    probability = predict_probability(
-        model, image, tile=profile.pseudo.patch_size, overlap=cfg.tile_overlap, device=trainer.device, tta=tta
-    )
-    label = instances(probability, method=method or cfg.instances, min_size=cfg.min_size)
-    return Segmentation(label=label, probability=probability, pseudo=pseudo, finetune_history=history)
+    maps = predict_maps(model, image, tile=profile.pseudo.patch_size, overlap=cfg.tile_overlap, device=trainer.device,
+                        tta=tta)
+    label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, distance=maps.distance)
+    return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
+                        distance=maps.distance)

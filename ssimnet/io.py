@@ -312,8 +312,14 @@ def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSe
 # --------------------------------------------------------------------------- training data and checkpoints
 
 
-def load_training_patches(labels: PseudoLabelSet, *, purify: bool = True, soft_labels: bool = True) -> PatchData:
-    """The training patches of a split: the purified set (or every patch when `purify` is False)."""
+def load_training_patches(
+    labels: PseudoLabelSet, *, purify: bool = True, soft_labels: bool = True, distance_solidity: float | None = None
+) -> PatchData:
+    """The training patches of a split: the purified set (or every patch when `purify` is False).
+
+    With `distance_solidity`, rim-distance targets are added
+    (:meth:`ssimnet.train.PatchData.from_pseudo_labels`).
+    """
     import pandas as pd
 
     from .train import PatchData
@@ -324,7 +330,8 @@ def load_training_patches(labels: PseudoLabelSet, *, purify: bool = True, soft_l
     else:
         table = pd.read_csv(labels.directory / "patches.csv")
         patches = [(r.image, int(r.row), int(r.col)) for r in table.itertuples()]
-    return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=soft_labels)
+    return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=soft_labels,
+                                        distance_solidity=distance_solidity)
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict) -> None:
@@ -444,7 +451,8 @@ def train_network(
     _claim(directory, data_dir, "train")
     return _fit_with_checkpoints(
         directory, profile.train,
-        lambda: load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels),
+        lambda: load_training_patches(labels, purify=profile.train.purify, soft_labels=profile.train.soft_labels,
+                                      distance_solidity=profile.train.distance_targets),
         seed=seed, device=device, restart=restart, progress=progress,
     )
 
@@ -532,7 +540,8 @@ def self_training_patches(trainer: Trainer, labels: PseudoLabelSet, profile: Pro
     if cfg.purify:
         usmi = [p.usmi for _, pl in items.values() for p in pl.patches]
         patches = [patches[i] for i in select_patches(usmi, keep=profile.pseudo.keep_fraction)]
-    return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=cfg.soft_labels)
+    return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=cfg.soft_labels,
+                                        distance_solidity=cfg.distance_targets)
 
 
 def train_supervised(

@@ -43,16 +43,24 @@ from .config import TrainConfig
 from .model import Architecture, UNet
 from .purify import select_patches
 from .pseudo import PseudoLabels
+from .separation import IGNORE_DISTANCE, rim_distance_target
 from .voronoi import IGNORE
 
 __all__ = [
     "resolve_device",
+    "output_channels",
     "PatchData",
+    "Batch",
     "LossTerms",
     "ssimnet_loss",
     "TrainingDiverged",
     "Trainer",
 ]
+
+
+def output_channels(config: TrainConfig) -> int:
+    """Output channels of the profile's U-Net: 2 (Eq. 5), or 3 with the learned separation output."""
+    return 3 if config.distance_weight > 0 else 2
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -75,6 +83,9 @@ class PatchData:
     patches : list of (name, row, col)
     size : int
         Patch side in pixels.
+    distance : dict name -> (H, W) float32, optional
+        Rim-distance targets of the learned separation output
+        (:func:`ssimnet.separation.rim_distance_target`); None without it.
     """
 
     images: dict[str, np.ndarray]
@@ -82,6 +93,7 @@ class PatchData:
     voronoi: dict[str, np.ndarray]
     patches: list[tuple[str, int, int]]
     size: int
+    distance: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_pseudo_labels(
@@ -92,13 +104,15 @@ class PatchData:
         size: int,
         keep: float = 0.7,
         soft_labels: bool = True,
+        distance_solidity: float | None = None,
     ) -> PatchData:
         """Assemble patches from images and their pseudo labels.
 
         `patches` lists the patches to use (e.g. the purified set of a whole
         split); when None, each image's own patches are ranked by USMI and the
         fraction `keep` is used (the per-image set ``SET_k`` of the paper's
-        fine-tuning).
+        fine-tuning).  With `distance_solidity`, rim-distance targets of the
+        candidates are added (:func:`ssimnet.separation.rim_distance_target`).
         """
         if patches is None:
             patches = []
@@ -113,46 +127,73 @@ class PatchData:
             voronoi={n: r.voronoi for n, (_, r) in items.items()},
             patches=list(patches),
             size=size,
+            distance=None if distance_solidity is None else {
+                n: rim_distance_target(r.candidates, min_solidity=distance_solidity) for n, (_, r) in items.items()
+            },
         )
 
     def batches(self, generator: torch.Generator, batch_size: int, *, augment: bool):
-        """Yield ``(x, soft, tri)`` tensors for one epoch, in an order drawn from `generator`."""
+        """Yield :class:`Batch` tensors for one epoch, in an order drawn from `generator`."""
         order = torch.randperm(len(self.patches), generator=generator).tolist()
         s = self.size
         for start in range(0, len(order), batch_size):
-            xs, ys, zs = [], [], []
+            columns: list[list[torch.Tensor]] = [[], [], [], []]
             for i in order[start : start + batch_size]:
                 name, r, c = self.patches[i]
-                x = torch.from_numpy(self.images[name][r : r + s, c : c + s]).permute(2, 0, 1).float() / 255.0
-                y = torch.from_numpy(self.soft[name][r : r + s, c : c + s])[None].float()
-                z = torch.from_numpy(self.voronoi[name][r : r + s, c : c + s]).long()
+                crop = (slice(r, r + s), slice(c, c + s))
+                tensors = [
+                    torch.from_numpy(self.images[name][crop]).permute(2, 0, 1).float() / 255.0,
+                    torch.from_numpy(self.soft[name][crop])[None].float(),
+                    torch.from_numpy(self.voronoi[name][crop]).long(),
+                ]
+                if self.distance is not None:
+                    tensors.append(torch.from_numpy(self.distance[name][crop]).float())
                 if augment:
                     k = int(torch.randint(4, (1,), generator=generator))
                     flip = bool(torch.randint(2, (1,), generator=generator))
-                    x, y, z = (torch.rot90(t, k, dims=(-2, -1)) for t in (x, y, z))
+                    tensors = [torch.rot90(t, k, dims=(-2, -1)) for t in tensors]
                     if flip:
-                        x, y, z = (torch.flip(t, dims=(-1,)) for t in (x, y, z))
-                xs.append(x)
-                ys.append(y)
-                zs.append(z)
-            yield torch.stack(xs), torch.stack(ys), torch.stack(zs)
+                        tensors = [torch.flip(t, dims=(-1,)) for t in tensors]
+                for column, t in zip(columns, tensors):
+                    column.append(t)
+            yield Batch(*(torch.stack(column) if column else None for column in columns))
+
+
+class Batch(NamedTuple):
+    """One training batch: images (B, 3, s, s), soft labels (B, 1, s, s), tri-labels (B, s, s) and,
+    with the learned separation output, rim-distance targets (B, s, s)."""
+
+    x: torch.Tensor
+    soft: torch.Tensor
+    tri: torch.Tensor
+    distance: torch.Tensor | None = None
 
 
 class LossTerms(NamedTuple):
-    """The total loss of Eq. (5) and its two terms."""
+    """The total loss of Eq. (5) and its two terms (and the learned separation term, 0 without it)."""
 
     total: torch.Tensor
     bce: torch.Tensor
     ce: torch.Tensor
+    distance: torch.Tensor | float = 0.0
 
 
-def ssimnet_loss(logits: torch.Tensor, soft: torch.Tensor, tri: torch.Tensor, *, lam: float = 0.9) -> LossTerms:
-    """Paper Eq. (5) for one batch.
+def ssimnet_loss(
+    logits: torch.Tensor,
+    soft: torch.Tensor,
+    tri: torch.Tensor,
+    *,
+    lam: float = 0.9,
+    distance: torch.Tensor | None = None,
+    distance_weight: float = 0.0,
+) -> LossTerms:
+    """Paper Eq. (5) for one batch, plus the learned separation term when asked for.
 
     Parameters
     ----------
-    logits : (B, 2, H, W)
-        Background and nucleus logits.
+    logits : (B, 2, H, W) or (B, 3, H, W)
+        Background and nucleus logits, and the rim-distance logit when the
+        network has the learned separation output.
     soft : (B, 1, H, W)
         Soft labels in [0, 1].
     tri : (B, H, W) long
@@ -160,15 +201,30 @@ def ssimnet_loss(logits: torch.Tensor, soft: torch.Tensor, tri: torch.Tensor, *,
         contributes a CE term of 0.
     lam : float
         Weight of the BCE term.
+    distance : (B, H, W), optional
+        Rim-distance targets (:func:`ssimnet.separation.rim_distance_target`);
+        pixels equal to ``IGNORE_DISTANCE`` are ignored.
+    distance_weight : float
+        Weight of the mean squared error between ``sigmoid`` of the third
+        logit and `distance`, added to Eq. (5).
     """
     logits = logits.float()
-    nucleus_logit = logits[:, 1:2] - logits[:, 0:1]  # log-odds of p = softmax(logits)[1]
+    classes = logits[:, :2]
+    nucleus_logit = classes[:, 1:2] - classes[:, 0:1]  # log-odds of p = softmax(logits)[1]
     bce = F.binary_cross_entropy_with_logits(nucleus_logit, soft)
     if (tri != IGNORE).any():
-        ce = F.cross_entropy(logits, tri, ignore_index=IGNORE)
+        ce = F.cross_entropy(classes, tri, ignore_index=IGNORE)
     else:
-        ce = logits.sum() * 0.0
-    return LossTerms(lam * bce + (1 - lam) * ce, bce, ce)
+        ce = classes.sum() * 0.0
+    total = lam * bce + (1 - lam) * ce
+    if distance is None or distance_weight == 0:
+        return LossTerms(total, bce, ce)
+    if logits.shape[1] < 3:
+        raise ValueError("distance targets given, but the network has no distance output (2 channels)")
+    valid = distance != IGNORE_DISTANCE
+    error = (torch.sigmoid(logits[:, 2]) - distance) ** 2
+    mse = error[valid].mean() if bool(valid.any()) else logits.sum() * 0.0
+    return LossTerms(total + distance_weight * mse, bce, ce, mse)
 
 
 class TrainingDiverged(RuntimeError):
@@ -201,7 +257,8 @@ class Trainer:
         """A freshly initialised network (weights from ``torch.manual_seed(seed)``)."""
         device = resolve_device(device)
         torch.manual_seed(seed)
-        model = UNet(depth=config.depth, width=config.width).to(device=device, memory_format=torch.channels_last)
+        model = UNet(depth=config.depth, width=config.width, out_channels=output_channels(config))
+        model = model.to(device=device, memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
         return cls(model, optimizer, scheduler, config, seed, device)
@@ -220,10 +277,10 @@ class Trainer:
         stored = TrainConfig(**state["config"])
         config = config or stored
         arch = Architecture(**state["architecture"])
-        if (arch.depth, arch.width) != (config.depth, config.width):
+        if (arch.depth, arch.width, arch.out_channels) != (config.depth, config.width, output_channels(config)):
             raise ValueError(
-                f"checkpoint holds a U-Net of depth {arch.depth} and width {arch.width}, "
-                f"but depth {config.depth} and width {config.width} were asked for"
+                f"checkpoint holds a U-Net of depth {arch.depth}, width {arch.width} and {arch.out_channels} outputs, "
+                f"but depth {config.depth}, width {config.width} and {output_channels(config)} outputs were asked for"
             )
         trainer = cls.new(config, seed=state["seed"], device=device)
         trainer.model.load_state_dict(state["model"])
@@ -260,15 +317,17 @@ class Trainer:
         start = time.perf_counter()
         generator = _epoch_generator(self.seed, self.epoch)
         lr = self.optimizer.param_groups[0]["lr"]
-        sums = np.zeros(3)
+        sums = np.zeros(4)
         n = 0
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        for x, y, z in data.batches(generator, self.config.batch_size, augment=self.config.augment):
-            x = x.to(self.device, memory_format=torch.channels_last)
-            y, z = y.to(self.device), z.to(self.device)
+        for batch in data.batches(generator, self.config.batch_size, augment=self.config.augment):
+            x = batch.x.to(self.device, memory_format=torch.channels_last)
+            y, z = batch.soft.to(self.device), batch.tri.to(self.device)
+            d = None if batch.distance is None else batch.distance.to(self.device)
             with autocast:
                 logits = self.model(x)
-            terms = ssimnet_loss(logits, y, z, lam=self.config.loss_lambda)
+            terms = ssimnet_loss(logits, y, z, lam=self.config.loss_lambda, distance=d,
+                                 distance_weight=self.config.distance_weight)
             if not torch.isfinite(terms.total):
                 raise TrainingDiverged(
                     f"loss became {float(terms.total.detach())} in epoch {self.epoch + 1}; training stopped "
@@ -277,12 +336,14 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             self.optimizer.step()
-            sums += [float(t.detach()) * x.shape[0] for t in terms]
+            sums += [float(t.detach() if torch.is_tensor(t) else t) * x.shape[0] for t in terms]
             n += x.shape[0]
         self.scheduler.step()
         self.epoch += 1
         record = {"epoch": self.epoch, "loss": float(sums[0] / n), "bce": float(sums[1] / n), "ce": float(sums[2] / n),
                   "lr": float(lr), "patches": n, "seconds": time.perf_counter() - start}
+        if self.config.distance_weight > 0:
+            record["distance"] = float(sums[3] / n)
         self.history.append(record)
         return record
 

@@ -81,11 +81,16 @@ def test_augmentation_moves_image_and_labels_together():
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     soft = image[..., 0].astype(np.float32) / 255.0  # the label is the red channel
     tri = (image[..., 1] % 3).astype(np.uint8)
+    distance = image[..., 2].astype(np.float32) / 255.0  # the rim-distance target is the blue channel
     data = PatchData({"a": image}, {"a": soft}, {"a": tri}, [("a", 0, 0)] * 8, 64)
-    x, y, z = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
+    x, y, z, d = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
     assert torch.allclose(x[:, 0:1], y)
     assert torch.equal((x[:, 1] * 255).round().long() % 3, z)
+    assert d is None  # no distance targets
     assert len({tuple(t.flatten()[:20].tolist()) for t in y}) > 1  # different samples, different transforms
+    data = dataclasses.replace(data, distance={"a": distance})
+    batch = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
+    assert torch.allclose(batch.x[:, 2], batch.distance) and torch.equal(batch.soft, y)  # same draws as before
 
 
 # ----------------------------------------------------------------- training
@@ -123,8 +128,10 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(data, tmp_pa
 
 def test_checkpoint_of_another_architecture_is_refused(data, tmp_path):
     state = Trainer.new(TINY, seed=0, device="cpu").state()
-    with pytest.raises(ValueError, match="depth 2 and width 4, but depth 3 and width 4"):
+    with pytest.raises(ValueError, match="depth 2, width 4 and 2 outputs, but depth 3, width 4 and 2 outputs"):
         Trainer.from_state(state, dataclasses.replace(TINY, depth=3), device="cpu")
+    with pytest.raises(ValueError, match="and 2 outputs, but depth 2, width 4 and 3 outputs"):
+        Trainer.from_state(state, dataclasses.replace(TINY, distance_weight=1.0), device="cpu")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(DataError, match="junk.pt: not an ssimnet checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
