@@ -33,7 +33,14 @@
 #   ({py:obj}`ssimnet.selftrain.separate_touching`). The Voronoi tri-label
 #   then marks the gap as background and no longer cuts through a nucleus, so
 #   the cross-entropy term of Eq. (5) teaches the network where touching
-#   nuclei part. Each round continues the previous network for a few epochs.
+#   nuclei part. Each round continues the previous network for a few epochs;
+# - **a learned separation output** ({py:obj}`ssimnet.separation`): a third
+#   output channel of the U-Net learns each pseudo-label nucleus's distance to
+#   its rim, divided by the nucleus's largest (1 at every centre), by mean
+#   squared error beside Eq. (5) (weight `LEARNED_SEPARATION_WEIGHT` in
+#   {py:obj}`ssimnet.config`). Its watershed (`method="learned"`) puts a
+#   marker in every bump of the predicted map, so it can split nuclei whose
+#   union is round, which the distance transform of the foreground cannot.
 #
 # **Rules.** The method reads no ground truth. Configurations are compared on
 # the MoNuSeg *training* split, whose labels are used for this model
@@ -61,7 +68,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssimnet.config import get_profile
+from ssimnet.config import LEARNED_SEPARATION_WEIGHT, get_profile
 from ssimnet.data import is_synthetic, list_samples, read_image, read_label, resolve_dataset
 from ssimnet.io import (evaluate_baseline, evaluate_network, evaluate_supervised, load_selection, provenance,
                         save_selection, train_self_training, train_supervised)
@@ -70,20 +77,28 @@ from ssimnet.viz import crowded_window, outline_overlay
 
 config = get_profile(profile)
 config = dataclasses.replace(config, train=dataclasses.replace(config.train, selftrain_rounds=rounds))
+with_head = dataclasses.replace(config, train=dataclasses.replace(config.train, distance_weight=LEARNED_SEPARATION_WEIGHT))
 data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
 seeds = [seed + k for k in range(runs or config.baselines.network_runs)]
-networks = {s: train_self_training(data_root, run_dir, config, rounds=rounds, seed=s, device=device or None,
-                                   workers=2, progress=False) for s in seeds}
+variants = {"plain": config, "head": with_head}  # the paper's network, and one with the learned separation output
+networks = {(v, s): train_self_training(data_root, run_dir, cfg, rounds=rounds, seed=s, device=device or None,
+                                        workers=2, progress=False) for v, cfg in variants.items() for s in seeds}
 
-configurations = {"paper: connected components": (0, "cc"), "watershed on the probability": (0, "watershed"),
-                  "distance watershed": (0, "distance")}
-configurations |= {f"self-training, {r} round{'s' * (r > 1)} + distance watershed": (r, "distance") for r in range(1, rounds + 1)}
+configurations = {"paper: connected components": ("plain", 0, "cc"), "watershed on the probability": ("plain", 0, "watershed"),
+                  "distance watershed": ("plain", 0, "distance")}
+for r in range(1, rounds + 1):
+    configurations[f"self-training, {r} round{'s' * (r > 1)} + distance watershed"] = ("plain", r, "distance")
+for r in range(rounds + 1):
+    after = f", self-training {r} round{'s' * (r > 1)}" if r else ""
+    configurations[f"learned separation{after} + learned watershed"] = ("head", r, "learned")
+    configurations[f"learned separation{after} + distance watershed"] = ("head", r, "distance")
 frames, folders = [], {}
-for name, (r, method) in configurations.items():
+for name, (variant, r, method) in configurations.items():
     for run, s in enumerate(seeds):
         for split in ("train", "test"):
-            scores, folder = evaluate_network(data_root, run_dir, config, networks[s][r][0], split=split,
-                                              finetune_epochs=0, method=method, seed=s, workers=2, progress=False)
+            scores, folder = evaluate_network(data_root, run_dir, variants[variant], networks[variant, s][r][0],
+                                              split=split, finetune_epochs=0, method=method, seed=s, workers=2,
+                                              progress=False)
             frames.append(scores.assign(config=name, split=split, run=run, seed=s))
             folders[name, s, split] = folder
 per_image = pd.concat(frames, ignore_index=True)

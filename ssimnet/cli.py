@@ -119,11 +119,16 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             raise DataError(path, f"image of {image.shape[0]}x{image.shape[1]} pixels is smaller than a "
                                   f"{patch}x{patch} patch; {need}")
     out = Path(args.out)
+    learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"
+    if args.instances == "learned" and not args.model and profile.train.distance_weight == 0:
+        raise CommandError(f"{learned}; the {profile.name!r} profile trains none")
     if args.model:
         try:
             trainer = Trainer.from_state(load_checkpoint(args.model), device=args.device or None)
         except ValueError as exc:
             raise DataError(args.model, str(exc)) from None
+        if args.instances == "learned" and trainer.model.architecture.out_channels < 3:
+            raise DataError(args.model, f"{learned}; this one has none")
     else:
         # Fully label-free on the given images: they, and only they, are the training set.
         shutil.rmtree(out / ".train-data", ignore_errors=True)

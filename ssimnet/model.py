@@ -12,6 +12,8 @@ network yields both terms of Eq. (5) from the same softmax: the nucleus
 probability ``p = softmax(F(x))[1]`` is compared with the soft label by binary
 cross-entropy, and the two-class log-softmax with the Voronoi tri-label by
 cross-entropy (label 2 ignored).  See :func:`ssimnet.train.ssimnet_loss`.
+With the learned separation output (beyond the paper, :mod:`ssimnet.separation`)
+a third channel predicts the rim distance (``out_channels=3``).
 
 Examples
 --------

@@ -174,6 +174,13 @@ def test_segment_bad_input(tmp_path, capsys):
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
                                 str(checkpoint), "--finetune-epochs", "1"], "small.png", "smaller than a 256x256 patch",
                     "--finetune-epochs 0")
+    big = tmp_path / "big.png"
+    write_image(big, np.zeros((256, 256, 3), np.uint8))
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
+                                str(checkpoint), "--instances", "learned"], "net.pt", "--instances learned needs",
+                    "has none")
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke",
+                                "--instances", "learned"], "--instances learned needs", "'smoke' profile trains none")
     (tmp_path / "bad.pt").write_bytes(b"junk")
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "bad.pt"),
                                 "--finetune-epochs", "0"], "bad.pt", "not an ssimnet checkpoint")
