@@ -46,9 +46,7 @@ from ssimnet.config import INSTANCE_METHODS, get_profile
 from ssimnet.data import list_samples, read_image, read_label, write_image, write_table
 from ssimnet.io import (build_pseudo_labels, load_pseudo_labels, load_training_patches, pseudo_label_key,
                         save_pseudo_labels, self_training_patches)
-from ssimnet.purify import patch_usmi
-from ssimnet.soften import soften_labels
-from ssimnet.voronoi import voronoi_label
+from ssimnet.pseudo import labels_from_candidates
 
 SPLITS = ("train", "test")
 STAGES = ("train", "test", "test_ft", "train_st1", "test_st1")
@@ -57,15 +55,8 @@ SWEEP_METHODS = (("distance", None), ("learned", 0.05), ("learned", 0.1), ("lear
 
 
 def _rebuild(candidates: np.ndarray, stains: np.ndarray, fallback: bool, config) -> dict:
-    return {
-        "candidates": candidates,
-        "soft": soften_labels(candidates, stop=config.soften_stop),
-        "voronoi": voronoi_label(candidates, point_radius=config.point_radius),
-        "patches": patch_usmi(candidates, size=config.patch_size, stride=config.patch_stride,
-                              min_components=config.min_components),
-        "stains": stains,
-        "stain_fallback": fallback,
-    }
+    return {"candidates": candidates, "stains": stains, "stain_fallback": fallback,
+            **labels_from_candidates(candidates, config)}
 
 
 def _pack_one(job: tuple[Path, Path, Path]) -> str:
@@ -159,8 +150,8 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
         epochs: int | None) -> None:
     import torch
 
-    from ssimnet.infer import predict_probability
-    from ssimnet.train import PatchData, Trainer
+    from ssimnet.infer import predict_probability, segment_image
+    from ssimnet.train import Trainer
 
     start = time.perf_counter()
     elapsed = lambda: time.perf_counter() - start  # noqa: E731
@@ -195,12 +186,8 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
     t = time.perf_counter()
     tuned = {}
     for name, path in zip(labels["test"].names, labels["test"].images):
-        image = read_image(path)
-        own = PatchData.from_pseudo_labels({name: (image, load_pseudo_labels(labels["test"].path(name)))},
-                                           size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction)
-        tuned[name] = predict_probability(trainer.finetune_copy(own, profile.train.finetune_epochs).model, image,
-                                          tile=profile.pseudo.patch_size, overlap=profile.train.tile_overlap,
-                                          device=trainer.device)
+        tuned[name] = segment_image(read_image(path), trainer, profile, method="cc",
+                                    pseudo=load_pseudo_labels(labels["test"].path(name))).probability
     _save_maps(out / "prob_test_ft.npz.xz", tuned)
     info["finetune_s"] = time.perf_counter() - t
     print(f"predicted and fine-tuned at {elapsed():.0f} s", flush=True)

@@ -30,7 +30,7 @@ from .soften import soften_labels
 from .stain import VahadaneSeparator, hematoxylin_image
 from .voronoi import voronoi_label
 
-__all__ = ["PseudoLabels", "pseudo_labels"]
+__all__ = ["PseudoLabels", "pseudo_labels", "labels_from_candidates"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,19 @@ class PseudoLabels:
     soft: np.ndarray
     voronoi: np.ndarray
     patches: list[PatchStats]
+
+
+def labels_from_candidates(candidates: np.ndarray, config: PseudoLabelConfig) -> dict[str, object]:
+    """The stages that follow the candidate map ``P``: ``soft`` (Eq. 4), ``voronoi`` and ``patches`` (USMI).
+
+    Returned as the keyword arguments of :class:`PseudoLabels` that they fill.
+    """
+    return {
+        "soft": soften_labels(candidates, stop=config.soften_stop),
+        "voronoi": voronoi_label(candidates, point_radius=config.point_radius),
+        "patches": patch_usmi(candidates, size=config.patch_size, stride=config.patch_stride,
+                              min_components=config.min_components),
+    }
 
 
 def pseudo_labels(image: np.ndarray, config: PseudoLabelConfig, *, seed: int = 0) -> PseudoLabels:
@@ -109,9 +122,5 @@ def pseudo_labels(image: np.ndarray, config: PseudoLabelConfig, *, seed: int = 0
         hematoxylin=hematoxylin,
         fcm=fcm,
         candidates=candidates,
-        soft=soften_labels(candidates, stop=config.soften_stop),
-        voronoi=voronoi_label(candidates, point_radius=config.point_radius),
-        patches=patch_usmi(
-            candidates, size=config.patch_size, stride=config.patch_stride, min_components=config.min_components
-        ),
+        **labels_from_candidates(candidates, config),
     )

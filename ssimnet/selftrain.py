@@ -41,10 +41,8 @@ from scipy import ndimage as ndi
 
 from .config import PseudoLabelConfig
 from .infer import instances
-from .pseudo import PseudoLabels
-from .purify import patch_usmi
-from .soften import soften_labels
-from .voronoi import BACKGROUND, IGNORE, voronoi_label
+from .pseudo import PseudoLabels, labels_from_candidates
+from .voronoi import BACKGROUND, IGNORE
 
 __all__ = ["separate_touching", "self_training_labels"]
 
@@ -95,16 +93,9 @@ def self_training_labels(
     label = instances(probability, method=method, h=h, min_size=min_size, max_hole=config.max_hole)
     candidates = separate_touching(label)
     gap = (label > 0) & ~candidates
-    soft = soften_labels(candidates, stop=config.soften_stop)
-    soft[gap] = 0.5
-    voronoi = voronoi_label(candidates, point_radius=config.point_radius)
+    derived = labels_from_candidates(candidates, config)
+    derived["soft"][gap] = 0.5
+    voronoi = derived["voronoi"]
     voronoi[candidates & (voronoi == BACKGROUND)] = IGNORE
     voronoi[gap] = BACKGROUND
-    return dataclasses.replace(
-        pseudo,
-        candidates=candidates,
-        soft=soft,
-        voronoi=voronoi,
-        patches=patch_usmi(candidates, size=config.patch_size, stride=config.patch_stride,
-                           min_components=config.min_components),
-    )
+    return dataclasses.replace(pseudo, candidates=candidates, **derived)
