@@ -30,17 +30,19 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ssimnet.config import get_profile
-from ssimnet.data import SPLITS, list_samples, nucleus_statistics, read_sample, resolve_dataset
+from ssimnet.book import setup_chapter
+from ssimnet.data import SPLITS, list_samples, nucleus_statistics, read_sample
 from ssimnet.viz import outline_overlay
 
-data_root = resolve_dataset(data_dir, run_dir, get_profile(profile).synthetic)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+data_root = chapter.data_root
 stats = nucleus_statistics(data_root)
 n_images = stats.groupby("split")["image"].nunique()
 print(f"profile {profile!r}; dataset {data_root.name}: "

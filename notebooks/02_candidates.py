@@ -27,7 +27,7 @@
 #    $B[0] = 0.5$ and ring $k+1$ gets $B[k] + P[k]/(2A)$, until $B > 0.975$
 #    ({py:obj}`ssimnet.soften.soften_labels`).
 #
-# All stages run through {py:obj}`ssimnet.io.build_pseudo_labels`, which caches each
+# All stages run through {py:obj}`ssimnet.pipeline.build_pseudo_labels`, which caches each
 # image's result in the run directory; the next chapter reuses it.
 
 # %% tags=["parameters"]
@@ -36,6 +36,7 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 
 # %%
 import matplotlib.pyplot as plt
@@ -43,15 +44,17 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown
 
-from ssimnet.config import get_profile
-from ssimnet.data import list_samples, read_image, resolve_dataset
-from ssimnet.io import build_pseudo_labels, load_pseudo_labels, pseudo_label_quality
+from ssimnet.book import setup_chapter
+from ssimnet.data import list_samples, read_image
+from ssimnet.evaluate import pseudo_label_quality
+from ssimnet.pipeline import build_pseudo_labels
+from ssimnet.store import load_pseudo_labels
 from ssimnet.stain import RUIFROK_HE
 from ssimnet.viz import outline_overlay
 
-config = get_profile(profile)
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
-labels = build_pseudo_labels(data_root, run_dir, config.pseudo, split="train", seed=seed, workers=2, progress=False)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+config, data_root = chapter.profile, chapter.data_root
+labels = build_pseudo_labels(data_root, run_dir, config.pseudo, split="train", seed=seed, workers=chapter.workers, progress=False)
 print(f"pseudo labels of {len(labels.names)} training images ({data_root.name}), profile {profile!r}, seed {seed}")
 
 # %% [markdown]

@@ -36,6 +36,7 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 
 # %%
 import matplotlib.pyplot as plt
@@ -44,14 +45,16 @@ import pandas as pd
 from IPython.display import Markdown
 from matplotlib.colors import ListedColormap
 
-from ssimnet.config import get_profile
-from ssimnet.data import read_image, resolve_dataset
-from ssimnet.io import build_pseudo_labels, load_pseudo_labels, pseudo_label_quality
+from ssimnet.book import setup_chapter
+from ssimnet.data import read_image
+from ssimnet.evaluate import pseudo_label_quality
+from ssimnet.pipeline import build_pseudo_labels
+from ssimnet.store import load_pseudo_labels
 from ssimnet.viz import outline_overlay
 
-config = get_profile(profile)
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
-labels = build_pseudo_labels(data_root, run_dir, config.pseudo, split="train", seed=seed, workers=2, progress=False)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+config, data_root = chapter.profile, chapter.data_root
+labels = build_pseudo_labels(data_root, run_dir, config.pseudo, split="train", seed=seed, workers=chapter.workers, progress=False)
 per_image, patches = pseudo_label_quality(data_root, labels)
 finite = patches[np.isfinite(patches.usmi)]
 print(f"{len(patches)} patches of {labels.patch_size} px from {len(labels.names)} training images; "

@@ -33,6 +33,7 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 
 # %%
 import matplotlib.pyplot as plt
@@ -41,14 +42,15 @@ import pandas as pd
 import torch
 from matplotlib.colors import ListedColormap
 
-from ssimnet.config import get_profile
-from ssimnet.data import read_image, resolve_dataset
+from ssimnet.book import setup_chapter
+from ssimnet.data import read_image
 from ssimnet.infer import predict_probability
-from ssimnet.io import build_pseudo_labels, load_pseudo_labels, train_network
+from ssimnet.pipeline import build_pseudo_labels, train_network
+from ssimnet.store import load_pseudo_labels
 
-config = get_profile(profile)
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
-trainer, checkpoint = train_network(data_root, run_dir, config, seed=seed, device=device or None, workers=2, progress=False)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+config, data_root = chapter.profile, chapter.data_root
+trainer, checkpoint = train_network(data_root, run_dir, config, seed=seed, device=chapter.device, workers=chapter.workers, progress=False)
 history = pd.DataFrame(trainer.history)
 arch = trainer.model.architecture
 print(f"U-Net of depth {arch.depth}, width {arch.width} "

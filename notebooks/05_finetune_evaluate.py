@@ -35,30 +35,30 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import Markdown
-from scipy.ndimage import label as ndi_label
 
-from ssimnet.config import get_profile
-from ssimnet.data import list_samples, read_label, read_sample, resolve_dataset
-from ssimnet.io import evaluate_network, train_network
+from ssimnet.book import setup_chapter
+from ssimnet.data import list_samples, read_label, read_sample
+from ssimnet.evaluate import evaluate_network
+from ssimnet.pipeline import train_network
 from ssimnet.paper import TABLE1
 from ssimnet.viz import error_overlay
 
-config = get_profile(profile)
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
-trainer, checkpoint = train_network(data_root, run_dir, config, seed=seed, device=device or None, workers=2, progress=False)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+config, data_root = chapter.profile, chapter.data_root
+trainer, checkpoint = train_network(data_root, run_dir, config, seed=seed, device=chapter.device, workers=chapter.workers, progress=False)
 runs = {}
 for label, epochs in [("SSimNet w/o ft", 0), ("SSimNet", config.train.finetune_epochs)]:
     runs[label] = evaluate_network(data_root, run_dir, config, trainer, split="test", finetune_epochs=epochs,
-                                   method="cc", seed=seed, workers=2, progress=False)
-ft_lr = trainer.optimizer.param_groups[0]["lr"] if config.train.finetune_lr is None else config.train.finetune_lr
+                                   method="cc", seed=seed, workers=chapter.workers, progress=False)
 print(f"test split of {data_root.name}: {len(runs['SSimNet'][0])} images; profile {profile!r}, seed {seed}; "
-      f"fine-tuning {config.train.finetune_epochs} epochs per image at learning rate {ft_lr:.2g}")
+      f"fine-tuning {config.train.finetune_epochs} epochs per image at learning rate {trainer.finetune_lr:.2g}")
 
 # %% [markdown]
 # ## Scores beside the paper's
@@ -135,16 +135,17 @@ plt.show()
 from matplotlib.patches import Rectangle
 
 from ssimnet.infer import segment_image
-from ssimnet.purify import select_patches
+from ssimnet.candidates import label_candidates
+from ssimnet.purify import kept_patches
 from ssimnet.viz import crowded_window, outline_overlay
 
 image, _ = read_sample(samples[chosen[-1]])
 result = segment_image(image, trainer, config, seed=seed)
 pseudo = result.pseudo
 window = crowded_window(result.label, min(256, *image.shape[:2]))
-label_components = ndi_label(pseudo.candidates)[0]
+label_components = label_candidates(pseudo.candidates)
 size = config.pseudo.patch_size
-kept = set(select_patches([p.usmi for p in pseudo.patches], keep=config.pseudo.keep_fraction).tolist())
+kept = set(kept_patches(pseudo.patches, keep=config.pseudo.keep_fraction))
 panels = [
     ("image $I$", image, None),
     ("hematoxylin $I^T$ (Eq. 2)", pseudo.hematoxylin, None),
@@ -186,7 +187,7 @@ plt.show()
 choice = []
 for method in ("cc", "watershed"):
     scores, _ = evaluate_network(data_root, run_dir, config, trainer, split="train", finetune_epochs=0,
-                                 method=method, seed=seed, workers=2, progress=False)
+                                 method=method, seed=seed, workers=chapter.workers, progress=False)
     choice.append({"instances": method, **(scores[["dice", "aji", "aji_plus", "pq"]].mean() * 100).round(1).to_dict()})
 choice = pd.DataFrame(choice).set_index("instances")
 choice

@@ -46,6 +46,7 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 cpm17_dir = ""  # CPM17 in the uniform layout (ssimnet data convert cpm17), empty if not available
 
 # %%
@@ -56,19 +57,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown
 
+from ssimnet.book import setup_chapter
 from ssimnet.baselines import METHOD_NAMES
-from ssimnet.config import get_profile
-from ssimnet.data import list_samples, read_label, read_sample, resolve_dataset
-from ssimnet.io import run_methods
+from ssimnet.data import list_samples, read_label, read_sample
+from ssimnet.experiments import run_methods
 from ssimnet.metrics import summarise_runs
 from ssimnet.paper import TABLE1, TABLE2
 from ssimnet.report import comparison_table, discrepancies
 from ssimnet.viz import crowded_window, error_overlay
 
-config = get_profile(profile)
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+config, data_root = chapter.profile, chapter.data_root
 methods = ["mkmeans", "gmm", "kanezaki", "watershed", "ssimnet_noft", "ssimnet", "supervised"]
-runs = run_methods(data_root, run_dir, config, methods, seed=seed, device=device or None, workers=2, progress=False)
+runs = run_methods(data_root, run_dir, config, methods, seed=seed, device=chapter.device, workers=chapter.workers, progress=False)
 columns = ("precision", "recall", "dice", "aji", "aji_plus", "pq")
 summaries = {METHOD_NAMES[m]: summarise_runs(r.means(), metrics=columns) for m, r in runs.items()}
 print(f"test split of {data_root.name}: {len(runs['gmm'].scores[0])} images; profile {profile!r}; "
@@ -163,7 +164,7 @@ plt.show()
 if cpm17_dir:
     once = dataclasses.replace(config, baselines=dataclasses.replace(config.baselines, runs=1, network_runs=1))
     cpm = run_methods(Path(cpm17_dir), Path(run_dir) / "cpm17", once, ["mkmeans", "gmm", "kanezaki", "ssimnet_noft", "ssimnet"],
-                      seed=seed, device=device or None, workers=2, progress=False)
+                      seed=seed, device=chapter.device, workers=chapter.workers, progress=False)
     table2 = comparison_table({METHOD_NAMES[m]: summarise_runs(r.means()) for m, r in cpm.items()}, TABLE2)
     display_table2 = table2.set_index(["method", "source"])
 else:

@@ -32,23 +32,24 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 
 # %%
 import pandas as pd
 from IPython.display import Markdown
 
-from ssimnet.config import ABLATION, get_profile
-from ssimnet.data import resolve_dataset
-from ssimnet.io import run_methods
+from ssimnet.book import setup_chapter
+from ssimnet.config import ABLATION
+from ssimnet.experiments import run_methods
 from ssimnet.metrics import summarise_runs
 from ssimnet.paper import TABLE3
 from ssimnet.report import comparison_table, discrepancies
 
-config = get_profile(profile)
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+config, data_root = chapter.profile, chapter.data_root
 summaries, seconds = {}, {}
 for v in ABLATION:  # each variant's training switches (ssimnet.config.AblationVariant)
-    runs = run_methods(data_root, run_dir, v.profile(config), [v.method], seed=seed, device=device or None, workers=2,
+    runs = run_methods(data_root, run_dir, v.profile(config), [v.method], seed=seed, device=chapter.device, workers=chapter.workers,
                        progress=False)[v.method]
     summaries[v.name] = summarise_runs(runs.means(), metrics=("precision", "recall", "dice", "aji", "aji_plus", "pq"))
     seconds[v.name] = runs.seconds

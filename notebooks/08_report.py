@@ -19,7 +19,7 @@
 # (MoNuSeg) the page shows the run that built this book; when the book is
 # built without real data (the `smoke` profile, as in CI) it shows the
 # reference results committed under `results/<profile>/`, which
-# `ssimnet book` writes for every run on real data ({py:obj}`ssimnet.io.export_results`).
+# `ssimnet book` writes for every run on real data ({py:obj}`ssimnet.experiments.export_results`).
 # Either way the page says where the numbers come from: code version, profile,
 # hardware and library versions are recorded with them.
 
@@ -29,6 +29,7 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 results_dir = "results/cpu"  # committed reference results, shown when data_dir holds no real data
 
 # %% tags=["hide-input"]
@@ -36,18 +37,20 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
+from ssimnet.book import setup_chapter
 from ssimnet.baselines import METHOD_NAMES
-from ssimnet.config import ABLATION, get_profile
-from ssimnet.data import is_synthetic
-from ssimnet.io import export_results, load_results
+from ssimnet.config import ABLATION
+from ssimnet.experiments import export_results
 from ssimnet.report import method_summaries, reproduction_report, table1, table3
+from ssimnet.results import RESULTS, load_results
 
-if data_dir and not is_synthetic(data_dir):
-    per_image, info = export_results(data_dir, run_dir, get_profile(profile), seed=seed, device=device or None,
-                                     workers=2, progress=False)
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+if chapter.real:
+    per_image, info = export_results(chapter.data_root, run_dir, chapter.profile, seed=seed, device=chapter.device,
+                                     workers=chapter.workers, progress=False)
     source = f"this book's own run (written to `{run_dir}/results`)"
 else:
-    per_image, info = load_results(results_dir)
+    per_image, info = load_results(results_dir, kind=RESULTS)
     source = f"the committed reference results in `{results_dir}` (this book was built without real data)"
 hardware = info["hardware"]
 machine = f"{hardware['cpus']} CPUs, {hardware['memory_gb']} GB" + (f", GPU {hardware['gpu']}" if hardware["gpu"] else ", no GPU")

@@ -27,7 +27,7 @@
 #   markers are maxima of the smoothed Euclidean distance transform at least
 #   $h$ pixels high, so two round nuclei joined by a waist get one each;
 # - **self-training** ({py:obj}`ssimnet.selftrain`,
-#   {py:obj}`ssimnet.io.train_self_training`): the trained network's nuclei on
+#   {py:obj}`ssimnet.pipeline.train_self_training`): the trained network's nuclei on
 #   the training images, split by that watershed, become the next round's
 #   pseudo labels, with a one-pixel gap where two nuclei touch
 #   ({py:obj}`ssimnet.selftrain.separate_touching`). The Voronoi tri-label
@@ -56,6 +56,7 @@ run_dir = "runs/smoke"
 profile = "smoke"
 seed = 0
 device = ""
+workers = 2  # worker processes of the pseudo-label stage
 rounds = 1  # self-training rounds to measure, for every seed
 runs = 0  # seeds (networks) from `seed` on; 0: the profile's network_runs
 results_dir = "results/cpu"  # committed MoNuSeg reference results, shown when data_dir holds no real data
@@ -68,21 +69,23 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssimnet.config import LEARNED_SEPARATION_WEIGHT, get_profile
-from ssimnet.data import is_synthetic, list_samples, read_image, read_label, resolve_dataset
-from ssimnet.io import (evaluate_baseline, evaluate_network, evaluate_supervised, load_selection, provenance,
-                        save_selection, train_self_training, train_supervised)
+from ssimnet.book import setup_chapter
+from ssimnet.config import LEARNED_SEPARATION_WEIGHT
+from ssimnet.data import list_samples, read_image, read_label
+from ssimnet.evaluate import evaluate_baseline, evaluate_network, evaluate_supervised
+from ssimnet.pipeline import train_self_training, train_supervised
 from ssimnet.report import format_selection, selection_table
+from ssimnet.results import SELECTION, load_results, provenance, save_results
 from ssimnet.viz import crowded_window, outline_overlay
 
-config = get_profile(profile)
-config = dataclasses.replace(config, train=dataclasses.replace(config.train, selftrain_rounds=rounds))
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+data_root = chapter.data_root
+config = dataclasses.replace(chapter.profile, train=dataclasses.replace(chapter.profile.train, selftrain_rounds=rounds))
 with_head = dataclasses.replace(config, train=dataclasses.replace(config.train, distance_weight=LEARNED_SEPARATION_WEIGHT))
-data_root = resolve_dataset(data_dir, run_dir, config.synthetic)
 seeds = [seed + k for k in range(runs or config.baselines.network_runs)]
 variants = {"plain": config, "head": with_head}  # the paper's network, and one with the learned separation output
-networks = {(v, s): train_self_training(data_root, run_dir, cfg, rounds=rounds, seed=s, device=device or None,
-                                        workers=2, progress=False) for v, cfg in variants.items() for s in seeds}
+networks = {(v, s): train_self_training(data_root, run_dir, cfg, rounds=rounds, seed=s, device=chapter.device,
+                                        workers=chapter.workers, progress=False) for v, cfg in variants.items() for s in seeds}
 
 configurations = {"paper: connected components": ("plain", 0, "cc"), "watershed on the probability": ("plain", 0, "watershed"),
                   "distance watershed": ("plain", 0, "distance")}
@@ -97,14 +100,15 @@ for name, (variant, r, method) in configurations.items():
     for run, s in enumerate(seeds):
         for split in ("train", "test"):
             scores, folder = evaluate_network(data_root, run_dir, variants[variant], networks[variant, s][r][0],
-                                              split=split, finetune_epochs=0, method=method, seed=s, workers=2,
+                                              split=split, finetune_epochs=0, method=method, seed=s, workers=chapter.workers,
                                               progress=False)
             frames.append(scores.assign(config=name, split=split, run=run, seed=s))
             folders[name, s, split] = folder
 per_image = pd.concat(frames, ignore_index=True)
-real = not is_synthetic(data_root)
-if real:  # kept with the run's other results (ssimnet.io.export_results); results/<profile>/ holds a committed copy
-    save_selection(f"{run_dir}/results", per_image, provenance(config, data_dir=data_root, seed=seed, device=device or None))
+real = chapter.real
+if real:  # kept with the run's other results (ssimnet.experiments.export_results); results/<profile>/ holds a committed copy
+    save_results(f"{run_dir}/results", per_image, provenance(config, data_dir=data_root, seed=seed, device=chapter.device),
+                 kind=SELECTION)
 print(f"{data_root.name}: {len(list_samples(data_root, 'train'))} training and {len(list_samples(data_root, 'test'))} test "
       f"images; profile {profile!r}; {len(seeds)} seed(s) from {seed}; "
       f"{config.train.selftrain_epochs} epochs per self-training round")
@@ -133,7 +137,7 @@ Markdown(
 
 # %% tags=["hide-input"]
 if not real:
-    committed, info = load_selection(results_dir)
+    committed, info = load_results(results_dir, kind=SELECTION)
     reference = selection_table(committed)
     ref_chosen = reference.index[reference.chosen][0]
     hardware = info["hardware"]
@@ -155,7 +159,7 @@ if not real:
 # isolates what the labels buy. Test split, first seed.
 
 # %%
-supervised = train_supervised(data_root, run_dir, config, seed=seed, device=device or None, progress=False)[0]
+supervised = train_supervised(data_root, run_dir, config, seed=seed, device=chapter.device, progress=False)[0]
 references = {
     "hematoxylin watershed (classical)": evaluate_baseline(data_root, run_dir, "watershed", config, progress=False)[0],
     "supervised U-Net, connected components (reads labels)":

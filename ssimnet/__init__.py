@@ -1,13 +1,37 @@
 """ssimnet: label-free nuclei segmentation using intra-image self similarity.
 
 A reproducible implementation of SSimNet (Chen, Li & Zhou, MICCAI 2023).
-Modules follow the paper's stages:
+The algorithm modules follow the paper's stages; each is array in, array out:
 
 - :mod:`ssimnet.stain` -- Beer-Lambert optics and stain separation (Eq. 1-2)
-- :mod:`ssimnet.data` -- datasets on disk, raw-format readers
-- :mod:`ssimnet.synthetic` -- synthetic H&E tiles with exact ground truth
+- :mod:`ssimnet.candidates` -- candidate nuclei, FCM and active contour (Eq. 3)
+- :mod:`ssimnet.soften` -- label softening (Eq. 4)
+- :mod:`ssimnet.purify` -- patches, USMI and data purification (Algorithm 1)
+- :mod:`ssimnet.voronoi` -- Voronoi tri-labels
+- :mod:`ssimnet.pseudo` -- all pseudo-label stages of one image
+- :mod:`ssimnet.model` -- the U-Net
+- :mod:`ssimnet.train` -- the loss (Eq. 5), training and fine-tuning
+- :mod:`ssimnet.infer` -- tiled prediction, instances, per-image segmentation
+- :mod:`ssimnet.selftrain` -- self-training rounds (beyond the paper)
+- :mod:`ssimnet.separation` -- the learned separation output (beyond the paper)
+- :mod:`ssimnet.baselines` -- the comparison methods of Table 1
 - :mod:`ssimnet.metrics` -- Dice, AJI, AJI+, PQ
-- :mod:`ssimnet.config` -- run profiles (smoke, cpu, paper)
+- :mod:`ssimnet.synthetic` -- synthetic H&E tiles with exact ground truth
+
+Data, orchestration and reporting (the only modules that touch files):
+
+- :mod:`ssimnet.config` -- every setting and the run profiles (smoke, cpu, paper)
+- :mod:`ssimnet.data` -- the uniform dataset layout, image I/O, input checks
+- :mod:`ssimnet.datasets` -- MoNuSeg and CPM17 converters, the synthetic dataset
+- :mod:`ssimnet.store` -- content keys, pseudo-label files, checkpoints
+- :mod:`ssimnet.pipeline` -- pseudo labels of a split, training
+- :mod:`ssimnet.evaluate` -- scoring every method on a split
+- :mod:`ssimnet.experiments` -- the repeated-runs protocol, Tables 1 and 3
+- :mod:`ssimnet.results` -- provenance, saving and loading results
+- :mod:`ssimnet.report` -- the book's tables from results
+- :mod:`ssimnet.paper` -- the paper's reported numbers
+- :mod:`ssimnet.viz` -- overlays for figures
+- :mod:`ssimnet.book` -- executing the book's notebooks
 - :mod:`ssimnet.cli` -- the ``ssimnet`` command
 """
 

@@ -33,19 +33,30 @@ Examples
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 from skimage.morphology import remove_small_holes, remove_small_objects
 from skimage.segmentation import morphological_chan_vese
 
-__all__ = ["fuzzy_cmeans_mask", "clean_mask", "refine_candidates", "candidate_nuclei"]
+from .config import DEFAULT_PSEUDO, PseudoLabelConfig
 
-#: Below this spread of L* (in CIELAB units) an image is taken as blank: there
-#: is nothing to cluster.
-MIN_LIGHTNESS_RANGE: float = 5.0
+__all__ = ["fuzzy_cmeans_mask", "clean_mask", "refine_candidates", "Candidates", "candidate_maps", "candidate_nuclei",
+           "label_candidates"]
+
+_EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000, seed: int = 0) -> np.ndarray:
+def fuzzy_cmeans_mask(
+    lab: np.ndarray,
+    *,
+    m: float = DEFAULT_PSEUDO.fcm_m,
+    n_samples: int = DEFAULT_PSEUDO.fcm_samples,
+    min_lightness_range: float = DEFAULT_PSEUDO.min_lightness_range,
+    seed: int = 0,
+) -> np.ndarray:
     """Two-cluster fuzzy c-means on CIELAB pixels; True where the darker cluster wins.
 
     Parameters
@@ -56,6 +67,8 @@ def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000
         Fuzzifier (> 1).
     n_samples : int
         Pixels sampled (seeded) to fit the centres.
+    min_lightness_range : float
+        Below this spread of ``L*`` the image is blank: nothing to cluster.
     seed : int
 
     Returns
@@ -65,7 +78,7 @@ def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000
     import skfuzzy
 
     pixels = lab.reshape(-1, 3)
-    if np.ptp(pixels[:, 0]) < MIN_LIGHTNESS_RANGE:
+    if np.ptp(pixels[:, 0]) < min_lightness_range:
         return np.zeros(lab.shape[:2], dtype=bool)
     rng = np.random.default_rng(seed)
     idx = rng.choice(pixels.shape[0], size=min(n_samples, pixels.shape[0]), replace=False)
@@ -77,7 +90,8 @@ def fuzzy_cmeans_mask(lab: np.ndarray, *, m: float = 2.0, n_samples: int = 20000
     return (dist.argmin(1) == nucleus).reshape(lab.shape[:2])
 
 
-def clean_mask(mask: np.ndarray, *, min_size: int = 30, max_hole: int = 200) -> np.ndarray:
+def clean_mask(mask: np.ndarray, *, min_size: int = DEFAULT_PSEUDO.min_size,
+               max_hole: int = DEFAULT_PSEUDO.max_hole) -> np.ndarray:
     """Remove components below `min_size` pixels, then fill holes of at most `max_hole` pixels.
 
     >>> m = np.zeros((7, 7), dtype=bool); m[1:6, 1:6] = True; m[3, 3] = False; m[0, 6] = True
@@ -94,10 +108,10 @@ def refine_candidates(
     lightness: np.ndarray,
     mask: np.ndarray,
     *,
-    contour_iterations: int = 10,
-    contour_smoothing: int = 2,
-    min_size: int = 30,
-    max_hole: int = 200,
+    contour_iterations: int = DEFAULT_PSEUDO.contour_iterations,
+    contour_smoothing: int = DEFAULT_PSEUDO.contour_smoothing,
+    min_size: int = DEFAULT_PSEUDO.min_size,
+    max_hole: int = DEFAULT_PSEUDO.max_hole,
 ) -> np.ndarray:
     """Active-contour smoothing and clean-up of an FCM mask (the ``ActiveContour`` of Eq. 3).
 
@@ -126,33 +140,44 @@ def refine_candidates(
     return clean_mask(mask, min_size=min_size, max_hole=max_hole)
 
 
-def candidate_nuclei(
-    hematoxylin: np.ndarray,
-    *,
-    fcm_m: float = 2.0,
-    fcm_samples: int = 20000,
-    contour_iterations: int = 10,
-    contour_smoothing: int = 2,
-    min_size: int = 30,
-    max_hole: int = 200,
-    seed: int = 0,
-) -> np.ndarray:
-    """Hard candidate map ``P`` of paper Eq. (3) from the hematoxylin image ``I^T``.
+class Candidates(NamedTuple):
+    """The two maps of Eq. (3): the FCM nucleus cluster and the candidates ``P`` after the active contour."""
 
-    :func:`fuzzy_cmeans_mask` on its CIELAB pixels, then
-    :func:`refine_candidates`; see those for the parameters.
+    fcm: np.ndarray
+    candidates: np.ndarray
 
-    Returns
-    -------
-    (H, W) bool
+
+def candidate_maps(hematoxylin: np.ndarray, config: PseudoLabelConfig = DEFAULT_PSEUDO, *, seed: int = 0) -> Candidates:
+    """Paper Eq. (3), ``P = ActiveContour(FCM(I^T))``, keeping the FCM map as well.
+
+    :func:`fuzzy_cmeans_mask` on the CIELAB pixels of the hematoxylin image
+    ``I^T``, then :func:`refine_candidates` on its ``L*``, with the settings
+    of `config`.
     """
     lab = rgb2lab(hematoxylin)
-    mask = fuzzy_cmeans_mask(lab, m=fcm_m, n_samples=fcm_samples, seed=seed)
-    return refine_candidates(
-        lab[..., 0],
-        mask,
-        contour_iterations=contour_iterations,
-        contour_smoothing=contour_smoothing,
-        min_size=min_size,
-        max_hole=max_hole,
-    )
+    fcm = fuzzy_cmeans_mask(lab, m=config.fcm_m, n_samples=config.fcm_samples,
+                            min_lightness_range=config.min_lightness_range, seed=seed)
+    candidates = refine_candidates(lab[..., 0], fcm, contour_iterations=config.contour_iterations,
+                                   contour_smoothing=config.contour_smoothing, min_size=config.min_size,
+                                   max_hole=config.max_hole)
+    return Candidates(fcm, candidates)
+
+
+def candidate_nuclei(hematoxylin: np.ndarray, config: PseudoLabelConfig = DEFAULT_PSEUDO, *, seed: int = 0) -> np.ndarray:
+    """Hard candidate map ``P`` of paper Eq. (3) from the hematoxylin image ``I^T``; (H, W) bool.
+
+    The ``candidates`` of :func:`candidate_maps`.
+    """
+    return candidate_maps(hematoxylin, config, seed=seed).candidates
+
+
+def label_candidates(candidates: np.ndarray) -> np.ndarray:
+    """The candidate nuclei as an instance map: the 8-connected components of ``P``, (H, W) int32.
+
+    8-connectivity is the one USMI measures (:mod:`ssimnet.purify`).
+
+    >>> P = np.eye(3, dtype=bool)
+    >>> int(label_candidates(P).max())                 # diagonal pixels touch
+    1
+    """
+    return ndi.label(np.asarray(candidates, dtype=bool), structure=_EIGHT)[0].astype(np.int32)

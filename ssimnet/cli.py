@@ -8,38 +8,38 @@
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
     ssimnet segment IMAGE... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--tta] [--device D]
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
-    ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--only NB] [--quiet]
+    ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--workers N] [--only NB] [--quiet]
 
-Exit codes: 0 success, 1 a notebook failed, 2 bad usage or bad input (one
-line on stderr naming the file and the problem).
+Exit codes: 0 success, 1 a notebook failed or training diverged, 2 bad usage
+or bad input (one line on stderr per bad file, naming it and the problem; in
+a batch the good files are still done), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import json
-import os
 import shutil
 import sys
-import tempfile
-import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import INSTANCE_METHODS, PROFILES, get_profile
+from .book import BookError
+from .config import DEFAULT_SEED, INSTANCE_METHODS, PROFILES, default_workers, get_profile
 from .data import (
     DataError,
-    atomic_path,
-    convert_cpm17,
-    convert_monuseg,
+    DataErrors,
+    check_image,
+    output_file,
+    output_folder,
+    read_image,
     read_label,
-    resolve_dataset,
-    write_synthetic_dataset,
+    write_image,
+    write_label,
     write_table,
 )
 
-__all__ = ["main", "toc_notebooks", "execute_book"]
+__all__ = ["main"]
 
 
 class CommandError(Exception):
@@ -50,19 +50,28 @@ class CommandError(Exception):
         self.code = code
 
 
+def _warn(message: str) -> None:
+    print(f"ssimnet: warning: {message}", file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- data
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
+    from .datasets import convert_cpm17, convert_monuseg
+
     convert = {"monuseg": convert_monuseg, "cpm17": convert_cpm17}[args.format]
+    output_folder(args.dst)
     for split_dir in convert(args.src, args.dst, split=args.split):
         n = len(list((split_dir / "images").glob("*.png")))
         print(f"{split_dir}: {n} images")
 
 
 def _cmd_synth(args: argparse.Namespace) -> None:
+    from .datasets import write_synthetic_dataset
+
     config = get_profile(args.profile).synthetic
-    write_synthetic_dataset(args.dst, config)
+    write_synthetic_dataset(output_folder(args.dst), config)
     print(f"{args.dst}: {config.n_train} train and {config.n_test} test tiles of {config.shape[0]}x{config.shape[1]}")
 
 
@@ -70,11 +79,11 @@ def _cmd_synth(args: argparse.Namespace) -> None:
 
 
 def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
-    from .io import build_pseudo_labels
+    from .pipeline import build_pseudo_labels
 
     profile = get_profile(args.profile)
     result = build_pseudo_labels(
-        args.data_dir, args.out, profile.pseudo, split=args.split, seed=args.seed, workers=args.workers,
+        args.data_dir, output_folder(args.out), profile.pseudo, split=args.split, seed=args.seed, workers=args.workers,
         progress=not args.quiet,
     )
     print(
@@ -87,68 +96,98 @@ def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from .io import train_self_training
+    from .pipeline import train_self_training
 
     profile = get_profile(args.profile)
     trainer, checkpoint = train_self_training(
-        args.data_dir, args.out, profile, seed=args.seed, device=args.device or None, workers=args.workers,
-        restart=args.restart, progress=not args.quiet,
+        args.data_dir, output_folder(args.out), profile, seed=args.seed, device=args.device or None,
+        workers=args.workers, restart=args.restart, progress=not args.quiet,
     )[-1]
     last = trainer.history[-1] if trainer.history else {}
     print(f"{checkpoint}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else ""))
 
 
+def _read_inputs(paths: Sequence[str], *, min_side: int, why: str,
+                 errors: list[DataError]) -> dict[str, tuple[Path, object]]:
+    """Read and check every input image; bad ones go to `errors`, the rest are returned by output name."""
+    by_name: dict[str, Path] = {}
+    for p in map(Path, paths):
+        if p.stem in by_name:
+            raise CommandError(f"{by_name[p.stem]} and {p} share the file name {p.stem!r}; their outputs would collide")
+        by_name[p.stem] = p
+    images = {}
+    for name, path in by_name.items():
+        try:
+            images[name] = (path, check_image(path, read_image(path), min_side=min_side, why=why))
+        except DataError as exc:
+            errors.append(exc)
+    return images
+
+
+def _checkpoint_network(args: argparse.Namespace, profile, *, learned: str):
+    """The network of --model, checked before any image is read; None when the images train their own."""
+    from .store import load_trainer
+
+    if not args.model:
+        if args.instances == "learned" and profile.train.distance_weight == 0:
+            raise CommandError(f"{learned}; the {profile.name!r} profile trains none")
+        return None
+    trainer = load_trainer(args.model, device=args.device or None)
+    if args.instances == "learned" and trainer.model.architecture.out_channels < 3:
+        raise DataError(args.model, f"{learned}; this one has none")
+    return trainer
+
+
+def _network_of_the_images(args: argparse.Namespace, profile, images: dict, out: Path):
+    """A network trained label-free on the given images: they, and only they, are the training set."""
+    from .pipeline import train_self_training
+
+    shutil.rmtree(out / ".train-data", ignore_errors=True)
+    for name, (_, image) in images.items():
+        write_image(out / ".train-data" / "train" / "images" / f"{name}.png", image)
+    return train_self_training(out / ".train-data", out / ".run", profile, seed=args.seed, device=args.device or None,
+                               progress=not args.quiet)[-1][0]
+
+
 def _cmd_segment(args: argparse.Namespace) -> None:
-    from .data import read_image, write_image, write_label
     from .infer import measure_nuclei, segment_image
-    from .io import load_checkpoint, train_self_training
-    from .stain import nonnegative_unmix, rgb_to_od
-    from .train import Trainer
+    from .stain import StainFallbackWarning, VahadaneSeparator
     from .viz import outline_overlay
 
     profile = get_profile(args.profile)
-    images = {Path(p).stem: read_image(p) for p in args.images}
-    if len(images) != len(args.images):
-        raise CommandError("two input images share a file name; their outputs would collide")
+    epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
+    tta = profile.segment.tta if args.tta is None else args.tta
+    out = output_folder(args.out)
     patch = profile.pseudo.patch_size
-    epochs = args.finetune_epochs
-    for path, image in zip(args.images, images.values()):
-        if min(image.shape[:2]) < patch and (epochs > 0 or not args.model):
-            need = "fine-tuning needs one (use --finetune-epochs 0)" if args.model else \
-                "training on it needs one (give a trained network with --model)"
-            raise DataError(path, f"image of {image.shape[0]}x{image.shape[1]} pixels is smaller than a "
-                                  f"{patch}x{patch} patch; {need}")
-    out = Path(args.out)
     learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"
-    if args.instances == "learned" and not args.model and profile.train.distance_weight == 0:
-        raise CommandError(f"{learned}; the {profile.name!r} profile trains none")
-    if args.model:
-        try:
-            trainer = Trainer.from_state(load_checkpoint(args.model), device=args.device or None)
-        except ValueError as exc:
-            raise DataError(args.model, str(exc)) from None
-        if args.instances == "learned" and trainer.model.architecture.out_channels < 3:
-            raise DataError(args.model, f"{learned}; this one has none")
-    else:
-        # Fully label-free on the given images: they, and only they, are the training set.
-        shutil.rmtree(out / ".train-data", ignore_errors=True)
-        staging = out / ".train-data" / "train" / "images"
-        for name, image in images.items():
-            write_image(staging / f"{name}.png", image)
-        trainer, _ = train_self_training(out / ".train-data", out / ".run", profile, seed=args.seed,
-                                         device=args.device or None, progress=not args.quiet)[-1]
-    for name, image in images.items():
+    trainer = _checkpoint_network(args, profile, learned=learned)
+    # Training and fine-tuning cut the image into patches; plain prediction takes any size.
+    why = ("fine-tuning needs one (use --finetune-epochs 0)" if args.model else
+           "training on it needs one (give a trained network with --model)")
+    errors: list[DataError] = []
+    images = _read_inputs(args.images, min_side=patch if (epochs > 0 or not args.model) else 1, why=why, errors=errors)
+    if images and trainer is None:
+        trainer = _network_of_the_images(args, profile, images, out)
+    for name, (path, image) in images.items():
         result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances, seed=args.seed,
-                               tta=args.tta)
+                               tta=tta)
         if int(result.label.max()) > 65535:
-            raise CommandError(f"{name}: more than 65535 nuclei do not fit a 16-bit label PNG")
-        write_label(out / f"{name}_label.png", result.label)
-        write_image(out / f"{name}_overlay.png", outline_overlay(image, result.label))
-        hema = nonnegative_unmix(rgb_to_od(image), result.pseudo.stains)[..., 0]
-        table = measure_nuclei(result.label, hema)
+            errors.append(DataError(path, "more than 65535 nuclei do not fit a 16-bit label PNG"))
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", StainFallbackWarning)
+            separator = VahadaneSeparator.from_config(profile.pseudo, seed=args.seed).fit(image)
+        for w in caught:
+            _warn(f"{path}: {w.message}")
+        table = measure_nuclei(result.label, separator.transform(image)[..., 0])
+        overlay = outline_overlay(image, result.label)
         rows = [dict(zip(table, values)) for values in zip(*table.values())]
+        write_label(out / f"{name}_label.png", result.label)
+        write_image(out / f"{name}_overlay.png", overlay)
         write_table(out / f"{name}_nuclei.csv", rows, columns=list(table))
         print(f"{name}: {int(result.label.max())} nuclei -> {out / (name + '_label.png')}")
+    if errors:
+        raise DataErrors(errors)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -171,6 +210,8 @@ def _label_files(folder: Path) -> dict[str, Path]:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from .metrics import mean_scores, score
 
+    if args.csv:
+        output_file(args.csv)
     truth, preds = _label_files(Path(args.gt_dir)), _label_files(Path(args.pred_dir))
     missing = sorted(set(truth) - set(preds))
     if missing:
@@ -196,135 +237,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- book
 
 
-def toc_notebooks(toc: str | os.PathLike[str], *, executed_dir: str = "book/executed") -> list[str]:
-    """Names of the notebooks that ``_toc.yml`` takes from `executed_dir`, in book order.
-
-    Each name ``N`` is executed from ``notebooks/N.py`` into ``executed_dir/N.ipynb``.
-    """
-    import yaml
-
-    with open(toc) as f:
-        tree = yaml.safe_load(f)
-    names: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            file = node.get("file")
-            if isinstance(file, str) and file.startswith(executed_dir + "/"):
-                names.append(Path(file).name.removesuffix(".ipynb"))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(tree)
-    return names
-
-
-def _has_display_output(nb: object) -> bool:
-    kinds = {"display_data", "execute_result"}
-    return any(
-        out.get("output_type") in kinds for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", [])
-    )
-
-
-def execute_book(
-    *,
-    book_dir: Path,
-    parameters: dict[str, object],
-    only: Sequence[str] = (),
-    quiet: bool = False,
-    timings: Path | None = None,
-) -> dict[str, float]:
-    """Execute the book's notebooks with papermill, in ``_toc.yml`` order; returns each one's wall time (s).
-
-    Each ``notebooks/N.py`` (jupytext py:percent) runs with `parameters` in
-    `book_dir` and is written to ``book/executed/N.ipynb`` only if it ran to
-    the end and shows at least one output.  The ``parameters`` and
-    ``injected-parameters`` cells are tagged ``remove-cell`` so the book does
-    not show them.  With `timings`, each notebook's wall time is merged into
-    that JSON file as soon as it has run, so that later notebooks (the
-    reproduction report) can read the stages before them.
-
-    Raises
-    ------
-    CommandError
-        If a notebook is missing, fails, or shows no output.
-    """
-    import jupytext
-    import nbformat
-    import papermill
-
-    names = toc_notebooks(book_dir / "_toc.yml")
-    if only:
-        unknown = sorted(set(only) - set(names))
-        if unknown:
-            raise CommandError(f"_toc.yml: no notebook named {', '.join(unknown)} (known: {', '.join(names)})")
-        names = [n for n in names if n in only]
-    seconds: dict[str, float] = {}
-    for name in names:
-        source = book_dir / "notebooks" / f"{name}.py"
-        if not source.is_file():
-            raise CommandError(f"{source}: notebook listed in _toc.yml not found")
-        nb = jupytext.read(source)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        target = book_dir / "book" / "executed" / f"{name}.ipynb"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".ipynb", dir=target.parent)
-        os.close(fd)
-        start = time.perf_counter()
-        try:
-            if not quiet:
-                print(f"[book] {name}", file=sys.stderr)
-            try:
-                out = papermill.execute_notebook(
-                    nb, tmp, parameters=parameters, kernel_name="python3", cwd=str(book_dir),
-                    progress_bar=not quiet, log_output=False,
-                )
-            except papermill.PapermillExecutionError as exc:
-                raise CommandError(f"{source}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}", code=1) from None
-            for cell in out.cells:
-                tags = cell.metadata.get("tags", [])
-                if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
-                    cell.metadata["tags"] = [*tags, "remove-cell"]
-            if not _has_display_output(out):
-                raise CommandError(f"{source}: executed, but shows no output", code=1)
-            nbformat.write(out, tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        seconds[name] = round(time.perf_counter() - start, 1)
-        if not quiet:
-            print(f"[book] {name}: {seconds[name]:.1f} s", file=sys.stderr)
-        if timings is not None:
-            recorded = json.loads(timings.read_text()) if timings.is_file() else {}
-            with atomic_path(timings) as tmp:
-                tmp.write_text(json.dumps({**recorded, name: seconds[name]}, indent=2) + "\n")
-    return seconds
-
-
-def _notebook_parameters(items: Sequence[str], *, reserved: dict[str, object]) -> dict[str, object]:
-    """``NAME=VALUE`` strings as papermill parameters; values are Python literals, else strings."""
-    out: dict[str, object] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.isidentifier():
-            raise CommandError(f"--param {item!r}: expected NAME=VALUE")
-        if name in reserved:
-            raise CommandError(f"--param {name}: set by its own option (--{name.replace('_', '-')})")
-        try:
-            out[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[name] = text
-    return out
-
-
 def _cmd_book(args: argparse.Namespace) -> None:
+    from .book import execute_book, notebook_parameters
+    from .datasets import resolve_dataset
+
     book_dir = Path(args.book_dir).resolve()
-    run_dir = Path(args.run_dir or f"runs/{args.profile}").resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = output_folder(Path(args.run_dir or f"runs/{args.profile}").resolve())
     data_dir = resolve_dataset(args.data_dir, run_dir, get_profile(args.profile).synthetic)
     parameters = {
         "data_dir": str(data_dir),
@@ -332,10 +250,11 @@ def _cmd_book(args: argparse.Namespace) -> None:
         "profile": args.profile,
         "seed": args.seed,
         "device": args.device,
+        "workers": args.workers,
     }
     if args.cpm17_dir:
         parameters["cpm17_dir"] = str(Path(args.cpm17_dir).resolve())
-    parameters |= _notebook_parameters(args.param, reserved=parameters)
+    parameters |= notebook_parameters(args.param, reserved=parameters)
     seconds = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet,
                            timings=run_dir / "timings.json")
     width = max(map(len, seconds), default=0)
@@ -369,8 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--out", required=True, help="run directory; results go to OUT/pseudo/<split>/<key>/")
     pseudo.add_argument("--split", default="train")
     pseudo.add_argument("--profile", default="smoke", choices=list(PROFILES))
-    pseudo.add_argument("--seed", type=int, default=0)
-    pseudo.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    pseudo.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    pseudo.add_argument("--workers", type=int, default=default_workers())
     pseudo.add_argument("--quiet", action="store_true", help="no progress bar")
     pseudo.set_defaults(func=_cmd_pseudo_labels)
 
@@ -378,9 +297,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--profile", default="smoke", choices=list(PROFILES))
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=DEFAULT_SEED)
     train.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
-    train.add_argument("--workers", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    train.add_argument("--workers", type=int, default=default_workers())
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_cmd_train)
@@ -390,12 +309,14 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--out", required=True, help="output folder")
     segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: train on the given images)")
     segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
-    segment.add_argument("--finetune-epochs", type=int, default=0,
-                         help="per-image fine-tuning epochs (default 0; the paper uses 5, which lowered AJI on MoNuSeg "
-                              "in the cpu profile)")
-    segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None, help="instance method")
-    segment.add_argument("--tta", action="store_true", help="average the prediction over 8 orientations (8x slower)")
-    segment.add_argument("--seed", type=int, default=0)
+    segment.add_argument("--finetune-epochs", type=int, default=None,
+                         help="per-image fine-tuning epochs (default: the profile's; the paper fine-tunes 5, the smoke "
+                              "and cpu profiles do not)")
+    segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None,
+                         help="instance method (default: the profile's)")
+    segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                         help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
+    segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
     segment.set_defaults(func=_cmd_segment)
@@ -410,7 +331,8 @@ def _parser() -> argparse.ArgumentParser:
     book.add_argument("--profile", default="smoke", choices=list(PROFILES))
     book.add_argument("--data-dir", default="", help="dataset root (default: the profile's synthetic data)")
     book.add_argument("--run-dir", default="", help="where results go (default: runs/<profile>)")
-    book.add_argument("--seed", type=int, default=0)
+    book.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    book.add_argument("--workers", type=int, default=default_workers(), help="worker processes of the pseudo labels")
     book.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     book.add_argument("--cpm17-dir", default="", help="CPM17 in the uniform layout, for Table 2 (optional)")
     book.add_argument("--only", nargs="*", default=[], help="execute only these notebooks (names as in _toc.yml)")
@@ -422,14 +344,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: object, code: int) -> int:
+    for line in str(message).splitlines() or [""]:
+        print(f"ssimnet: error: {line}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Every failure the user can cause is one line on stderr per bad input --
+    ``ssimnet: error: <file>: <problem>`` -- with exit code 2 (1 when a
+    notebook fails or training diverges, 130 on Ctrl-C), and no traceback.
+    """
+    from .train import TrainingDiverged
+
     args = _parser().parse_args(argv)
     try:
         args.func(args)
-    except (DataError, CommandError) as exc:
-        print(f"ssimnet: error: {exc}", file=sys.stderr)
-        return getattr(exc, "code", 2)
+    except (DataError, DataErrors, CommandError, BookError) as exc:
+        return _error(exc, getattr(exc, "code", 2))
+    except TrainingDiverged as exc:
+        return _error(exc, 1)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+    except OSError as exc:  # an output that vanished or filled up during the run
+        where = exc.filename or "output"
+        return _error(f"{where}: {exc.strerror or exc}", 2)
     return 0
 
 

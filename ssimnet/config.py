@@ -25,13 +25,29 @@ Examples
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 __all__ = [
-    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "BaselineConfig", "Profile", "PAPER_FINAL_LR", "PROFILES",
-    "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults", "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT",
+    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
+    "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
+    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES",
+    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE",
 ]
+
+#: Seed of a run when none is given (pseudo labels, training, baselines).
+DEFAULT_SEED: int = 0
+
+#: Below this spread (99th minus 1st percentile of the grey level, 0-255) an
+#: image is blank -- all black, all white or one flat colour -- and is
+#: rejected as input: it holds no tissue to segment.
+MIN_IMAGE_RANGE: float = 10.0
+
+
+def default_workers() -> int:
+    """Worker processes of a command when none are asked for: the CPU count, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,15 @@ class PseudoLabelConfig:
 
     Stain separation (Eq. 1-2, :mod:`ssimnet.stain`)
         ``stain_samples`` tissue pixels are factorised with L1 weight
-        ``stain_sparsity`` (Vahadane et al.'s lambda = 0.1).
+        ``stain_sparsity`` (Vahadane et al.'s lambda = 0.1).  A tissue pixel
+        has CIELAB ``L*/100`` below ``tissue_lightness`` (Vahadane et al.'s
+        0.8) and summed optical density above ``tissue_min_od``; with fewer
+        than ``stain_min_tissue`` of them, or stain colours less than
+        ``stain_min_angle`` degrees apart, the reference matrix is used.
     Candidates (Eq. 3, :mod:`ssimnet.candidates`)
-        Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels;
+        Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels (an
+        image whose ``L*`` spans less than ``min_lightness_range`` has no
+        nucleus cluster);
         ``contour_iterations`` steps of a morphological Chan-Vese active
         contour with ``contour_smoothing``; components below ``min_size``
         pixels removed and holes below ``max_hole`` pixels filled.
@@ -79,8 +101,13 @@ class PseudoLabelConfig:
 
     stain_samples: int = 20000
     stain_sparsity: float = 0.1
+    tissue_lightness: float = 0.8
+    tissue_min_od: float = 0.15
+    stain_min_tissue: int = 500
+    stain_min_angle: float = 5.0
     fcm_m: float = 2.0
     fcm_samples: int = 20000
+    min_lightness_range: float = 5.0
     contour_iterations: int = 10
     contour_smoothing: int = 2
     min_size: int = 30
@@ -104,11 +131,9 @@ class InstanceDefaults(NamedTuple):
 #: foreground threshold and marker height `h` (probability units for
 #: "watershed", pixels of distance for "distance"; "cc" has no markers).
 #: "cc" is the paper's setting.  The "distance" defaults were chosen on the
-#: MoNuSeg *training* split (the ``cpu`` network when it trained 20 epochs, no
-#: fine-tuning; thresholds 0.3-0.6, h 0.25-2, sigma 0-2): AJI 45.7, against
-#: 45.1 at (0.5, 0.5) and 40.8 for "watershed".  With the 10-epoch network
-#: they still rank first: AJI 45.5, against 40.8 ("watershed") and 27.8 ("cc"),
-#: means over 3 seeds.
+#: MoNuSeg *training* split (``cpu`` network, no fine-tuning; thresholds
+#: 0.3-0.6, h 0.25-2, sigma 0-2); over 3 seeds they give AJI 45.5, against
+#: 40.8 for "watershed" and 27.8 for "cc".
 INSTANCE_METHODS: dict[str, InstanceDefaults] = {
     "cc": InstanceDefaults(threshold=0.5, h=None),
     "watershed": InstanceDefaults(threshold=0.5, h=0.1),
@@ -147,15 +172,15 @@ class TrainConfig:
         when that is set.
     Inference (:mod:`ssimnet.infer`)
         Tiles of the patch size overlapping by ``tile_overlap`` pixels;
-        instances by connected components of probability > 0.5 (``"cc"``,
-        the paper's setting, which the book's reproduction uses), a
-        marker-controlled watershed on the probability (``"watershed"``) or
-        on the distance transform of the foreground (``"distance"``); objects
-        below ``min_size`` pixels removed (:data:`INSTANCE_METHODS`).
-        ``instances`` defaults to ``"distance"``, the best of the three on the
-        MoNuSeg *training* split (``cpu`` profile, no fine-tuning, 3 seeds: AJI
-        45.5, against 40.8 for the probability watershed and 27.8 for connected
-        components); it is what ``ssimnet segment`` uses.
+        instances by one of the four methods of :data:`INSTANCE_METHODS`:
+        connected components of probability > 0.5 (``"cc"``, the paper's
+        setting and this class's default, which the book's reproduction
+        uses), a marker-controlled watershed on the probability
+        (``"watershed"``), on the distance transform of the foreground
+        (``"distance"``, the choice of the ``smoke`` and ``cpu`` profiles) or
+        on the learned rim distance (``"learned"``); objects below
+        ``min_size`` pixels removed and holes up to ``max_hole`` pixels
+        filled.
     Self-training (beyond the paper, :mod:`ssimnet.selftrain`)
         ``selftrain_rounds`` rounds, each continuing the previous round's
         network and schedule for ``selftrain_epochs`` epochs on pseudo labels
@@ -181,8 +206,9 @@ class TrainConfig:
     finetune_epochs: int = 5
     finetune_lr: float | None = None
     tile_overlap: int = 64
-    instances: str = "distance"
+    instances: str = "cc"
     min_size: int = 30
+    max_hole: int = 200
     selftrain_rounds: int = 0
     selftrain_epochs: int = 5
     distance_weight: float = 0.0
@@ -195,9 +221,29 @@ class TrainConfig:
 
     def training_settings(self) -> dict[str, object]:
         """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""
-        skip = {"finetune_epochs", "finetune_lr", "tile_overlap", "instances", "min_size", "selftrain_rounds",
-                "selftrain_epochs"}
+        skip = {"finetune_epochs", "finetune_lr", "tile_overlap", "instances", "min_size", "max_hole",
+                "selftrain_rounds", "selftrain_epochs"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """What ``ssimnet segment`` does to each image by default (:func:`ssimnet.infer.segment_image`).
+
+    Attributes
+    ----------
+    finetune_epochs : int
+        Epochs of per-image fine-tuning (paper Sec. 2.2: 5; 0 = none).  The
+        ``smoke`` and ``cpu`` profiles do not fine-tune: on MoNuSeg *training*
+        images fine-tuning lowered AJI at every learning rate tried (27.3
+        without, 20.4-27.6 with), so the tool skips it there.
+    tta : bool
+        Test-time augmentation (eight orientations, 8x the prediction time);
+        off: +0.1 AJI on the MoNuSeg training split.
+    """
+
+    finetune_epochs: int = 5
+    tta: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,64 +306,68 @@ class Profile:
         The pseudo-label pipeline.
     train : TrainConfig
         Network, training, fine-tuning and inference.
+    segment : SegmentConfig
+        What ``ssimnet segment`` does to each image by default.
     baselines : BaselineConfig
         Comparison methods and the number of runs per method.
-    seed : int
-        Seed of the run (pseudo labels, training, baselines).
     """
 
     name: str
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
-    seed: int = 0
-
-    def with_seed(self, seed: int) -> Profile:
-        """Return a copy of this profile with another run seed."""
-        return replace(self, seed=seed)
 
 
-#: The paper's learning rate after its 150 epochs (5e-5 decayed by 0.98 per
-#: epoch): the rate at which its per-image fine-tuning starts.
-PAPER_FINAL_LR: float = 5e-5 * 0.98**150
+#: The default settings of each section: the paper's, and the defaults of the
+#: stage functions that take them one by one.
+DEFAULT_PSEUDO: PseudoLabelConfig = PseudoLabelConfig()
+DEFAULT_TRAIN: TrainConfig = TrainConfig()
+DEFAULT_BASELINES: BaselineConfig = BaselineConfig()
+
+#: The paper's learning rate after its schedule (``lr * lr_decay ** epochs``
+#: of :class:`TrainConfig`): the rate at which its per-image fine-tuning starts.
+PAPER_FINAL_LR: float = DEFAULT_TRAIN.lr * DEFAULT_TRAIN.lr_decay**DEFAULT_TRAIN.epochs
 
 PROFILES: dict[str, Profile] = {
-    # Synthetic data and a tiny network: every stage in a few minutes on two cores,
-    # trained far enough (15 epochs at a high learning rate) to segment the synthetic nuclei.
+    # Synthetic data and a tiny network: every stage in a few minutes on two
+    # cores; 15 epochs at a high learning rate are enough to segment the
+    # synthetic nuclei.
     "smoke": Profile(
         name="smoke",
         synthetic=SyntheticConfig(n_train=6, n_test=3, shape=(512, 512)),
-        train=TrainConfig(depth=3, width=8, epochs=15, batch_size=8, lr=3e-3, finetune_epochs=2),
+        train=TrainConfig(depth=3, width=8, epochs=15, batch_size=8, lr=3e-3, finetune_epochs=2, instances="distance"),
+        segment=SegmentConfig(finetune_epochs=0),
         baselines=BaselineConfig(runs=2, network_runs=1, kanezaki_channels=16, kanezaki_iterations=50),
     ),
-    # MoNuSeg on two CPU cores: a narrow U-Net and 10 epochs, so that the whole
+    # MoNuSeg on two CPU cores: a narrow U-Net and 10 epochs keep the whole
     # book (four trainings: SSimNet, the supervised U-Net and two Table 3
-    # variants) fits in about two hours; 20 epochs took 3 h 20 min. With 15x
-    # fewer epochs than the paper, its learning rate of 5e-5 leaves the network
-    # far from converged, so this profile starts at 1e-3.  Its schedule then
-    # ends at 8.2e-4, over 300x above where the paper's ends and fine-tunes
-    # (PAPER_FINAL_LR); fine-tuning at that rate fits each image's pseudo labels
-    # and lowers AJI, so fine-tuning runs at the paper's final rate instead
-    # (checked with 20 epochs on 8 MoNuSeg *training* images: AJI 27.3 without fine-tuning,
-    # 20.4 at 6.8e-4, 21.0 at 1e-4, 25.1 at 2e-5, 27.6 at 5e-6, 29.3 at 0).
+    # variants) within about two hours.  With 15x fewer epochs than the
+    # paper, its learning rate of 5e-5 would leave the network far from
+    # converged, so training starts at 1e-3; fine-tuning then starts at the
+    # paper's final rate (PAPER_FINAL_LR), since at the end of this faster
+    # schedule it fits each image's pseudo labels and lowers AJI (MoNuSeg
+    # *training* images: AJI 27.3 without fine-tuning, 20.4 at 6.8e-4, 21.0 at
+    # 1e-4, 25.1 at 2e-5, 27.6 at 5e-6).
     "cpu": Profile(
         name="cpu",
         synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000)),
-        # One self-training round (5 more epochs, used by `ssimnet train` and
-        # `ssimnet segment`; the book's reproduction chapters do not use it)
-        # was chosen on the MoNuSeg training split, by a margin within the
-        # spread over seeds: AJI 45.5 +- 1.5 -> 46.1 +- 0.4 (distance
-        # watershed, 3 seeds); test AJI was unchanged (55.5 -> 55.4).  With 20
-        # epochs a round had added nothing (45.7 -> 45.7, one seed).
+        # One self-training round (5 more epochs) for `ssimnet train` and
+        # `ssimnet segment`, chosen on the MoNuSeg training split (AJI 45.5 +-
+        # 1.5 -> 46.1 +- 0.4, distance watershed, 3 seeds); the book's
+        # reproduction chapters do not use it.
         train=TrainConfig(depth=4, width=16, epochs=10, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
-                          selftrain_rounds=1),
+                          selftrain_rounds=1, instances="distance"),
+        segment=SegmentConfig(finetune_epochs=0),
         # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
         # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).
         baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=50,
                                  kanezaki_scale=0.5, kanezaki_superpixel_area=25),
     ),
-    # The paper's settings (Sec. 3.1): standard U-Net, 150 epochs, lr 5e-5 decayed by 0.98 per epoch.
+    # The paper's settings (Sec. 3.1): standard U-Net, 150 epochs, lr 5e-5
+    # decayed by 0.98 per epoch, 5 epochs of per-image fine-tuning, connected
+    # components.
     "paper": Profile(name="paper", synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000))),
 }
 

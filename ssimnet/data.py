@@ -1,4 +1,4 @@
-"""Datasets on disk: the uniform layout, image and label I/O, raw-format readers.
+"""Datasets on disk: the uniform layout, image and label I/O, input checks, atomic writes.
 
 Every dataset the project reads is in one layout::
 
@@ -7,44 +7,41 @@ Every dataset the project reads is in one layout::
 
 with an optional ``<root>/manifest.csv`` whose ``name`` and ``organ`` columns
 give each image's organ.  ``../shared/data/monuseg`` is in this layout; the
-official MoNuSeg and CPM17 downloads are converted into it by
-:func:`convert_monuseg` and :func:`convert_cpm17`, and the synthetic dataset
-is written into it by :func:`write_synthetic_dataset`.
+official MoNuSeg and CPM17 downloads are converted into it, and the synthetic
+dataset written into it, by :mod:`ssimnet.datasets`.
 
 Every problem with an input raises :class:`DataError`, whose message is one
-line that names the file.  Every write is atomic (temporary file, then
-rename), and a conversion publishes its files only once all inputs were read.
+line that names the file; it survives pickling, so a worker process can
+report it.  A batch that goes on past bad files collects them in
+:class:`DataErrors`.  Every write is atomic (temporary file, then rename).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
-import json
 import os
-import shutil
 import tempfile
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from skimage.draw import polygon as draw_polygon
-from skimage.segmentation import relabel_sequential
 
-from .config import SyntheticConfig
+from .config import MIN_IMAGE_RANGE
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "DataError",
+    "DataErrors",
     "Sample",
     "SPLITS",
+    "IMAGE_SUFFIXES",
+    "as_label",
     "list_samples",
     "read_image",
     "read_label",
@@ -52,20 +49,17 @@ __all__ = [
     "write_image",
     "write_label",
     "read_manifest",
-    "is_synthetic",
-    "polygons_to_label",
-    "read_monuseg_xml",
-    "convert_monuseg",
-    "convert_cpm17",
-    "write_synthetic_dataset",
-    "resolve_dataset",
+    "check_image",
+    "output_folder",
+    "output_file",
     "write_table",
     "atomic_path",
     "nucleus_statistics",
 ]
 
 SPLITS: tuple[str, ...] = ("train", "test")
-_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+#: File suffixes read as images.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 _MAX_LABEL = np.iinfo(np.uint16).max
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -78,6 +72,26 @@ class DataError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        return type(self), (self.path, self.problem)
+
+
+class DataErrors(Exception):
+    """Several bad inputs of one batch, each a :class:`DataError`; the rest of the batch was done.
+
+    >>> import pickle
+    >>> e = DataErrors([DataError("a.png", "blank image"), DataError("b.png", "file not found")])
+    >>> str(pickle.loads(pickle.dumps(e)))
+    'a.png: blank image\\nb.png: file not found'
+    """
+
+    def __init__(self, errors: Sequence[DataError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(map(str, self.errors)))
+
+    def __reduce__(self) -> tuple[type, tuple[list[DataError]]]:
+        return type(self), (self.errors,)
 
 
 @dataclass(frozen=True)
@@ -117,7 +131,7 @@ def list_samples(root: str | os.PathLike[str], split: str, *, labels: bool = Tru
     labels_dir = Path(root) / split / "labels"
     samples = []
     for path in sorted(images_dir.iterdir()):
-        if path.suffix.lower() not in _IMAGE_SUFFIXES or path.name.startswith("."):
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
             continue
         label_path = labels_dir / f"{path.stem}.png"
         if not label_path.is_file():
@@ -158,12 +172,28 @@ def _check_tiff_depth(path: Path) -> None:
         raise DataError(path, f"expected 8 bits per channel, got {bits}; convert it to 8-bit RGB first")
 
 
-def _open_array(path: Path) -> np.ndarray:
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_depth(path: Path) -> None:
+    """Reject PNGs of 16 bits per sample, which Pillow reads cut to 8 bits without a word.
+
+    The bit depth is byte 24 of the file, in the IHDR chunk that must come first.
+    """
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6):
+        raise DataError(path, "expected 8 bits per channel, got a 16-bit PNG; convert it to 8-bit RGB first")
+
+
+def _open_array(path: Path, *, rgb: bool = False) -> np.ndarray:
     if not path.is_file():
         raise DataError(path, "file not found")
     is_tiff = path.suffix.lower() in (".tif", ".tiff")
     if is_tiff:
         _check_tiff_depth(path)
+    elif rgb:
+        _check_png_depth(path)
     try:
         with Image.open(path) as im:
             if im.mode == "P":
@@ -193,7 +223,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         If the file is missing, unreadable, or not an 8-bit RGB(A) image.
     """
     path = Path(path)
-    array = _open_array(path)
+    array = _open_array(path, rgb=True)
     if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 1):
         raise DataError(path, "expected an RGB image, got a single-channel (grayscale) image")
     if array.ndim != 3 or array.shape[-1] not in (3, 4):
@@ -203,7 +233,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return np.ascontiguousarray(array[..., :3])
 
 
-def _as_label(path: Path, array: np.ndarray) -> np.ndarray:
+def as_label(path: Path, array: np.ndarray) -> np.ndarray:
     """Validate an instance map and return it as int32."""
     if array.ndim != 2:
         raise DataError(path, f"label is not an integer map: expected one channel, got shape {array.shape}")
@@ -230,7 +260,7 @@ def read_label(path: str | os.PathLike[str]) -> np.ndarray:
         If the file is missing, unreadable, or not a single-channel integer map.
     """
     path = Path(path)
-    return _as_label(path, _open_array(path))
+    return as_label(path, _open_array(path))
 
 
 def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
@@ -246,6 +276,67 @@ def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
             f"{sample.image_path.name} is {image.shape[0]}x{image.shape[1]}",
         )
     return image, label
+
+
+def check_image(path: str | os.PathLike[str], image: np.ndarray, *, min_side: int = 0,
+                min_range: float = MIN_IMAGE_RANGE, why: str = "") -> np.ndarray:
+    """Return `image` if it can be segmented; else raise a :class:`DataError` naming `path`.
+
+    An image is rejected when a side is below `min_side` pixels (the patch
+    size, where the image is cut into patches; `why` says what needs them), or when it is
+    blank: its grey levels (mean of R, G, B) span less than `min_range`
+    between the 1st and 99th percentile -- all black, all white or one flat
+    colour, with no tissue to segment.
+
+    >>> check_image("x.png", np.full((8, 8, 3), 255, dtype=np.uint8))
+    Traceback (most recent call last):
+    ...
+    ssimnet.data.DataError: x.png: blank image (grey levels span 0 of 255): no tissue to segment
+    """
+    h, w = image.shape[:2]
+    if min(h, w) < min_side:
+        raise DataError(path, f"image of {h}x{w} pixels is smaller than a {min_side}x{min_side} patch"
+                              + (f"; {why}" if why else ""))
+    grey = image.reshape(-1, image.shape[-1]).mean(1)
+    low, high = np.percentile(grey, [1, 99])
+    if high - low < min_range:
+        raise DataError(path, f"blank image (grey levels span {high - low:.0f} of 255): no tissue to segment")
+    return image
+
+
+def output_folder(path: str | os.PathLike[str]) -> Path:
+    """Check, before any work, that files can be written in the folder `path`; returns it.
+
+    Nothing is created: a missing folder is checked through its nearest
+    existing parent, and is made by the first write.
+
+    Raises
+    ------
+    DataError
+        If `path` (or a parent of it) is a file, or the folder is not writable
+        (read-only folder or file system).
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DataError(existing, "output folder is an existing file")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise DataError(path, f"output folder is not writable ({exc.strerror or exc})") from None
+    return path
+
+
+def output_file(path: str | os.PathLike[str]) -> Path:
+    """Check that the file `path` can be written (its folder by :func:`output_folder`); returns it."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "output file is an existing folder")
+    output_folder(path.parent)
+    return path
 
 
 # --------------------------------------------------------------------------- writing
@@ -286,21 +377,6 @@ def write_label(path: str | os.PathLike[str], label: np.ndarray) -> None:
         Image.fromarray(label.astype(np.uint16)).save(tmp, format="PNG")
 
 
-@contextlib.contextmanager
-def _staged_dataset(dst: Path) -> Iterator[Path]:
-    """Write a dataset into a staging folder; move its files into `dst` only if all succeeded."""
-    dst.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=dst))
-    try:
-        yield staging
-        for file in sorted(p for p in staging.rglob("*") if p.is_file()):
-            target = dst / file.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(file, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]], *, columns: list[str] | None = None) -> None:
     """Write `rows` (dicts with the same keys) as a CSV file, atomically.
 
@@ -312,249 +388,6 @@ def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]], *, 
         writer = csv.DictWriter(f, fieldnames=columns or list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def _write_pair(root: Path, split: str, name: str, image: np.ndarray, label: np.ndarray) -> None:
-    write_image(root / split / "images" / f"{name}.png", image)
-    write_label(root / split / "labels" / f"{name}.png", relabel_sequential(label)[0])
-
-
-# --------------------------------------------------------------------------- raw formats
-
-
-def polygons_to_label(polygons: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
-    """Rasterise polygons into an instance map, numbered 1..N in order.
-
-    A later polygon overwrites an earlier one where they overlap; polygons that
-    cover no pixel (degenerate or outside the image) are dropped and the
-    numbering stays consecutive.
-
-    Parameters
-    ----------
-    polygons : list of (K, 2) arrays
-        Vertex ``(row, col)`` coordinates, 0-based.
-    shape : tuple of int
-
-    Examples
-    --------
-    >>> square = np.array([[1, 1], [1, 3], [3, 3], [3, 1]])
-    >>> polygons_to_label([square], (5, 5))
-    array([[0, 0, 0, 0, 0],
-           [0, 1, 1, 1, 0],
-           [0, 1, 1, 1, 0],
-           [0, 1, 1, 1, 0],
-           [0, 0, 0, 0, 0]], dtype=int32)
-    """
-    label = np.zeros(shape, dtype=np.int32)
-    for i, vertices in enumerate(polygons, start=1):
-        vertices = np.asarray(vertices, dtype=np.float64)
-        rr, cc = draw_polygon(vertices[:, 0], vertices[:, 1], shape=shape)
-        label[rr, cc] = i
-    return relabel_sequential(label)[0].astype(np.int32)
-
-
-def read_monuseg_xml(path: str | os.PathLike[str]) -> list[np.ndarray]:
-    """Read the nucleus polygons of a MoNuSeg annotation file.
-
-    MoNuSeg's XML (Aperio ImageScope) lists ``Annotation/Regions/Region/
-    Vertices/Vertex`` elements with ``X`` (column) and ``Y`` (row) attributes.
-    The coordinates are 1-based -- the organisers rasterised them with MATLAB's
-    ``poly2mask`` -- so 1 is subtracted here.
-
-    Returns
-    -------
-    list of (K, 2) float arrays of 0-based ``(row, col)`` vertices, in file order.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        tree = ET.parse(path)
-    except ET.ParseError as exc:
-        raise DataError(path, f"not a valid XML file ({exc})") from None
-    polygons = []
-    for region in tree.iter("Region"):
-        try:
-            xy = [(float(v.attrib["Y"]), float(v.attrib["X"])) for v in region.iter("Vertex")]
-        except (KeyError, ValueError):
-            raise DataError(path, f"region {region.attrib.get('Id', '?')} has a vertex without numeric X and Y") from None
-        if len(xy) >= 3:
-            polygons.append(np.asarray(xy) - 1.0)
-    if not polygons:
-        raise DataError(path, "no annotated regions found")
-    return polygons
-
-
-def _split_folders(src: Path, names: dict[str, tuple[str, ...]], split: str | None) -> list[tuple[str, Path]]:
-    """Find which split each sub-folder of a raw download holds."""
-    if not src.is_dir():
-        raise DataError(src, "folder not found")
-    found = [(s, src / n) for s, options in names.items() for n in options if (src / n).is_dir()]
-    if found:
-        return found
-    return [(split or "train", src)]
-
-
-def _find_monuseg_pairs(folder: Path) -> list[tuple[Path, Path]]:
-    images_dir = folder / "Tissue Images" if (folder / "Tissue Images").is_dir() else folder
-    xml_dir = folder / "Annotations" if (folder / "Annotations").is_dir() else folder
-    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".png"))
-    if not images:
-        raise DataError(images_dir, "no .tif images found (expected 'Tissue Images/*.tif' or *.tif beside *.xml)")
-    pairs = []
-    for image in images:
-        xml = xml_dir / f"{image.stem}.xml"
-        if not xml.is_file():
-            raise DataError(xml, f"annotation not found for image {image.name}")
-        pairs.append((image, xml))
-    return pairs
-
-
-def _convert(
-    dst: str | os.PathLike[str],
-    jobs: list[tuple[str, str, Path, Callable[[tuple[int, int]], np.ndarray]]],
-) -> list[Path]:
-    """Read every (split, name, image, label-reader) job, then publish all files under `dst`."""
-    dst = Path(dst)
-    with _staged_dataset(dst) as staging:
-        for split, name, image_path, read_lab in jobs:
-            image = read_image(image_path)
-            label = read_lab(image.shape[:2])
-            if label.shape != image.shape[:2]:
-                raise DataError(image_path, f"size mismatch: image is {image.shape[:2]}, its label {label.shape}")
-            _write_pair(staging, split, name, image, label)
-    return sorted({dst / split for split, *_ in jobs})
-
-
-def convert_monuseg(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], *, split: str | None = None
-) -> list[Path]:
-    """Convert the official MoNuSeg 2018 download into the uniform layout.
-
-    `src` is either the folder holding ``MoNuSeg 2018 Training Data`` and/or
-    ``MoNuSegTestData`` (both splits are converted), or one of those folders
-    (written to `split`, default ``"train"``).  The training download keeps
-    ``Tissue Images/*.tif`` and ``Annotations/*.xml``; the test download keeps
-    ``*.tif`` and ``*.xml`` side by side.  Polygons are rasterised with
-    :func:`polygons_to_label` (later regions overwrite earlier ones).
-
-    Returns
-    -------
-    list of Path
-        The split folders written.
-    """
-    folders = _split_folders(
-        Path(src),
-        {"train": ("MoNuSeg 2018 Training Data", "MoNuSegTrainingData"), "test": ("MoNuSegTestData", "MoNuSeg 2018 Test Data")},
-        split,
-    )
-    jobs = [
-        (s, image.stem, image, lambda shape, xml=xml: polygons_to_label(read_monuseg_xml(xml), shape))
-        for s, folder in folders
-        for image, xml in _find_monuseg_pairs(folder)
-    ]
-    return _convert(dst, jobs)
-
-
-def _read_cpm17_mat(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    from scipy.io import loadmat
-
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        mat = loadmat(path)
-    except Exception as exc:  # scipy raises several kinds for bad files
-        raise DataError(path, f"cannot read MATLAB file ({exc})") from None
-    if "inst_map" not in mat:
-        raise DataError(path, "no 'inst_map' variable in the MATLAB file")
-    return _as_label(path, np.asarray(mat["inst_map"]))
-
-
-def convert_cpm17(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, split: str | None = None) -> list[Path]:
-    """Convert a CPM17 download (``Images/*.png`` + ``Labels/*.mat`` with ``inst_map``).
-
-    `src` is either the folder holding ``train/`` and/or ``test/`` (each with
-    ``Images`` and ``Labels``), or one such folder (written to `split`,
-    default ``"train"``).
-
-    Returns
-    -------
-    list of Path
-        The split folders written.
-    """
-    folders = _split_folders(Path(src), {"train": ("train",), "test": ("test",)}, split)
-    jobs = []
-    for s, folder in folders:
-        images_dir = folder / "Images"
-        if not images_dir.is_dir():
-            raise DataError(images_dir, "folder not found (expected Images/ and Labels/)")
-        images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-        if not images:
-            raise DataError(images_dir, "no images found")
-        for image in images:
-            mat = folder / "Labels" / f"{image.stem}.mat"
-            jobs.append((s, image.stem, image, lambda shape, mat=mat: _read_cpm17_mat(mat, shape)))
-    return _convert(dst, jobs)
-
-
-# --------------------------------------------------------------------------- synthetic
-
-
-def write_synthetic_dataset(dst: str | os.PathLike[str], config: SyntheticConfig) -> Path:
-    """Draw the synthetic dataset described by `config` and write it under `dst`.
-
-    Tile ``i`` of split ``s`` is drawn from the seed sequence
-    ``(config.seed, index of s, i)``; a ``manifest.csv`` names the organ
-    ``synthetic``.  Returns `dst`.
-    """
-    from .synthetic import synthetic_tile
-
-    dst = Path(dst)
-    rows = []
-    with _staged_dataset(dst) as staging:
-        for split_index, (split, count) in enumerate((("train", config.n_train), ("test", config.n_test))):
-            for i in range(count):
-                name = f"synthetic-{split}-{i:03d}"
-                tile = synthetic_tile(config.shape, seed=np.random.SeedSequence([config.seed, split_index, i]))
-                _write_pair(staging, split, name, tile.image, tile.label)
-                rows.append(f"{name},{split},synthetic,{config.shape[0]},{config.shape[1]},{int(tile.label.max())}\n")
-        with open(staging / "manifest.csv", "w") as f:
-            f.write("name,split,organ,height,width,n_nuclei\n")
-            f.writelines(rows)
-    return dst
-
-
-def resolve_dataset(
-    data_dir: str | os.PathLike[str] | None, run_dir: str | os.PathLike[str], config: SyntheticConfig
-) -> Path:
-    """The dataset a run uses: `data_dir` if given, else synthetic data under ``run_dir/data``.
-
-    The synthetic data is drawn once and reused while `config` stays the same
-    (it is recorded in ``run_dir/data/synthetic.json``).
-
-    Raises
-    ------
-    DataError
-        If `data_dir` is given but holds neither ``train/images`` nor ``test/images``.
-    """
-    if data_dir:
-        path = Path(data_dir).resolve()
-        if not any((path / split / "images").is_dir() for split in SPLITS):
-            raise DataError(path, "not a dataset in the uniform layout (no train/images or test/images)")
-        return path
-    path = (Path(run_dir) / "data").resolve()
-    stamp = path / "synthetic.json"
-    wanted = json.dumps(dataclasses.asdict(config))
-    if not stamp.is_file() or stamp.read_text() != wanted:
-        write_synthetic_dataset(path, config)
-        with atomic_path(stamp) as tmp:
-            tmp.write_text(wanted)
-    return path
-
-
-def is_synthetic(root: str | os.PathLike[str]) -> bool:
-    """Whether `root` holds the synthetic dataset drawn by :func:`resolve_dataset` (not real data)."""
-    return (Path(root) / "synthetic.json").is_file()
 
 
 # --------------------------------------------------------------------------- statistics

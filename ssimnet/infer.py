@@ -53,7 +53,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import relabel_sequential, watershed
 
 from .candidates import clean_mask
-from .config import INSTANCE_METHODS, Profile
+from .config import DEFAULT_PSEUDO, DEFAULT_TRAIN, INSTANCE_METHODS, Profile
 from .model import UNet
 from .pseudo import PseudoLabels, pseudo_labels
 from .purify import patch_grid
@@ -82,9 +82,9 @@ def predict_maps(
     model: UNet,
     image: np.ndarray,
     *,
-    tile: int = 256,
-    overlap: int = 64,
-    batch_size: int = 8,
+    tile: int = DEFAULT_PSEUDO.patch_size,
+    overlap: int = DEFAULT_TRAIN.tile_overlap,
+    batch_size: int = DEFAULT_TRAIN.batch_size,
     device: str | torch.device | None = None,
     tta: bool = False,
 ) -> Maps:
@@ -146,10 +146,10 @@ def predict_probability(model: UNet, image: np.ndarray, **options) -> np.ndarray
 def instances(
     probability: np.ndarray,
     *,
-    method: str = "cc",
+    method: str = DEFAULT_TRAIN.instances,
     threshold: float | None = None,
-    min_size: int = 30,
-    max_hole: int = 200,
+    min_size: int = DEFAULT_TRAIN.min_size,
+    max_hole: int = DEFAULT_TRAIN.max_hole,
     h: float | None = None,
     sigma: float = 1.0,
     distance: np.ndarray | None = None,
@@ -248,14 +248,15 @@ class Segmentation:
     ----------
     label : (H, W) int32 instance map
     probability : (H, W) float32 nucleus probability
-    pseudo : PseudoLabels of the image (its stains, hematoxylin image, candidates)
+    pseudo : PseudoLabels of the image (its stains, hematoxylin image, candidates), or None
+        when they were neither given nor needed (no fine-tuning)
     finetune_history : list of per-epoch losses of the fine-tuning (empty without)
     distance : (H, W) float32 predicted rim distance, or None (network without that output)
     """
 
     label: np.ndarray
     probability: np.ndarray
-    pseudo: PseudoLabels
+    pseudo: PseudoLabels | None
     finetune_history: list[dict[str, float]]
     distance: np.ndarray | None = None
 
@@ -273,6 +274,9 @@ def segment_image(
 ) -> Segmentation:
     """Label-free segmentation of one image with a trained network.
 
+    The image's pseudo labels are computed only for fine-tuning, so without
+    it an image of any size can be segmented.
+
     Parameters
     ----------
     image : (H, W, 3) uint8
@@ -281,21 +285,22 @@ def segment_image(
     profile : Profile
         Pseudo-label and inference settings.
     finetune_epochs : int, optional
-        Epochs of per-image fine-tuning (default: the profile's; 0 = none).
+        Epochs of per-image fine-tuning (default: ``profile.train.finetune_epochs``,
+        the paper's protocol; 0 = none).
     method : {"cc", "watershed", "distance", "learned"}, optional
         Instance method (default: the profile's).
     seed : int
     pseudo : PseudoLabels, optional
-        The image's pseudo labels, if already computed.
+        The image's pseudo labels, if already computed (used by fine-tuning).
     tta : bool
         Test-time augmentation of the probability map (:func:`predict_probability`).
     """
     cfg = profile.train
     epochs = cfg.finetune_epochs if finetune_epochs is None else finetune_epochs
-    if pseudo is None:
-        pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
     model, history = trainer.model, []
     if epochs > 0:
+        if pseudo is None:
+            pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
         data = PatchData.from_pseudo_labels(
             {"image": (image, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
             soft_labels=cfg.soft_labels, distance_solidity=cfg.distance_targets,
@@ -304,6 +309,7 @@ def segment_image(
         model, history = tuned.model, tuned.history
     maps = predict_maps(model, image, tile=profile.pseudo.patch_size, overlap=cfg.tile_overlap, device=trainer.device,
                         tta=tta)
-    label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, distance=maps.distance)
+    label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
+                      distance=maps.distance)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
                         distance=maps.distance)

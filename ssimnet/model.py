@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .config import DEFAULT_TRAIN
+
 __all__ = ["Architecture", "UNet"]
 
 
@@ -63,7 +65,8 @@ class UNet(nn.Module):
     Input height and width must be multiples of ``2 ** depth``.
     """
 
-    def __init__(self, *, depth: int = 4, width: int = 64, in_channels: int = 3, out_channels: int = 2) -> None:
+    def __init__(self, *, depth: int = DEFAULT_TRAIN.depth, width: int = DEFAULT_TRAIN.width, in_channels: int = 3,
+                 out_channels: int = 2) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")

@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.color import rgb2lab
 
-from .candidates import fuzzy_cmeans_mask, refine_candidates
+from .candidates import candidate_maps
 from .config import PseudoLabelConfig
 from .purify import PatchStats, patch_usmi
 from .soften import soften_labels
@@ -104,18 +103,9 @@ def pseudo_labels(image: np.ndarray, config: PseudoLabelConfig, *, seed: int = 0
             f"image of {image.shape[0]}x{image.shape[1]} pixels is smaller than a "
             f"{config.patch_size}x{config.patch_size} patch"
         )
-    separator = VahadaneSeparator(n_samples=config.stain_samples, sparsity=config.stain_sparsity, seed=seed).fit(image)
+    separator = VahadaneSeparator.from_config(config, seed=seed).fit(image)
     hematoxylin = hematoxylin_image(separator.transform(image), separator.stain_matrix_)
-    lab = rgb2lab(hematoxylin)
-    fcm = fuzzy_cmeans_mask(lab, m=config.fcm_m, n_samples=config.fcm_samples, seed=seed)
-    candidates = refine_candidates(
-        lab[..., 0],
-        fcm,
-        contour_iterations=config.contour_iterations,
-        contour_smoothing=config.contour_smoothing,
-        min_size=config.min_size,
-        max_hole=config.max_hole,
-    )
+    fcm, candidates = candidate_maps(hematoxylin, config, seed=seed)
     return PseudoLabels(
         stains=separator.stain_matrix_,
         stain_fallback=separator.fallback_,

@@ -48,12 +48,15 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
-__all__ = ["patch_grid", "usmi", "PatchStats", "patch_usmi", "select_patches"]
+from .config import DEFAULT_PSEUDO
+
+__all__ = ["patch_grid", "usmi", "PatchStats", "patch_usmi", "select_patches", "kept_patches"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def patch_grid(shape: tuple[int, ...], *, size: int = 256, stride: int = 128) -> list[tuple[int, int]]:
+def patch_grid(shape: tuple[int, ...], *, size: int = DEFAULT_PSEUDO.patch_size,
+               stride: int = DEFAULT_PSEUDO.patch_stride) -> list[tuple[int, int]]:
     """Top-left corners of the overlapping patches of an image, row-major.
 
     Raises
@@ -91,20 +94,27 @@ def _component_stats(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return areas, hulls
 
 
-def _usmi_from(areas: np.ndarray, hulls: np.ndarray, min_components: int) -> float:
-    if areas.size < max(min_components, 1):
-        return float("inf")
+def _usmi_terms(areas: np.ndarray, hulls: np.ndarray, min_components: int) -> tuple[float, float, float]:
+    """Algorithm 1's ``H̄`` (mean hull area), inter-quartile ``Ā`` and ``U = H̄ / Ā``.
+
+    ``H̄`` and ``Ā`` are NaN without components; ``U`` is inf with fewer than
+    `min_components` components.
+    """
+    if areas.size == 0:
+        return float("nan"), float("nan"), float("inf")
     q1, q3 = np.percentile(areas, [25, 75])
-    middle = areas[(areas >= q1) & (areas <= q3)]
-    return float(hulls.mean() / middle.mean())
+    middle = areas[(areas >= q1) & (areas <= q3)]  # empty only for two components of different areas
+    mean_hull, mean_area = float(hulls.mean()), float(middle.mean()) if middle.size else float("nan")
+    measurable = areas.size >= max(min_components, 1) and middle.size > 0
+    return mean_hull, mean_area, (mean_hull / mean_area if measurable else float("inf"))
 
 
-def usmi(candidates: np.ndarray, *, min_components: int = 3) -> float:
+def usmi(candidates: np.ndarray, *, min_components: int = DEFAULT_PSEUDO.min_components) -> float:
     """Unsupervised Shape Measure Index of one patch's candidate map (Algorithm 1).
 
     Returns ``inf`` when the patch has fewer than `min_components` components.
     """
-    return _usmi_from(*_component_stats(np.asarray(candidates, dtype=bool)), min_components)
+    return _usmi_terms(*_component_stats(np.asarray(candidates, dtype=bool)), min_components)[2]
 
 
 @dataclass(frozen=True)
@@ -130,27 +140,24 @@ class PatchStats:
 
 
 def patch_usmi(
-    candidates: np.ndarray, *, size: int = 256, stride: int = 128, min_components: int = 3
+    candidates: np.ndarray,
+    *,
+    size: int = DEFAULT_PSEUDO.patch_size,
+    stride: int = DEFAULT_PSEUDO.patch_stride,
+    min_components: int = DEFAULT_PSEUDO.min_components,
 ) -> list[PatchStats]:
     """USMI and its inputs for every patch of an image's candidate map, in :func:`patch_grid` order."""
     mask = np.asarray(candidates, dtype=bool)
     out = []
     for r, c in patch_grid(mask.shape, size=size, stride=stride):
         areas, hulls = _component_stats(mask[r : r + size, c : c + size])
-        middle = areas[(areas >= np.percentile(areas, 25)) & (areas <= np.percentile(areas, 75))] if areas.size else areas
-        out.append(
-            PatchStats(
-                corner=(r, c),
-                n_components=int(areas.size),
-                mean_hull_area=float(hulls.mean()) if hulls.size else float("nan"),
-                mean_area=float(middle.mean()) if middle.size else float("nan"),
-                usmi=_usmi_from(areas, hulls, min_components),
-            )
-        )
+        mean_hull, mean_area, u = _usmi_terms(areas, hulls, min_components)
+        out.append(PatchStats(corner=(r, c), n_components=int(areas.size), mean_hull_area=mean_hull,
+                              mean_area=mean_area, usmi=u))
     return out
 
 
-def select_patches(scores: Sequence[float], *, keep: float = 0.7) -> np.ndarray:
+def select_patches(scores: Sequence[float], *, keep: float = DEFAULT_PSEUDO.keep_fraction) -> np.ndarray:
     """Indices of the fraction `keep` of patches with the lowest USMI (stable on ties), ascending USMI.
 
     >>> select_patches([3.0, 1.0, float("inf"), 2.0], keep=0.5)
@@ -161,3 +168,11 @@ def select_patches(scores: Sequence[float], *, keep: float = 0.7) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64)
     n_keep = int(round(keep * scores.size))
     return np.argsort(scores, kind="stable")[:n_keep]
+
+
+def kept_patches(patches: Sequence[PatchStats], *, keep: float = DEFAULT_PSEUDO.keep_fraction) -> list[int]:
+    """Indices into `patches` of the fraction `keep` with the lowest USMI (:func:`select_patches`), ascending USMI.
+
+    One image's own purified set, ``SET_k`` of the paper's per-image fine-tuning.
+    """
+    return select_patches([p.usmi for p in patches], keep=keep).tolist()

@@ -35,13 +35,15 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
+from .config import DEFAULT_TRAIN
+
 __all__ = ["IGNORE_DISTANCE", "rim_distance_target"]
 
 #: Target value of pixels that do not enter the distance loss.
 IGNORE_DISTANCE: float = -1.0
 
 
-def rim_distance_target(candidates: np.ndarray, *, min_solidity: float = 0.0) -> np.ndarray:
+def rim_distance_target(candidates: np.ndarray, *, min_solidity: float = DEFAULT_TRAIN.distance_solidity) -> np.ndarray:
     """Per-nucleus normalised distance to the rim, as (H, W) float32 (see the module docstring).
 
     Parameters

@@ -34,6 +34,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from .config import DEFAULT_PSEUDO
+
 __all__ = ["erosion_rings", "soften_labels"]
 
 
@@ -53,7 +55,7 @@ def erosion_rings(mask: np.ndarray) -> np.ndarray:
     return dist.astype(np.int64) - 1
 
 
-def soften_labels(candidates: np.ndarray, *, stop: float = 0.975) -> np.ndarray:
+def soften_labels(candidates: np.ndarray, *, stop: float = DEFAULT_PSEUDO.soften_stop) -> np.ndarray:
     """Soft pseudo label of paper Eq. (4): 0 on background, ``B`` in [0.5, 1) on candidates.
 
     Parameters

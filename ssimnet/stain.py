@@ -26,6 +26,8 @@ import warnings
 
 import numpy as np
 
+from .config import DEFAULT_PSEUDO, PseudoLabelConfig
+
 __all__ = [
     "I0",
     "RUIFROK_HE",
@@ -78,7 +80,12 @@ class StainFallbackWarning(UserWarning):
     """Stain estimation was impossible and the reference matrix was used instead."""
 
 
-def tissue_mask(image: np.ndarray, *, luminosity_threshold: float = 0.8, min_od: float = 0.15) -> np.ndarray:
+def tissue_mask(
+    image: np.ndarray,
+    *,
+    luminosity_threshold: float = DEFAULT_PSEUDO.tissue_lightness,
+    min_od: float = DEFAULT_PSEUDO.tissue_min_od,
+) -> np.ndarray:
     """Pixels that hold stained tissue: CIELAB lightness below the threshold and visible density.
 
     Parameters
@@ -162,6 +169,8 @@ class VahadaneSeparator:
         Fewest tissue pixels needed to fit.
     min_angle : float
         Smallest angle (degrees) between the two stain colours accepted.
+    luminosity_threshold, min_od : float
+        What a tissue pixel is (:func:`tissue_mask`).
     seed : int
         Seed of the subsample and of the solver.
 
@@ -184,24 +193,35 @@ class VahadaneSeparator:
     def __init__(
         self,
         *,
-        n_samples: int = 20000,
-        sparsity: float = 0.1,
-        min_tissue: int = 500,
-        min_angle: float = 5.0,
+        n_samples: int = DEFAULT_PSEUDO.stain_samples,
+        sparsity: float = DEFAULT_PSEUDO.stain_sparsity,
+        min_tissue: int = DEFAULT_PSEUDO.stain_min_tissue,
+        min_angle: float = DEFAULT_PSEUDO.stain_min_angle,
+        luminosity_threshold: float = DEFAULT_PSEUDO.tissue_lightness,
+        min_od: float = DEFAULT_PSEUDO.tissue_min_od,
         seed: int = 0,
     ) -> None:
         self.n_samples = n_samples
         self.sparsity = sparsity
         self.min_tissue = min_tissue
         self.min_angle = min_angle
+        self.luminosity_threshold = luminosity_threshold
+        self.min_od = min_od
         self.seed = seed
+
+    @classmethod
+    def from_config(cls, config: PseudoLabelConfig, *, seed: int = 0) -> VahadaneSeparator:
+        """A separator with the stain settings of a :class:`~ssimnet.config.PseudoLabelConfig`."""
+        return cls(n_samples=config.stain_samples, sparsity=config.stain_sparsity, min_tissue=config.stain_min_tissue,
+                   min_angle=config.stain_min_angle, luminosity_threshold=config.tissue_lightness,
+                   min_od=config.tissue_min_od, seed=seed)
 
     def fit(self, image: np.ndarray) -> VahadaneSeparator:
         """Learn the stain matrix of `image` ((H, W, 3) uint8)."""
         from sklearn.decomposition import MiniBatchDictionaryLearning
 
         od = rgb_to_od(image).reshape(-1, 3)
-        tissue = np.flatnonzero(tissue_mask(image).ravel())
+        tissue = np.flatnonzero(tissue_mask(image, luminosity_threshold=self.luminosity_threshold, min_od=self.min_od).ravel())
         self.fallback_ = True
         self.stain_matrix_ = RUIFROK_HE.copy()
         if tissue.size < self.min_tissue:

@@ -39,14 +39,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .config import TrainConfig
+from .config import DEFAULT_SEED, DEFAULT_TRAIN, TrainConfig
 from .model import Architecture, UNet
-from .purify import select_patches
+from .purify import kept_patches
 from .pseudo import PseudoLabels
 from .separation import IGNORE_DISTANCE, rim_distance_target
 from .voronoi import IGNORE
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "resolve_device",
     "output_channels",
     "PatchData",
@@ -56,6 +57,10 @@ __all__ = [
     "TrainingDiverged",
     "Trainer",
 ]
+
+
+#: Format tag of a checkpoint (:meth:`Trainer.state`).
+CHECKPOINT_FORMAT: str = "ssimnet-checkpoint-1"
 
 
 def output_channels(config: TrainConfig) -> int:
@@ -102,7 +107,7 @@ class PatchData:
         *,
         patches: list[tuple[str, int, int]] | None = None,
         size: int,
-        keep: float = 0.7,
+        keep: float | None = None,
         soft_labels: bool = True,
         distance_solidity: float | None = None,
     ) -> PatchData:
@@ -110,15 +115,15 @@ class PatchData:
 
         `patches` lists the patches to use (e.g. the purified set of a whole
         split); when None, each image's own patches are ranked by USMI and the
-        fraction `keep` is used (the per-image set ``SET_k`` of the paper's
-        fine-tuning).  With `distance_solidity`, rim-distance targets of the
+        fraction `keep` is used (:func:`ssimnet.purify.kept_patches`, the
+        per-image set ``SET_k`` of the paper's fine-tuning).  With `distance_solidity`, rim-distance targets of the
         candidates are added (:func:`ssimnet.separation.rim_distance_target`).
         """
         if patches is None:
-            patches = []
-            for name, (_, result) in items.items():
-                for i in select_patches([p.usmi for p in result.patches], keep=keep):
-                    patches.append((name, *result.patches[i].corner))
+            if keep is None:
+                raise ValueError("give the patches to use, or the fraction `keep` of each image's patches")
+            patches = [(name, *result.patches[i].corner) for name, (_, result) in items.items()
+                       for i in kept_patches(result.patches, keep=keep)]
         if not patches:
             raise ValueError("no training patches")
         return cls(
@@ -183,9 +188,9 @@ def ssimnet_loss(
     soft: torch.Tensor,
     tri: torch.Tensor,
     *,
-    lam: float = 0.9,
+    lam: float = DEFAULT_TRAIN.loss_lambda,
     distance: torch.Tensor | None = None,
-    distance_weight: float = 0.0,
+    distance_weight: float = DEFAULT_TRAIN.distance_weight,
 ) -> LossTerms:
     """Paper Eq. (5) for one batch, plus the learned separation term when asked for.
 
@@ -253,7 +258,7 @@ class Trainer:
     history: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
-    def new(cls, config: TrainConfig, *, seed: int = 0, device: str | torch.device | None = None) -> Trainer:
+    def new(cls, config: TrainConfig, *, seed: int = DEFAULT_SEED, device: str | torch.device | None = None) -> Trainer:
         """A freshly initialised network (weights from ``torch.manual_seed(seed)``)."""
         device = resolve_device(device)
         torch.manual_seed(seed)
@@ -293,7 +298,7 @@ class Trainer:
     def state(self) -> dict:
         """Everything needed to resume: weights, optimiser, schedule, epoch, settings, history."""
         return {
-            "format": "ssimnet-checkpoint-1",
+            "format": CHECKPOINT_FORMAT,
             "architecture": self.model.architecture.as_dict(),
             "config": self.config.__dict__.copy(),
             "seed": self.seed,
@@ -366,6 +371,13 @@ class Trainer:
                 bar.update()
         return self
 
+    @property
+    def finetune_lr(self) -> float:
+        """The learning rate per-image fine-tuning starts at (:meth:`finetune_copy`)."""
+        if self.config.finetune_lr is not None:
+            return self.config.finetune_lr
+        return float(self.optimizer.param_groups[0]["lr"])
+
     def finetune_copy(self, data: PatchData, epochs: int, *, progress: bool = False) -> Trainer:
         """A copy of this trainer fine-tuned for `epochs` more epochs on `data` (paper Sec. 2.2).
 
@@ -376,7 +388,6 @@ class Trainer:
         """
         twin = Trainer.from_state(copy.deepcopy(self.state()), self.config, device=self.device)
         twin.history = []
-        if self.config.finetune_lr is not None:
-            for group in twin.optimizer.param_groups:
-                group["lr"] = self.config.finetune_lr
+        for group in twin.optimizer.param_groups:
+            group["lr"] = self.finetune_lr
         return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning")

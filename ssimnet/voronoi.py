@@ -33,6 +33,8 @@ from scipy import ndimage as ndi
 from skimage.draw import disk
 from skimage.segmentation import find_boundaries
 
+from .config import DEFAULT_PSEUDO
+
 __all__ = ["NUCLEUS", "BACKGROUND", "IGNORE", "candidate_points", "voronoi_label"]
 
 NUCLEUS, BACKGROUND, IGNORE = 1, 0, 2
@@ -47,7 +49,7 @@ def candidate_points(candidates: np.ndarray) -> np.ndarray:
     return np.rint(centres).astype(np.int64)
 
 
-def voronoi_label(candidates: np.ndarray, *, point_radius: int = 2) -> np.ndarray:
+def voronoi_label(candidates: np.ndarray, *, point_radius: int = DEFAULT_PSEUDO.point_radius) -> np.ndarray:
     """Voronoi tri-label of a candidate map: 1 points, 0 Voronoi edges, 2 ignore; (H, W) uint8."""
     mask = np.asarray(candidates, dtype=bool)
     out = np.full(mask.shape, IGNORE, dtype=np.uint8)

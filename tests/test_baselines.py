@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
 from skimage.draw import disk
 
 from ssimnet.baselines import IMAGE_METHODS, segment_baseline, supervised_patches
@@ -15,9 +16,12 @@ from ssimnet.baselines.clustering import cluster_foreground
 from ssimnet.baselines.kanezaki import kanezaki_foreground, kanezaki_labels, superpixel_refine
 from ssimnet.baselines.watershed import hematoxylin_watershed
 from ssimnet.config import BaselineConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
-from ssimnet.data import DataError, list_samples, read_image, read_label, write_synthetic_dataset
+from ssimnet.data import DataError, list_samples, read_image, read_label, write_image, write_label
+from ssimnet.datasets import write_synthetic_dataset
 from ssimnet.infer import instances, predict_probability
-from ssimnet.io import evaluate_baseline, evaluate_supervised, run_methods, train_supervised
+from ssimnet.evaluate import evaluate_baseline, evaluate_supervised
+from ssimnet.experiments import run_methods
+from ssimnet.pipeline import train_supervised
 from ssimnet.metrics import pixel_scores, score, summarise_runs
 from ssimnet.report import comparison_table, discrepancies
 from ssimnet.synthetic import synthetic_tile
@@ -56,7 +60,7 @@ def test_darkest_cluster_is_nucleus_whatever_the_cluster_order():
     image = np.full((20, 20, 3), 220, dtype=np.uint8)
     image[:, :10] = (60, 40, 110)
     for seed in range(4):  # cluster ids are arbitrary; the dark half must come out every time
-        mask = cluster_foreground(image, method="gmm", seed=seed)
+        mask = cluster_foreground(image, method="gmm", n_clusters=2, seed=seed)
         assert mask[:, :10].all() and not mask[:, 10:].any()
 
 
@@ -239,13 +243,21 @@ def test_crowded_window_matches_brute_force():
     assert (rows.stop - rows.start, cols.stop - cols.start) == (7, 7)
 
 
-def test_a_run_directory_refuses_results_of_other_images(dataset, tmp_path):
+def test_a_run_directory_keys_results_by_image_content_not_names(dataset, tmp_path):
     profile = dataclasses.replace(get_profile("smoke"), baselines=FAST)
-    evaluate_baseline(dataset, tmp_path, "watershed", profile, progress=False)
-    other = write_synthetic_dataset(tmp_path / "other", SyntheticConfig(n_train=1, n_test=1, shape=(160, 160), seed=9))
-    with pytest.raises(DataError, match="holds results for other test images"):
-        evaluate_baseline(other, tmp_path, "watershed", profile, progress=False)
+    first, folder = evaluate_baseline(dataset, tmp_path / "run", "watershed", profile, progress=False)
+    other = tmp_path / "other"  # the same file names, other pixels
+    shutil.copytree(dataset, other)
+    for sample in list_samples(other, "test"):
+        tile = synthetic_tile((160, 160), seed=77 + int(sample.name[-1]))
+        write_image(sample.image_path, tile.image)
+        write_label(sample.label_path, tile.label)
+    second, other_folder = evaluate_baseline(other, tmp_path / "run", "watershed", profile, progress=False)
+    fresh, _ = evaluate_baseline(other, tmp_path / "fresh", "watershed", profile, progress=False)
+    assert other_folder != folder
+    assert_frame_equal(second.drop(columns="seconds"), fresh.drop(columns="seconds"))
+    assert not np.allclose(second.aji, first.aji)
     moved = tmp_path / "moved"  # the same images elsewhere are the same source
     shutil.copytree(dataset, moved)
-    again, _ = evaluate_baseline(moved, tmp_path, "watershed", profile, progress=False)
-    assert len(again) == 2
+    again, again_folder = evaluate_baseline(moved, tmp_path / "run", "watershed", profile, progress=False)
+    assert again_folder == folder and len(again) == 2

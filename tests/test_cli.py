@@ -12,8 +12,10 @@ import pytest
 
 from ssimnet.cli import main
 from ssimnet.config import SyntheticConfig, get_profile
-from ssimnet.data import list_samples, read_sample, resolve_dataset, write_image, write_label, write_synthetic_dataset
-from ssimnet.io import save_checkpoint
+from ssimnet.data import list_samples, read_sample, write_image, write_label
+from ssimnet.datasets import resolve_dataset, write_synthetic_dataset
+from ssimnet.store import save_checkpoint
+from ssimnet.synthetic import synthetic_tile
 from ssimnet.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +168,7 @@ def test_segment_bad_input(tmp_path, capsys):
     from ssimnet.data import write_image
 
     small = tmp_path / "small.png"
-    write_image(small, np.zeros((100, 100, 3), np.uint8))
+    write_image(small, synthetic_tile((100, 100), seed=0).image)
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke"],
                     "small.png", "smaller than a 256x256 patch", "--model")
     checkpoint = tmp_path / "net.pt"
@@ -175,7 +177,7 @@ def test_segment_bad_input(tmp_path, capsys):
                                 str(checkpoint), "--finetune-epochs", "1"], "small.png", "smaller than a 256x256 patch",
                     "--finetune-epochs 0")
     big = tmp_path / "big.png"
-    write_image(big, np.zeros((256, 256, 3), np.uint8))
+    write_image(big, synthetic_tile((256, 256), seed=0).image)
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
                                 str(checkpoint), "--instances", "learned"], "net.pt", "--instances learned needs",
                     "has none")

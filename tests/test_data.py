@@ -13,19 +13,15 @@ from ssimnet import data
 from ssimnet.config import SyntheticConfig
 from ssimnet.data import (
     DataError,
-    convert_cpm17,
-    convert_monuseg,
     list_samples,
-    polygons_to_label,
     read_image,
     read_label,
     read_manifest,
-    read_monuseg_xml,
     read_sample,
     write_image,
     write_label,
-    write_synthetic_dataset,
 )
+from ssimnet.datasets import convert_cpm17, convert_monuseg, polygons_to_label, read_monuseg_xml, write_synthetic_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MONUSEG = SHARED / "monuseg"

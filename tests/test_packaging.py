@@ -10,12 +10,12 @@ import jupytext
 import pytest
 import yaml
 
-from ssimnet.cli import toc_notebooks
+from ssimnet.book import toc_notebooks
 from ssimnet.config import PROFILES, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
-PARAMETERS = {"data_dir", "run_dir", "profile", "seed", "device"}
+PARAMETERS = {"data_dir", "run_dir", "profile", "seed", "device", "workers"}
 OPTIONAL_PARAMETERS = {"cpm17_dir", "results_dir", "rounds", "runs"}  # cpm17_dir: passed by `ssimnet book --cpm17-dir` only when given; results_dir: committed results; rounds, runs: the study of 09
 
 
@@ -64,6 +64,7 @@ def test_book_config_does_not_execute_and_ci_calls_the_readme_commands():
 
 def test_profiles():
     assert set(PROFILES) == {"smoke", "cpu", "paper"}
-    assert get_profile("smoke").with_seed(3).seed == 3
+    assert get_profile("paper").train.instances == "cc" and get_profile("paper").segment.finetune_epochs == 5
+    assert get_profile("cpu").train.instances == "distance" and get_profile("cpu").segment.finetune_epochs == 0
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         get_profile("fast")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import dataclasses
 import warnings
 
@@ -11,8 +12,10 @@ import pytest
 
 from ssimnet.cli import main
 from ssimnet.config import PseudoLabelConfig, SyntheticConfig
-from ssimnet.data import DataError, list_samples, write_image, write_synthetic_dataset
-from ssimnet.io import build_pseudo_labels, load_pseudo_labels, pseudo_label_key
+from ssimnet.data import DataError, DataErrors, list_samples, write_image
+from ssimnet.datasets import write_synthetic_dataset
+from ssimnet.pipeline import build_pseudo_labels, pseudo_label_key
+from ssimnet.store import load_pseudo_labels
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.synthetic import synthetic_tile
 
@@ -124,9 +127,19 @@ def test_workers_do_not_change_the_result(dataset, tmp_path):
 
 
 def test_bad_image_in_a_split_names_the_file(tmp_path):
-    write_image(tmp_path / "train" / "images" / "small.png", np.zeros((64, 64, 3), np.uint8))
-    with pytest.raises(DataError, match=r"small\.png: image of 64x64 pixels is smaller than a 128x128 patch"):
-        build_pseudo_labels(tmp_path, tmp_path / "run", CONFIG, progress=False)
+    write_image(tmp_path / "train" / "images" / "small.png", synthetic_tile((64, 64), seed=0).image)
+    write_image(tmp_path / "train" / "images" / "blank.png", np.zeros((192, 192, 3), np.uint8))
+    write_image(tmp_path / "train" / "images" / "good.png", synthetic_tile((192, 192), seed=1).image)
+    (tmp_path / "train" / "images" / "broken.png").write_bytes(b"\x89PNG broken")
+    for workers in (1, 2):  # the errors cross the process pool, and the good image is still done
+        with pytest.raises(DataErrors) as info:
+            build_pseudo_labels(tmp_path, tmp_path / f"run{workers}", CONFIG, workers=workers, progress=False)
+        lines = str(info.value).splitlines()
+        assert len(lines) == 3
+        assert re.search(r"small\.png: image of 64x64 pixels is smaller than a 128x128 patch", lines[2])
+        assert "blank.png: blank image" in lines[0] and "broken.png: cannot read image" in lines[1]
+        done = tmp_path / f"run{workers}" / "pseudo" / "train" / pseudo_label_key(CONFIG, 0)
+        assert sorted(p.name for p in done.iterdir()) == ["good.npz"]  # no temporary file left
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"junk")
     with pytest.raises(DataError, match="not a pseudo-label file"):

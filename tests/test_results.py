@@ -15,7 +15,7 @@ from pandas.testing import assert_frame_equal
 from ssimnet.baselines import METHOD_NAMES, TABLE1_METHODS
 from ssimnet.config import ABLATION
 from ssimnet.data import DataError
-from ssimnet.io import RESULT_FILES, SELECTION_FILES, load_results, load_selection, save_results, save_selection
+from ssimnet.results import RESULTS, SELECTION, load_results, save_results
 from ssimnet.report import SCORE_COLUMNS, format_selection, reproduction_report, run_means, selection_table, table3
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,23 +55,24 @@ def test_reproduction_report_difference_and_tolerance():
 
 def test_save_load_roundtrip_and_tampering(tmp_path):
     frame = _toy_results()
-    save_results(tmp_path / "r", frame, {"profile": "smoke"})
-    loaded, info = load_results(tmp_path / "r")
+    save_results(tmp_path / "r", frame, {"profile": "smoke"}, kind=RESULTS)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == sorted(RESULTS.files)
+    loaded, info = load_results(tmp_path / "r", kind=RESULTS)
     assert info == {"profile": "smoke"}
     assert np.allclose(loaded[list(SCORE_COLUMNS)], frame[list(SCORE_COLUMNS)], atol=1e-6)
     runs = pd.read_csv(tmp_path / "r" / "runs.csv")
     runs.loc[0, "aji"] += 0.01
     runs.to_csv(tmp_path / "r" / "runs.csv", index=False)
     with pytest.raises(DataError, match="runs.csv: does not match"):
-        load_results(tmp_path / "r")
+        load_results(tmp_path / "r", kind=RESULTS)
     (tmp_path / "r" / "provenance.json").unlink()
     with pytest.raises(DataError, match="provenance.json: results file not found"):
-        load_results(tmp_path / "r")
+        load_results(tmp_path / "r", kind=RESULTS)
 
 
 @pytest.mark.parametrize("directory", COMMITTED, ids=lambda p: p.name)
 def test_committed_results_parse_and_are_complete(directory):
-    per_image, info = load_results(directory)
+    per_image, info = load_results(directory, kind=RESULTS)
     assert info["profile"] == directory.name
     expected = {*TABLE1_METHODS, *(v.key for v in ABLATION)}
     assert set(per_image.method) == expected
@@ -143,18 +144,20 @@ def test_selection_table_by_hand_and_chosen_on_train_only(tmp_path):
     flipped.loc[(flipped.config == "a") & (flipped.split == "test"), "aji"] = 0.99  # test scores cannot change the choice
     assert selection_table(flipped).index[selection_table(flipped).chosen].tolist() == ["b"]
     assert format_selection(table).loc["a", ("train", "aji")] == "42.5 ± 3.5"
-    save_selection(tmp_path, frame, {"commit": "abc"})
-    loaded, info = load_selection(tmp_path)
-    assert_frame_equal(loaded, frame, check_dtype=False) and info == {"commit": "abc"}
-    frame.drop(columns="pq").to_csv(tmp_path / SELECTION_FILES[0], index=False)
+    save_results(tmp_path, frame, {"commit": "abc"}, kind=SELECTION)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SELECTION.files)
+    loaded, info = load_results(tmp_path, kind=SELECTION)
+    assert_frame_equal(loaded, frame, check_dtype=False)
+    assert info == {"commit": "abc"}
+    frame.drop(columns="pq").to_csv(tmp_path / SELECTION.per_image, index=False)
     with pytest.raises(DataError, match="missing columns pq"):
-        load_selection(tmp_path)
+        load_results(tmp_path, kind=SELECTION)
     with pytest.raises(DataError, match="not found"):
-        load_selection(tmp_path / "nowhere")
+        load_results(tmp_path / "nowhere", kind=SELECTION)
 
 
 def test_committed_selection_study_is_complete_and_consistent():
-    per_image, info = load_selection(ROOT / "results" / "cpu")
+    per_image, info = load_results(ROOT / "results" / "cpu", kind=SELECTION)
     assert info["profile"] == "cpu" and info["data"]["name"] == "monuseg" and info["commit"]
     assert per_image[list(SCORE_COLUMNS)].apply(lambda c: c.between(0, 1)).all().all()
     counts = per_image.groupby(["config", "split", "run"]).image.nunique().unstack("split")

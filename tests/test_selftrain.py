@@ -11,9 +11,9 @@ import torch
 from scipy import ndimage as ndi
 
 from ssimnet.config import INSTANCE_METHODS, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
-from ssimnet.data import write_synthetic_dataset
+from ssimnet.datasets import write_synthetic_dataset
 from ssimnet.infer import instances
-from ssimnet.io import train_self_training
+from ssimnet.pipeline import train_self_training
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.selftrain import self_training_labels, separate_touching
 from ssimnet.synthetic import synthetic_tile

@@ -13,7 +13,7 @@ from skimage.draw import disk
 from ssimnet.config import PseudoLabelConfig, TrainConfig, get_profile
 from ssimnet.data import DataError
 from ssimnet.infer import instances, measure_nuclei, predict_probability, segment_image
-from ssimnet.io import load_checkpoint, save_checkpoint
+from ssimnet.store import load_checkpoint, save_checkpoint
 from ssimnet.metrics import pixel_scores
 from ssimnet.model import UNet
 from ssimnet.pseudo import pseudo_labels

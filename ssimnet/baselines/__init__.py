@@ -14,7 +14,7 @@ The first four are label-free and segment one image at a time:
 :func:`segment_baseline`.  The mask methods' instances are the connected
 components of the mask after the same clean-up as SSimNet's (small objects
 removed, holes filled), as in the paper's protocol.  The supervised U-Net is
-trained once on the training split (:func:`ssimnet.io.train_supervised`).
+trained once on the training split (:func:`ssimnet.pipeline.train_supervised`).
 
 Examples
 --------
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import BaselineConfig
+from ..config import DEFAULT_TRAIN, BaselineConfig
 from .clustering import cluster_foreground
 from .kanezaki import kanezaki_foreground
 from .supervised import supervised_patches
@@ -66,8 +66,8 @@ def segment_baseline(
     config: BaselineConfig,
     *,
     seed: int = 0,
-    min_size: int = 30,
-    max_hole: int = 200,
+    min_size: int = DEFAULT_TRAIN.min_size,
+    max_hole: int = DEFAULT_TRAIN.max_hole,
     device: str | None = None,
 ) -> np.ndarray:
     """Instances of one image by a label-free baseline; (H, W) int32, 0 = background.

@@ -11,7 +11,7 @@ Examples
 >>> import numpy as np
 >>> image = np.full((40, 40, 3), 230, dtype=np.uint8)
 >>> image[10:20, 10:20] = (60, 40, 120)                 # one dark "nucleus"
->>> mask = cluster_foreground(image, method="kmeans", seed=0)
+>>> mask = cluster_foreground(image, method="kmeans", n_clusters=2, seed=0)
 >>> int(mask.sum()), bool(mask[15, 15])
 (100, True)
 """
@@ -19,6 +19,8 @@ Examples
 from __future__ import annotations
 
 import numpy as np
+
+from ..config import DEFAULT_BASELINES
 
 __all__ = ["CLUSTER_METHODS", "cluster_foreground"]
 
@@ -33,8 +35,8 @@ def cluster_foreground(
     image: np.ndarray,
     *,
     method: str = "kmeans",
-    n_clusters: int = 2,
-    n_samples: int = 50000,
+    n_clusters: int = DEFAULT_BASELINES.cluster_k,
+    n_samples: int = DEFAULT_BASELINES.cluster_samples,
     seed: int = 0,
 ) -> np.ndarray:
     """Nucleus mask of an RGB image by clustering pixel colours; the darkest cluster is nucleus.

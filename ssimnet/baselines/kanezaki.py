@@ -35,6 +35,7 @@ from skimage.segmentation import slic
 from skimage.transform import resize
 from torch import nn
 
+from ..config import DEFAULT_BASELINES
 from ..train import resolve_device
 
 __all__ = ["KanezakiNet", "superpixel_refine", "kanezaki_labels", "kanezaki_foreground"]
@@ -43,7 +44,8 @@ __all__ = ["KanezakiNet", "superpixel_refine", "kanezaki_labels", "kanezaki_fore
 class KanezakiNet(nn.Module):
     """Kanezaki's feature network: `convs` 3x3 conv-ReLU-BN blocks, then 1x1 conv and BN."""
 
-    def __init__(self, channels: int = 100, convs: int = 2, in_channels: int = 3) -> None:
+    def __init__(self, channels: int = DEFAULT_BASELINES.kanezaki_channels, convs: int = DEFAULT_BASELINES.kanezaki_convs,
+                 in_channels: int = 3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for i in range(convs):
@@ -75,13 +77,13 @@ def superpixel_refine(labels: np.ndarray, superpixels: np.ndarray, n_labels: int
 def kanezaki_labels(
     image: np.ndarray,
     *,
-    channels: int = 100,
-    convs: int = 2,
-    lr: float = 0.1,
-    iterations: int = 1000,
-    min_labels: int = 3,
-    superpixel_area: int = 100,
-    compactness: float = 100.0,
+    channels: int = DEFAULT_BASELINES.kanezaki_channels,
+    convs: int = DEFAULT_BASELINES.kanezaki_convs,
+    lr: float = DEFAULT_BASELINES.kanezaki_lr,
+    iterations: int = DEFAULT_BASELINES.kanezaki_iterations,
+    min_labels: int = DEFAULT_BASELINES.kanezaki_min_labels,
+    superpixel_area: int = DEFAULT_BASELINES.kanezaki_superpixel_area,
+    compactness: float = DEFAULT_BASELINES.kanezaki_compactness,
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> np.ndarray:
@@ -110,7 +112,7 @@ def kanezaki_labels(
     return labels.reshape(h, w)
 
 
-def kanezaki_foreground(image: np.ndarray, *, scale: float = 1.0, seed: int = 0, device: str | torch.device | None = None, **options: object) -> np.ndarray:
+def kanezaki_foreground(image: np.ndarray, *, scale: float = DEFAULT_BASELINES.kanezaki_scale, seed: int = 0, device: str | torch.device | None = None, **options: object) -> np.ndarray:
     """Nucleus mask from :func:`kanezaki_labels`: the segments darker on average than Otsu's threshold.
 
     Parameters

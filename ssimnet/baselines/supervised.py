@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import DEFAULT_PSEUDO
 from ..purify import patch_grid
 from ..train import PatchData
 
 __all__ = ["supervised_patches"]
 
 
-def supervised_patches(items: dict[str, tuple[np.ndarray, np.ndarray]], *, size: int = 256, stride: int = 128) -> PatchData:
+def supervised_patches(items: dict[str, tuple[np.ndarray, np.ndarray]], *, size: int = DEFAULT_PSEUDO.patch_size,
+                       stride: int = DEFAULT_PSEUDO.patch_stride) -> PatchData:
     """Training patches whose targets are ground-truth foreground.
 
     Parameters

@@ -33,6 +33,7 @@ from skimage.color import rgb2hed
 from skimage.filters import threshold_otsu
 
 from ..candidates import clean_mask
+from ..config import DEFAULT_BASELINES, DEFAULT_TRAIN
 from ..infer import marker_watershed
 
 __all__ = ["hematoxylin_watershed"]
@@ -44,10 +45,10 @@ MIN_DENSITY_RANGE: float = 1e-3
 def hematoxylin_watershed(
     image: np.ndarray,
     *,
-    sigma: float = 1.0,
-    h: float = 1.0,
-    min_size: int = 30,
-    max_hole: int = 200,
+    sigma: float = DEFAULT_BASELINES.watershed_sigma,
+    h: float = DEFAULT_BASELINES.watershed_h,
+    min_size: int = DEFAULT_TRAIN.min_size,
+    max_hole: int = DEFAULT_TRAIN.max_hole,
 ) -> np.ndarray:
     """Nuclei instances by Otsu on hematoxylin and a distance-transform watershed.
 

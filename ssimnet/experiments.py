@@ -1,0 +1,173 @@
+"""The paper's evaluation protocol on a dataset on disk: every method, repeated runs, all results collected.
+
+:func:`run_methods` runs each method of Table 1 (and the Table 3 variants)
+``runs`` or ``network_runs`` times with seeds ``seed, seed + 1, ...`` (paper
+Sec. 3.1) and scores it on a split; :func:`collect_results` gathers every
+method's per-image test scores, and :func:`export_results` saves them with
+their provenance (:mod:`ssimnet.results`).  Every stage is cached on disk
+(:mod:`ssimnet.store`), so after the book's notebooks this only reads results
+back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .baselines import DETERMINISTIC, IMAGE_METHODS, METHOD_NAMES, TABLE1_METHODS
+from .config import ABLATION, DEFAULT_SEED
+from .evaluate import evaluate_baseline, evaluate_network, evaluate_supervised
+from .pipeline import train_network, train_supervised
+from .results import RESULTS, provenance, save_results
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import Profile
+
+__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results"]
+
+
+@dataclass(frozen=True)
+class MethodRuns:
+    """Repeated runs of one method on one split (paper Sec. 3.1 protocol).
+
+    Attributes
+    ----------
+    method : str
+        Key of :data:`ssimnet.baselines.METHOD_NAMES`.
+    scores : list of DataFrame
+        Per-image scores of each run (as written to its ``scores.csv``).
+    folders : list of Path
+        Where each run's predictions lie.
+    seconds : float
+        Compute time of all runs: training (from the training history) plus
+        per-image segmentation, whether computed now or read back from disk.
+    """
+
+    method: str
+    scores: list[pd.DataFrame]
+    folders: list[Path]
+    seconds: float
+
+    def means(self) -> list[dict[str, float]]:
+        """The dataset figure (mean over images) of each run."""
+        return [frame.drop(columns=["image"]).mean().to_dict() for frame in self.scores]
+
+
+def run_methods(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    methods: Sequence[str],
+    *,
+    split: str = "test",
+    seed: int = DEFAULT_SEED,
+    device: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> dict[str, MethodRuns]:
+    """Run each method ``runs`` (per-image methods) or ``network_runs`` (trained networks) times and score it.
+
+    Methods are keys of :data:`ssimnet.baselines.METHOD_NAMES`: the label-free
+    baselines, ``"supervised"``, ``"ssimnet_noft"`` and ``"ssimnet"`` (with
+    per-image fine-tuning; the paper's connected-component instances).  Run
+    ``r`` uses seed ``seed + r``.
+    """
+    out: dict[str, MethodRuns] = {}
+    for method in methods:
+        if method not in METHOD_NAMES:
+            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHOD_NAMES)}")
+        if method in IMAGE_METHODS:
+            n = 1 if method in DETERMINISTIC else profile.baselines.runs
+        else:
+            n = profile.baselines.network_runs
+        frames, folders, seconds = [], [], 0.0
+        for run in range(n):
+            run_seed = seed + run
+            if method in IMAGE_METHODS:
+                frame, folder = evaluate_baseline(data_dir, run_dir, method, profile, split=split, seed=run_seed,
+                                                  device=device, progress=progress)
+            elif method == "supervised":
+                trainer, _ = train_supervised(data_dir, run_dir, profile, seed=run_seed, device=device, progress=progress)
+                frame, folder = evaluate_supervised(data_dir, run_dir, profile, trainer, split=split, progress=progress)
+            else:
+                trainer, _ = train_network(data_dir, run_dir, profile, seed=run_seed, device=device, workers=workers,
+                                           progress=progress)
+                frame, folder = evaluate_network(
+                    data_dir, run_dir, profile, trainer, split=split, method="cc", seed=run_seed, workers=workers,
+                    finetune_epochs=0 if method == "ssimnet_noft" else profile.train.finetune_epochs, progress=progress,
+                )
+            if method not in IMAGE_METHODS:
+                seconds += sum(h["seconds"] for h in trainer.history)
+            seconds += float(frame.seconds.sum())
+            frames.append(frame)
+            folders.append(folder)
+        out[method] = MethodRuns(method, frames, folders, seconds)
+    return out
+
+
+def collect_results(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    seed: int = DEFAULT_SEED,
+    device: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-image test scores of every Table 1 method and Table 3 variant, and each method's compute time.
+
+    Runs :func:`run_methods` for :data:`ssimnet.baselines.TABLE1_METHODS` and
+    each :data:`ssimnet.config.ABLATION` variant.
+
+    Returns
+    -------
+    per_image : DataFrame
+        One row per method, run and image: ``method, run, seed, image`` and
+        the columns of the runs' ``scores.csv``.
+    seconds : dict
+        Method -> compute time of all its runs (training plus segmentation).
+    """
+    import pandas as pd
+
+    found = run_methods(data_dir, run_dir, profile, TABLE1_METHODS, seed=seed, device=device, workers=workers, progress=progress)
+    for variant in ABLATION:
+        if variant.key not in found:
+            found[variant.key] = run_methods(data_dir, run_dir, variant.profile(profile), [variant.method], seed=seed,
+                                             device=device, workers=workers, progress=progress)[variant.method]
+    frames = [frame.assign(method=key, run=r, seed=seed + r)
+              for key, runs in found.items() for r, frame in enumerate(runs.scores)]
+    per_image = pd.concat(frames, ignore_index=True)
+    first = ["method", "run", "seed", "image"]
+    per_image = per_image[first + [c for c in per_image.columns if c not in first]]
+    return per_image, {key: round(runs.seconds, 1) for key, runs in found.items()}
+
+
+def export_results(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    *,
+    seed: int = DEFAULT_SEED,
+    device: str | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Collect a run's results and save them with their provenance under ``run_dir/results``.
+
+    The stage wall times come from ``run_dir/timings.json``, which ``ssimnet
+    book`` writes after each notebook.  Returns ``(per_image, provenance)``.
+    """
+    per_image, compute = collect_results(data_dir, run_dir, profile, seed=seed, device=device, workers=workers,
+                                         progress=progress)
+    timings = Path(run_dir) / "timings.json"
+    stages = json.loads(timings.read_text()) if timings.is_file() else {}
+    info = provenance(profile, data_dir=data_dir, seed=seed, device=device, stage_seconds=stages, compute_seconds=compute)
+    save_results(Path(run_dir) / "results", per_image, info, kind=RESULTS)
+    return per_image, info

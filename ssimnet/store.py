@@ -1,0 +1,227 @@
+"""What a run keeps on disk: content keys, pseudo-label files and checkpoints.
+
+Every stage of a run writes under one run directory, in a folder named by
+:func:`stage_key` -- a short hash of everything that determines the stage's
+result: its settings, the seed, the package version and the *content* of the
+images (and, to score, labels) it reads (:func:`split_digest`), never their
+file names.  A rerun with the same inputs reuses the folder; other settings or
+other images get another folder, so a stale result is never read back.
+
+Pseudo labels are stored one ``.npz`` per image with the digest of the
+image's pixels (:func:`save_pseudo_labels`); training state in a checkpoint
+(:func:`save_checkpoint`).  Every write is atomic.
+
+Examples
+--------
+>>> stage_key({"epochs": 10}, 0) == stage_key({"epochs": 10}, 0) != stage_key({"epochs": 11}, 0)
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import __version__
+from .data import DataError, atomic_path, list_samples
+from .purify import PatchStats
+from .pseudo import PseudoLabels
+from .train import CHECKPOINT_FORMAT, Trainer
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = [
+    "stage_key",
+    "array_digest",
+    "split_digest",
+    "PseudoLabelSet",
+    "save_pseudo_labels",
+    "load_pseudo_labels",
+    "stored_digest",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_trainer",
+    "weights_digest",
+]
+
+_PATCH_COLUMNS = ("row", "col", "n_components", "mean_hull_area", "mean_area", "usmi")
+
+
+def stage_key(*parts: object) -> str:
+    """Short hash of `parts` (dataclasses by their fields) and the package version."""
+    blob = json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(f"{blob}{__version__}".encode()).hexdigest()[:12]
+
+
+def array_digest(array: np.ndarray) -> str:
+    """Hash of an array's bytes (e.g. an image's pixels).
+
+    >>> array_digest(np.zeros(3, dtype=np.uint8)) == array_digest(np.zeros(3, dtype=np.uint8))
+    True
+    """
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(path, f"cannot read file ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+def split_digest(data_dir: str | os.PathLike[str], split: str, *, labels: bool = False) -> str:
+    """Hash of the bytes of every image of a split, in name order, and of their labels when `labels`.
+
+    What a cached stage was made from: two datasets with the same file names
+    but other pixels give other digests.  Labels are read as bytes only, to
+    key the folders that hold scores.
+    """
+    samples = list_samples(data_dir, split, labels=labels)
+    files = [s.image_path for s in samples] + ([s.label_path for s in samples] if labels else [])
+    return stage_key([_file_digest(p) for p in files])
+
+
+@dataclass(frozen=True)
+class PseudoLabelSet:
+    """The pseudo labels of one split, as stored.
+
+    Attributes
+    ----------
+    directory : Path
+        ``<run_dir>/pseudo/<split>/<key>``.
+    split : str
+    names : list of str
+        Image names, sorted.
+    images : list of Path
+        The image files, in the same order.
+    kept : list of (name, row, col)
+        The purified patches, by ascending USMI.
+    n_patches : int
+        All patches of the split, before purification.
+    patch_size : int
+        Side of a patch in pixels.
+    """
+
+    directory: Path
+    split: str
+    names: list[str]
+    images: list[Path]
+    kept: list[tuple[str, int, int]]
+    n_patches: int
+    patch_size: int
+
+    def path(self, name: str) -> Path:
+        """The ``.npz`` file of one image."""
+        return self.directory / f"{name}.npz"
+
+
+def save_pseudo_labels(path: str | os.PathLike[str], result: PseudoLabels, *, image_digest: str = "") -> None:
+    """Store one image's pseudo labels (every field of :class:`PseudoLabels`) as a compressed ``.npz``, atomically."""
+    arrays = {f.name: getattr(result, f.name) for f in dataclasses.fields(PseudoLabels) if f.name != "patches"}
+    patches = np.array([(*p.corner, p.n_components, p.mean_hull_area, p.mean_area, p.usmi) for p in result.patches],
+                       dtype=np.float64).reshape(-1, len(_PATCH_COLUMNS))
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays, patches=patches, image_digest=image_digest)
+
+
+def load_pseudo_labels(path: str | os.PathLike[str]) -> PseudoLabels:
+    """Read what :func:`save_pseudo_labels` wrote.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or is not a pseudo-label file.
+    """
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            fields = {f.name: z[f.name] for f in dataclasses.fields(PseudoLabels) if f.name != "patches"}
+            fields["stain_fallback"] = bool(fields["stain_fallback"])
+            patches = [PatchStats((int(r), int(c)), int(n), float(h), float(a), float(u))
+                       for r, c, n, h, a, u in z["patches"]]
+            return PseudoLabels(**fields, patches=patches)
+    except (OSError, KeyError, ValueError, EOFError) as exc:
+        raise DataError(path, f"not a pseudo-label file ({exc})") from None
+
+
+def stored_digest(path: str | os.PathLike[str]) -> str | None:
+    """The image digest stored in a pseudo-label file, or None if there is no readable file."""
+    try:
+        with np.load(path) as z:
+            return str(z["image_digest"])
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict) -> None:
+    """Write a training checkpoint (:meth:`ssimnet.train.Trainer.state`) atomically."""
+    import torch
+
+    with atomic_path(Path(path)) as tmp:
+        torch.save(state, tmp)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0][:120] if lines else "") or type(exc).__name__
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` onto the CPU.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or is not an ssimnet checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many kinds on a foreign file
+        raise DataError(path, f"not an ssimnet checkpoint ({_first_line(exc)})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(path, f"not an ssimnet checkpoint (no {CHECKPOINT_FORMAT} format tag)")
+    return state
+
+
+def load_trainer(
+    path: str | os.PathLike[str], config: TrainConfig | None = None, *, device: str | None = None
+) -> Trainer:
+    """A trainer rebuilt from the checkpoint at `path` (:meth:`ssimnet.train.Trainer.from_state`).
+
+    Raises
+    ------
+    DataError
+        If the file is not an ssimnet checkpoint, is incomplete, or holds a
+        network other than `config` asks for.
+    """
+    state = load_checkpoint(path)
+    try:
+        return Trainer.from_state(state, config, device=device)
+    except ValueError as exc:  # another architecture than asked for
+        raise DataError(path, str(exc)) from None
+    except (KeyError, TypeError, RuntimeError, AttributeError) as exc:  # missing or mismatched entries
+        raise DataError(path, f"damaged ssimnet checkpoint ({_first_line(exc)})") from None
+
+
+def weights_digest(trainer: Trainer) -> str:
+    """Hash of a network's weights: what keys its predictions."""
+    return hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes()
+                                   for v in trainer.model.state_dict().values())).hexdigest()
