@@ -60,7 +60,7 @@ def _one(size: int, data: Path, repeat: int) -> dict[str, float]:
         clock = time.perf_counter
 
         t = clock()
-        sep = VahadaneSeparator(n_samples=cfg.stain_samples, sparsity=cfg.stain_sparsity).fit(image)
+        sep = VahadaneSeparator.from_config(cfg).fit(image)
         runs["stain fit"].append(clock() - t)
         t = clock()
         hema = hematoxylin_image(sep.transform(image), sep.stain_matrix_)

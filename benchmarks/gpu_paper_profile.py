@@ -44,8 +44,8 @@ import numpy as np
 
 from ssimnet.config import INSTANCE_METHODS, get_profile
 from ssimnet.data import list_samples, read_image, read_label, write_image, write_table
-from ssimnet.io import (build_pseudo_labels, load_pseudo_labels, load_training_patches, pseudo_label_key,
-                        save_pseudo_labels, self_training_patches)
+from ssimnet.pipeline import build_pseudo_labels, load_training_patches, pseudo_label_key, self_training_patches
+from ssimnet.store import array_digest, load_pseudo_labels, save_pseudo_labels
 from ssimnet.pseudo import labels_from_candidates
 
 SPLITS = ("train", "test")
@@ -62,8 +62,6 @@ def _rebuild(candidates: np.ndarray, stains: np.ndarray, fallback: bool, config)
 def _pack_one(job: tuple[Path, Path, Path]) -> str:
     from PIL import Image
 
-    from ssimnet.io import _image_digest
-
     image_path, pseudo_path, dst = job
     image = read_image(image_path)
     stored = load_pseudo_labels(pseudo_path)
@@ -78,7 +76,7 @@ def _pack_one(job: tuple[Path, Path, Path]) -> str:
     if not np.array_equal(np.asarray(Image.open(webp).convert("RGB")), image):
         raise SystemExit(f"{webp}: does not decode to the pixels of {image_path}")
     np.savez_compressed(dst / f"{image_path.stem}.npz", candidates=stored.candidates, stains=stored.stains,
-                        stain_fallback=stored.stain_fallback, image_digest=_image_digest(image))
+                        stain_fallback=stored.stain_fallback, image_digest=array_digest(image))
     return image_path.stem
 
 
@@ -166,7 +164,9 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
                                "unpack_s": elapsed(), "budget_s": budget, "reserve_s": reserve}
     print(f"unpacked in {elapsed():.0f} s; {len(labels['train'].kept)} training patches", flush=True)
 
-    patches = load_training_patches(labels["train"])
+    cfg = profile.train
+    patches = load_training_patches(labels["train"], purify=cfg.purify, soft_labels=cfg.soft_labels,
+                                    distance_solidity=cfg.distance_targets)
     trainer = Trainer.new(profile.train, seed=0, device=device)
     while trainer.epoch < profile.train.epochs and elapsed() < budget - reserve:
         record = trainer.run_epoch(patches)
@@ -271,7 +271,9 @@ def sweep(packed: Path, out: Path, configs: list[tuple[float, float]], seed: int
             continue
         t = time.perf_counter()
         profile = replace(base, train=replace(base.train, distance_weight=weight, distance_solidity=solidity))
-        patches = load_training_patches(labels["train"], distance_solidity=profile.train.distance_targets)
+        patches = load_training_patches(labels["train"], purify=profile.train.purify,
+                                        soft_labels=profile.train.soft_labels,
+                                        distance_solidity=profile.train.distance_targets)
         trainer = Trainer.new(profile.train, seed=seed, device=device).fit(patches, profile.train.epochs, progress=False)
         jobs = []
         for split in SPLITS:

@@ -52,10 +52,10 @@ print(f"profile {profile!r}; dataset {data_root.name}: "
 # %% [markdown]
 # ## Sample tiles
 #
-# Ground-truth nuclei outlined in green, three tiles from each split. Each
+# {numref}`fig-data-tiles`: Ground-truth nuclei outlined in green, three tiles from each split. Each
 # panel shows the top-left 400×400 pixels at full resolution.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Ground-truth nuclei (green outlines) on three tiles of each split, top-left 400×400 pixels.", "name": "fig-data-tiles"}}
 crop = 400
 fig, axes = plt.subplots(2, 3, figsize=(12, 8.4))
 for row, split in zip(axes, SPLITS):
@@ -73,7 +73,7 @@ plt.show()
 # %% [markdown]
 # ## Nuclei per organ
 #
-# Counts, and nucleus size as the equivalent-circle diameter in pixels
+# {numref}`fig-data-sizes`: Counts, and nucleus size as the equivalent-circle diameter in pixels
 # (MoNuSeg is scanned at 40×, about 0.25 µm per pixel).
 
 # %%
@@ -90,7 +90,7 @@ table = (
 )
 table
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Nucleus size per organ: equivalent-circle diameter of every ground-truth nucleus.", "name": "fig-data-sizes"}}
 fig, ax = plt.subplots(figsize=(9, 3.8))
 bins = np.logspace(np.log10(max(stats.area.min(), 1)), np.log10(stats.area.max()), 50)
 for organ, group in stats.groupby("organ"):
@@ -105,7 +105,7 @@ plt.show()
 # %% [markdown]
 # ## Intra-image self similarity
 #
-# The method rests on nuclei within one image resembling each other more than
+# {numref}`fig-data-self-similarity`: The method rests on nuclei within one image resembling each other more than
 # nuclei of different images. Size is the one part of that the labels let us
 # measure directly. Below, each box is one image's distribution of log-area,
 # sorted by median; the table gives the spread of log-area within images, the
@@ -113,7 +113,7 @@ plt.show()
 # lies between images (0: images are interchangeable; 1: every image has one
 # nucleus size).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Log-area of the nuclei of each image: the spread within an image against the spread between images.", "name": "fig-data-self-similarity"}}
 stats["log_area"] = np.log(stats.area)
 by_image = stats.groupby("image").log_area
 order = by_image.median().sort_values().index

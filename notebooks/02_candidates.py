@@ -60,11 +60,11 @@ print(f"pseudo labels of {len(labels.names)} training images ({data_root.name}),
 # %% [markdown]
 # ## Every stage on one image
 #
-# A 300×300 crop of the first training image: the RGB tile, its hematoxylin
+# {numref}`fig-candidates-stages`: A 300×300 crop of the first training image: the RGB tile, its hematoxylin
 # reconstruction $I^T$, the fuzzy c-means nucleus cluster, the candidates $P$
 # after the active contour and clean-up, and the soft label.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Every pseudo-label stage on a crop of the first training image: the tile, I^T, the FCM cluster, the candidates P and the soft label.", "name": "fig-candidates-stages"}}
 name = labels.names[0]
 image = read_image(labels.images[0])
 result = load_pseudo_labels(labels.path(name))
@@ -104,7 +104,7 @@ pd.DataFrame(rows).set_index("image")
 # %% [markdown]
 # ## How good are the candidates?
 #
-# Ground truth is read here only to *evaluate* the pseudo labels. The table is
+# {numref}`fig-candidates-quality`: Ground truth is read here only to *evaluate* the pseudo labels. The table is
 # the mean over training images of pixel precision, recall and Dice of the
 # FCM cluster and of the candidates $P$; for $P$ also AJI and PQ, taking each
 # connected component as one nucleus.
@@ -129,7 +129,7 @@ Markdown(
     f"what the next chapter is about: touching nuclei merge into one candidate."
 )
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Quality of the candidates per training image against the ground truth (evaluation only).", "name": "fig-candidates-quality"}}
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.scatter(per_image.fcm_dice, per_image.dice)
 lims = [min(per_image.fcm_dice.min(), per_image.dice.min()) - 0.02, 1]

@@ -64,12 +64,12 @@ print(f"{len(patches)} patches of {labels.patch_size} px from {len(labels.names)
 # %% [markdown]
 # ## The USMI of every patch
 #
-# Left: the distribution of USMI, kept patches in blue. Right: the paper's
+# {numref}`fig-usmi`: Left: the distribution of USMI, kept patches in blue. Right: the paper's
 # Fig. 3 (right) -- each patch placed by its mean convex-hull area $\bar H$
 # and its inter-quartile mean area $\bar A$; the line $\bar H = \bar A$ is
 # $U = 1$, and patches far above it hold merged candidates.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "USMI of every training patch (left) and the paper's Fig. 3: mean hull area against inter-quartile mean area (right).", "name": "fig-usmi"}}
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6))
 bins = np.linspace(finite.usmi.min(), np.quantile(finite.usmi, 0.99), 40)
 for kept, colour, label in [(True, "tab:blue", "kept"), (False, "gold", "dropped")]:
@@ -91,10 +91,10 @@ plt.show()
 # %% [markdown]
 # ## Kept and dropped patches
 #
-# Top row: the three patches of lowest USMI; bottom row: the three of highest
+# {numref}`fig-usmi-patches`: Top row: the three patches of lowest USMI; bottom row: the three of highest
 # finite USMI. Candidates are outlined in green.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "The three patches of lowest USMI (top) and of highest finite USMI (bottom), candidates outlined.", "name": "fig-usmi-patches"}}
 def show_patch(ax, row):
     image = read_image(labels.images[labels.names.index(row.image)])
     result = load_pseudo_labels(labels.path(row.image))
@@ -138,11 +138,11 @@ Markdown(
 # %% [markdown]
 # ## Voronoi tri-labels
 #
-# For the kept patch of lowest USMI: the candidates, their Voronoi tri-label
+# {numref}`fig-voronoi`: For the kept patch of lowest USMI: the candidates, their Voronoi tri-label
 # (blue: nucleus points, 1; black: Voronoi edges, 0; white: ignored, 2), and
 # the soft label that the binary cross-entropy term of Eq. 5 uses.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Candidates, Voronoi tri-label and soft label of the kept patch of lowest USMI.", "name": "fig-voronoi"}}
 row = ordered.iloc[0]
 image = read_image(labels.images[labels.names.index(row.image)])
 result = load_pseudo_labels(labels.path(row.image))

@@ -60,10 +60,10 @@ print(f"U-Net of depth {arch.depth}, width {arch.width} "
 # %% [markdown]
 # ## Training curves
 #
-# The total loss of Eq. (5) and its two terms per epoch (means over the
+# {numref}`fig-training-curves`: The total loss of Eq. (5) and its two terms per epoch (means over the
 # epoch's patches), and the learning rate.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Training curves: the loss of Eq. 5, its two terms, and the learning rate per epoch.", "name": "fig-training-curves"}}
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8))
 for column, style in [("loss", "-"), ("bce", "--"), ("ce", ":")]:
     left.plot(history.epoch, history[column], style, marker="o", ms=3, label={"loss": "total (Eq. 5)", "bce": "BCE vs soft label", "ce": "CE vs Voronoi label"}[column])
@@ -91,12 +91,12 @@ throughput
 # %% [markdown]
 # ## What the network sees
 #
-# Four purified training patches: the input, the soft label that the BCE term
+# {numref}`fig-training-patches`: Four purified training patches: the input, the soft label that the BCE term
 # pulls towards, the Voronoi tri-label of the CE term (blue: nucleus points,
 # black: Voronoi edges, white: ignored), and the trained network's nucleus
 # probability on the patch.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Four purified training patches: input, soft label, Voronoi tri-label and the trained network's probability.", "name": "fig-training-patches"}}
 labels = build_pseudo_labels(data_root, run_dir, config.pseudo, split="train", seed=seed, progress=False)
 picks = [labels.kept[i] for i in np.linspace(0, len(labels.kept) - 1, 4).round().astype(int)]
 size = labels.patch_size

@@ -97,11 +97,11 @@ per_image.join(without.set_index("image")[["dice", "aji"]].add_suffix(" w/o ft")
 # %% [markdown]
 # ## Predictions
 #
-# Two test images with the paper's colours: green true positive, yellow false
+# {numref}`fig-predictions`: Two test images with the paper's colours: green true positive, yellow false
 # positive, red false negative (fine-tuned network; the left half of each
 # image is shown at full resolution).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "SSimNet on two test images: true positives green, false positives yellow, false negatives red.", "name": "fig-predictions"}}
 samples = {s.name: s for s in list_samples(data_root, "test")}
 chosen = [with_ft.sort_values("aji").image.iloc[i] for i in (0, -1)]
 fig, axes = plt.subplots(1, 2, figsize=(13, 6.8))
@@ -119,7 +119,7 @@ plt.show()
 # %% [markdown]
 # ## The pipeline on one test image (in place of the paper's Fig. 2)
 #
-# Every intermediate of the method on the best-scoring test image above,
+# {numref}`fig-pipeline`: Every intermediate of the method on the best-scoring test image above,
 # computed by {py:obj}`ssimnet.infer.segment_image` (which runs {py:obj}`ssimnet.pseudo.pseudo_labels`,
 # fine-tunes and predicts), shown on the window where most predicted nuclei
 # touch: the image $I$; its hematoxylin reconstruction $I^T$ (Eq. 1–2); the
@@ -131,7 +131,7 @@ plt.show()
 # ignored); the network's nucleus probability after fine-tuning; and the
 # instances, outlined. Ground truth is not used.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Every intermediate of the method on one test image (in place of the paper's Fig. 2).", "name": "fig-pipeline"}}
 from matplotlib.patches import Rectangle
 
 from ssimnet.infer import segment_image

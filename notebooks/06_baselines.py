@@ -127,12 +127,12 @@ Markdown("\n".join(f"- **{m}** ({', '.join(sorted(set(gaps[gaps.method == m].met
 # %% [markdown]
 # ## Figures 1 and 4: where clustering and SSimNet differ
 #
-# Green true positive, yellow false positive, red false negative, on two test
+# {numref}`fig-baselines`: Green true positive, yellow false positive, red false negative, on two test
 # images, for a clustering baseline (mKMeans) and SSimNet (first run). The
 # lower row zooms into the window where most annotated nuclei touch: pixel
 # clustering merges adjacent nuclei into one dark blob.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "mKMeans and SSimNet on two test images (the paper's Figs. 1 and 4), with a zoom where nuclei touch.", "name": "fig-baselines"}}
 samples = {s.name: s for s in list_samples(data_root, "test")}
 ssim = runs["ssimnet"].scores[0].set_index("image")
 chosen = [ssim.aji.idxmax(), ssim.aji.idxmin()]

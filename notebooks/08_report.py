@@ -146,10 +146,10 @@ Markdown(
 # %% [markdown]
 # ## Per-image spread
 #
-# Each test image's AJI and Dice for every method (all runs pooled): the
+# {numref}`fig-report-spread`: Each test image's AJI and Dice for every method (all runs pooled): the
 # dataset means above hide a wide spread between images.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "AJI and Dice of every test image for every method, all runs pooled.", "name": "fig-report-spread"}}
 order = [k for k in names if k in set(per_image.method)]
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
 for ax, metric in zip(axes, ("dice", "aji")):

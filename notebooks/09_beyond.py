@@ -174,11 +174,11 @@ pd.DataFrame({name: (scores[["precision", "recall", "dice", "aji", "aji_plus", "
 # %% [markdown]
 # ## Touching nuclei, before and after
 #
-# The crowded corner of each of two test images: the region where most
+# {numref}`fig-touching`: The crowded corner of each of two test images: the region where most
 # ground-truth nuclei touch ({py:obj}`ssimnet.viz.crowded_window`), with the
 # outlines of the ground truth and of three configurations of the first seed.
 
-# %%
+# %% mystnb={"figure": {"caption": "The crowded corner of two test images: ground truth and three instance configurations.", "name": "fig-touching"}}
 shown = [base, "distance watershed", chosen] if chosen != "distance watershed" else [base, chosen]
 samples = list_samples(data_root, "test")[:2]
 fig, axes = plt.subplots(len(samples), len(shown) + 1, figsize=(3.2 * (len(shown) + 1), 3.3 * len(samples)), squeeze=False)
@@ -207,15 +207,14 @@ fig.tight_layout()
 # 10 epochs and three seeds, one round of 5 more epochs moved the training
 # AJI from 45.5 ± 1.5 to 46.1 ± 0.4 (distance watershed): chosen by the rule,
 # but by less than the spread over seeds, and the test AJI did not move
-# (55.5 ± 0.8 → 55.4 ± 0.4). With 20 epochs, the earlier setting of this
-# profile, it added nothing on one seed (45.7 → 45.7, and 44.9 after a second
-# round). The `cpu` profile keeps the round the rule chose; what it mostly
-# buys is a smaller spread between seeds.
+# (55.5 ± 0.8 → 55.4 ± 0.4). The `cpu` profile keeps the round the rule
+# chose; what it mostly buys is a smaller spread between seeds.
 #
 # `ssimnet segment` uses the instance method and the number of self-training
 # rounds chosen by the three-seed study on the `cpu` profile
 # (`TrainConfig.instances`, `TrainConfig.selftrain_rounds` in
-# {py:obj}`ssimnet.config`). The learned separation below, measured on one
+# {py:obj}`ssimnet.config`); the `paper` profile keeps the paper's connected
+# components. The learned separation below, measured on one
 # seed, is a switch (`TrainConfig.distance_weight`) and off by default.
 
 # %% [markdown]
@@ -253,5 +252,4 @@ fig.tight_layout()
 # chapter cannot see that bias, and here it would have chosen a configuration
 # that is worse on the test split. The output stays a switch, off by default.
 # Three seeds were not run: a `cpu` network with the output and its
-# self-training round took 56 minutes on the machine of that session
-# (about 160 s per epoch, where earlier sessions measured 85-94 s).
+# self-training round takes about an hour on two CPU cores.

@@ -169,16 +169,16 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     if images and trainer is None:
         trainer = _network_of_the_images(args, profile, images, out)
     for name, (path, image) in images.items():
-        result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances, seed=args.seed,
-                               tta=tta)
+        with warnings.catch_warnings(record=True) as caught:  # name the image in every stain fallback
+            warnings.simplefilter("always", StainFallbackWarning)
+            result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances,
+                                   seed=args.seed, tta=tta)
+            separator = VahadaneSeparator.from_config(profile.pseudo, seed=args.seed).fit(image)
+        for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)):
+            _warn(f"{path}: {message}")
         if int(result.label.max()) > 65535:
             errors.append(DataError(path, "more than 65535 nuclei do not fit a 16-bit label PNG"))
             continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StainFallbackWarning)
-            separator = VahadaneSeparator.from_config(profile.pseudo, seed=args.seed).fit(image)
-        for w in caught:
-            _warn(f"{path}: {w.message}")
         table = measure_nuclei(result.label, separator.transform(image)[..., 0])
         overlay = outline_overlay(image, result.label)
         rows = [dict(zip(table, values)) for values in zip(*table.values())]

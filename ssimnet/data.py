@@ -187,6 +187,8 @@ def _check_png_depth(path: Path) -> None:
 
 
 def _open_array(path: Path, *, rgb: bool = False) -> np.ndarray:
+    if path.is_dir():
+        raise DataError(path, "is a folder, not an image file")
     if not path.is_file():
         raise DataError(path, "file not found")
     is_tiff = path.suffix.lower() in (".tif", ".tiff")

@@ -43,9 +43,9 @@ __all__ = [
 
 @contextlib.contextmanager
 def _staged_dataset(dst: Path) -> Iterator[Path]:
-    """Write a dataset into a staging folder; move its files into `dst` only if all succeeded."""
-    dst.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=dst))
+    """Write a dataset into a staging folder beside `dst`; move its files into `dst` only if all succeeded."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dst.name}.staging-", dir=dst.parent))
     try:
         yield staging
         for file in sorted(p for p in staging.rglob("*") if p.is_file()):

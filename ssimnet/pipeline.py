@@ -139,9 +139,12 @@ def build_pseudo_labels(
             bar.update()
 
         if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+            try:
                 for outcome in pool.map(_one_image, jobs):
                     done(outcome)
+            finally:  # on Ctrl-C, drop the images not started; those running finish their atomic writes
+                pool.shutdown(wait=True, cancel_futures=True)
         else:
             for job in jobs:
                 done(_one_image(job))
