@@ -109,7 +109,7 @@ def run_means(per_image: pd.DataFrame) -> pd.DataFrame:
     """Dataset figures of each method and run: the mean over images of each metric.
 
     `per_image` has one row per ``method``, ``run`` and image (as
-    :func:`ssimnet.io.collect_results` returns); the result one row per method
+    :func:`ssimnet.experiments.collect_results` returns); the result one row per method
     and run, in the order they first appear.
 
     >>> frame = pd.DataFrame({"method": ["a", "a", "a"], "run": [0, 0, 1], "seed": [0, 0, 1],
