@@ -30,7 +30,7 @@
 #   {py:obj}`ssimnet.pipeline.train_self_training`): the trained network's nuclei on
 #   the training images, split by that watershed, become the next round's
 #   pseudo labels, with a one-pixel gap where two nuclei touch
-#   ({py:obj}`ssimnet.selftrain.separate_touching`). The Voronoi tri-label
+#   ({py:obj}`ssimnet.touching.separate_touching`). The Voronoi tri-label
 #   then marks the gap as background and no longer cuts through a nucleus, so
 #   the cross-entropy term of Eq. (5) teaches the network where touching
 #   nuclei part. Each round continues the previous network for a few epochs;

@@ -89,6 +89,11 @@ class PseudoLabelConfig:
         ``contour_iterations`` steps of a morphological Chan-Vese active
         contour with ``contour_smoothing``; components below ``min_size``
         pixels removed and holes below ``max_hole`` pixels filled.
+    Candidate generator (beyond the paper, :mod:`ssimnet.generators`)
+        ``candidate_method`` draws ``P``: ``"fcm"`` is the paper's Eq. (3);
+        the others threshold the hematoxylin density (Otsu after a Gaussian
+        of ``threshold_sigma``) and ``"watershed"`` splits it by a distance
+        watershed with markers ``split_h`` pixels high.
     Softening (Eq. 4, :mod:`ssimnet.soften`)
         Erosion stops once the confidence exceeds ``soften_stop`` (0.975).
     Purification (Algorithm 1, :mod:`ssimnet.purify`)
@@ -112,6 +117,9 @@ class PseudoLabelConfig:
     contour_smoothing: int = 2
     min_size: int = 30
     max_hole: int = 200
+    candidate_method: str = "fcm"
+    threshold_sigma: float = 1.0
+    split_h: float = 1.0
     soften_stop: float = 0.975
     patch_size: int = 256
     patch_stride: int = 128

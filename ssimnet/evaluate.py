@@ -54,8 +54,9 @@ def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSe
     Returns
     -------
     images : DataFrame
-        One row per image: ``fcm_precision``, ``fcm_recall``, ``fcm_dice`` and
-        ``precision``, ``recall``, ``dice``, ``aji``, ``pq`` of ``P``.
+        One row per image: ``fcm_precision``, ``fcm_recall``, ``fcm_dice`` (of
+        the raw mask) and ``precision``, ``recall``, ``dice``, ``aji``,
+        ``aji_plus``, ``pq`` of ``P``.
     patches : DataFrame
         One row per patch (``patches.csv`` plus ``precision``, ``recall``,
         ``dice``, ``aji`` of ``P`` inside the patch).
@@ -73,7 +74,7 @@ def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSe
         fcm, full = score(true, result.fcm.astype(np.int32)), score(true, candidates)
         image_rows.append({"image": name, "fcm_precision": fcm.precision, "fcm_recall": fcm.recall, "fcm_dice": fcm.dice,
                            "precision": full.precision, "recall": full.recall, "dice": full.dice, "aji": full.aji,
-                           "pq": full.pq, "stain_fallback": result.stain_fallback})
+                           "aji_plus": full.aji_plus, "pq": full.pq, "stain_fallback": result.stain_fallback})
         for row in patches[patches.image == name].itertuples():
             crop = (slice(row.row, row.row + size), slice(row.col, row.col + size))
             s = score(true[crop], candidates[crop])

@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .baselines import DETERMINISTIC, IMAGE_METHODS, METHOD_NAMES, TABLE1_METHODS
 from .config import ABLATION, DEFAULT_SEED
-from .evaluate import evaluate_baseline, evaluate_network, evaluate_supervised
-from .pipeline import train_network, train_supervised
+from .evaluate import evaluate_baseline, evaluate_network, evaluate_supervised, pseudo_label_quality
+from .pipeline import build_pseudo_labels, train_network, train_supervised
 from .results import RESULTS, provenance, save_results
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results"]
+__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "candidate_study"]
 
 
 @dataclass(frozen=True)
@@ -171,3 +171,43 @@ def export_results(
     info = provenance(profile, data_dir=data_dir, seed=seed, device=device, stage_seconds=stages, compute_seconds=compute)
     save_results(Path(run_dir) / "results", per_image, info, kind=RESULTS)
     return per_image, info
+
+
+def candidate_study(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    methods: Sequence[str],
+    *,
+    split: str = "train",
+    seed: int = DEFAULT_SEED,
+    workers: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Pseudo-label quality of each candidate generator (:mod:`ssimnet.generators`) on a split.
+
+    For each method, the split's pseudo labels are built with
+    ``candidate_method`` set to it (cached like any others), and their
+    candidates scored against the split's ground truth by
+    :func:`ssimnet.evaluate.pseudo_label_quality` -- to choose a generator
+    on the training split, never to build labels.
+
+    Returns
+    -------
+    DataFrame
+        One row per method and image: ``candidates``, ``image`` and the
+        scores of :func:`ssimnet.evaluate.pseudo_label_quality`, plus
+        ``kept_patches``, the image's patches in the purified set.
+    """
+    import pandas as pd
+
+    frames = []
+    for method in methods:
+        config = replace(profile.pseudo, candidate_method=method)
+        labels = build_pseudo_labels(data_dir, run_dir, config, split=split, seed=seed, workers=workers,
+                                     progress=progress)
+        images, patches = pseudo_label_quality(data_dir, labels)
+        kept = patches[patches.kept].groupby("image").size()
+        frames.append(images.assign(candidates=method, kept_patches=images.image.map(kept).fillna(0).astype(int)))
+    per_image = pd.concat(frames, ignore_index=True)
+    return per_image[["candidates", "image", *[c for c in per_image.columns if c not in ("candidates", "image")]]]

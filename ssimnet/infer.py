@@ -49,14 +49,13 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
-from skimage.morphology import h_maxima
-from skimage.segmentation import relabel_sequential, watershed
 
 from .candidates import clean_mask
 from .config import DEFAULT_PSEUDO, DEFAULT_TRAIN, INSTANCE_METHODS, Profile
 from .model import UNet
 from .pseudo import PseudoLabels, pseudo_labels
 from .purify import patch_grid
+from .touching import marker_watershed
 from .train import PatchData, Trainer, resolve_device
 
 __all__ = ["Maps", "predict_maps", "predict_probability", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
@@ -191,30 +190,6 @@ def instances(
         surface = ndi.distance_transform_edt(foreground)
     h = defaults.h if h is None else h
     return marker_watershed(ndi.gaussian_filter(surface, sigma), foreground, h=h, min_size=min_size)
-
-
-def marker_watershed(surface: np.ndarray, foreground: np.ndarray, *, h: float, min_size: int = 1) -> np.ndarray:
-    """Split `foreground` by a watershed of ``-surface`` seeded at the maxima of `surface` at least `h` high.
-
-    Foreground pieces that hold no marker stay whole; pieces below `min_size`
-    pixels are removed.  Returns an (H, W) int32 map numbered 1..N.
-
-    >>> fg = np.zeros((5, 10), dtype=bool); fg[1:4] = True
-    >>> surface = np.array([0, 1, 2, 1, 0, 0, 1, 2, 1, 0], dtype=float)[None].repeat(5, 0) * fg
-    >>> marker_watershed(surface, fg, h=0.5)[2].tolist()       # two peaks: two pieces
-    [1, 1, 1, 1, 1, 2, 2, 2, 2, 2]
-    >>> marker_watershed(surface, fg, h=3.0)[2].tolist()       # no marker: the piece stays whole
-    [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
-    """
-    markers = ndi.label(h_maxima(surface, h) & foreground)[0]
-    split = watershed(-surface, markers, mask=foreground)
-    orphans = ndi.label(foreground & (split == 0), structure=np.ones((3, 3)))[0]
-    split = np.where(orphans > 0, orphans + split.max(), split)
-    if min_size > 1:
-        small = np.bincount(split.ravel()) < min_size
-        small[0] = False
-        split = np.where(small[split], 0, split)
-    return relabel_sequential(split)[0].astype(np.int32)
 
 
 def measure_nuclei(label: np.ndarray, hematoxylin: np.ndarray | None = None) -> dict[str, np.ndarray]:

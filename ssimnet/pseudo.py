@@ -1,7 +1,7 @@
 """The label-free pseudo labels of one image: all of paper Sec. 2.1 and the per-image part of 2.2.
 
 :func:`pseudo_labels` chains the stages -- stain separation (Eq. 1-2),
-candidates (Eq. 3), softening (Eq. 4), the USMI of every patch (Algorithm 1)
+candidates (Eq. 3, or another generator of :mod:`ssimnet.generators`), softening (Eq. 4), the USMI of every patch (Algorithm 1)
 and the Voronoi tri-label -- and returns every intermediate result, so the
 book can show each stage.  It takes only the RGB image: no ground truth.
 Selecting the patches to keep happens over a whole training set
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import candidate_maps
 from .config import PseudoLabelConfig
+from .generators import generate_candidates
 from .purify import PatchStats, patch_usmi
 from .soften import soften_labels
 from .stain import VahadaneSeparator, hematoxylin_image
@@ -45,9 +45,10 @@ class PseudoLabels:
     hematoxylin : (H, W, 3) uint8
         ``I^T`` (Eq. 2).
     fcm : (H, W) bool
-        Fuzzy c-means nucleus cluster, before the active contour.
+        Fuzzy c-means nucleus cluster, before the active contour (with another
+        candidate generator, its raw mask before clean-up).
     candidates : (H, W) bool
-        Hard candidate map ``P`` (Eq. 3).
+        Hard candidate map ``P`` (Eq. 3, or ``config.candidate_method``'s).
     soft : (H, W) float32
         Soft pseudo label (Eq. 4): 0 background, [0.5, 1) nuclei.
     voronoi : (H, W) uint8
@@ -104,8 +105,10 @@ def pseudo_labels(image: np.ndarray, config: PseudoLabelConfig, *, seed: int = 0
             f"{config.patch_size}x{config.patch_size} patch"
         )
     separator = VahadaneSeparator.from_config(config, seed=seed).fit(image)
-    hematoxylin = hematoxylin_image(separator.transform(image), separator.stain_matrix_)
-    fcm, candidates = candidate_maps(hematoxylin, config, seed=seed)
+    density = separator.transform(image)
+    hematoxylin = hematoxylin_image(density, separator.stain_matrix_)
+    fcm, candidates = generate_candidates(config.candidate_method, density=density[..., 0], config=config, image=image,
+                                          hematoxylin=hematoxylin, seed=seed)
     return PseudoLabels(
         stains=separator.stain_matrix_,
         stain_fallback=separator.fallback_,

@@ -7,7 +7,9 @@ libraries, times).  Two kinds are written, each a :class:`ResultKind`:
 - :data:`RESULTS` -- every Table 1 method and Table 3 variant
   (``per_image.csv``, with ``runs.csv``, the means per method and run);
 - :data:`SELECTION` -- the "Beyond the paper" selection study
-  (``selection_per_image.csv``, one row per configuration, split, run and image).
+  (``selection_per_image.csv``, one row per configuration, split, run and image);
+- :data:`CANDIDATES` -- the candidate generators' pseudo-label quality on
+  the training split (``candidates_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class ResultKind:
 RESULTS = ResultKind("per_image.csv", "provenance.json", ("method", "run", "seed", "image"), runs="runs.csv")
 #: The "Beyond the paper" selection study (book chapter 09).
 SELECTION = ResultKind("selection_per_image.csv", "selection_provenance.json", ("config", "split", "run", "seed", "image"))
+#: Pseudo-label quality of each candidate generator on the training split
+#: (:func:`ssimnet.experiments.candidate_study`).
+CANDIDATES = ResultKind("candidates_per_image.csv", "candidates_provenance.json", ("candidates", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

@@ -9,7 +9,7 @@ watershed by default), and :func:`self_training_labels` rebuilds every
 pseudo label from them:
 
 1. the new candidate map is their union *with a gap where two nuclei touch*
-   (:func:`separate_touching`), so each nucleus is its own component;
+   (:func:`ssimnet.touching.separate_touching`), so each nucleus is its own component;
 2. softening, the Voronoi tri-label and the USMI of every patch are recomputed
    from it exactly as in the first round -- the Voronoi edges now run between
    touching nuclei, so the cross-entropy term of Eq. (5) teaches the network
@@ -21,15 +21,6 @@ pseudo label from them:
 
 The stains and hematoxylin image of the first round are kept.  Nothing here
 reads ground truth.
-
-Examples
---------
->>> label = np.zeros((4, 7), dtype=int); label[1:3, 1:3] = 1; label[1:3, 3:6] = 2
->>> separate_touching(label).astype(int)
-array([[0, 0, 0, 0, 0, 0, 0],
-       [0, 1, 0, 1, 1, 1, 0],
-       [0, 1, 0, 1, 1, 1, 0],
-       [0, 0, 0, 0, 0, 0, 0]])
 """
 
 from __future__ import annotations
@@ -37,27 +28,14 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from .config import PseudoLabelConfig
 from .infer import instances
 from .pseudo import PseudoLabels, labels_from_candidates
+from .touching import separate_touching
 from .voronoi import BACKGROUND, IGNORE
 
 __all__ = ["separate_touching", "self_training_labels"]
-
-
-def separate_touching(label: np.ndarray) -> np.ndarray:
-    """Foreground of an instance map, less a one-pixel gap wherever two nuclei touch.
-
-    A pixel is dropped when one of its 8 neighbours belongs to a nucleus with
-    a higher id, so of two touching nuclei the lower-numbered one gives up its
-    contact pixels.  Returns an (H, W) bool map in which no two nuclei are
-    8-connected.
-    """
-    label = np.asarray(label)
-    highest = ndi.maximum_filter(label, size=3, mode="constant", cval=0)
-    return (label > 0) & (highest <= label)
 
 
 def self_training_labels(

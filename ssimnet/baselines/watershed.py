@@ -11,7 +11,7 @@ instead of a deep label-free method:
 3. markers = regional maxima of the Euclidean distance transform at least
    `h` pixels high, so that each roughly convex blob gets one marker;
 4. watershed of the negated distance within the foreground
-   (:func:`ssimnet.infer.marker_watershed`, shared with SSimNet's instances).
+   (:func:`ssimnet.touching.marker_watershed`, shared with SSimNet's instances).
 
 Examples
 --------
@@ -34,7 +34,7 @@ from skimage.filters import threshold_otsu
 
 from ..candidates import clean_mask
 from ..config import DEFAULT_BASELINES, DEFAULT_TRAIN
-from ..infer import marker_watershed
+from ..touching import marker_watershed
 
 __all__ = ["hematoxylin_watershed"]
 
