@@ -168,7 +168,9 @@ class TrainConfig:
         Adam at ``lr``, multiplied by ``lr_decay`` after every epoch, for
         ``epochs`` epochs of ``batch_size`` patches; loss
         ``loss_lambda * BCE + (1 - loss_lambda) * CE`` (Eq. 5); random flips
-        and 90-degree rotations when ``augment``.
+        and 90-degree rotations when ``augment``; with ``stain_jitter`` > 0
+        also HED-space colour jitter of that strength (beyond the paper,
+        :mod:`ssimnet.augment`).
     Ablation switches (paper Table 3)
         ``soft_labels`` (False: the BCE target is the hard candidate map),
         ``purify`` (False: train on every patch), ``finetune_epochs`` (0: no
@@ -177,7 +179,9 @@ class TrainConfig:
         ``finetune_epochs`` epochs on the image's own purified patches,
         continuing from the saved optimiser state; its learning rate is the
         schedule's where training stopped (the paper), or ``finetune_lr``
-        when that is set.
+        when that is set.  ``finetune_norm`` is ``"train"`` (batch
+        normalisation re-estimates its statistics on the image, as a plain
+        fine-tuning does) or ``"frozen"`` (it keeps the trained network's).
     Inference (:mod:`ssimnet.infer`)
         Tiles of the patch size overlapping by ``tile_overlap`` pixels;
         instances by one of the four methods of :data:`INSTANCE_METHODS`:
@@ -209,10 +213,12 @@ class TrainConfig:
     lr_decay: float = 0.98
     loss_lambda: float = 0.9
     augment: bool = True
+    stain_jitter: float = 0.0
     soft_labels: bool = True
     purify: bool = True
     finetune_epochs: int = 5
     finetune_lr: float | None = None
+    finetune_norm: str = "train"
     tile_overlap: int = 64
     instances: str = "cc"
     min_size: int = 30
@@ -222,6 +228,12 @@ class TrainConfig:
     distance_weight: float = 0.0
     distance_solidity: float = 0.0
 
+    def __post_init__(self) -> None:
+        if self.finetune_norm not in ("train", "frozen"):
+            raise ValueError(f"finetune_norm must be 'train' or 'frozen', got {self.finetune_norm!r}")
+        if self.stain_jitter < 0:
+            raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
+
     @property
     def distance_targets(self) -> float | None:
         """The solidity threshold of the rim-distance targets, or None when the network has no distance output."""
@@ -229,7 +241,7 @@ class TrainConfig:
 
     def training_settings(self) -> dict[str, object]:
         """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""
-        skip = {"finetune_epochs", "finetune_lr", "tile_overlap", "instances", "min_size", "max_hole",
+        skip = {"finetune_epochs", "finetune_lr", "finetune_norm", "tile_overlap", "instances", "min_size", "max_hole",
                 "selftrain_rounds", "selftrain_epochs"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 

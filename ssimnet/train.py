@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .augment import draw_hed_jitter, hed_jitter
 from .config import DEFAULT_SEED, DEFAULT_TRAIN, TrainConfig
 from .model import Architecture, UNet
 from .purify import kept_patches
@@ -137,8 +138,14 @@ class PatchData:
             },
         )
 
-    def batches(self, generator: torch.Generator, batch_size: int, *, augment: bool):
-        """Yield :class:`Batch` tensors for one epoch, in an order drawn from `generator`."""
+    def batches(self, generator: torch.Generator, batch_size: int, *, augment: bool, stain_jitter: float = 0.0):
+        """Yield :class:`Batch` tensors for one epoch, in an order drawn from `generator`.
+
+        With `augment`, each patch is rotated and flipped at random; with
+        `stain_jitter` > 0 its colours are also jittered in HED space
+        (:func:`ssimnet.augment.hed_jitter`).  Every draw comes from
+        `generator`, so an epoch is the same for the same generator state.
+        """
         order = torch.randperm(len(self.patches), generator=generator).tolist()
         s = self.size
         for start in range(0, len(order), batch_size):
@@ -159,6 +166,8 @@ class PatchData:
                     tensors = [torch.rot90(t, k, dims=(-2, -1)) for t in tensors]
                     if flip:
                         tensors = [torch.flip(t, dims=(-1,)) for t in tensors]
+                if stain_jitter > 0:
+                    tensors[0] = hed_jitter(tensors[0], *draw_hed_jitter(generator, stain_jitter))
                 for column, t in zip(columns, tensors):
                     column.append(t)
             yield Batch(*(torch.stack(column) if column else None for column in columns))
@@ -309,8 +318,11 @@ class Trainer:
             "history": list(self.history),
         }
 
-    def run_epoch(self, data: PatchData) -> dict[str, float]:
+    def run_epoch(self, data: PatchData, *, freeze_norm: bool = False) -> dict[str, float]:
         """Train one epoch over `data`; step the learning-rate schedule; return its mean losses.
+
+        With `freeze_norm`, batch normalisation keeps its running statistics
+        (eval mode) while the weights train.
 
         Raises
         ------
@@ -319,13 +331,18 @@ class Trainer:
             epoch are then unchanged in any checkpoint already written.
         """
         self.model.train()
+        if freeze_norm:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         start = time.perf_counter()
         generator = _epoch_generator(self.seed, self.epoch)
         lr = self.optimizer.param_groups[0]["lr"]
         sums = np.zeros(4)
         n = 0
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        for batch in data.batches(generator, self.config.batch_size, augment=self.config.augment):
+        for batch in data.batches(generator, self.config.batch_size, augment=self.config.augment,
+                                  stain_jitter=self.config.stain_jitter):
             x = batch.x.to(self.device, memory_format=torch.channels_last)
             y, z = batch.soft.to(self.device), batch.tri.to(self.device)
             d = None if batch.distance is None else batch.distance.to(self.device)
@@ -360,11 +377,12 @@ class Trainer:
         on_epoch_end: Callable[[Trainer], None] | None = None,
         progress: bool = True,
         desc: str = "training",
+        freeze_norm: bool = False,
     ) -> Trainer:
         """Train until ``self.epoch == epochs`` (resumed trainers continue where they stopped)."""
         with tqdm(total=epochs, initial=self.epoch, desc=desc, unit="epoch", disable=not progress) as bar:
             while self.epoch < epochs:
-                record = self.run_epoch(data)
+                record = self.run_epoch(data, freeze_norm=freeze_norm)
                 if on_epoch_end is not None:
                     on_epoch_end(self)
                 bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -390,4 +408,5 @@ class Trainer:
         twin.history = []
         for group in twin.optimizer.param_groups:
             group["lr"] = self.finetune_lr
-        return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning")
+        return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning",
+                        freeze_norm=self.config.finetune_norm == "frozen")
