@@ -30,8 +30,10 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {}
     for dep in env["dependencies"]:
-        if isinstance(dep, str):
-            name, version = _split(dep)
+        for spec in dep.get("pip", []) if isinstance(dep, dict) else [dep]:
+            if spec.startswith("-e"):
+                continue
+            name, version = _split(spec)
             if name not in ("python", "pip"):
                 conda[CONDA_TO_PYPI.get(name, name)] = version
     assert conda == pypi
