@@ -5,12 +5,15 @@ The algorithm modules follow the paper's stages; each is array in, array out:
 
 - :mod:`ssimnet.stain` -- Beer-Lambert optics and stain separation (Eq. 1-2)
 - :mod:`ssimnet.candidates` -- candidate nuclei, FCM and active contour (Eq. 3)
+- :mod:`ssimnet.generators` -- other candidate generators (beyond the paper)
+- :mod:`ssimnet.touching` -- splitting touching nuclei, keeping them apart
 - :mod:`ssimnet.soften` -- label softening (Eq. 4)
 - :mod:`ssimnet.purify` -- patches, USMI and data purification (Algorithm 1)
 - :mod:`ssimnet.voronoi` -- Voronoi tri-labels
 - :mod:`ssimnet.pseudo` -- all pseudo-label stages of one image
 - :mod:`ssimnet.model` -- the U-Net
 - :mod:`ssimnet.train` -- the loss (Eq. 5), training and fine-tuning
+- :mod:`ssimnet.augment` -- HED stain jitter (beyond the paper)
 - :mod:`ssimnet.infer` -- tiled prediction, instances, per-image segmentation
 - :mod:`ssimnet.selftrain` -- self-training rounds (beyond the paper)
 - :mod:`ssimnet.separation` -- the learned separation output (beyond the paper)

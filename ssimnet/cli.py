@@ -12,14 +12,16 @@
 
 Exit codes: 0 success, 1 a notebook failed or training diverged, 2 bad usage
 or bad input (one line on stderr per bad file, naming it and the problem; in
-a batch the good files are still done), 130 interrupted (Ctrl-C).
+a batch the good files are still done), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -344,6 +346,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(Exception):
+    """SIGTERM arrived (a scheduler's or ``timeout``'s stop): unwind, so that no temporary file is left."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def _error(message: object, code: int) -> int:
     for line in str(message).splitlines() or [""]:
         print(f"ssimnet: error: {line}", file=sys.stderr)
@@ -355,11 +365,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every failure the user can cause is one line on stderr per bad input --
     ``ssimnet: error: <file>: <problem>`` -- with exit code 2 (1 when a
-    notebook fails or training diverges, 130 on Ctrl-C), and no traceback.
+    notebook fails or training diverges, 130 on Ctrl-C, 143 on SIGTERM), and
+    no traceback; an interrupted run leaves no temporary file.
     """
     from .train import TrainingDiverged
 
     args = _parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         args.func(args)
     except (DataError, DataErrors, CommandError, BookError) as exc:
@@ -368,9 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(exc, 1)
     except KeyboardInterrupt:
         return _error("interrupted", 130)
+    except Terminated:
+        return _error("terminated", 143)
     except OSError as exc:  # an output that vanished or filled up during the run
         where = exc.filename or "output"
         return _error(f"{where}: {exc.strerror or exc}", 2)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -28,6 +28,7 @@ from .metrics import RunSummary, summarise_runs
 from .paper import METRICS, TABLE1, TABLE3
 
 __all__ = [
+    "candidate_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection",
 ]
@@ -195,6 +196,27 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
             table[f"{split} {metric} std"] = column["std"].round(1)
     table["runs"] = per_image.groupby("config", sort=False)["run"].nunique()
     table["chosen"] = table.index == table[f"train {select}"].idxmax()
+    return table
+
+
+def candidate_table(per_image: pd.DataFrame, *, select: str = "aji") -> pd.DataFrame:
+    """Pseudo-label quality per candidate generator (:func:`ssimnet.experiments.candidate_study`), percent.
+
+    One row per generator (in order of appearance): the mean over images of
+    each score, the purified patches it keeps, and ``chosen`` for the
+    highest mean `select` -- on the split the study ran on, the training
+    split.
+
+    >>> frame = pd.DataFrame({"candidates": ["fcm", "fcm", "otsu", "otsu"], "image": ["x", "y"] * 2,
+    ...                       "dice": [.7, .8, .6, .7], "aji": [.2, .3, .4, .4], "kept_patches": [3, 4, 2, 5]})
+    >>> candidate_table(frame).to_dict("list")
+    {'dice': [75.0, 65.0], 'aji': [25.0, 40.0], 'kept patches': [7, 7], 'chosen': [False, True]}
+    """
+    metrics = [c for c in ("precision", "recall", "dice", "aji", "aji_plus", "pq") if c in per_image.columns]
+    groups = per_image.groupby("candidates", sort=False)
+    table = (groups[metrics].mean() * 100).round(1)
+    table["kept patches"] = groups["kept_patches"].sum()
+    table["chosen"] = table.index == table[select].idxmax()
     return table
 
 

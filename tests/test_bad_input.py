@@ -242,7 +242,8 @@ def test_keyboard_interrupt_is_one_line_and_exit_130(small_dataset, tmp_path, ca
     assert lines == ["ssimnet: error: interrupted"]
 
 
-def test_ctrl_c_on_a_worker_pool_prints_no_traceback(tmp_path):
+@pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_ctrl_c_or_sigterm_on_a_worker_pool_prints_no_traceback(signum, code, word, tmp_path):
     data = tmp_path / "data"
     for i in range(8):
         write_image(data / "train" / "images" / f"t{i}.png", synthetic_tile((512, 512), seed=i).image)
@@ -254,10 +255,13 @@ def test_ctrl_c_on_a_worker_pool_prints_no_traceback(tmp_path):
     while not (run / "pseudo").exists() and time.monotonic() < deadline:  # wait until the pool is at work
         time.sleep(0.1)
     time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    if signum == signal.SIGINT:
+        os.killpg(proc.pid, signum)  # as a terminal's Ctrl-C: the whole process group
+    else:
+        proc.send_signal(signum)  # as `timeout` or a scheduler: the command itself
     err = proc.communicate(timeout=120)[1]
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err and err.strip().splitlines()[-1] == "ssimnet: error: interrupted"
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"ssimnet: error: {word}"
     (folder,) = (run / "pseudo" / "train").iterdir()
     assert len(list(folder.glob("*.npz"))) < 8 and not list(folder.glob(".*"))  # stopped early, no temporary file
 

@@ -81,3 +81,36 @@ def test_pseudo_labels_with_another_generator_carry_it_through_every_stage(tile)
     components = label_candidates(result.candidates).max()
     assert components > 0 and (result.soft[result.candidates] >= 0.5).all() and (result.soft[~result.candidates] == 0).all()
     assert sum(p.n_components for p in result.patches) >= components  # USMI sees the split nuclei
+
+
+def test_candidate_study_scores_every_generator_on_the_split(tmp_path):
+    from ssimnet.config import get_profile
+    from ssimnet.data import write_image, write_label
+    from ssimnet.experiments import candidate_study
+    from ssimnet.report import candidate_table
+
+    for i in range(2):
+        tile = synthetic_tile((128, 128), seed=20 + i)
+        write_image(tmp_path / "data" / "train" / "images" / f"t{i}.png", tile.image)
+        write_label(tmp_path / "data" / "train" / "labels" / f"t{i}.png", tile.label)
+    profile = dataclasses.replace(get_profile("smoke"), pseudo=CONFIG)
+    study = candidate_study(tmp_path / "data", tmp_path / "run", profile, ("fcm", "watershed"), progress=False)
+    assert study[["candidates", "image"]].values.tolist() == [["fcm", "t0"], ["fcm", "t1"], ["watershed", "t0"],
+                                                              ["watershed", "t1"]]
+    assert study[["dice", "aji", "pq"]].apply(lambda c: c.between(0, 1)).all().all()
+    table = candidate_table(study)
+    assert table.loc["fcm", "aji"] == pytest.approx(100 * study[study.candidates == "fcm"].aji.mean(), abs=0.05)
+    assert table.chosen.sum() == 1 and table.loc[table.chosen].aji.iloc[0] == table.aji.max()
+
+
+def test_committed_candidate_study_covers_the_monuseg_training_split():
+    from pathlib import Path
+
+    from ssimnet.report import candidate_table
+    from ssimnet.results import CANDIDATES, load_results
+
+    per_image, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=CANDIDATES)
+    assert info["profile"] == "cpu" and info["data"]["name"] == "monuseg"
+    assert per_image.groupby("candidates").image.nunique().to_dict() == {m: 30 for m in CANDIDATE_METHODS}
+    table = candidate_table(per_image)
+    assert table.index[table.chosen].tolist() == ["watershed"] and table.loc["fcm", "aji"] < table.loc["watershed", "aji"]
