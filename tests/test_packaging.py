@@ -16,7 +16,7 @@ from ssimnet.config import PROFILES, get_profile
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
 PARAMETERS = {"data_dir", "run_dir", "profile", "seed", "device", "workers"}
-OPTIONAL_PARAMETERS = {"cpm17_dir", "results_dir", "rounds", "runs"}  # cpm17_dir: passed by `ssimnet book --cpm17-dir` only when given; results_dir: committed results; rounds, runs: the study of 09
+OPTIONAL_PARAMETERS = {"cpm17_dir", "results_dir", "gpu_results_dir", "rounds", "runs"}  # cpm17_dir: passed by `ssimnet book --cpm17-dir` only when given; results_dir: committed results; rounds, runs: the study of 09
 
 
 def _split(spec: str) -> tuple[str, str]:

@@ -121,6 +121,19 @@ def test_report_notebook_shows_exactly_the_committed_numbers(tmp_path):
     assert any("SSimNet" in html.unescape(t) for t in tables)
     assert METHOD_NAMES["watershed"] in tables[0]
 
+    # The GPU table: every cell straight from results/gpu/scores.csv.
+    gpu = pd.read_csv(ROOT / "results" / "gpu" / "scores.csv")
+    gpu_tables = [html.unescape(o["data"]["text/html"]) for c in out.cells if c.cell_type == "code"
+                  for o in c.get("outputs", []) if "paper` network on the GPU" in html.unescape(o.get("data", {}).get("text/html", ""))]
+    assert len(gpu_tables) == 1
+    gpu_rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", gpu_tables[0], flags=re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, flags=re.S)]
+        gpu_rows[cells[0]] = tuple(cells[1:])
+    for stage, name in (("test", "SSimNet w/o fine-tuning, `paper` network on the GPU"), ("test_ft", "SSimNet, `paper` network on the GPU")):
+        expected = gpu[(gpu.stage == stage) & (gpu.method == "cc")][["precision", "recall", "dice", "aji"]].mean() * 100
+        assert gpu_rows[name] == tuple(f"{v:.1f}" for v in expected), name
+
 
 def _toy_selection() -> pd.DataFrame:
     rows = []
