@@ -290,8 +290,8 @@ if not real:
     committed, info = load_results(results_dir, kind=CANDIDATES)
     reference = candidate_table(committed)
     display(Markdown(
-        f"On synthetic tiles every generator finds the well-separated nuclei. The same study on the MoNuSeg training "
-        f"split (`{info['profile']}` profile, seed {info['seed']}, commit `{str(info['commit'])[:10]}`, "
+        f"This book was built on synthetic tiles, where the study is only a check of the code. The same study on the "
+        f"MoNuSeg training split (`{info['profile']}` profile, seed {info['seed']}, commit `{str(info['commit'])[:10]}`, "
         f"{info['created']}), committed in `{results_dir}`:"))
     display(reference)
     study = committed
