@@ -153,7 +153,7 @@ def _network_of_the_images(args: argparse.Namespace, profile, images: dict, out:
 
 def _cmd_segment(args: argparse.Namespace) -> None:
     from .infer import measure_nuclei, segment_image
-    from .stain import StainFallbackWarning, VahadaneSeparator
+    from .stain import StainFallbackWarning, VahadaneSeparator, nonnegative_unmix, rgb_to_od
     from .viz import outline_overlay
 
     profile = get_profile(args.profile)
@@ -175,13 +175,15 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             warnings.simplefilter("always", StainFallbackWarning)
             result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances,
                                    seed=args.seed, tta=tta)
-            separator = VahadaneSeparator.from_config(profile.pseudo, seed=args.seed).fit(image)
+            # the stains of the image's pseudo labels when fine-tuning made them, else one fit of the same separator
+            stains = (result.pseudo.stains if result.pseudo is not None else
+                      VahadaneSeparator.from_config(profile.pseudo, seed=args.seed).fit(image).stain_matrix_)
         for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)):
             _warn(f"{path}: {message}")
         if int(result.label.max()) > 65535:
             errors.append(DataError(path, "more than 65535 nuclei do not fit a 16-bit label PNG"))
             continue
-        table = measure_nuclei(result.label, separator.transform(image)[..., 0])
+        table = measure_nuclei(result.label, nonnegative_unmix(rgb_to_od(image), stains)[..., 0])
         overlay = outline_overlay(image, result.label)
         rows = [dict(zip(table, values)) for values in zip(*table.values())]
         write_label(out / f"{name}_label.png", result.label)

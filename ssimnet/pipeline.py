@@ -293,12 +293,12 @@ def train_self_training(
                             progress=progress)]
     labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers,
                                  progress=False)
+    images = split_digest(data_dir, "train")
     for r in range(1, rounds + 1):
         previous = result[-1][0]
         config = replace(cfg, epochs=previous.epoch + cfg.selftrain_epochs)
         directory = Path(run_dir) / "selftrain" / stage_key(profile.pseudo, cfg.training_settings(), seed, r,
-                                                            cfg.selftrain_epochs, cfg.min_size,
-                                                            split_digest(data_dir, "train"))
+                                                            cfg.selftrain_epochs, cfg.min_size, images)
 
         def data(previous: Trainer = previous) -> PatchData:
             return self_training_patches(previous, labels, profile, progress=progress)
