@@ -49,7 +49,7 @@ from skimage.filters import threshold_otsu
 
 from .candidates import Candidates, candidate_maps, clean_mask
 from .config import DEFAULT_PSEUDO, PseudoLabelConfig
-from .touching import marker_watershed, separate_touching
+from .touching import distance_watershed, separate_touching
 
 __all__ = ["CANDIDATE_METHODS", "otsu_mask", "generate_candidates"]
 
@@ -57,15 +57,17 @@ __all__ = ["CANDIDATE_METHODS", "otsu_mask", "generate_candidates"]
 CANDIDATE_METHODS: tuple[str, ...] = ("fcm", "otsu", "otsu_ruifrok", "consensus", "watershed")
 
 
-def otsu_mask(density: np.ndarray, *, sigma: float = DEFAULT_PSEUDO.threshold_sigma) -> np.ndarray:
-    """Pixels above Otsu's threshold of a stain density smoothed by a Gaussian of `sigma`; all False if flat.
+def otsu_mask(density: np.ndarray, *, sigma: float = DEFAULT_PSEUDO.threshold_sigma, min_range: float = 0.0) -> np.ndarray:
+    """Pixels above Otsu's threshold of a stain density smoothed by a Gaussian of `sigma`.
+
+    All False when the smoothed density is flat or spans less than `min_range`.
 
     >>> d = np.zeros((10, 10)); d[2:5, 2:5] = 1.0
     >>> int(otsu_mask(d, sigma=0).sum())
     9
     """
     smooth = ndi.gaussian_filter(np.asarray(density, dtype=np.float64), sigma) if sigma > 0 else np.asarray(density)
-    if np.ptp(smooth) <= 0:
+    if np.ptp(smooth) <= 0 or np.ptp(smooth) < min_range:
         return np.zeros(smooth.shape, dtype=bool)
     return smooth > threshold_otsu(smooth)
 
@@ -116,7 +118,5 @@ def generate_candidates(
             return Candidates(ruifrok, clean(ruifrok))
         votes = candidate_maps(hematoxylin, config, seed=seed).candidates.astype(np.uint8) + own + ruifrok
         return Candidates(votes >= 2, clean(votes >= 2))
-    foreground = clean(own)
-    label = marker_watershed(ndi.distance_transform_edt(foreground), foreground, h=config.split_h,
-                             min_size=config.min_size)
+    label = distance_watershed(own, h=config.split_h, min_size=config.min_size, max_hole=config.max_hole)
     return Candidates(own, separate_touching(label))

@@ -11,7 +11,8 @@ instead of a deep label-free method:
 3. markers = regional maxima of the Euclidean distance transform at least
    `h` pixels high, so that each roughly convex blob gets one marker;
 4. watershed of the negated distance within the foreground
-   (:func:`ssimnet.touching.marker_watershed`, shared with SSimNet's instances).
+   (:func:`ssimnet.touching.distance_watershed`, shared with the
+   ``"watershed"`` candidate generator).
 
 Examples
 --------
@@ -28,13 +29,11 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage.color import rgb2hed
-from skimage.filters import threshold_otsu
 
-from ..candidates import clean_mask
 from ..config import DEFAULT_BASELINES, DEFAULT_TRAIN
-from ..touching import marker_watershed
+from ..generators import otsu_mask
+from ..touching import distance_watershed
 
 __all__ = ["hematoxylin_watershed"]
 
@@ -66,8 +65,5 @@ def hematoxylin_watershed(
     -------
     (H, W) int32 instance map, 0 = background; empty for a blank image.
     """
-    density = ndi.gaussian_filter(rgb2hed(np.asarray(image))[..., 0], sigma)
-    if np.ptp(density) < MIN_DENSITY_RANGE:
-        return np.zeros(image.shape[:2], dtype=np.int32)
-    foreground = clean_mask(density > threshold_otsu(density), min_size=min_size, max_hole=max_hole)
-    return marker_watershed(ndi.distance_transform_edt(foreground), foreground, h=h, min_size=min_size)
+    mask = otsu_mask(rgb2hed(np.asarray(image))[..., 0], sigma=sigma, min_range=MIN_DENSITY_RANGE)
+    return distance_watershed(mask, h=h, min_size=min_size, max_hole=max_hole)
