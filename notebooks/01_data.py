@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-01_data)=
 # # The data
 #
 # This chapter shows the dataset the book runs on: a few tiles with their
@@ -19,10 +20,10 @@
 # organ, and -- the premise of the method -- how much more nuclei vary
 # *between* images than *within* one image.
 #
-# By default the book runs on the synthetic H&E tiles of
-# {py:obj}`ssimnet.synthetic` (exact ground truth, no download); with
-# `DATA=/path/to/monuseg` it runs on MoNuSeg. Labels are used here only to
-# describe the data.
+# The published book runs on MoNuSeg 2018 (the `cpu` reference run); with
+# `make book PROFILE=smoke` the same chapters run on the synthetic H&E tiles
+# of {py:obj}`ssimnet.synthetic` (exact ground truth, no download). Labels
+# are used here only to describe the data.
 
 # %% tags=["parameters"]
 data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
@@ -142,3 +143,70 @@ pd.DataFrame(
 # this share is 0.52 while the spread within one image stays of the same order
 # as the spread between images: size is a real but partial prior, and shape
 # and colour carry the rest of the similarity.
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-data-crowded
+# ```
+#
+# Which training image holds the most nuclei, and are its nuclei smaller or
+# larger than those of the split as a whole? (Use the `stats` table of
+# {py:obj}`ssimnet.data.nucleus_statistics` computed above.)
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-data-crowded
+# :class: dropdown
+# ```
+#
+# Count the rows of `stats` per image and compare median areas:
+
+# %%
+train = stats[stats.split == "train"]
+counts = train.groupby("image").size()
+crowded = counts.idxmax()
+print(f"{crowded}: {counts.max()} nuclei (median over images {counts.median():.0f}); median area "
+      f"{train[train.image == crowded].area.median():.0f} px against {train.area.median():.0f} px for the split")
+
+# %% [markdown]
+# Crowded images tend to have smaller nuclei: the same tile area holds more of them.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-data-spread
+# ```
+#
+# The method rests on nuclei varying less *within* an image than *between*
+# images ({numref}`fig-data-self-similarity`). Put a number on it: the
+# standard deviation of the per-image median log-area, against the mean
+# within-image standard deviation of log-area.
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-data-spread
+# :class: dropdown
+# ```
+#
+# Both come from the same `stats` table:
+
+# %%
+log_area = np.log(stats.area)
+per_image = log_area.groupby(stats.image)
+between, within = per_image.median().std(), per_image.std().mean()
+print(f"between images {between:.2f}, within an image {within:.2f} (log-area units)")
+
+# %% [markdown]
+# The within-image spread includes the genuine size variation of nuclei; what matters for USMI (chapter 3) is that candidate *errors* -- merged or fragmented nuclei -- widen it much more.
+
+# %% [markdown]
+# ```{solution-end}
+# ```

@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-02_candidates)=
 # # Candidate nuclei and soft labels
 #
 # Paper Sec. 2.1, on the training images and without any annotation:
@@ -138,3 +139,51 @@ ax.set_xlabel("Dice of the fuzzy c-means map")
 ax.set_ylabel("Dice of the candidates P")
 ax.set_title("Per training image")
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-candidates-fuzzifier
+# ```
+#
+# The fuzzy c-means step has one parameter, the fuzzifier $m$
+# (`PseudoLabelConfig.fcm_m`, 2 in the paper). Recompute the candidates of
+# the first training image with $m = 1.5$ and $m = 3$ and compare their pixel
+# Dice with the ground truth. Which way does a larger $m$ move the
+# candidates?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-candidates-fuzzifier
+# :class: dropdown
+# ```
+#
+# {py:obj}`ssimnet.candidates.candidate_nuclei` takes the hematoxylin image
+# and a configuration; {py:obj}`ssimnet.metrics.pixel_scores` gives precision,
+# recall and Dice (the labels are read only to score):
+
+# %%
+import dataclasses
+
+from ssimnet.candidates import candidate_nuclei
+from ssimnet.data import read_label
+from ssimnet.metrics import pixel_scores
+
+name = labels.names[0]
+truth = read_label(next(s.label_path for s in list_samples(data_root, "train") if s.name == name))
+hematoxylin = load_pseudo_labels(labels.path(name)).hematoxylin
+rows = {}
+for m in (1.5, config.pseudo.fcm_m, 3.0):
+    mask = candidate_nuclei(hematoxylin, dataclasses.replace(config.pseudo, fcm_m=m), seed=seed)
+    rows[f"m = {m}"] = dict(zip(("precision", "recall", "dice"), pixel_scores(truth, mask)))
+pd.DataFrame(rows).T.round(3)
+
+# %% [markdown]
+# With two clusters the hard assignment barely depends on $m$: it changes the memberships' softness more than which cluster a pixel joins, so the candidates move little.
+
+# %% [markdown]
+# ```{solution-end}
+# ```

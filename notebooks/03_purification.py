@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-03_purification)=
 # # Data purification and Voronoi labels
 #
 # Paper Sec. 2.2. Each training image is cut into overlapping 256×256 patches.
@@ -157,3 +158,45 @@ axes[2].set_title("soft label")
 for ax in axes:
     ax.axis("off")
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-usmi-hand
+# ```
+#
+# Draw two toy patches: one with five nuclei of equal size, one with five
+# nuclei of very different sizes. Which has the lower USMI
+# ({py:obj}`ssimnet.purify.usmi`), and what does USMI give a patch with only
+# two nuclei?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-usmi-hand
+# :class: dropdown
+# ```
+#
+# Equal discs give the lower USMI; with fewer than `min_components` (3)
+# components USMI is infinite, so such patches are dropped first:
+
+# %%
+from skimage.draw import disk
+
+from ssimnet.purify import usmi
+
+
+def patch(radii):
+    mask = np.zeros((128, 128), bool)
+    for k, r in enumerate(radii):
+        mask[disk((30 + 40 * (k % 3), 25 + 40 * (k // 3)), r, shape=mask.shape)] = True
+    return mask
+
+
+print({"equal": usmi(patch([8, 8, 8, 8, 8])), "varied": usmi(patch([3, 14, 6, 12, 4])), "two nuclei": usmi(patch([8, 8]))})
+
+# %% [markdown]
+# ```{solution-end}
+# ```

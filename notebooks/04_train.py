@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-04_train)=
 # # Training SSimNet
 #
 # Paper Sec. 2.2, Eq. (5). A U-Net $F$ ({py:obj}`ssimnet.model.UNet`) is trained on
@@ -115,3 +116,32 @@ for ax, title in zip(axes[0], ["patch", "soft label", "Voronoi tri-label", "netw
     ax.set_title(title)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-train-schedule
+# ```
+#
+# The learning rate decays by `lr_decay` every epoch. Compute the rate of the
+# last epoch from the profile's settings and check it against the training
+# history.
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-train-schedule
+# :class: dropdown
+# ```
+#
+# Epoch $e$ (counting from 1) trains at $\mathrm{lr} \cdot \mathrm{decay}^{e-1}$:
+
+# %%
+expected = config.train.lr * config.train.lr_decay ** (config.train.epochs - 1)
+print(f"expected {expected:.3g}, recorded {history.lr.iloc[-1]:.3g}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```

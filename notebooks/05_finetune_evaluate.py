@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-05_finetune_evaluate)=
 # # Fine-tuning and evaluation
 #
 # Before predicting a test image, the paper fine-tunes the trained network
@@ -196,3 +197,40 @@ choice
 best = choice.aji.idxmax()
 Markdown(f"On the training split of this dataset, `{best}` gives the higher AJI "
          f"({choice.aji.max():.1f} against {choice.aji.min():.1f}); the profile's default is `{config.train.instances}`.")
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-aji-by-hand
+# ```
+#
+# Two nuclei of 100 pixels each touch, and the prediction merges them into
+# one object of 200 pixels. Compute by hand the pixel Dice and the AJI, then
+# check with {py:obj}`ssimnet.metrics.score`. Why does AJI punish the merge
+# and Dice not at all?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-aji-by-hand
+# :class: dropdown
+# ```
+#
+# Dice is 1: every pixel is right. AJI matches each true nucleus with the
+# merged object: intersections 100 + 100, unions 200 + 200 (the merged object
+# is counted once per match), so AJI = 200 / 400 = 0.5.
+
+# %%
+from ssimnet.metrics import score
+
+truth = np.zeros((10, 20), np.int32)
+truth[:, :10], truth[:, 10:] = 1, 2
+merged = (truth > 0).astype(np.int32)
+result = score(truth, merged)
+print(f"Dice {result.dice:.2f}, AJI {result.aji:.2f}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```

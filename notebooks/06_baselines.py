@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-06_baselines)=
 # # Baselines: Tables 1 and 2, Figures 1 and 4
 #
 # The paper compares SSimNet with unsupervised methods under one protocol
@@ -174,3 +175,39 @@ display_table2
 # %%
 Markdown("CPM17 was evaluated above." if cpm17_dir else
          "**CPM17 is not available here: the table shows the paper's reported numbers only; they were not reproduced.**")
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-baseline-watershed
+# ```
+#
+# Run the classical hematoxylin watershed
+# ({py:obj}`ssimnet.baselines.watershed.hematoxylin_watershed`) on the first
+# test image and compare its number of nuclei with the ground truth's. Does
+# it over- or under-segment?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-baseline-watershed
+# :class: dropdown
+# ```
+#
+# The function needs only the RGB image:
+
+# %%
+import numpy as np
+
+from ssimnet.baselines.watershed import hematoxylin_watershed
+from ssimnet.data import read_sample
+
+image, truth = read_sample(list_samples(data_root, "test")[0])
+found = hematoxylin_watershed(image)
+print(f"watershed: {len(np.unique(found)) - 1} nuclei; ground truth: {len(np.unique(truth)) - 1}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```

@@ -12,6 +12,7 @@
 # ---
 
 # %% [markdown]
+# (chapter-09_beyond)=
 # # Beyond the paper: separating touching nuclei
 #
 # The reproduction's weak point is instance separation. On MoNuSeg, the
@@ -329,3 +330,28 @@ Markdown(
     f"the default."
 )
 
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-beyond-choice
+# ```
+#
+# Why is every configuration in this chapter chosen on the *training* split,
+# when the test split's labels are right there?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-beyond-choice
+# :class: dropdown
+# ```
+#
+# A setting picked by its test score is tuned to the test images, so its test
+# score overstates what it does on new images. Choosing on the training split
+# (its labels used for selection only, never for training) and scoring each
+# chosen configuration on test once keeps the test figures honest.
+#
+# ```{solution-end}
+# ```

@@ -1,7 +1,12 @@
 """The book's notebooks: executing them in ``_toc.yml`` order, and the set-up every chapter shares.
 
-``ssimnet book`` runs :func:`execute_book`; each notebook's first code cell
-calls :func:`setup_chapter` with its papermill parameters.
+``_toc.yml`` lists the published chapters (``book/published/N.ipynb``, the
+reference run, committed).  ``ssimnet book`` runs :func:`execute_book`,
+which executes ``notebooks/N.py`` into ``book/executed/N.ipynb`` (git-ignored),
+stamps each with its :class:`ssimnet.publish.ChapterRecord` and writes
+``book/executed/_toc.yml``, the same book over the executed chapters
+(:func:`executed_toc`).  Each notebook's first code cell calls
+:func:`setup_chapter` with its papermill parameters.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DEFAULT_SEED, Profile, get_profile
+from .config import BOOK_EXECUTED, BOOK_PUBLISHED, DEFAULT_SEED, Profile, get_profile
 from .data import atomic_path
 from .datasets import is_synthetic, resolve_dataset
+from .publish import METADATA_KEY, chapter_record
 
-__all__ = ["BookError", "Chapter", "setup_chapter", "toc_notebooks", "execute_book", "notebook_parameters"]
+__all__ = ["BookError", "Chapter", "setup_chapter", "toc_notebooks", "executed_toc", "execute_book", "notebook_parameters"]
 
 
 class BookError(Exception):
@@ -73,10 +79,11 @@ def setup_chapter(
                    seed=int(seed), device=device or None, workers=max(1, int(workers)))
 
 
-def toc_notebooks(toc: str | os.PathLike[str], *, executed_dir: str = "book/executed") -> list[str]:
-    """Names of the notebooks that ``_toc.yml`` takes from `executed_dir`, in book order.
+def toc_notebooks(toc: str | os.PathLike[str], *, folder: str = BOOK_PUBLISHED) -> list[str]:
+    """Names of the notebooks that ``_toc.yml`` takes from `folder`, in book order.
 
-    Each name ``N`` is executed from ``notebooks/N.py`` into ``executed_dir/N.ipynb``.
+    Each name ``N`` is executed from ``notebooks/N.py`` into ``book/executed/N.ipynb``
+    and published as ``book/published/N.ipynb``.
     """
     import yaml
 
@@ -87,7 +94,7 @@ def toc_notebooks(toc: str | os.PathLike[str], *, executed_dir: str = "book/exec
     def walk(node: object) -> None:
         if isinstance(node, dict):
             file = node.get("file")
-            if isinstance(file, str) and file.startswith(executed_dir + "/"):
+            if isinstance(file, str) and file.startswith(folder + "/"):
                 names.append(Path(file).name.removesuffix(".ipynb"))
             for value in node.values():
                 walk(value)
@@ -97,6 +104,15 @@ def toc_notebooks(toc: str | os.PathLike[str], *, executed_dir: str = "book/exec
 
     walk(tree)
     return names
+
+
+def executed_toc(toc_text: str, *, published: str = BOOK_PUBLISHED, executed: str = BOOK_EXECUTED) -> str:
+    r"""``_toc.yml`` with its published chapters replaced by the executed ones.
+
+    >>> executed_toc("chapters:\n  - file: book/published/01_data\n")
+    'chapters:\n  - file: book/executed/01_data\n'
+    """
+    return toc_text.replace(f"file: {published}/", f"file: {executed}/")
 
 
 def _has_display_output(nb: object) -> bool:
@@ -110,6 +126,7 @@ def execute_book(
     *,
     book_dir: Path,
     parameters: dict[str, object],
+    info: dict[str, object],
     only: Sequence[str] = (),
     quiet: bool = False,
     timings: Path | None = None,
@@ -118,7 +135,10 @@ def execute_book(
 
     Each ``notebooks/N.py`` (jupytext py:percent) runs with `parameters` in
     `book_dir` and is written to ``book/executed/N.ipynb`` only if it ran to
-    the end and shows at least one output.  The ``parameters`` and
+    the end and shows at least one output, stamped with its
+    :class:`~ssimnet.publish.ChapterRecord` (`info` is the run's
+    :func:`ssimnet.results.provenance`); ``book/executed/_toc.yml`` is the
+    book over the executed chapters (:func:`executed_toc`).  The ``parameters`` and
     ``injected-parameters`` cells are tagged ``remove-cell`` so the book does
     not show them.  With `timings`, each notebook's wall time is merged into
     that JSON file as soon as it has run, so that later notebooks (the
@@ -134,6 +154,8 @@ def execute_book(
     import papermill
 
     names = toc_notebooks(book_dir / "_toc.yml")
+    with atomic_path(book_dir / BOOK_EXECUTED / "_toc.yml") as tmp:
+        tmp.write_text(executed_toc((book_dir / "_toc.yml").read_text()))
     if only:
         unknown = sorted(set(only) - set(names))
         if unknown:
@@ -146,7 +168,7 @@ def execute_book(
             raise BookError(f"{source}: notebook listed in _toc.yml not found")
         nb = jupytext.read(source)
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        target = book_dir / "book" / "executed" / f"{name}.ipynb"
+        target = book_dir / BOOK_EXECUTED / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         if not quiet:
@@ -165,6 +187,7 @@ def execute_book(
                     cell.metadata["tags"] = [*tags, "remove-cell"]
             if not _has_display_output(out):
                 raise BookError(f"{source}: executed, but shows no output", code=1)
+            out.metadata[METADATA_KEY] = chapter_record(source, book_dir=book_dir, info=info).to_metadata()
             nbformat.write(out, str(tmp))
         seconds[name] = round(time.perf_counter() - start, 1)
         if not quiet:

@@ -9,6 +9,7 @@
     ssimnet segment IMAGE... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--tta] [--device D]
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--workers N] [--only NB] [--quiet]
+    ssimnet publish [--run-dir R] [--results DIR]
 
 Exit codes: 0 success, 1 a notebook failed or training diverged, 2 bad usage
 or bad input (one line on stderr per bad file, naming it and the problem; in
@@ -27,7 +28,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .book import BookError
-from .config import DEFAULT_SEED, INSTANCE_METHODS, PROFILES, default_workers, get_profile
+from .publish import PublishError
+from .config import (
+    BOOK_EXECUTED,
+    BOOK_PUBLISHED,
+    DEFAULT_SEED,
+    INSTANCE_METHODS,
+    PROFILES,
+    PUBLISH_FIGURES,
+    default_workers,
+    get_profile,
+)
 from .data import (
     DataError,
     DataErrors,
@@ -243,7 +254,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _cmd_book(args: argparse.Namespace) -> None:
     from .book import execute_book, notebook_parameters
-    from .datasets import resolve_dataset
+    from .datasets import is_synthetic, resolve_dataset
+    from .results import provenance
 
     book_dir = Path(args.book_dir).resolve()
     run_dir = output_folder(Path(args.run_dir or f"runs/{args.profile}").resolve())
@@ -259,13 +271,33 @@ def _cmd_book(args: argparse.Namespace) -> None:
     if args.cpm17_dir:
         parameters["cpm17_dir"] = str(Path(args.cpm17_dir).resolve())
     parameters |= notebook_parameters(args.param, reserved=parameters)
-    seconds = execute_book(book_dir=book_dir, parameters=parameters, only=args.only, quiet=args.quiet,
+    info = provenance(get_profile(args.profile), data_dir=data_dir, seed=args.seed, device=args.device or None)
+    if is_synthetic(data_dir):  # named for the chapters' provenance line
+        info["data"] = {**info["data"], "name": "synthetic H&E tiles"}  # type: ignore[dict-item]
+    seconds = execute_book(book_dir=book_dir, parameters=parameters, info=info, only=args.only, quiet=args.quiet,
                            timings=run_dir / "timings.json")
     width = max(map(len, seconds), default=0)
     print(f"executed {len(seconds)} notebooks (profile {args.profile}, data {data_dir}); wall time per stage:")
     for name, s in seconds.items():
         print(f"  {name:<{width}}  {s:8.1f} s")
     print(f"  {'total':<{width}}  {sum(seconds.values()):8.1f} s")
+    print(f"book over these chapters: {book_dir / BOOK_EXECUTED / '_toc.yml'}; `ssimnet publish` makes them the published book")
+
+
+def _cmd_publish(args: argparse.Namespace) -> None:
+    from .book import toc_notebooks
+    from .publish import publish_run
+
+    book_dir = Path(args.book_dir).resolve()
+    names = toc_notebooks(book_dir / "_toc.yml")
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    results_to = Path(args.results) if args.results else None
+    if run_dir is not None and results_to is None:
+        raise CommandError("--run-dir given without --results: say where its reference results go (e.g. results/cpu)")
+    sizes = publish_run(names, executed_dir=book_dir / BOOK_EXECUTED, published_dir=book_dir / BOOK_PUBLISHED,
+                        results_from=run_dir / "results" if run_dir else None, results_to=results_to,
+                        **PUBLISH_FIGURES._asdict())
+    print(f"published {len(sizes)} chapters into {book_dir / BOOK_PUBLISHED} ({sum(sizes.values()) / 2**20:.1f} MB)")
 
 
 # --------------------------------------------------------------------------- entry point
@@ -345,6 +377,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="a further notebook parameter, e.g. runs=3 (with --only, for one notebook's own)")
     book.add_argument("--quiet", action="store_true", help="no progress output")
     book.set_defaults(func=_cmd_book)
+
+    publish = sub.add_parser("publish", help="make the executed book (book/executed) the published one (book/published)")
+    publish.add_argument("--run-dir", default="", help="the run's folder: its reference results are published too")
+    publish.add_argument("--results", default="", help="where the run's reference results go (e.g. results/cpu)")
+    publish.add_argument("--book-dir", default=".", help="folder holding _toc.yml and book/")
+    publish.set_defaults(func=_cmd_publish)
     return parser
 
 
@@ -377,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         args.func(args)
-    except (DataError, DataErrors, CommandError, BookError) as exc:
+    except (DataError, DataErrors, CommandError, BookError, PublishError) as exc:
         return _error(exc, getattr(exc, "code", 2))
     except TrainingDiverged as exc:
         return _error(exc, 1)

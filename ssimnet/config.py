@@ -4,10 +4,10 @@ A profile is a frozen dataclass. Three are predefined:
 
 ``smoke``
     Synthetic data (the embedded default dataset), minutes on two CPU cores.
-    This is what CI and a plain ``make book`` use.
+    This is what CI executes every notebook with (``make book PROFILE=smoke``).
 ``cpu``
     Real MoNuSeg with a reduced network and fewer epochs (about two hours on
-    two cores).
+    two cores): the published book's reference run.
 ``paper``
     The paper's settings (Sec. 3.1), meant for a GPU.
 
@@ -33,7 +33,8 @@ __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
     "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES",
-    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE",
+    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
+    "PublishFigures",
 ]
 
 #: Seed of a run when none is given (pseudo labels, training, baselines).
@@ -43,6 +44,28 @@ DEFAULT_SEED: int = 0
 #: image is blank -- all black, all white or one flat colour -- and is
 #: rejected as input: it holds no tissue to segment.
 MIN_IMAGE_RANGE: float = 10.0
+
+
+#: The published book: the reference run's executed chapters, committed
+#: (``_toc.yml`` lists them; ``make book`` builds them as they are).
+BOOK_PUBLISHED: str = "book/published"
+#: Where ``ssimnet book`` executes a run's chapters (git-ignored).
+BOOK_EXECUTED: str = "book/executed"
+
+
+class PublishFigures(NamedTuple):
+    """How ``ssimnet publish`` stores figures (:func:`ssimnet.publish.compress_outputs`).
+
+    PNG outputs above ``min_bytes`` (base64) become JPEG of this ``quality``,
+    at most ``max_width`` pixels wide: screen resolution.
+    """
+
+    max_width: int = 1400
+    quality: int = 82
+    min_bytes: int = 150_000
+
+
+PUBLISH_FIGURES = PublishFigures()
 
 
 def default_workers() -> int:

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import __version__
 from .data import DataError, atomic_path, list_samples
+from .publish import file_digest
 from .report import SCORE_COLUMNS, run_means
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ def provenance(
 ) -> dict[str, object]:
     """What produced a set of results: code version, settings, data, hardware, libraries and times.
 
+    ``lock`` is the :func:`ssimnet.publish.file_digest` of ``requirements.lock``
+    (the locked environment) when the package runs from a checkout.
+
     ``stage_seconds`` are wall times of the book's notebooks in the run that
     collected the results (stages cached by an earlier run take little time
     there); ``compute_seconds`` are each method's training and segmentation
@@ -114,6 +118,7 @@ def provenance(
             libraries[name] = None
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
     data = Path(data_dir)
+    lock = Path(__file__).resolve().parents[1] / "requirements.lock"
     return {
         "ssimnet": __version__,
         **_git_commit(Path(__file__).resolve().parent),
@@ -133,6 +138,7 @@ def provenance(
         },
         "python": platform.python_version(),
         "libraries": libraries,
+        "lock": file_digest(lock) if lock.is_file() else None,
         "stage_seconds": dict(stage_seconds or {}),
         "compute_seconds": dict(compute_seconds or {}),
     }

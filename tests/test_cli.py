@@ -14,6 +14,7 @@ from ssimnet.cli import main
 from ssimnet.config import SyntheticConfig, get_profile
 from ssimnet.data import list_samples, read_sample, write_image, write_label
 from ssimnet.datasets import resolve_dataset, write_synthetic_dataset
+from ssimnet.publish import METADATA_KEY, ChapterRecord, chapter_state
 from ssimnet.store import save_checkpoint
 from ssimnet.synthetic import synthetic_tile
 from ssimnet.train import Trainer
@@ -83,7 +84,7 @@ def _book(tmp_path, notebook_source: str, name: str = "01_data") -> Path:
     book = tmp_path / "book_root"
     (book / "notebooks").mkdir(parents=True)
     (book / "_toc.yml").write_text(
-        f"format: jb-book\nroot: book/intro\nchapters:\n  - file: book/executed/{name}\n"
+        f"format: jb-book\nroot: book/intro\nchapters:\n  - file: book/published/{name}\n"
     )
     (book / "notebooks" / f"{name}.py").write_text(notebook_source)
     return book
@@ -104,6 +105,11 @@ def test_book_driver_executes_the_data_chapter(tmp_path, capsys):
     assert len(injected) == 1 and "remove-cell" in injected[0].metadata.tags
     assert str(tmp_path / "run") in injected[0].source
     assert "profile 'smoke'" in "".join(o.get("text", "") for c in code for o in c.outputs)
+    record = ChapterRecord.from_metadata(nb.metadata[METADATA_KEY])  # stamped for the provenance line
+    assert record.source == "notebooks/01_data.py" and record.profile == "smoke" and "test images" in record.data
+    assert chapter_state(record, book_dir=book).note is None
+    toc = (book / "book" / "executed" / "_toc.yml").read_text()  # the same book over the executed chapter
+    assert "file: book/executed/01_data" in toc and "published" not in toc
 
 
 def test_book_driver_fails_loudly_and_keeps_no_output(tmp_path, capsys):
@@ -111,7 +117,7 @@ def test_book_driver_fails_loudly_and_keeps_no_output(tmp_path, capsys):
     err = _one_line_error(capsys, 1, ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"],
                           "02_fail.py", "RuntimeError: boom")
     assert "cell" in err
-    assert list((book / "book" / "executed").iterdir()) == []
+    assert list((book / "book" / "executed").glob("*.ipynb")) == []
     silent = _book(tmp_path / "s", PARAMS_CELL + "# %%\nx = 1\n", name="03_silent")
     _one_line_error(capsys, 1, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--quiet"],
                     "shows no output")

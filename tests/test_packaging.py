@@ -9,6 +9,8 @@ from pathlib import Path
 import jupytext
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from ssimnet.book import toc_notebooks
 from ssimnet.config import PROFILES, get_profile
@@ -24,9 +26,21 @@ def _split(spec: str) -> tuple[str, str]:
     return name.lower(), version.replace(" ", "")
 
 
-def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+def _locked() -> dict[str, str]:
+    return {name.lower(): version for name, version in
+            re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+?)\s", (ROOT / "requirements.lock").read_text(), flags=re.M)}
+
+
+def test_lock_environment_yml_and_pyproject_agree():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pypi = dict(_split(s) for s in project["dependencies"] + project["optional-dependencies"]["test"])
+    locked = _locked()
+    assert set(pypi) <= set(locked), "every dependency is locked"
+    for name, spec in pypi.items():  # the lock satisfies pyproject's ranges
+        assert Version(locked[name]) in SpecifierSet(spec, prereleases=True), (name, locked[name], spec)
+    assert locked["torch"].endswith("+cpu")  # the CPU build, not the multi-GB CUDA one
+    text = (ROOT / "requirements.lock").read_text()
+    assert text.count("--hash=sha256:") >= len(locked)  # every package has its hashes
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {}
     for dep in env["dependencies"]:
@@ -36,7 +50,13 @@ def test_environment_yml_lists_the_same_dependencies_as_pyproject():
             name, version = _split(spec)
             if name not in ("python", "pip"):
                 conda[CONDA_TO_PYPI.get(name, name)] = version
-    assert conda == pypi
+    assert set(conda) == set(pypi)  # the same packages ...
+    assert conda == {name: "==" + locked[name].split("+")[0] for name in pypi}  # ... at the locked versions
+
+
+def test_the_readme_installs_from_the_lock():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements.lock" in makefile and "ifeq ($(LOCK),0)" in makefile
 
 
 def test_every_book_notebook_has_a_source_and_every_source_is_in_the_book():
