@@ -120,18 +120,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"{checkpoint}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else ""))
 
 
-def _read_inputs(paths: Sequence[str], *, min_side: int, why: str,
-                 errors: list[DataError]) -> dict[str, tuple[Path, object]]:
+def _read_inputs(jobs: Sequence, *, min_side: int, why: str, errors: list[DataError]) -> dict[str, tuple[Path, object]]:
     """Read and check every input image; bad ones go to `errors`, the rest are returned by output name."""
-    by_name: dict[str, Path] = {}
-    for p in map(Path, paths):
-        if p.stem in by_name:
-            raise CommandError(f"{by_name[p.stem]} and {p} share the file name {p.stem!r}; their outputs would collide")
-        by_name[p.stem] = p
     images = {}
-    for name, path in by_name.items():
+    for job in jobs:
         try:
-            images[name] = (path, check_image(path, read_image(path), min_side=min_side, why=why))
+            images[job.name] = (job.path, check_image(job.path, read_image(job.path), min_side=min_side, why=why))
         except DataError as exc:
             errors.append(exc)
     return images
@@ -157,15 +151,14 @@ def _network_of_the_images(args: argparse.Namespace, profile, images: dict, out:
 
     shutil.rmtree(out / ".train-data", ignore_errors=True)
     for name, (_, image) in images.items():
-        write_image(out / ".train-data" / "train" / "images" / f"{name}.png", image)
+        write_image(out / ".train-data" / "train" / "images" / f"{name.replace('/', '__')}.png", image)
     return train_self_training(out / ".train-data", out / ".run", profile, seed=args.seed, device=args.device or None,
                                progress=not args.quiet)[-1][0]
 
 
 def _cmd_segment(args: argparse.Namespace) -> None:
-    from .infer import measure_nuclei, segment_image
-    from .stain import StainFallbackWarning, VahadaneSeparator, nonnegative_unmix, rgb_to_od
-    from .viz import outline_overlay
+    from .batch import SUMMARY_COLUMNS, BatchSettings, find_images, is_done, run_batch, summary_rows
+    from .publish import file_digest
 
     profile = get_profile(args.profile)
     epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
@@ -177,30 +170,46 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.
     why = ("fine-tuning needs one (use --finetune-epochs 0)" if args.model else
            "training on it needs one (give a trained network with --model)")
+    min_side = patch if (epochs > 0 or not args.model) else 1
+    jobs = find_images(args.images)
+    settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=args.instances or profile.train.instances,
+                             tta=tta, seed=args.seed, region_side=profile.segment.region_side,
+                             region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
+                             min_side=min_side, why=why, model=file_digest(args.model) if args.model else "")
+    todo = [job for job in jobs if args.overwrite or not is_done(out, job, settings)]
+    if len(todo) < len(jobs):
+        print(f"{len(jobs) - len(todo)} of {len(jobs)} images already done in {out} (--overwrite to redo them)")
     errors: list[DataError] = []
-    images = _read_inputs(args.images, min_side=patch if (epochs > 0 or not args.model) else 1, why=why, errors=errors)
-    if images and trainer is None:
+    if todo and trainer is None:  # label-free training on the images themselves: they, and only they, are the training set
+        # every image of the batch, done or not, so that a resumed batch trains (or reuses) the same network
+        images = _read_inputs(jobs, min_side=min_side, why=why, errors=errors)
+        if not images:
+            raise DataErrors(errors)
         trainer = _network_of_the_images(args, profile, images, out)
-    for name, (path, image) in images.items():
-        with warnings.catch_warnings(record=True) as caught:  # name the image in every stain fallback
-            warnings.simplefilter("always", StainFallbackWarning)
-            result = segment_image(image, trainer, profile, finetune_epochs=epochs, method=args.instances,
-                                   seed=args.seed, tta=tta)
-            # the stains of the image's pseudo labels when fine-tuning made them, else one fit of the same separator
-            stains = (result.pseudo.stains if result.pseudo is not None else
-                      VahadaneSeparator.from_config(profile.pseudo, seed=args.seed).fit(image).stain_matrix_)
-        for message in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)):
-            _warn(f"{path}: {message}")
-        if int(result.label.max()) > 65535:
-            errors.append(DataError(path, "more than 65535 nuclei do not fit a 16-bit label PNG"))
-            continue
-        table = measure_nuclei(result.label, nonnegative_unmix(rgb_to_od(image), stains)[..., 0])
-        overlay = outline_overlay(image, result.label)
-        rows = [dict(zip(table, values)) for values in zip(*table.values())]
-        write_label(out / f"{name}_label.png", result.label)
-        write_image(out / f"{name}_overlay.png", overlay)
-        write_table(out / f"{name}_nuclei.csv", rows, columns=list(table))
-        print(f"{name}: {int(result.label.max())} nuclei -> {out / (name + '_label.png')}")
+        bad = {e.path for e in errors}
+        todo = [job for job in todo if job.path not in bad]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), unit="image", disable=args.quiet or len(todo) < 2, file=sys.stderr)
+
+    def done(job, result) -> None:
+        bar.update()
+        if isinstance(result, DataError):
+            return
+        for message in result.get("warnings", []):
+            _warn(f"{job.path}: {message}")
+        if not args.quiet:
+            bar.write(f"{job.name}: {result['nuclei']} nuclei -> {out / job.name}_*")
+
+    try:
+        errors += run_batch(todo, out, settings, trainer, workers=args.workers, scheduler=args.scheduler,
+                            on_done=done) if todo else []
+    finally:
+        bar.close()
+    rows = summary_rows(out, jobs, settings)
+    if rows:  # no partial output when every image failed
+        write_table(out / "summary.csv", [{k: r.get(k) for k in SUMMARY_COLUMNS} for r in rows], columns=SUMMARY_COLUMNS)
+        print(f"{len(rows)} of {len(jobs)} images segmented; summary: {out / 'summary.csv'}")
     if errors:
         raise DataErrors(errors)
 
@@ -341,7 +350,8 @@ def _parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     segment = sub.add_parser("segment", help="segment nuclei in H&E images, without labels")
-    segment.add_argument("images", nargs="+", help="RGB images (PNG, TIFF, JPEG)")
+    segment.add_argument("images", nargs="+", help="RGB images (PNG, TIFF, JPEG), folders (searched recursively) or "
+                                                   "glob patterns")
     segment.add_argument("--out", required=True, help="output folder")
     segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: train on the given images)")
     segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
@@ -355,6 +365,10 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
+    segment.add_argument("--workers", type=int, default=1, help="worker processes (images in parallel)")
+    segment.add_argument("--overwrite", action="store_true", help="redo images already done in --out")
+    segment.add_argument("--scheduler", default="",
+                         help="run the images on the Dask cluster at this address (dask.distributed); 'local' starts one")
     segment.set_defaults(func=_cmd_segment)
 
     evaluate = sub.add_parser("evaluate", help="score predicted instance maps against ground truth")

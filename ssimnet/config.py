@@ -283,10 +283,20 @@ class SegmentConfig:
     tta : bool
         Test-time augmentation (eight orientations, 8x the prediction time);
         off: +0.1 AJI on the MoNuSeg training split.
+    region_side : int
+        Images with a side longer than this are large regions, segmented tile
+        by tile (:mod:`ssimnet.region`) into a 32-bit TIFF label map.
+    region_tile, region_halo : int
+        Core size of those tiles and the context read around each, in
+        pixels; the halo must exceed a nucleus (MoNuSeg nuclei at 40x are at
+        most about 60 pixels across).
     """
 
     finetune_epochs: int = 5
     tta: bool = False
+    region_side: int = 4096
+    region_tile: int = 2048
+    region_halo: int = 96
 
 
 @dataclass(frozen=True)

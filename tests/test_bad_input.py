@@ -119,7 +119,8 @@ def test_segment_batch_finishes_the_good_images_and_reports_every_bad_one(corpus
     lines = _errors(capsys, 2, ["segment", str(bad[0]), str(good), str(bad[1]), str(bad[2]), "--out", str(out),
                                 "--model", str(checkpoint), "--profile", "smoke", "--quiet"])
     assert len(lines) == 3 and all(str(p) in line for p, line in zip(bad, lines))
-    assert sorted(p.name for p in out.iterdir()) == ["good_label.png", "good_nuclei.csv", "good_overlay.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["good_label.png", "good_nuclei.csv", "good_nuclei.geojson",
+                                                     "good_overlay.png", "good_summary.json", "summary.csv"]
     assert read_label(out / "good_label.png").shape == (96, 96)
 
 

@@ -1,0 +1,347 @@
+"""Segmenting many images to files: inputs, resumable outputs, large regions, worker processes and Dask.
+
+``ssimnet segment`` calls :func:`find_images` on its inputs (files, folders
+searched recursively, glob patterns), then :func:`segment_file` on each image
+-- in this process, in a pool of worker processes, or on a Dask cluster
+(:func:`run_batch`).  Every image gets, under the output folder and its path
+relative to the input folder:
+
+- ``<name>_label.png`` (16-bit instance map; ``<name>_label.tif``, 32-bit,
+  for large regions or more than 65535 nuclei),
+- ``<name>_overlay.png`` (outlines on the image; not for large regions),
+- ``<name>_nuclei.csv`` (one row per nucleus, :func:`ssimnet.infer.measure_nuclei`),
+- ``<name>_nuclei.geojson`` (QuPath detections, :mod:`ssimnet.geojson`),
+- ``<name>_summary.json``, written last: an image with it is done, and is
+  skipped when the batch is run again unless ``overwrite``.
+
+:func:`summary_rows` gathers the per-image summaries into ``summary.csv``.
+Images larger than ``SegmentConfig.region_side`` are segmented tile by tile
+(:mod:`ssimnet.region`), so memory stays bounded by a tile.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .config import Profile
+from .data import IMAGE_SUFFIXES, DataError, atomic_path, check_image, read_image, write_image, write_label, write_table
+
+if TYPE_CHECKING:
+    from .train import Trainer
+
+__all__ = ["Job", "BatchSettings", "find_images", "output_paths", "job_key", "is_done", "segment_file", "summary_rows",
+           "SUMMARY_COLUMNS", "run_batch"]
+
+#: Columns of ``summary.csv``, one row per image.
+SUMMARY_COLUMNS = ["image", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
+                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image of a batch: where it is and the output name (its path relative to its input, no suffix)."""
+
+    path: Path
+    name: str
+
+
+def find_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
+    """The images named by `inputs`: files, folders (searched recursively) and glob patterns.
+
+    Files in a folder keep their sub-folders in their output names; a file
+    named directly, or found by a pattern, is named by its stem.
+
+    Raises
+    ------
+    DataError
+        If an input matches nothing, a folder holds no image, or two images
+        would write the same outputs.
+    """
+    jobs: list[Job] = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise DataError(path, f"is a folder with no images ({', '.join(IMAGE_SUFFIXES)}) in it")
+            jobs += [Job(p, p.relative_to(path).with_suffix("").as_posix()) for p in found]
+        elif path.exists() or not glob.has_magic(item):
+            jobs.append(Job(path, path.stem))  # a missing file is reported when it is read
+        else:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise DataError(path, "no file matches this pattern")
+            jobs += [Job(p, p.stem) for p in matches]
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.name in seen and seen[job.name] != job.path:
+            raise DataError(job.path, f"same output name {job.name!r} as {seen[job.name]}; their outputs would collide")
+        seen[job.name] = job.path
+    return list({job.name: job for job in jobs}.values())
+
+
+def output_paths(out: Path, name: str) -> dict[str, Path]:
+    """Every output file of image `name` under `out` (the label's suffix is decided when written)."""
+    base = out / name
+    return {kind: base.with_name(f"{base.name}_{file}") for kind, file in
+            (("label", "label.png"), ("overlay", "overlay.png"), ("nuclei", "nuclei.csv"),
+             ("geojson", "nuclei.geojson"), ("summary", "summary.json"))}
+
+
+def job_key(job: Job, settings: BatchSettings) -> str:
+    """What an image's outputs are made from: the image's bytes, the settings and the model."""
+    from .publish import file_digest
+    from .store import stage_key
+
+    try:
+        image = file_digest(job.path)
+    except OSError:
+        image = "unreadable"
+    return stage_key(image, settings)
+
+
+def is_done(out: Path, job: Job, settings: BatchSettings) -> bool:
+    """Whether an earlier run finished this image, from these bytes with these settings (its summary is written last)."""
+    path = output_paths(out, job.name)["summary"]
+    try:
+        return json.loads(path.read_text()).get("key") == job_key(job, settings)
+    except (OSError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What every image of a batch is segmented with (picklable, for worker processes and Dask)."""
+
+    profile: Profile
+    finetune_epochs: int
+    method: str
+    tta: bool
+    seed: int
+    region_side: int
+    region_tile: int
+    region_halo: int
+    min_side: int = 1
+    why: str = ""
+    model: str = ""  # digest of the checkpoint file ("" when the images train their own network)
+
+
+def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
+    area = np.asarray(table["area"], float)
+    mean = (lambda v: float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
+    return {"image": job.name, "width": int(shape[1]), "height": int(shape[0]), "nuclei": len(area),
+            "nuclei_per_megapixel": round(len(area) / (shape[0] * shape[1]) * 1e6, 2),
+            "mean_area": mean(area), "median_area": float(np.median(area)) if len(area) else float("nan"),
+            "mean_eccentricity": mean(np.asarray(table["eccentricity"], float)),
+            "mean_hematoxylin": mean(np.asarray(table["mean_hematoxylin"], float)),
+            "tiles": tiles, "seconds": round(seconds, 2)}
+
+
+def _write_geojson(path: Path, features: Iterable[dict[str, object]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write('{"type": "FeatureCollection", "features": [')
+        for i, feature in enumerate(features):
+            f.write((",\n" if i else "\n") + json.dumps(feature))
+        f.write("\n]}\n")
+
+
+def _rows(table: dict[str, np.ndarray]) -> list[dict[str, object]]:
+    return [dict(zip(table, values)) for values in zip(*(np.asarray(v).tolist() for v in table.values()))]
+
+
+def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer) -> dict[str, object]:
+    """Segment one image file and write its outputs; returns its summary row.
+
+    The row's ``warnings`` lists the image's stain fallbacks, if any.
+
+    Raises
+    ------
+    DataError
+        If the image cannot be read or segmented (it names the file).
+    """
+    from .stain import StainFallbackWarning
+
+    start = time.perf_counter()
+    image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
+    with warnings.catch_warnings(record=True) as caught:  # stain fallbacks, reported with the image's name
+        warnings.simplefilter("always", StainFallbackWarning)
+        row = _segment_and_write(job, image, out, settings, trainer, start)
+    row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)))
+    return row
+
+
+def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, trainer: Trainer,
+                       start: float) -> dict[str, object]:
+    from .geojson import feature_collection, nucleus_polygons
+    from .infer import measure_nuclei, segment_image
+    from .region import segment_region
+    from .stain import VahadaneSeparator, nonnegative_unmix, rgb_to_od
+    from .viz import outline_overlay
+
+    paths = output_paths(out, job.name)
+    profile = settings.profile
+    step = max(1, max(image.shape[:2]) // 2048)  # the stains of a large region from a thumbnail
+    separator = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed)
+    stains = separator.fit(np.ascontiguousarray(image[::step, ::step])).stain_matrix_
+
+    def segment(rgb: np.ndarray) -> np.ndarray:
+        return segment_image(rgb, trainer, profile, finetune_epochs=settings.finetune_epochs,
+                             method=settings.method, seed=settings.seed, tta=settings.tta).label
+
+    def density(rgb: np.ndarray) -> np.ndarray:
+        return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]
+
+    if max(image.shape[:2]) <= settings.region_side:
+        label = segment(image)
+        table = measure_nuclei(label, density(image))
+        features = feature_collection(nucleus_polygons(label), table)["features"]
+        tiles = 1
+        if int(label.max()) > 65535:
+            _write_label_tiff(paths["label"].with_suffix(".tif"), label)
+        else:
+            write_label(paths["label"], label)
+        write_image(paths["overlay"], outline_overlay(image, label))
+    else:  # a large region: tile by tile into a 32-bit TIFF
+        label_path = paths["label"].with_suffix(".tif")
+        tables, features, tiles = [], [], 0
+        with atomic_path(label_path) as tmp:
+            import tifffile
+
+            region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
+            for part in segment_region(image, segment, tile=settings.region_tile, halo=settings.region_halo):
+                r, c = part.offset
+                h, w = part.label.shape
+                window = region[r : r + h, c : c + w]
+                window[part.label > 0] = part.label[part.label > 0]
+                table = measure_nuclei(part.label, density(image[r : r + h, c : c + w]))
+                table["centroid_row"] = table["centroid_row"] + r
+                table["centroid_col"] = table["centroid_col"] + c
+                tables.append(table)
+                features += feature_collection(nucleus_polygons(part.label, offset=(r, c)), table)["features"]
+                tiles += 1
+            region.flush()
+            del region
+        table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+    write_table(paths["nuclei"], _rows(table), columns=list(table))
+    _write_geojson(paths["geojson"], features)
+    row = _summary(job, image.shape, table, tiles, time.perf_counter() - start)
+    with atomic_path(paths["summary"]) as tmp:
+        tmp.write_text(json.dumps({**row, "key": job_key(job, settings)}, indent=1) + "\n")
+    return row
+
+
+def _write_label_tiff(path: Path, label: np.ndarray) -> None:
+    import tifffile
+
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, label.astype(np.uint32), compression="zlib")
+
+
+def summary_rows(out: Path, jobs: Sequence[Job], settings: BatchSettings) -> list[dict[str, object]]:
+    """The summary rows of the finished images among `jobs`, in their order."""
+    return [json.loads(output_paths(out, job.name)["summary"].read_text()) for job in jobs if is_done(out, job, settings)]
+
+
+# ----------------------------------------------------------------------------- running a batch
+
+_WORKER: dict[str, object] = {}
+
+
+def _worker_init(state: dict[str, object], device: str | None, threads: int) -> None:
+    import signal
+
+    import torch
+
+    from .train import Trainer
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    torch.set_num_threads(threads)
+    _WORKER["trainer"] = Trainer.from_state(state, None, device=device)
+
+
+def _worker_segment(job: Job, out: Path, settings: BatchSettings) -> dict[str, object]:
+    return segment_file(job, out, settings, _WORKER["trainer"])
+
+
+def _remote_segment(job: Job, out: Path, settings: BatchSettings, state: dict[str, object]) -> dict[str, object]:
+    from .train import Trainer
+
+    key = id(state)
+    if _WORKER.get("state") != key:  # one network per Dask worker process and model
+        _WORKER["trainer"], _WORKER["state"] = Trainer.from_state(state, None, device=None), key
+    return segment_file(job, out, settings, _WORKER["trainer"])
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    out: Path,
+    settings: BatchSettings,
+    trainer: Trainer,
+    *,
+    workers: int = 1,
+    scheduler: str = "",
+    on_done: Callable[[Job, dict[str, object] | DataError], None] | None = None,
+) -> list[DataError]:
+    """Segment `jobs` into `out`: here, in `workers` processes, or on the Dask cluster at `scheduler`.
+
+    Calls `on_done` after each image (with its summary row, or the error
+    naming it); returns the errors.  ``scheduler="local"`` starts a local Dask
+    cluster of `workers` processes.
+    """
+    errors: list[DataError] = []
+
+    def done(job: Job, result: dict[str, object] | DataError) -> None:
+        if isinstance(result, DataError):
+            errors.append(result)
+        if on_done is not None:
+            on_done(job, result)
+
+    if scheduler:
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
+        with Client(cluster if cluster is not None else scheduler) as client:
+            state = client.scatter(trainer.state(), broadcast=True)
+            futures = {client.submit(_remote_segment, job, out, settings, state, pure=False): job for job in jobs}
+            for future in as_completed(futures):
+                try:
+                    done(futures[future], future.result())
+                except DataError as exc:
+                    done(futures[future], exc)
+        if cluster is not None:
+            cluster.close()
+    elif workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed as completed
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, initializer=_worker_init,
+                                 initargs=(trainer.state(), str(trainer.device), threads)) as pool:
+            futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
+            try:
+                for future in completed(futures):
+                    try:
+                        done(futures[future], future.result())
+                    except DataError as exc:
+                        done(futures[future], exc)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    else:
+        for job in jobs:
+            try:
+                done(job, segment_file(job, out, settings, trainer))
+            except DataError as exc:
+                done(job, exc)
+    return errors
