@@ -223,7 +223,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
                 r, c = part.offset
                 h, w = part.label.shape
                 window = region[r : r + h, c : c + w]
-                window[part.label > 0] = part.label[part.label > 0]
+                paint = (part.label > 0) & (window == 0)  # a nucleus already placed by an earlier tile keeps its pixels
+                window[paint] = part.label[paint]
                 table = measure_nuclei(part.label, density(image[r : r + h, c : c + w]))
                 table["centroid_row"] = table["centroid_row"] + r
                 table["centroid_col"] = table["centroid_col"] + c

@@ -1,0 +1,162 @@
+"""`ssimnet segment` on folders: inputs, resumption, summary, GeoJSON, worker processes, Dask, large regions."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from ssimnet.batch import BatchSettings, Job, find_images, is_done, output_paths, segment_file
+from ssimnet.cli import main
+from ssimnet.config import get_profile
+from ssimnet.data import DataError, read_label, write_image
+from ssimnet.geojson import rasterize
+from ssimnet.store import save_checkpoint
+from ssimnet.synthetic import synthetic_tile
+from ssimnet.train import Trainer
+
+SMOKE = get_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("net") / "net.pt"
+    save_checkpoint(path, Trainer.new(SMOKE.train, device="cpu", seed=0).state())
+    return path
+
+
+@pytest.fixture()
+def folder(tmp_path) -> Path:
+    root = tmp_path / "slides"
+    for i, name in enumerate(["a.png", "sub/b.png", "sub/deeper/c.tif"]):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image = synthetic_tile((96, 128), seed=10 + i).image
+        if name.endswith(".tif"):
+            tifffile.imwrite(path, image)
+        else:
+            write_image(path, image)
+    (root / "notes.txt").write_text("not an image")
+    return root
+
+
+def test_find_images_searches_folders_and_patterns(folder, tmp_path):
+    jobs = find_images([folder])
+    assert [j.name for j in jobs] == ["a", "sub/b", "sub/deeper/c"]
+    assert [j.name for j in find_images([str(folder / "sub" / "*.png")])] == ["b"]
+    assert [j.name for j in find_images([str(folder / "**" / "*.tif")])] == ["c"]
+    with pytest.raises(DataError, match="no file matches"):
+        find_images([str(folder / "*.jpg")])
+    (tmp_path / "other").mkdir()
+    write_image(tmp_path / "other" / "a.png", synthetic_tile((64, 64), seed=1).image)
+    with pytest.raises(DataError, match="same output name 'a'"):
+        find_images([folder / "a.png", tmp_path / "other" / "a.png"])
+
+
+def _segment(folder: Path, out: Path, checkpoint: Path, *extra: str) -> int:
+    return main(["segment", str(folder), "--out", str(out), "--model", str(checkpoint), "--profile", "smoke",
+                 "--finetune-epochs", "0", "--quiet", *extra])
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not p.name.endswith("summary.json") and p.name != "summary.csv"}
+
+
+def test_folder_batch_writes_every_output_and_a_summary_then_resumes(folder, tmp_path, checkpoint, capsys):
+    out = tmp_path / "out"
+    assert _segment(folder, out, checkpoint) == 0
+    for name in ("a", "sub/b", "sub/deeper/c"):
+        paths = output_paths(out, name)
+        assert all(p.is_file() for p in paths.values()), name
+        label = read_label(paths["label"])
+        with open(paths["nuclei"]) as f:
+            rows = list(csv.DictReader(f))
+        collection = json.loads(paths["geojson"].read_text())
+        assert len(rows) == len(collection["features"]) == len(np.unique(label[label > 0]))
+        assert np.array_equal(rasterize(collection, label.shape), label)  # the polygons are the label map
+    with open(out / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert [r["image"] for r in summary] == ["a", "sub/b", "sub/deeper/c"]
+    a = summary[0]
+    label = read_label(out / "a_label.png")
+    assert int(a["nuclei"]) == len(np.unique(label[label > 0])) and (int(a["width"]), int(a["height"])) == (128, 96)
+    assert float(a["mean_area"]) == pytest.approx(np.count_nonzero(label) / int(a["nuclei"]))
+    capsys.readouterr()
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*_label.png")}
+    assert _segment(folder, out, checkpoint) == 0  # resumed: nothing left to do
+    assert "3 of 3 images already done" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*_label.png")} == before
+    write_image(folder / "a.png", synthetic_tile((96, 128), seed=99).image)  # new pixels under an old name
+    assert _segment(folder, out, checkpoint) == 0
+    assert "2 of 3 images already done" in capsys.readouterr().out
+    assert _segment(folder, out, checkpoint, "--overwrite") == 0
+    assert "already done" not in capsys.readouterr().out
+
+
+def test_one_bad_file_does_not_stop_the_others(folder, tmp_path, checkpoint, capsys):
+    (folder / "sub" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    assert _segment(folder, out, checkpoint) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.png" in err[0] and "cannot read image" in err[0]
+    done = {j.name for j in find_images([folder]) if is_done(out, j, _settings(checkpoint))}
+    assert done == {"a", "sub/b", "sub/deeper/c"}
+
+
+def _settings(checkpoint: Path, **changes) -> BatchSettings:
+    from ssimnet.publish import file_digest
+
+    base = dict(profile=SMOKE, finetune_epochs=0, method=SMOKE.train.instances, tta=False, seed=0,
+                region_side=SMOKE.segment.region_side, region_tile=SMOKE.segment.region_tile,
+                region_halo=SMOKE.segment.region_halo, min_side=1,
+                why="fine-tuning needs one (use --finetune-epochs 0)", model=file_digest(checkpoint))  # as the CLI sets it
+    return BatchSettings(**{**base, **changes})
+
+
+def test_worker_processes_and_a_dask_cluster_give_the_same_outputs(folder, tmp_path, checkpoint):
+    assert _segment(folder, tmp_path / "one", checkpoint) == 0
+    assert _segment(folder, tmp_path / "two", checkpoint, "--workers", "2") == 0
+    assert _segment(folder, tmp_path / "dask", checkpoint, "--workers", "2", "--scheduler", "local") == 0
+    one = _outputs(tmp_path / "one")
+    assert len(one) == 3 * 4 and one == _outputs(tmp_path / "two") == _outputs(tmp_path / "dask")
+
+
+def _threshold(rgb: np.ndarray) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    return ndi.label(ndi.binary_fill_holes(rgb.mean(axis=-1) < 150))[0]
+
+
+def test_a_large_region_goes_tile_by_tile_into_a_32_bit_tiff(tmp_path, checkpoint, monkeypatch):
+    from types import SimpleNamespace
+
+    from scipy import ndimage as ndi
+
+    import ssimnet.infer
+    from ssimnet.store import load_trainer
+
+    # a deterministic segmenter in place of the (untrained) network: the test is about the tiles' plumbing
+    monkeypatch.setattr(ssimnet.infer, "segment_image",
+                        lambda rgb, *a, **k: SimpleNamespace(label=_threshold(rgb)))
+    path = tmp_path / "region.png"
+    write_image(path, synthetic_tile((300, 420), seed=5).image)
+    settings = _settings(checkpoint, region_side=256, region_tile=128, region_halo=48)
+    row = segment_file(Job(path, "region"), tmp_path / "out", settings, load_trainer(checkpoint))
+    paths = output_paths(tmp_path / "out", "region")
+    label = tifffile.imread(paths["label"].with_suffix(".tif"))
+    assert label.dtype == np.uint32 and label.shape == (300, 420) and row["tiles"] == 3 * 4
+    ids = np.unique(label)[1:]
+    assert row["nuclei"] == len(ids) and np.array_equal(ids, np.arange(1, len(ids) + 1))  # region-wide ids, once each
+    collection = json.loads(paths["geojson"].read_text())
+    assert sorted(f["properties"]["nucleus"] for f in collection["features"]) == ids.tolist()
+    back = rasterize(collection, label.shape)
+    assert min(((back == i) & (label == i)).sum() / ((back == i) | (label == i)).sum() for i in ids) >= 0.95
+    whole = _threshold(synthetic_tile((300, 420), seed=5).image)
+    assert np.array_equal(label > 0, whole > 0) and len(ids) == whole.max()  # every nucleus once, whole
+    assert not paths["overlay"].exists()
