@@ -26,7 +26,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,7 +191,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
     paths = output_paths(out, job.name)
     profile = settings.profile
-    step = max(1, max(image.shape[:2]) // 2048)  # the stains of a large region from a thumbnail
+    large = max(image.shape[:2]) > settings.region_side
+    step = -(-max(image.shape[:2]) // 1024) if large else 1  # a large region's stains from a thumbnail
     separator = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed)
     stains = separator.fit(np.ascontiguousarray(image[::step, ::step])).stain_matrix_
 
@@ -202,44 +203,60 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     def density(rgb: np.ndarray) -> np.ndarray:
         return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]
 
-    if max(image.shape[:2]) <= settings.region_side:
+    if not large:
         label = segment(image)
         table = measure_nuclei(label, density(image))
-        features = feature_collection(nucleus_polygons(label), table)["features"]
         tiles = 1
         if int(label.max()) > 65535:
             _write_label_tiff(paths["label"].with_suffix(".tif"), label)
         else:
             write_label(paths["label"], label)
         write_image(paths["overlay"], outline_overlay(image, label))
-    else:  # a large region: tile by tile into a 32-bit TIFF
-        label_path = paths["label"].with_suffix(".tif")
-        tables, features, tiles = [], [], 0
-        with atomic_path(label_path) as tmp:
-            import tifffile
+        _write_geojson(paths["geojson"], feature_collection(nucleus_polygons(label), table)["features"])
+    else:  # a large region: tile by tile into a 32-bit TIFF, the polygons streamed to the file tile by tile
+        import tifffile
 
+        tables: list[dict[str, np.ndarray]] = []
+        with atomic_path(paths["label"].with_suffix(".tif")) as tmp:
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
-            for part in segment_region(image, segment, tile=settings.region_tile, halo=settings.region_halo):
-                r, c = part.offset
-                h, w = part.label.shape
-                window = region[r : r + h, c : c + w]
-                paint = (part.label > 0) & (window == 0)  # a nucleus already placed by an earlier tile keeps its pixels
-                window[paint] = part.label[paint]
-                table = measure_nuclei(part.label, density(image[r : r + h, c : c + w]))
-                table["centroid_row"] = table["centroid_row"] + r
-                table["centroid_col"] = table["centroid_col"] + c
-                tables.append(table)
-                features += feature_collection(nucleus_polygons(part.label, offset=(r, c)), table)["features"]
-                tiles += 1
+
+            def features() -> Iterator[dict[str, object]]:
+                for part in segment_region(image, segment, tile=settings.region_tile, halo=settings.region_halo):
+                    r, c = part.offset
+                    h, w = part.label.shape
+                    window = region[r : r + h, c : c + w]
+                    paint = (part.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
+                    window[paint] = part.label[paint]
+                    table = measure_nuclei(part.label, density(image[r : r + h, c : c + w]))
+                    table["centroid_row"] = table["centroid_row"] + r  # region coordinates
+                    table["centroid_col"] = table["centroid_col"] + c
+                    tables.append(table)
+                    yield from feature_collection(nucleus_polygons(part.label, offset=(r, c)), table)["features"]
+                    _release_memory()
+
+            _write_geojson(paths["geojson"], features())
             region.flush()
             del region
+        tiles = len(tables)
         table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
     write_table(paths["nuclei"], _rows(table), columns=list(table))
-    _write_geojson(paths["geojson"], features)
     row = _summary(job, image.shape, table, tiles, time.perf_counter() - start)
     with atomic_path(paths["summary"]) as tmp:
         tmp.write_text(json.dumps({**row, "key": job_key(job, settings)}, indent=1) + "\n")
     return row
+
+
+def _release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc): without it, each tile's temporaries
+    fragment the heap and a large region's resident memory grows tile after tile."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)  # type: ignore[union-attr]
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        pass
 
 
 def _write_label_tiff(path: Path, label: np.ndarray) -> None:

@@ -294,8 +294,8 @@ class SegmentConfig:
 
     finetune_epochs: int = 5
     tta: bool = False
-    region_side: int = 4096
-    region_tile: int = 2048
+    region_side: int = 2048
+    region_tile: int = 1024
     region_halo: int = 96
 
 

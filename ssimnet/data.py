@@ -299,7 +299,9 @@ def check_image(path: str | os.PathLike[str], image: np.ndarray, *, min_side: in
     if min(h, w) < min_side:
         raise DataError(path, f"image of {h}x{w} pixels is smaller than a {min_side}x{min_side} patch"
                               + (f"; {why}" if why else ""))
-    grey = image.reshape(-1, image.shape[-1]).mean(1)
+    step = max(1, int(np.ceil(np.sqrt(h * w / 4e6))))  # a large region is judged on a grid of at most 4 Mpixel
+    sample = image[::step, ::step]
+    grey = sample.reshape(-1, sample.shape[-1]).mean(1, dtype=np.float32)
     low, high = np.percentile(grey, [1, 99])
     if high - low < min_range:
         raise DataError(path, f"blank image (grey levels span {high - low:.0f} of 255): no tissue to segment")

@@ -42,8 +42,12 @@ class PublishError(Exception):
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (16 hex digits)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    """SHA-256 of a file's bytes (16 hex digits), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def package_digest(package_dir: str | Path | None = None) -> str:

@@ -155,6 +155,13 @@ def test_a_large_region_goes_tile_by_tile_into_a_32_bit_tiff(tmp_path, checkpoin
     assert row["nuclei"] == len(ids) and np.array_equal(ids, np.arange(1, len(ids) + 1))  # region-wide ids, once each
     collection = json.loads(paths["geojson"].read_text())
     assert sorted(f["properties"]["nucleus"] for f in collection["features"]) == ids.tolist()
+    with open(paths["nuclei"]) as f:
+        rows = {int(r["id"]): r for r in csv.DictReader(f)}
+    for feature in collection["features"][-3:]:  # measurements in region coordinates, in the CSV and the GeoJSON
+        nucleus = feature["properties"]["nucleus"]
+        r, c = np.argwhere(label == nucleus).mean(axis=0)
+        assert feature["properties"]["measurements"]["centroid_row"] == pytest.approx(r)
+        assert float(rows[nucleus]["centroid_col"]) == pytest.approx(c)
     back = rasterize(collection, label.shape)
     assert min(((back == i) & (label == i)).sum() / ((back == i) | (label == i)).sum() for i in ids) >= 0.95
     whole = _threshold(synthetic_tile((300, 420), seed=5).image)
