@@ -28,3 +28,15 @@ def test_the_pattern_catches_external_scripts():
     assert EXTERNAL.search('<script defer="defer" src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js">')
     assert EXTERNAL.search("<script src='//cdn.example.org/x.js'>")
     assert not EXTERNAL.search('<script src="_static/mathjax/tex-chtml.js">')
+
+
+@pytest.mark.skipif(not pages, reason="the book is not built (make book)")
+def test_every_published_chapter_opens_with_its_provenance():
+    chapters = sorted((HTML / "book" / "published").glob("*.html"))
+    assert chapters
+    for page in chapters:
+        text = page.read_text(errors="replace")
+        line = re.search(r'class="ssimnet-provenance"><em>(Executed [^<]*)</em>', text)
+        assert line and " profile on " in line.group(1) and "commit " in line.group(1), page.name
+        title, provenance = text.index("<h1", text.index("<article")), text.index("ssimnet-provenance")
+        assert title < provenance < text.find("<h2", title)  # under the title, before the first section

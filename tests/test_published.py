@@ -1,0 +1,86 @@
+"""The published book (``book/published``): one whole run, small enough, and exactly the committed numbers.
+
+``make book`` builds these committed chapters without executing them, so
+what they show is checked here against the committed results files, with
+plain pandas rather than the package's summary code.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from ssimnet.book import toc_notebooks
+from ssimnet.publish import METADATA_KEY, ChapterRecord
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISHED = ROOT / "book" / "published"
+RESULTS = ROOT / "results" / "cpu"
+NAMES = toc_notebooks(ROOT / "_toc.yml")
+
+
+def _notebook(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(PUBLISHED / f"{name}.ipynb", as_version=4)
+
+
+def _tables(nb: nbformat.NotebookNode, source: str) -> list[dict[str, tuple[str, ...]]]:
+    """Every HTML table shown by a code cell containing `source`: row header -> its cells."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or source not in cell.source:
+            continue
+        for output in cell.get("outputs", []):
+            markup = output.get("data", {}).get("text/html")
+            if not markup:
+                continue
+            rows = {}
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", markup, flags=re.S):
+                header = re.findall(r"<th[^>]*>(.*?)</th>", row, flags=re.S)
+                cells = re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)
+                if header and cells:
+                    rows[html.unescape(header[0]).strip()] = tuple(html.unescape(c).strip() for c in cells)
+            out.append(rows)
+    return out
+
+
+def _means(per_image: pd.DataFrame, config: str, split: str, metric: str) -> str:
+    rows = per_image[(per_image.config == config) & (per_image.split == split)]
+    return f"{100 * rows.groupby('run')[metric].mean().mean():.1f}"
+
+
+def test_the_published_set_is_one_whole_run_and_small():
+    assert NAMES and all((PUBLISHED / f"{n}.ipynb").is_file() for n in NAMES)
+    records = [ChapterRecord.from_metadata(_notebook(n).metadata[METADATA_KEY]) for n in NAMES]
+    assert len({(r.profile, r.commit, r.data) for r in records}) == 1  # every chapter from the same run
+    assert [r.source for r in records] == [f"notebooks/{n}.py" for n in NAMES]
+    size = sum((PUBLISHED / f"{n}.ipynb").stat().st_size for n in NAMES)
+    assert size <= 15 * 2**20
+    executed = {o.get("output_type") for n in NAMES for c in _notebook(n).cells if c.cell_type == "code"
+                for o in c.get("outputs", [])}
+    assert "error" not in executed and "display_data" in executed
+
+
+def test_chapter_9_shows_the_committed_learned_separation_and_generator_numbers():
+    nb = _notebook("09_beyond")
+    study = pd.read_csv(RESULTS / "selection_per_image.csv")
+    learned = pd.read_csv(RESULTS / "learned_separation_per_image.csv")
+    generators = pd.read_csv(RESULTS / "generators" / "selection_per_image.csv")
+
+    (separation,) = _tables(nb, 'separation[["train aji"')
+    columns = [("train", "aji"), ("test", "dice"), ("test", "aji"), ("test", "pq")]
+    seed0 = study[study.seed == 0]
+    for config in ("distance watershed", "self-training, 1 round + distance watershed"):
+        assert separation[config] == tuple(_means(seed0, config, s, m) for s, m in columns), config
+    for config in learned.config.unique():
+        assert separation[config] == tuple(_means(learned, config, s, m) for s, m in columns), config
+
+    (table,) = _tables(nb, 'generators[["train dice"')
+    columns = [(s, m) for s in ("train", "test") for m in ("dice", "aji", "pq")]
+    assert table["candidates fcm (paper) + distance watershed"] == tuple(
+        _means(seed0, "distance watershed", s, m) for s, m in columns)
+    for config in generators.config.unique():
+        assert table[config] == tuple(_means(generators, config, s, m) for s, m in columns), config
