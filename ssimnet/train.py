@@ -258,13 +258,36 @@ class Trainer:
     """
 
     model: UNet
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
     config: TrainConfig
     seed: int
     device: torch.device
     epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    # The optimiser and schedule are built on first use (building Adam imports torch._dynamo, about
+    # 2 s), so that a network loaded only to predict never pays for them; a checkpoint's states wait here.
+    _pending: tuple[dict, dict] | None = field(default=None, repr=False)
+    _optim: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler] | None = field(default=None, repr=False)
+
+    def _optimisation(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        if self._optim is None:
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.config.lr_decay)
+            if self._pending is not None:
+                optimizer.load_state_dict(self._pending[0])
+                scheduler.load_state_dict(self._pending[1])
+                self._pending = None
+            self._optim = (optimizer, scheduler)
+        return self._optim
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """Adam over the network's weights (built on first use)."""
+        return self._optimisation()[0]
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        """The exponential learning-rate schedule (built on first use)."""
+        return self._optimisation()[1]
 
     @classmethod
     def new(cls, config: TrainConfig, *, seed: int = DEFAULT_SEED, device: str | torch.device | None = None) -> Trainer:
@@ -273,9 +296,7 @@ class Trainer:
         torch.manual_seed(seed)
         model = UNet(depth=config.depth, width=config.width, out_channels=output_channels(config))
         model = model.to(device=device, memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_decay)
-        return cls(model, optimizer, scheduler, config, seed, device)
+        return cls(model, config, seed, device)
 
     @classmethod
     def from_state(
@@ -298,8 +319,7 @@ class Trainer:
             )
         trainer = cls.new(config, seed=state["seed"], device=device)
         trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.scheduler.load_state_dict(state["scheduler"])
+        trainer._pending = (state["optimizer"], state["scheduler"])
         trainer.epoch = int(state["epoch"])
         trainer.history = list(state["history"])
         return trainer
@@ -313,8 +333,8 @@ class Trainer:
             "seed": self.seed,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            **({"optimizer": self._pending[0], "scheduler": self._pending[1]} if self._pending is not None else
+               {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}),
             "history": list(self.history),
         }
 
