@@ -42,6 +42,7 @@ notebooks: $(STAMP)
 	$(BIN)/ssimnet book --profile $(PROFILE) --data-dir "$(DATA)" --run-dir "$(RUN)" --seed $(SEED) --device "$(DEVICE)" --cpm17-dir "$(CPM17)"
 
 publish: $(STAMP)
+	@test -n "$(PROFILE)" || { echo "make publish: say which run, e.g. make publish PROFILE=cpu"; exit 2; }
 	$(BIN)/ssimnet publish --run-dir "$(RUN)" --results results/$(PROFILE)
 
 test: $(STAMP)
