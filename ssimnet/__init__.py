@@ -15,6 +15,8 @@ The algorithm modules follow the paper's stages; each is array in, array out:
 - :mod:`ssimnet.train` -- the loss (Eq. 5), training and fine-tuning
 - :mod:`ssimnet.augment` -- HED stain jitter (beyond the paper)
 - :mod:`ssimnet.infer` -- tiled prediction, instances, per-image segmentation
+- :mod:`ssimnet.region` -- large regions tile by tile, every nucleus once across seams
+- :mod:`ssimnet.geojson` -- nuclei as GeoJSON polygons (QuPath detections)
 - :mod:`ssimnet.selftrain` -- self-training rounds (beyond the paper)
 - :mod:`ssimnet.separation` -- the learned separation output (beyond the paper)
 - :mod:`ssimnet.baselines` -- the comparison methods of Table 1
@@ -34,7 +36,10 @@ Data, orchestration and reporting (the only modules that touch files):
 - :mod:`ssimnet.report` -- the book's tables from results
 - :mod:`ssimnet.paper` -- the paper's reported numbers
 - :mod:`ssimnet.viz` -- overlays for figures
+- :mod:`ssimnet.batch` -- segmenting folders and large regions to files, in parallel or on Dask
 - :mod:`ssimnet.book` -- executing the book's notebooks
+- :mod:`ssimnet.publish` -- chapter records, staleness, publishing a run
+- :mod:`ssimnet.bookext` -- the book's Sphinx extension (provenance line, stale note)
 - :mod:`ssimnet.cli` -- the ``ssimnet`` command
 """
 

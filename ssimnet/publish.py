@@ -27,7 +27,7 @@ from .data import atomic_path
 
 __all__ = [
     "METADATA_KEY", "ChapterRecord", "ChapterState", "PublishError", "file_digest", "package_digest",
-    "chapter_record", "chapter_state", "compress_outputs", "publish_run",
+    "chapter_record", "chapter_state", "compress_outputs", "publish_run", "read_record",
 ]
 
 #: Key of the record in an executed notebook's metadata.
