@@ -319,7 +319,13 @@ class Trainer:
             )
         trainer = cls.new(config, seed=state["seed"], device=device)
         trainer.model.load_state_dict(state["model"])
-        trainer._pending = (state["optimizer"], state["scheduler"])
+        # checked now, although Adam is built only on first use, so that a damaged checkpoint fails when loaded
+        groups = [len(group["params"]) for group in state["optimizer"]["param_groups"]]
+        parameters = len(list(trainer.model.parameters()))
+        if groups != [parameters]:
+            raise ValueError(f"its optimiser state covers {sum(groups)} parameters in {len(groups)} group(s), "
+                             f"the network has {parameters}")
+        trainer._pending = (dict(state["optimizer"]), dict(state["scheduler"]))
         trainer.epoch = int(state["epoch"])
         trainer.history = list(state["history"])
         return trainer

@@ -151,6 +151,9 @@ def _damaged_checkpoints(root: Path, checkpoint: Path) -> dict[str, tuple[Path, 
     cases["tag"] = (root / "tag.pt", "damaged ssimnet checkpoint")
     torch.save({**state, "model": {k: v.reshape(-1)[:1] for k, v in state["model"].items()}}, root / "weights.pt")
     cases["weights"] = (root / "weights.pt", "damaged ssimnet checkpoint")
+    optimiser = {**state["optimizer"], "param_groups": [{**state["optimizer"]["param_groups"][0], "params": [0, 1, 2]}]}
+    torch.save({**state, "optimizer": optimiser}, root / "optimiser.pt")
+    cases["optimiser"] = (root / "optimiser.pt", "optimiser state covers 3 parameters")
     torch.save([1, 2, 3], root / "list.pt")
     cases["list"] = (root / "list.pt", "no ssimnet-checkpoint-1 format tag")
     cases["missing"] = (root / "missing.pt", "checkpoint not found")
