@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import cast
 
-from .data import atomic_path
+from .data import atomic_path, file_sha256
 
 __all__ = [
     "METADATA_KEY", "ChapterRecord", "ChapterState", "PublishError", "file_digest", "package_digest",
@@ -42,12 +42,8 @@ class PublishError(Exception):
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (16 hex digits), read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    """:func:`ssimnet.data.file_sha256` of a file, first 16 hex digits."""
+    return file_sha256(path)[:16]
 
 
 def package_digest(package_dir: str | Path | None = None) -> str:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
-from .data import DataError, atomic_path, list_samples
+from .data import DataError, atomic_path, file_sha256, list_samples
 from .purify import PatchStats
 from .pseudo import PseudoLabels
 from .train import CHECKPOINT_FORMAT, Trainer
@@ -72,14 +72,10 @@ def array_digest(array: np.ndarray) -> str:
 
 
 def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError as exc:
         raise DataError(path, f"cannot read file ({exc.strerror or exc})") from None
-    return digest.hexdigest()
 
 
 def split_digest(data_dir: str | os.PathLike[str], split: str, *, labels: bool = False) -> str:
