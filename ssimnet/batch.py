@@ -26,7 +26,7 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,8 +39,8 @@ from .data import IMAGE_SUFFIXES, DataError, atomic_path, check_image, read_imag
 if TYPE_CHECKING:
     from .train import Trainer
 
-__all__ = ["Job", "BatchSettings", "find_images", "output_paths", "job_key", "is_done", "segment_file", "summary_rows",
-           "SUMMARY_COLUMNS", "run_batch"]
+__all__ = ["Job", "BatchSettings", "find_images", "output_paths", "job_key", "finished_row", "is_done",
+           "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
 #: Columns of ``summary.csv``, one row per image.
 SUMMARY_COLUMNS = ["image", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
@@ -111,13 +111,21 @@ def job_key(job: Job, settings: BatchSettings) -> str:
     return stage_key(image, settings)
 
 
-def is_done(out: Path, job: Job, settings: BatchSettings) -> bool:
-    """Whether an earlier run finished this image, from these bytes with these settings (its summary is written last)."""
-    path = output_paths(out, job.name)["summary"]
+def finished_row(out: Path, name: str, key: str) -> dict[str, object] | None:
+    """The summary row of image `name` if an earlier run finished it from `key` (:func:`job_key`), else None.
+
+    The summary is written last, so an image with it is done.
+    """
     try:
-        return json.loads(path.read_text()).get("key") == job_key(job, settings)
+        row = json.loads(output_paths(out, name)["summary"].read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return row if row.get("key") == key else None
+
+
+def is_done(out: Path, job: Job, settings: BatchSettings) -> bool:
+    """Whether an earlier run finished this image, from these bytes with these settings."""
+    return finished_row(out, job.name, job_key(job, settings)) is not None
 
 
 @dataclass(frozen=True)
@@ -266,9 +274,10 @@ def _write_label_tiff(path: Path, label: np.ndarray) -> None:
         tifffile.imwrite(tmp, label.astype(np.uint32), compression="zlib")
 
 
-def summary_rows(out: Path, jobs: Sequence[Job], settings: BatchSettings) -> list[dict[str, object]]:
-    """The summary rows of the finished images among `jobs`, in their order."""
-    return [json.loads(output_paths(out, job.name)["summary"].read_text()) for job in jobs if is_done(out, job, settings)]
+def summary_rows(out: Path, jobs: Sequence[Job], keys: Mapping[str, str]) -> list[dict[str, object]]:
+    """The summary rows of the finished images among `jobs`, in their order; `keys` maps names to :func:`job_key`."""
+    rows = (finished_row(out, job.name, keys[job.name]) for job in jobs)
+    return [row for row in rows if row is not None]
 
 
 # ----------------------------------------------------------------------------- running a batch

@@ -158,7 +158,7 @@ def _network_of_the_images(args: argparse.Namespace, profile, images: dict, out:
 
 
 def _cmd_segment(args: argparse.Namespace) -> None:
-    from .batch import SUMMARY_COLUMNS, BatchSettings, find_images, is_done, run_batch, summary_rows
+    from .batch import SUMMARY_COLUMNS, BatchSettings, find_images, finished_row, job_key, run_batch, summary_rows
     from .publish import file_digest
 
     profile = get_profile(args.profile)
@@ -177,7 +177,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
                              tta=tta, seed=args.seed, region_side=profile.segment.region_side,
                              region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
                              min_side=min_side, why=why, model=file_digest(args.model) if args.model else "")
-    todo = [job for job in jobs if args.overwrite or not is_done(out, job, settings)]
+    keys = {job.name: job_key(job, settings) for job in jobs}  # each image's bytes hashed once here
+    todo = [job for job in jobs if args.overwrite or finished_row(out, job.name, keys[job.name]) is None]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} images already done in {out} (--overwrite to redo them)")
     errors: list[DataError] = []
@@ -207,7 +208,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
                             on_done=done) if todo else []
     finally:
         bar.close()
-    rows = summary_rows(out, jobs, settings)
+    rows = summary_rows(out, jobs, keys)
     if rows:  # no partial output when every image failed
         write_table(out / "summary.csv", [{k: r.get(k) for k in SUMMARY_COLUMNS} for r in rows], columns=SUMMARY_COLUMNS)
         print(f"{len(rows)} of {len(jobs)} images segmented; summary: {out / 'summary.csv'}")
