@@ -67,7 +67,8 @@ def otsu_mask(density: np.ndarray, *, sigma: float = DEFAULT_PSEUDO.threshold_si
     9
     """
     smooth = ndi.gaussian_filter(np.asarray(density, dtype=np.float64), sigma) if sigma > 0 else np.asarray(density)
-    if np.ptp(smooth) <= 0 or np.ptp(smooth) < min_range:
+    spread = np.ptp(smooth)
+    if spread <= 0 or spread < min_range:
         return np.zeros(smooth.shape, dtype=bool)
     return smooth > threshold_otsu(smooth)
 
