@@ -126,7 +126,6 @@ def chapter_record(source: str | Path, *, book_dir: str | Path, info: Mapping[st
     gpu = hw.get("gpu")
     hardware = f"{hw.get('cpus')} CPUs ({hw.get('machine')}), " + (f"GPU {gpu}" if gpu else "no GPU")
     data = cast(Mapping[str, object], info["data"])
-    lock = book / "requirements.lock"
     return ChapterRecord(
         source=Path(source).resolve().relative_to(book.resolve()).as_posix(),
         source_digest=file_digest(source),
@@ -137,7 +136,7 @@ def chapter_record(source: str | Path, *, book_dir: str | Path, info: Mapping[st
         data=f"{data['name']} ({data['test_images']} test images)",
         hardware=hardware,
         executed=str(info["created"])[:10],
-        lock_digest=file_digest(lock) if lock.is_file() else None,
+        lock_digest=cast("str | None", info.get("lock")),  # provenance hashed requirements.lock already
     )
 
 
