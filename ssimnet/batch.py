@@ -137,6 +137,7 @@ class BatchSettings:
     method: str
     tta: bool
     seed: int
+    normalize: bool
     region_side: int
     region_tile: int
     region_halo: int
@@ -193,6 +194,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
                        start: float) -> dict[str, object]:
     from .geojson import feature_collection, nucleus_polygons
     from .infer import measure_nuclei, segment_image
+    from .normalize import segment_normalizer
     from .region import segment_region
     from .stain import VahadaneSeparator, nonnegative_unmix, rgb_to_od
     from .viz import outline_overlay
@@ -201,12 +203,18 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     profile = settings.profile
     large = max(image.shape[:2]) > settings.region_side
     step = -(-max(image.shape[:2]) // 1024) if large else 1  # a large region's stains from a thumbnail
-    separator = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed)
-    stains = separator.fit(np.ascontiguousarray(image[::step, ::step])).stain_matrix_
+    thumbnail = np.ascontiguousarray(image[::step, ::step])
+    normalizer = segment_normalizer(profile, seed=settings.seed) if settings.normalize else None
+    source = None
+    if normalizer is not None:  # one measurement of the image's stains serves the normalisation and the densities
+        source = normalizer.measure(thumbnail)
+        stains = np.asarray(source.stain_matrix)
+    else:
+        stains = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed).fit(thumbnail).stain_matrix_
 
     def segment(rgb: np.ndarray) -> np.ndarray:
-        return segment_image(rgb, trainer, profile, finetune_epochs=settings.finetune_epochs,
-                             method=settings.method, seed=settings.seed, tta=settings.tta).label
+        return segment_image(rgb, trainer, profile, finetune_epochs=settings.finetune_epochs, method=settings.method,
+                             seed=settings.seed, tta=settings.tta, normalizer=normalizer, source=source).label
 
     def density(rgb: np.ndarray) -> np.ndarray:
         return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]

@@ -7,7 +7,7 @@
     ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
     ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--tta] [--device D]
-                    [--workers N] [--scheduler ADDRESS] [--overwrite]
+                    [--[no-]normalize] [--workers N] [--scheduler ADDRESS] [--overwrite]
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--workers N] [--only NB] [--quiet]
     ssimnet publish [--run-dir R] [--results DIR]
@@ -164,6 +164,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     profile = get_profile(args.profile)
     epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
     tta = profile.segment.tta if args.tta is None else args.tta
+    normalize = profile.segment.normalize_stains if args.normalize is None else args.normalize
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
     learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"
@@ -174,7 +175,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     min_side = patch if (epochs > 0 or not args.model) else 1
     jobs = find_images(args.images)
     settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=args.instances or profile.train.instances,
-                             tta=tta, seed=args.seed, region_side=profile.segment.region_side,
+                             tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
                              region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
                              min_side=min_side, why=why, model=file_digest(args.model) if args.model else "")
     keys = {job.name: job_key(job, settings) for job in jobs}  # each image's bytes hashed once here
@@ -364,6 +365,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="instance method (default: the profile's)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                          help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
+    segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                         help="map each image's stains onto the MoNuSeg reference before the network sees it "
+                              "(default: the profile's)")
     segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")

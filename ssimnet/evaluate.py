@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .config import Profile
+    from .normalize import StainNormalizer
     from .train import Trainer
 
 __all__ = ["pseudo_label_quality", "segment_split", "evaluate_network", "evaluate_supervised", "evaluate_baseline"]
@@ -125,6 +126,7 @@ def evaluate_network(
     workers: int = 1,
     progress: bool = True,
     tta: bool = False,
+    normalizer: StainNormalizer | None = None,
 ) -> tuple[pd.DataFrame, Path]:
     """Segment every image of a split label-free and score it against its ground truth.
 
@@ -133,7 +135,8 @@ def evaluate_network(
     defaults to ``profile.train.finetune_epochs`` (the paper's protocol) and
     `method` to ``profile.train.instances``.  The ``seconds`` column is the
     wall time of fine-tuning plus prediction of the image (its pseudo labels
-    are computed beforehand and cached).
+    are computed beforehand and cached).  With a fitted `normalizer`, the
+    network sees each image normalised by it (:mod:`ssimnet.normalize`).
 
     Returns
     -------
@@ -142,17 +145,19 @@ def evaluate_network(
     """
     epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
     method = method or profile.train.instances
+    extra = (normalizer.settings(),) if normalizer is not None else ()  # keys without normalisation are unchanged
     directory = Path(run_dir) / "predictions" / stage_key(weights_digest(trainer), profile.pseudo, profile.train, epochs,
                                                           method, seed, split, tta,
-                                                          split_digest(data_dir, split, labels=True))
+                                                          split_digest(data_dir, split, labels=True), *extra)
     labels = None
-    if not (directory / "scores.csv").is_file():
+    if epochs > 0 and not (directory / "scores.csv").is_file():  # only fine-tuning needs the split's pseudo labels
         labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers,
                                      progress=progress)
 
     def segment(name: str, image_path: Path) -> np.ndarray:
+        pseudo = load_pseudo_labels(labels.path(name)) if labels is not None else None
         result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
-                               seed=seed, pseudo=load_pseudo_labels(labels.path(name)), tta=tta)
+                               seed=seed, pseudo=pseudo, tta=tta, normalizer=normalizer)
         return result.label
 
     return segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory

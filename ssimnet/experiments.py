@@ -27,9 +27,12 @@ from .results import RESULTS, provenance, save_results
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import Profile
+    from .config import Profile, StainReference
+    from .normalize import StainNormalizer
+    from .train import Trainer
 
-__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "candidate_study"]
+__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "candidate_study", "fit_stain_reference",
+           "normalization_study"]
 
 
 @dataclass(frozen=True)
@@ -211,3 +214,57 @@ def candidate_study(
         frames.append(images.assign(candidates=method, kept_patches=images.image.map(kept).fillna(0).astype(int)))
     per_image = pd.concat(frames, ignore_index=True)
     return per_image[["candidates", "image", *[c for c in per_image.columns if c not in ("candidates", "image")]]]
+
+
+def fit_stain_reference(data_dir: str | os.PathLike[str], split: str = "train", *, seed: int = DEFAULT_SEED,
+                        progress: bool = True) -> StainReference:
+    """The stain reference of a split's images (:meth:`ssimnet.normalize.StainNormalizer.fit`); labels are not read."""
+    from tqdm import tqdm
+
+    from .data import list_samples, read_image
+    from .normalize import StainNormalizer
+
+    samples = list_samples(data_dir, split, labels=False)
+    images = (read_image(s.image_path) for s in tqdm(samples, desc="stain reference", unit="image", disable=not progress))
+    return StainNormalizer(seed=seed).fit(images).reference()
+
+
+def normalization_study(
+    datasets: dict[str, tuple[str | os.PathLike[str], str]],
+    run_dir: str | os.PathLike[str],
+    profile: Profile,
+    trainer: Trainer,
+    normalizers: dict[str, StainNormalizer | None],
+    *,
+    seed: int = DEFAULT_SEED,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """One network's scores with each stain normalisation, and the classical watershed's, on several datasets.
+
+    Parameters
+    ----------
+    datasets : {name: (data_dir, split)}
+        Where to score, e.g. ``{"train": (monuseg, "train"), "tnbc": (tnbc, "test")}``.
+    normalizers : {config name: StainNormalizer or None}
+        What the network sees (None: the image as it is); the profile's
+        instance method, no fine-tuning.
+
+    Returns
+    -------
+    DataFrame
+        One row per configuration, dataset and image: ``config``, ``split``
+        (the dataset's name), ``image`` and the scores; the classical
+        watershed's rows have config ``"classical watershed"``.
+    """
+    import pandas as pd
+
+    frames = []
+    for name, (data_dir, split) in datasets.items():
+        for config, normalizer in normalizers.items():
+            scores, _ = evaluate_network(data_dir, run_dir, profile, trainer, split=split, finetune_epochs=0, seed=seed,
+                                         progress=progress, normalizer=normalizer)
+            frames.append(scores.assign(config=config, split=name))
+        scores, _ = evaluate_baseline(data_dir, run_dir, "watershed", profile, split=split, seed=seed, progress=progress)
+        frames.append(scores.assign(config="classical watershed", split=name))
+    per_image = pd.concat(frames, ignore_index=True)
+    return per_image[["config", "split", "image", *[c for c in per_image.columns if c not in ("config", "split", "image")]]]

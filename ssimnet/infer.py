@@ -43,7 +43,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -57,6 +57,10 @@ from .pseudo import PseudoLabels, pseudo_labels
 from .purify import patch_grid
 from .touching import marker_watershed
 from .train import PatchData, Trainer, resolve_device
+
+if TYPE_CHECKING:
+    from .config import StainReference
+    from .normalize import StainNormalizer
 
 __all__ = ["Maps", "predict_maps", "predict_probability", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
 
@@ -246,6 +250,8 @@ def segment_image(
     seed: int = 0,
     pseudo: PseudoLabels | None = None,
     tta: bool = False,
+    normalizer: StainNormalizer | None = None,
+    source: StainReference | None = None,
 ) -> Segmentation:
     """Label-free segmentation of one image with a trained network.
 
@@ -269,20 +275,28 @@ def segment_image(
         The image's pseudo labels, if already computed (used by fine-tuning).
     tta : bool
         Test-time augmentation of the probability map (:func:`predict_probability`).
+    normalizer : StainNormalizer, optional
+        Stain normalisation of what the network sees (fine-tuning patches and
+        prediction; :mod:`ssimnet.normalize`); the pseudo labels always come
+        from the image as it is.  None: the image as it is.
+    source : StainReference, optional
+        The image's own stains for `normalizer` (:meth:`StainNormalizer.measure`),
+        when measured elsewhere (a large region's thumbnail).
     """
     cfg = profile.train
+    seen = image if normalizer is None else normalizer.transform(image, source=source)
     epochs = cfg.finetune_epochs if finetune_epochs is None else finetune_epochs
     model, history = trainer.model, []
     if epochs > 0:
         if pseudo is None:
             pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
         data = PatchData.from_pseudo_labels(
-            {"image": (image, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
+            {"image": (seen, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
             soft_labels=cfg.soft_labels, distance_solidity=cfg.distance_targets,
         )
         tuned = trainer.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
-    maps = predict_maps(model, image, tile=profile.pseudo.patch_size, overlap=cfg.tile_overlap, device=trainer.device,
+    maps = predict_maps(model, seen, tile=profile.pseudo.patch_size, overlap=cfg.tile_overlap, device=trainer.device,
                         tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
                       distance=maps.distance)

@@ -28,7 +28,7 @@ from .metrics import RunSummary, summarise_runs
 from .paper import METRICS, TABLE1, TABLE3
 
 __all__ = [
-    "candidate_table",
+    "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection",
 ]
@@ -196,6 +196,31 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
             table[f"{split} {metric} std"] = column["std"].round(1)
     table["runs"] = per_image.groupby("config", sort=False)["run"].nunique()
     table["chosen"] = table.index == table[f"train {select}"].idxmax()
+    return table
+
+
+def normalization_table(per_image: pd.DataFrame, *, select: str = "aji", reference: str = "classical watershed",
+                        metrics: Sequence[str] = ("dice", "aji", "pq")) -> pd.DataFrame:
+    """Each stain normalisation (:func:`ssimnet.experiments.normalization_study`) on each dataset, percent.
+
+    One row per configuration, one column per dataset (``split``, in order of
+    appearance) and metric: the mean over images.  ``chosen`` marks the
+    configuration of highest training `select`, the `reference` method
+    (which is not a choice) aside.
+
+    >>> frame = pd.DataFrame({"config": ["a", "a", "b", "b", "w", "w"], "split": ["train", "new"] * 3,
+    ...                       "dice": [.7, .5, .7, .6, .6, .6], "aji": [.4, .3, .5, .4, .6, .5]})
+    >>> t = normalization_table(frame, metrics=("aji",), reference="w")
+    >>> t.to_dict("list")
+    {'train aji': [40.0, 50.0, 60.0], 'new aji': [30.0, 40.0, 50.0], 'chosen': [False, True, False]}
+    """
+    means = per_image.groupby(["config", "split"], sort=False)[list(metrics)].mean() * 100
+    table = pd.DataFrame(index=pd.Index(per_image["config"].unique(), name="config"))
+    for split in per_image["split"].unique():
+        for metric in metrics:
+            table[f"{split} {metric}"] = means.xs(split, level="split")[metric].round(1)
+    candidates = table.drop(index=[reference], errors="ignore")
+    table["chosen"] = table.index == candidates[f"train {select}"].idxmax()
     return table
 
 

@@ -2,14 +2,16 @@
 
 A results folder holds per-image scores (one CSV) and a ``provenance.json``
 (:func:`provenance`: code version and commit, settings, data, hardware,
-libraries, times).  Two kinds are written, each a :class:`ResultKind`:
+libraries, times).  Four kinds are written, each a :class:`ResultKind`:
 
 - :data:`RESULTS` -- every Table 1 method and Table 3 variant
   (``per_image.csv``, with ``runs.csv``, the means per method and run);
 - :data:`SELECTION` -- the "Beyond the paper" selection study
   (``selection_per_image.csv``, one row per configuration, split, run and image);
 - :data:`CANDIDATES` -- the candidate generators' pseudo-label quality on
-  the training split (``candidates_per_image.csv``).
+  the training split (``candidates_per_image.csv``);
+- :data:`NORMALIZATION` -- one network with and without stain normalisation,
+  and the classical watershed, on MoNuSeg and TNBC (``normalization_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ SELECTION = ResultKind("selection_per_image.csv", "selection_provenance.json", (
 #: Pseudo-label quality of each candidate generator on the training split
 #: (:func:`ssimnet.experiments.candidate_study`).
 CANDIDATES = ResultKind("candidates_per_image.csv", "candidates_provenance.json", ("candidates", "image"))
+#: One network with and without stain normalisation, and the classical
+#: watershed, on MoNuSeg and on data never tuned on
+#: (:func:`ssimnet.experiments.normalization_study`).
+NORMALIZATION = ResultKind("normalization_per_image.csv", "normalization_provenance.json", ("config", "split", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

@@ -113,6 +113,7 @@ def _settings(checkpoint: Path, **changes) -> BatchSettings:
     from ssimnet.publish import file_digest
 
     base = dict(profile=SMOKE, finetune_epochs=0, method=SMOKE.train.instances, tta=False, seed=0,
+                normalize=SMOKE.segment.normalize_stains,
                 region_side=SMOKE.segment.region_side, region_tile=SMOKE.segment.region_tile,
                 region_halo=SMOKE.segment.region_halo, min_side=1,
                 why="fine-tuning needs one (use --finetune-epochs 0)", model=file_digest(checkpoint))  # as the CLI sets it

@@ -84,3 +84,15 @@ def test_chapter_9_shows_the_committed_learned_separation_and_generator_numbers(
         _means(seed0, "distance watershed", s, m) for s, m in columns)
     for config in generators.config.unique():
         assert table[config] == tuple(_means(generators, config, s, m) for s, m in columns), config
+
+
+def test_chapter_9_shows_the_committed_normalization_study():
+    nb = _notebook("09_beyond")
+    study = pd.read_csv(RESULTS / "normalization_per_image.csv")
+    (table,) = _tables(nb, "normalization = normalization_table(")
+    splits = list(study.split.unique())
+    assert splits == ["train", "test", "tnbc"]
+    for config in study.config.unique():
+        rows = study[study.config == config]
+        expected = tuple(f"{100 * rows[rows.split == s][m].mean():.1f}" for s in splits for m in ("dice", "aji", "pq"))
+        assert table[config][: len(expected)] == expected, config
