@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_segment.py --model CKPT [--profile cpu] [--images 1 10] [--workers 1 2]
-                                       [--region 4000] [--source IMAGE.png]
+                                       [--region 4000] [--source IMAGE.png] [--[no-]normalize]
 
 Each case runs ``ssimnet segment`` in a fresh process on copies of a 1000×1000
 tile (``--source``, default a synthetic tile) and prints one table row: images,
@@ -32,9 +32,9 @@ from ssimnet.synthetic import synthetic_tile
 from ssimnet.train import Trainer
 
 
-def _run(inputs: list[Path], out: Path, model: Path, profile: str, workers: int) -> tuple[float, float]:
+def _run(inputs: list[Path], out: Path, model: Path, profile: str, workers: int, extra: list[str]) -> tuple[float, float]:
     command = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "ssimnet.cli", "segment", *map(str, inputs), "--out", str(out), "--model", str(model),
-               "--profile", profile, "--finetune-epochs", "0", "--workers", str(workers), "--quiet", "--overwrite"]
+               "--profile", profile, "--finetune-epochs", "0", "--workers", str(workers), "--quiet", "--overwrite", *extra]
     start = time.perf_counter()
     done = subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
@@ -49,7 +49,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--region", type=int, default=0, help="also one region of this side (pixels)")
     parser.add_argument("--source", default="", help="a 1000x1000 RGB tile (default: synthetic)")
+    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="passed on to ssimnet segment (default: the profile's)")
     args = parser.parse_args()
+    extra = [] if args.normalize is None else ["--normalize" if args.normalize else "--no-normalize"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = Path(args.model) if args.model else root / "net.pt"
@@ -65,7 +68,7 @@ def main() -> None:
                 write_image(paths[-1], tile)
             for workers in args.workers if n > 1 else [1]:
                 wall, peak = _run([root / "in"] if n > 1 else paths, root / f"out{n}_{workers}", model, args.profile,
-                                  workers)
+                                  workers, extra)
                 print(f"| {n} | {workers} | {wall:.1f} | {wall / n:.1f} | {peak:.0f} |", flush=True)
             for p in paths:
                 p.unlink()
@@ -75,7 +78,7 @@ def main() -> None:
             path = root / "region" / "region.png"
             write_image(path, region)
             del region
-            wall, peak = _run([path], root / "region_out", model, args.profile, 1)
+            wall, peak = _run([path], root / "region_out", model, args.profile, 1, extra)
             print(f"| region {args.region}×{args.region} | 1 | {wall:.1f} | – | {peak:.0f} |", flush=True)
 
 

@@ -164,7 +164,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     profile = get_profile(args.profile)
     epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
     tta = profile.segment.tta if args.tta is None else args.tta
-    normalize = profile.segment.normalize_stains if args.normalize is None else args.normalize
+    # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
+    normalize = (profile.segment.normalize_stains and bool(args.model)) if args.normalize is None else args.normalize
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
     learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"
@@ -367,7 +368,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                          help="map each image's stains onto the MoNuSeg reference before the network sees it "
-                              "(default: the profile's)")
+                              "(default: the profile's with --model; off when the network is trained on the images)")
     segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -110,8 +110,7 @@ class StainNormalizer:
     def reference(self) -> StainReference:
         """The fitted reference, to store in a configuration."""
         self._check_fitted()
-        return StainReference(stain_matrix=tuple(tuple(float(v) for v in row) for row in self.stain_matrix_),
-                              max_density=tuple(float(v) for v in self.max_density_), percentile=self.percentile)
+        return _reference(self.stain_matrix_, self.max_density_, self.percentile)
 
     def settings(self) -> dict[str, object]:
         """Everything that decides :meth:`transform`'s output: what keys cached results of it."""
@@ -124,11 +123,14 @@ class StainNormalizer:
         What :meth:`transform` maps from; measured on a thumbnail, it maps
         every tile of a large region the same way.
         """
+        return self._measure(image)[0]
+
+    def _measure(self, image: np.ndarray) -> tuple[StainReference, np.ndarray]:
+        """:meth:`measure`, and the image's (H, W, 2) stain densities it was measured from."""
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed).fit(image)
         density = separator.transform(image)
         top = max_density(density, tissue_mask(image), percentile=self.percentile)
-        return StainReference(stain_matrix=tuple(tuple(float(v) for v in row) for row in separator.stain_matrix_),
-                              max_density=(float(top[0]), float(top[1])), percentile=self.percentile)
+        return _reference(separator.stain_matrix_, top, self.percentile), density
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:
         """Learn the reference from one (H, W, 3) uint8 image or several: the median of their stain colours and densities.
@@ -156,8 +158,10 @@ class StainNormalizer:
         left at zero rather than scaled.
         """
         self._check_fitted()
-        source = self.measure(image) if source is None else source
-        density = nonnegative_unmix(rgb_to_od(image), np.asarray(source.stain_matrix))
+        if source is None:
+            source, density = self._measure(image)
+        else:
+            density = nonnegative_unmix(rgb_to_od(image), np.asarray(source.stain_matrix))
         own = np.asarray(source.max_density, dtype=np.float64)
         scale = np.where(own > 1e-6, np.maximum(self.max_density_ / np.maximum(own, 1e-6), self.min_scale), 1.0)
         return od_to_rgb((density * scale) @ self.stain_matrix_)
@@ -166,6 +170,10 @@ class StainNormalizer:
         if not hasattr(self, "stain_matrix_"):
             raise RuntimeError("call fit() or from_reference() before transform()")
 
+
+def _reference(stains: np.ndarray, top: np.ndarray, percentile: float) -> StainReference:
+    return StainReference(stain_matrix=tuple(tuple(float(v) for v in row) for row in stains),
+                          max_density=(float(top[0]), float(top[1])), percentile=percentile)
 
 
 def segment_normalizer(profile: Profile, *, seed: int = 0) -> StainNormalizer | None:

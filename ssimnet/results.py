@@ -2,7 +2,7 @@
 
 A results folder holds per-image scores (one CSV) and a ``provenance.json``
 (:func:`provenance`: code version and commit, settings, data, hardware,
-libraries, times).  Four kinds are written, each a :class:`ResultKind`:
+libraries, times).  Five kinds are written, each a :class:`ResultKind`:
 
 - :data:`RESULTS` -- every Table 1 method and Table 3 variant
   (``per_image.csv``, with ``runs.csv``, the means per method and run);
@@ -11,7 +11,9 @@ libraries, times).  Four kinds are written, each a :class:`ResultKind`:
 - :data:`CANDIDATES` -- the candidate generators' pseudo-label quality on
   the training split (``candidates_per_image.csv``);
 - :data:`NORMALIZATION` -- one network with and without stain normalisation,
-  and the classical watershed, on MoNuSeg and TNBC (``normalization_per_image.csv``).
+  and the classical watershed, on MoNuSeg and TNBC (``normalization_per_image.csv``);
+- :data:`FINETUNE` -- per-image fine-tuning with batch norm re-estimated or
+  frozen (``finetune_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ CANDIDATES = ResultKind("candidates_per_image.csv", "candidates_provenance.json"
 #: watershed, on MoNuSeg and on data never tuned on
 #: (:func:`ssimnet.experiments.normalization_study`).
 NORMALIZATION = ResultKind("normalization_per_image.csv", "normalization_provenance.json", ("config", "split", "image"))
+#: Per-image fine-tuning with batch norm re-estimated or frozen (``studies/finetune.py``).
+FINETUNE = ResultKind("finetune_per_image.csv", "finetune_provenance.json", ("config", "split", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

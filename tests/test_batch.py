@@ -168,3 +168,16 @@ def test_a_large_region_goes_tile_by_tile_into_a_32_bit_tiff(tmp_path, checkpoin
     whole = _threshold(synthetic_tile((300, 420), seed=5).image)
     assert np.array_equal(label > 0, whole > 0) and len(ids) == whole.max()  # every nucleus once, whole
     assert not paths["overlay"].exists()
+
+
+def test_stain_normalisation_is_a_setting_of_the_batch(folder, tmp_path, checkpoint, capsys):
+    out = tmp_path / "out"
+    assert _segment(folder, out, checkpoint) == 0  # with --model: normalised by default
+    capsys.readouterr()
+    assert _segment(folder, out, checkpoint, "--normalize") == 0
+    assert "3 of 3 images already done" in capsys.readouterr().out
+    assert _segment(folder, out, checkpoint, "--no-normalize") == 0  # another setting: every image again
+    assert "already done" not in capsys.readouterr().out
+    jobs = find_images([folder])
+    assert all(is_done(out, j, _settings(checkpoint, normalize=False)) for j in jobs)
+    assert not any(is_done(out, j, _settings(checkpoint, normalize=True)) for j in jobs)

@@ -1,0 +1,75 @@
+"""Per-image fine-tuning (paper Sec. 2.2) with batch norm re-estimated or frozen, on training images.
+
+One trained network is scored on the first `--images` images (by name) of the
+MoNuSeg training split: without fine-tuning, with the paper's fine-tuning
+(batch normalisation re-estimates its statistics on the image) and with batch
+normalisation frozen (``TrainConfig.finetune_norm = "frozen"``).  Fine-tuning
+reads only the image's own pseudo labels; the labels score.  Writes
+``finetune_per_image.csv`` and its provenance (:data:`ssimnet.results.FINETUNE`).
+
+    python studies/finetune.py CHECKPOINT --monuseg DIR --candidates watershed --run-dir runs/study --out results/cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from ssimnet.config import DEFAULT_SEED, get_profile
+from ssimnet.data import list_samples
+from ssimnet.evaluate import evaluate_network
+from ssimnet.publish import file_digest
+from ssimnet.results import FINETUNE, provenance, save_results
+from ssimnet.store import load_trainer
+
+
+def _subset(monuseg: Path, folder: Path, count: int) -> Path:
+    """A dataset of the first `count` training images (symbolic links)."""
+    for sample in list_samples(monuseg, "train")[:count]:
+        for kind, path in (("images", sample.image_path), ("labels", sample.label_path)):
+            link = folder / "train" / kind / path.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                os.symlink(path.resolve(), link)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--monuseg", required=True)
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--candidates", default="fcm", help="candidate_method the network was trained with")
+    parser.add_argument("--run-dir", default="runs/study")
+    parser.add_argument("--out", default="results/cpu")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--about", default="", help="how the network was trained, for the provenance")
+    args = parser.parse_args()
+    base = get_profile(args.profile)
+    base = replace(base, pseudo=replace(base.pseudo, candidate_method=args.candidates))
+    data = _subset(Path(args.monuseg), Path(args.run_dir) / f"train-first-{args.images}", args.images)
+    configs = {"no fine-tuning": (0, "train"), "fine-tuning (paper)": (base.train.finetune_epochs, "train"),
+               "fine-tuning, batch norm frozen": (base.train.finetune_epochs, "frozen")}
+    frames = []
+    for name, (epochs, norm) in configs.items():
+        profile = replace(base, train=replace(base.train, finetune_norm=norm))
+        trainer = load_trainer(args.checkpoint, profile.train)
+        scores, _ = evaluate_network(data, args.run_dir, profile, trainer, split="train", finetune_epochs=epochs,
+                                     seed=args.seed)
+        frames.append(scores.assign(config=name, split="train"))
+    per_image = pd.concat(frames, ignore_index=True)
+    per_image = per_image[["config", "split", "image", *[c for c in per_image if c not in ("config", "split", "image")]]]
+    info = provenance(base, data_dir=args.monuseg, seed=args.seed)
+    info.update(images=args.images, network={"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint),
+                                             "training": args.about})
+    save_results(args.out, per_image, info, kind=FINETUNE)
+    print(per_image.groupby("config", sort=False)[["dice", "aji", "pq", "seconds"]].mean().round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
