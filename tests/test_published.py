@@ -96,3 +96,12 @@ def test_chapter_9_shows_the_committed_normalization_study():
         rows = study[study.config == config]
         expected = tuple(f"{100 * rows[rows.split == s][m].mean():.1f}" for s in splits for m in ("dice", "aji", "pq"))
         assert table[config][: len(expected)] == expected, config
+
+
+def test_chapter_5_shows_the_committed_finetuning_study():
+    nb = _notebook("05_finetune_evaluate")
+    study = pd.read_csv(RESULTS / "finetune_per_image.csv")
+    (table,) = _tables(nb, "finetune = finetune_runs.groupby(")
+    assert set(table) == set(study.config)
+    for config, rows in study.groupby("config"):
+        assert table[config][:3] == tuple(f"{100 * rows[m].mean():.1f}" for m in ("dice", "aji", "pq")), config
