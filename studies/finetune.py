@@ -12,19 +12,19 @@ reads only the image's own pseudo labels; the labels score.  Writes
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from ssimnet.config import DEFAULT_SEED, get_profile
+from ssimnet.config import get_profile
 from ssimnet.data import list_samples
 from ssimnet.evaluate import evaluate_network
-from ssimnet.publish import file_digest
 from ssimnet.results import FINETUNE, provenance, save_results
 from ssimnet.store import load_trainer
+
+from _common import network_record, study_parser
 
 
 def _subset(monuseg: Path, folder: Path, count: int) -> Path:
@@ -39,16 +39,9 @@ def _subset(monuseg: Path, folder: Path, count: int) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--monuseg", required=True)
+    parser = study_parser(__doc__)
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--candidates", default="fcm", help="candidate_method the network was trained with")
-    parser.add_argument("--run-dir", default="runs/study")
-    parser.add_argument("--out", default="results/cpu")
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--about", default="", help="how the network was trained, for the provenance")
     args = parser.parse_args()
     base = get_profile(args.profile)
     base = replace(base, pseudo=replace(base.pseudo, candidate_method=args.candidates))
@@ -65,8 +58,7 @@ def main() -> None:
     per_image = pd.concat(frames, ignore_index=True)
     per_image = per_image[["config", "split", "image", *[c for c in per_image if c not in ("config", "split", "image")]]]
     info = provenance(base, data_dir=args.monuseg, seed=args.seed)
-    info.update(images=args.images, network={"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint),
-                                             "training": args.about})
+    info.update(images=args.images, network=network_record(args))
     save_results(args.out, per_image, info, kind=FINETUNE)
     print(per_image.groupby("config", sort=False)[["dice", "aji", "pq", "seconds"]].mean().round(3).to_string())
 

@@ -12,30 +12,23 @@ and all of them are reported.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from ssimnet.config import DEFAULT_SEED, STAIN_REFERENCE, get_profile
+from ssimnet.config import STAIN_REFERENCE, get_profile
 from ssimnet.data import list_samples
 from ssimnet.experiments import fit_stain_reference, normalization_study
 from ssimnet.normalize import StainNormalizer
 from ssimnet.results import NORMALIZATION, provenance, save_results
-from ssimnet.publish import file_digest
 from ssimnet.store import load_trainer
+
+from _common import network_record, study_parser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--monuseg", required=True)
+    parser = study_parser(__doc__)
     parser.add_argument("--tnbc", required=True)
-    parser.add_argument("--run-dir", default="runs/study")
-    parser.add_argument("--out", default="results/cpu")
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--about", default="", help="how the network was trained, for the provenance")
     args = parser.parse_args()
     profile = get_profile(args.profile)
     reference = fit_stain_reference(args.monuseg, "train", seed=args.seed)
@@ -52,8 +45,7 @@ def main() -> None:
     info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
     info.update(stain_reference=asdict(reference), stain_reference_images={"data": Path(args.monuseg).name, "split": "train",
                                         "images": len(list_samples(args.monuseg, "train", labels=False))},
-                network={"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint),
-                         "training": args.about},
+                network=network_record(args),
                 datasets={k: str(v[0]) for k, v in datasets.items()})
     save_results(args.out, per_image, info, kind=NORMALIZATION)
     print(per_image.groupby(["split", "config"])[["dice", "aji", "pq"]].mean().mul(100).round(1).to_string())

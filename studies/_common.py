@@ -1,0 +1,26 @@
+"""What every study script shares: its command line and the record of the network it scores."""
+
+from __future__ import annotations
+
+import argparse
+
+from ssimnet.config import DEFAULT_SEED
+from ssimnet.publish import file_digest
+
+
+def study_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of every study: a checkpoint, MoNuSeg, the run and results folders, profile, seed, provenance."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--monuseg", required=True)
+    parser.add_argument("--run-dir", default="runs/study")
+    parser.add_argument("--out", default="results/cpu")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--about", default="", help="how the network was trained, for the provenance")
+    return parser
+
+
+def network_record(args: argparse.Namespace) -> dict[str, str]:
+    """The scored network for the provenance: its file, its hash and how it was trained."""
+    return {"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint), "training": args.about}
