@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .config import MIN_IMAGE_RANGE
+from .config import MIN_IMAGE_RANGE, PNG_COMPRESSION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -378,7 +378,7 @@ def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
     with atomic_path(Path(path)) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+        Image.fromarray(image).save(tmp, format="PNG", compress_level=PNG_COMPRESSION)
 
 
 def write_label(path: str | os.PathLike[str], label: np.ndarray) -> None:
@@ -389,7 +389,7 @@ def write_label(path: str | os.PathLike[str], label: np.ndarray) -> None:
     if label.size and (label.min() < 0 or label.max() > _MAX_LABEL):
         raise ValueError(f"label ids must lie in 0..{_MAX_LABEL} to be stored as a 16-bit PNG")
     with atomic_path(Path(path)) as tmp:
-        Image.fromarray(label.astype(np.uint16)).save(tmp, format="PNG")
+        Image.fromarray(label.astype(np.uint16)).save(tmp, format="PNG", compress_level=PNG_COMPRESSION)
 
 
 def write_table(path: str | os.PathLike[str], rows: list[dict[str, object]], *, columns: list[str] | None = None) -> None:

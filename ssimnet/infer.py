@@ -48,7 +48,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 from scipy import ndimage as ndi
-from skimage.measure import regionprops_table
 
 from .candidates import clean_mask
 from .config import DEFAULT_PSEUDO, DEFAULT_TRAIN, INSTANCE_METHODS, Profile
@@ -62,7 +61,7 @@ if TYPE_CHECKING:
     from .config import StainReference
     from .normalize import StainNormalizer
 
-__all__ = ["Maps", "predict_maps", "predict_probability", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
+__all__ = ["Maps", "predict_maps", "predict_probability", "inference_tile", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
 
 
 def _blend_window(size: int, overlap: int) -> np.ndarray:
@@ -138,6 +137,23 @@ def predict_maps(
     return Maps(result[0], result[1] if len(result) > 1 else None)
 
 
+def inference_tile(shape: tuple[int, ...], *, largest: int, multiple: int) -> int:
+    """The tile side that predicts an image of `shape` in as few tiles as possible.
+
+    The image's longer side rounded up to a multiple of `multiple` (the
+    network's ``2 ** depth``), at most `largest` rounded down to one.
+
+    Examples
+    --------
+    >>> inference_tile((1000, 1000), largest=1024, multiple=16), inference_tile((3000, 500), largest=1024, multiple=16)
+    (1008, 1024)
+    """
+    if largest < multiple:
+        raise ValueError(f"the largest tile ({largest}) is smaller than one step of {multiple} pixels")
+    side = -(-max(int(shape[0]), int(shape[1])) // multiple) * multiple
+    return min(side, largest // multiple * multiple)
+
+
 def predict_probability(model: UNet, image: np.ndarray, **options) -> np.ndarray:
     """Nucleus probability of every pixel of an (H, W, 3) uint8 image, as (H, W) float32 in [0, 1].
 
@@ -199,23 +215,51 @@ def instances(
 def measure_nuclei(label: np.ndarray, hematoxylin: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-nucleus measurements: id, area, centroid, eccentricity, mean hematoxylin density.
 
+    The definitions of :func:`skimage.measure.regionprops` (eccentricity of
+    the ellipse with the same second central moments), computed for all
+    nuclei at once from per-label sums.
+
     Parameters
     ----------
     label : (H, W) int instance map
     hematoxylin : (H, W) float, optional
         Hematoxylin density (:meth:`ssimnet.stain.VahadaneSeparator.transform`
         channel 0); the column is NaN without it.
+
+    Examples
+    --------
+    >>> label = np.zeros((6, 8), np.int32)
+    >>> label[1:3, 1:7] = 5
+    >>> table = measure_nuclei(label)
+    >>> table["id"].tolist(), table["area"].tolist(), table["centroid_col"].tolist()
+    ([5], [12], [3.5])
     """
-    props = ["label", "area", "centroid", "eccentricity"]
-    table = regionprops_table(label, intensity_image=hematoxylin, properties=props + (["intensity_mean"] if hematoxylin is not None else []))
-    n = len(table["label"])
+    flat = np.asarray(label).ravel()
+    size = int(flat.max(initial=0)) + 1
+    area = np.bincount(flat, minlength=size).astype(np.float64)
+    ids = np.flatnonzero(area[1:]) + 1
+    rows, cols = np.divmod(np.arange(flat.size), label.shape[1])
+
+    def per_label(values: np.ndarray | None) -> np.ndarray:
+        return np.bincount(flat, weights=values, minlength=size)[ids] / area[ids]
+
+    row, col = per_label(rows.astype(np.float64)), per_label(cols.astype(np.float64))
+    centre = np.zeros((2, size))
+    centre[:, ids] = row, col
+    dr, dc = rows - centre[0, flat], cols - centre[1, flat]
+    var_r, var_c, cov = per_label(dr * dr), per_label(dc * dc), per_label(dr * dc)
+    half_sum, root = (var_r + var_c) / 2, np.sqrt(((var_r - var_c) / 2) ** 2 + cov**2)
+    major, minor = half_sum + root, np.clip(half_sum - root, 0.0, None)
+    eccentricity = np.sqrt(1.0 - np.divide(minor, major, out=np.ones_like(major), where=major > 0))
+    mean = (per_label(np.asarray(hematoxylin, dtype=np.float64).ravel()) if hematoxylin is not None
+            else np.full(len(ids), np.nan))
     return {
-        "id": table["label"],
-        "area": table["area"].astype(np.int64),
-        "centroid_row": table["centroid-0"],
-        "centroid_col": table["centroid-1"],
-        "eccentricity": table["eccentricity"],
-        "mean_hematoxylin": table["intensity_mean"] if hematoxylin is not None else np.full(n, np.nan),
+        "id": ids.astype(label.dtype if np.issubdtype(label.dtype, np.integer) else np.int64),
+        "area": area[ids].astype(np.int64),
+        "centroid_row": row,
+        "centroid_col": col,
+        "eccentricity": eccentricity,
+        "mean_hematoxylin": mean,
     }
 
 
@@ -252,6 +296,7 @@ def segment_image(
     tta: bool = False,
     normalizer: StainNormalizer | None = None,
     source: StainReference | None = None,
+    tile: int | None = None,
 ) -> Segmentation:
     """Label-free segmentation of one image with a trained network.
 
@@ -282,6 +327,9 @@ def segment_image(
     source : StainReference, optional
         The image's own stains for `normalizer` (:meth:`StainNormalizer.measure`),
         when measured elsewhere (a large region's thumbnail).
+    tile : int, optional
+        Side of the tiles the network predicts (default: the training patch
+        size, ``profile.pseudo.patch_size``; see :func:`inference_tile`).
     """
     cfg = profile.train
     seen = image if normalizer is None else normalizer.transform(image, source=source)
@@ -296,8 +344,8 @@ def segment_image(
         )
         tuned = trainer.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
-    maps = predict_maps(model, seen, tile=profile.pseudo.patch_size, overlap=cfg.tile_overlap, device=trainer.device,
-                        tta=tta)
+    maps = predict_maps(model, seen, tile=tile or profile.pseudo.patch_size, overlap=cfg.tile_overlap,
+                        device=trainer.device, tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
                       distance=maps.distance)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,

@@ -36,7 +36,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .config import DEFAULT_PSEUDO, STAIN_REFERENCE, Profile, StainReference
+from .config import DEFAULT_PSEUDO, PSEUDO_STAIN_SOLVER, STAIN_REFERENCE, Profile, StainReference
 from .stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 
 __all__ = ["StainNormalizer", "max_density", "segment_normalizer"]
@@ -78,6 +78,8 @@ class StainNormalizer:
         Tissue pixels sampled to fit each image's stain matrix.
     seed : int
         Seed of the stain fits.
+    solver : {"cd", "exact"}
+        How each image's stain matrix is fitted (:class:`ssimnet.stain.VahadaneSeparator`).
 
     Attributes
     ----------
@@ -88,7 +90,7 @@ class StainNormalizer:
     """
 
     def __init__(self, *, percentile: float = 99.0, min_scale: float = 0.0, n_samples: int = DEFAULT_PSEUDO.stain_samples,
-                 seed: int = 0) -> None:
+                 seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER) -> None:
         if not 50.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must lie in [50, 100], got {percentile}")
         if min_scale < 0:
@@ -97,12 +99,14 @@ class StainNormalizer:
         self.min_scale = min_scale
         self.n_samples = n_samples
         self.seed = seed
+        self.solver = VahadaneSeparator(solver=solver).solver  # checked there
 
     @classmethod
     def from_reference(cls, reference: StainReference, *, min_scale: float = 0.0,
-                       n_samples: int = DEFAULT_PSEUDO.stain_samples, seed: int = 0) -> StainNormalizer:
+                       n_samples: int = DEFAULT_PSEUDO.stain_samples, seed: int = 0,
+                       solver: str = PSEUDO_STAIN_SOLVER) -> StainNormalizer:
         """A normaliser onto a stored reference (such as :data:`ssimnet.config.STAIN_REFERENCE`)."""
-        norm = cls(percentile=reference.percentile, min_scale=min_scale, n_samples=n_samples, seed=seed)
+        norm = cls(percentile=reference.percentile, min_scale=min_scale, n_samples=n_samples, seed=seed, solver=solver)
         norm.stain_matrix_ = np.asarray(reference.stain_matrix, dtype=np.float64)
         norm.max_density_ = np.asarray(reference.max_density, dtype=np.float64)
         return norm
@@ -114,8 +118,9 @@ class StainNormalizer:
 
     def settings(self) -> dict[str, object]:
         """Everything that decides :meth:`transform`'s output: what keys cached results of it."""
-        return {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
-                "seed": self.seed}
+        settings = {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
+                    "seed": self.seed}
+        return settings if self.solver == PSEUDO_STAIN_SOLVER else {**settings, "solver": self.solver}
 
     def measure(self, image: np.ndarray) -> StainReference:
         """The stain colours and `percentile` densities of one (H, W, 3) uint8 image.
@@ -127,9 +132,10 @@ class StainNormalizer:
 
     def _measure(self, image: np.ndarray) -> tuple[StainReference, np.ndarray]:
         """:meth:`measure`, and the image's (H, W, 2) stain densities it was measured from."""
-        separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed).fit(image)
+        tissue = tissue_mask(image)
+        separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
         density = separator.transform(image)
-        top = max_density(density, tissue_mask(image), percentile=self.percentile)
+        top = max_density(density, tissue, percentile=self.percentile)
         return _reference(separator.stain_matrix_, top, self.percentile), density
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:
@@ -181,4 +187,5 @@ def segment_normalizer(profile: Profile, *, seed: int = 0) -> StainNormalizer | 
     if not profile.segment.normalize_stains:
         return None
     return StainNormalizer.from_reference(STAIN_REFERENCE, min_scale=profile.segment.normalize_min_scale,
-                                          n_samples=profile.pseudo.stain_samples, seed=seed)
+                                          n_samples=profile.pseudo.stain_samples, seed=seed,
+                                          solver=profile.segment.stain_solver)

@@ -84,6 +84,17 @@ def test_reference_round_trip_and_errors(tile):
         StainNormalizer(percentile=10)
     with pytest.raises(ValueError, match="at least one"):
         StainNormalizer().fit([])
+    with pytest.raises(ValueError, match="solver"):
+        StainNormalizer(solver="svd")
+
+
+def test_the_exact_solver_measures_what_scikit_learns_does_and_keys_its_results(tile):
+    cd = StainNormalizer(seed=0).fit(tile.image)
+    exact = StainNormalizer(seed=0, solver="exact").fit(tile.image)
+    angles = np.degrees(np.arccos(np.clip((cd.stain_matrix_ * exact.stain_matrix_).sum(1), -1, 1)))
+    assert angles.max() < 3.0
+    assert np.allclose(exact.max_density_, cd.max_density_, rtol=0.05)
+    assert "solver" not in cd.settings() and exact.settings()["solver"] == "exact"
 
 
 def test_the_package_reference_is_the_one_recorded_with_the_study():

@@ -12,10 +12,13 @@ from ssimnet.stain import (
     RUIFROK_HE,
     StainFallbackWarning,
     VahadaneSeparator,
+    _lightness,
+    factorize_stains,
     hematoxylin_image,
     nonnegative_unmix,
     od_to_rgb,
     rgb_to_od,
+    sparse_stain_codes,
 )
 from ssimnet.synthetic import synthetic_tile
 
@@ -33,10 +36,11 @@ def test_od_round_trip_and_beer_lambert():
     assert rgb_to_od(np.zeros((1, 3), np.uint8)).max() == pytest.approx(np.log(255))  # black stays finite
 
 
+@pytest.mark.parametrize("solver", ["cd", "exact"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_vahadane_recovers_the_stains_of_synthetic_tiles(seed):
+def test_vahadane_recovers_the_stains_of_synthetic_tiles(seed, solver):
     tile = synthetic_tile((256, 256), seed=seed)
-    sep = VahadaneSeparator(seed=0).fit(tile.image)
+    sep = VahadaneSeparator(seed=0, solver=solver).fit(tile.image)
     assert not sep.fallback_
     h_angle, e_angle = _angles(sep.stain_matrix_, tile.stains)
     # hematoxylin -- the stain Eq. 2 uses -- within 3 degrees; eosin is blurred by
@@ -47,18 +51,70 @@ def test_vahadane_recovers_the_stains_of_synthetic_tiles(seed):
     assert np.corrcoef(density[..., 0].ravel(), tile.density[..., 0].ravel())[0, 1] > 0.9
 
 
-def test_hematoxylin_is_identified_by_colour_not_order():
+@pytest.mark.parametrize("solver", ["cd", "exact"])
+def test_hematoxylin_is_identified_by_colour_not_order(solver):
     tile = synthetic_tile((256, 256), seed=5)
-    sep = VahadaneSeparator(seed=0).fit(tile.image)
+    sep = VahadaneSeparator(seed=0, solver=solver).fit(tile.image)
     assert sep.stain_matrix_[0, 0] > sep.stain_matrix_[1, 0]  # hematoxylin absorbs more red
     assert _angles(sep.stain_matrix_[::-1], tile.stains).min() > 20  # the other order is clearly wrong
 
 
-def test_fit_is_deterministic():
+@pytest.mark.parametrize("solver", ["cd", "exact"])
+def test_fit_is_deterministic(solver):
     image = synthetic_tile((256, 256), seed=7).image
-    a = VahadaneSeparator(seed=3).fit(image).stain_matrix_
-    b = VahadaneSeparator(seed=3).fit(image).stain_matrix_
+    a = VahadaneSeparator(seed=3, solver=solver).fit(image).stain_matrix_
+    b = VahadaneSeparator(seed=3, solver=solver).fit(image).stain_matrix_
     assert np.array_equal(a, b)
+
+
+def _objective(od, stains, sparsity):
+    codes = sparse_stain_codes(od, stains, sparsity=sparsity)
+    return 0.5 * ((od - codes @ stains) ** 2).sum() + sparsity * codes.sum()
+
+
+def test_sparse_stain_codes_are_the_exact_nonnegative_lasso():
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    stains = RUIFROK_HE
+    od = np.abs(rng.normal(0.3, 0.4, size=(60, 3)))
+    ours = sparse_stain_codes(od, stains, sparsity=0.1)
+    assert (ours >= 0).all()
+    for v, c in zip(od, ours):
+        f = lambda x: 0.5 * ((v - x @ stains) ** 2).sum() + 0.1 * x.sum()  # noqa: E731
+        ref = minimize(f, np.full(2, 0.1), bounds=[(0, None)] * 2, method="L-BFGS-B", options={"ftol": 1e-15}).x
+        assert f(c) <= f(ref) + 1e-9  # never worse than a numerical optimiser
+        assert np.allclose(c, ref, atol=1e-4)
+    # without the L1 term it is non-negative least squares
+    assert np.allclose(sparse_stain_codes(od, stains, sparsity=0.0), nonnegative_unmix(od, stains), atol=1e-9)
+
+
+def test_factorize_stains_lowers_the_objective_below_scikit_learns():
+    tile = synthetic_tile((256, 256), seed=2)
+    od = rgb_to_od(tile.image).reshape(-1, 3)
+    od = od[od.sum(1) > 0.15][::4]
+    exact = factorize_stains(od, sparsity=0.1)
+    assert np.allclose(np.linalg.norm(exact, axis=1), 1.0) and (exact >= 0).all()
+    assert _angles(exact, tile.stains)[0] < 3.0
+    atoms = VahadaneSeparator(seed=0, solver="cd")._fit_cd(od)
+    assert _objective(od, exact, 0.1) <= _objective(od, atoms, 0.1) + 1e-9
+    # a stain that codes no pixel keeps its starting colour, and a start at the answer stays there
+    single = np.outer(np.linspace(0.1, 1, 50), RUIFROK_HE[0])
+    assert np.allclose(factorize_stains(single, sparsity=0.0, init=RUIFROK_HE), RUIFROK_HE, atol=1e-6)
+
+
+def test_lightness_is_rgb2lab_bit_for_bit():
+    from skimage.color import rgb2lab
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+    image[0, :3] = [[0, 0, 0], [255, 255, 255], [10, 10, 10]]  # both branches of both curves
+    assert np.array_equal(_lightness(image), rgb2lab(image)[..., 0])
+
+
+def test_unknown_solver_is_refused():
+    with pytest.raises(ValueError, match="solver"):
+        VahadaneSeparator(solver="svd")
 
 
 def test_nonnegative_unmix_matches_scipy_nnls():
@@ -82,12 +138,13 @@ def test_blank_tiles_fall_back_to_the_reference_matrix(value):
     assert h.dtype == np.uint8 and h.shape == image.shape
 
 
-def test_uniform_colour_tissue_degenerates_to_fallback():
+@pytest.mark.parametrize("solver", ["cd", "exact"])
+def test_uniform_colour_tissue_degenerates_to_fallback(solver):
     image = np.full((64, 64, 3), 255, np.uint8)
     image[8:56, 8:56] = (80, 40, 140)  # one colour only: the two atoms cannot differ
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sep = VahadaneSeparator().fit(image)
+        sep = VahadaneSeparator(solver=solver).fit(image)
     assert sep.fallback_ and any(issubclass(w.category, StainFallbackWarning) for w in caught)
     assert np.isfinite(sep.transform(image)).all()
 

@@ -12,7 +12,7 @@ from skimage.draw import disk
 
 from ssimnet.config import PseudoLabelConfig, TrainConfig, get_profile
 from ssimnet.data import DataError
-from ssimnet.infer import instances, measure_nuclei, predict_probability, segment_image
+from ssimnet.infer import inference_tile, instances, measure_nuclei, predict_probability, segment_image
 from ssimnet.store import load_checkpoint, save_checkpoint
 from ssimnet.metrics import pixel_scores
 from ssimnet.model import UNet
@@ -238,6 +238,27 @@ def test_measure_nuclei():
     assert list(table["mean_hematoxylin"]) == [0.0, 2.0]
 
 
+def test_measure_nuclei_equals_regionprops_on_random_shapes():
+    from skimage.measure import regionprops_table
+
+    rng = np.random.default_rng(3)
+    label = np.zeros((300, 400), np.int32)
+    for i in range(1, 120):  # overlapping ellipses of every orientation, later ones on top; some ids vanish
+        r, c, a, b, t = rng.uniform(0, 300), rng.uniform(0, 400), rng.uniform(1, 15), rng.uniform(1, 15), rng.uniform(0, np.pi)
+        yy, xx = np.mgrid[:300, :400]
+        u, v = (yy - r) * np.cos(t) + (xx - c) * np.sin(t), -(yy - r) * np.sin(t) + (xx - c) * np.cos(t)
+        label[(u / a) ** 2 + (v / b) ** 2 <= 1] = i * 3
+    hema = rng.random(label.shape)
+    ours = measure_nuclei(label, hema)
+    ref = regionprops_table(label, intensity_image=hema, properties=["label", "area", "centroid", "eccentricity", "intensity_mean"])
+    assert np.array_equal(ours["id"], ref["label"]) and np.array_equal(ours["area"], ref["area"])
+    for mine, theirs in [("centroid_row", "centroid-0"), ("centroid_col", "centroid-1"), ("eccentricity", "eccentricity"),
+                         ("mean_hematoxylin", "intensity_mean")]:
+        assert np.allclose(ours[mine], ref[theirs], atol=1e-9), mine
+    empty = measure_nuclei(np.zeros((5, 5), np.int32))
+    assert all(len(v) == 0 for v in empty.values())
+
+
 def test_segment_image_end_to_end(tile, data):
     profile = dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=dataclasses.replace(TINY, finetune_epochs=1, tile_overlap=16))
     trainer = Trainer.new(profile.train, seed=0, device="cpu").fit(data, 1, progress=False)
@@ -246,6 +267,20 @@ def test_segment_image_end_to_end(tile, data):
     assert len(result.finetune_history) == 1 and trainer.epoch == 1
     plain = segment_image(tile.image, trainer, profile, finetune_epochs=0)
     assert plain.finetune_history == [] and not np.array_equal(plain.probability, result.probability)
+    # one tile over the whole image predicts what the patch-size tiles do, but at their seams
+    side = inference_tile(tile.image.shape, largest=4096, multiple=2**TINY.depth)
+    assert side == -(-max(tile.image.shape[:2]) // 4) * 4
+    whole = segment_image(tile.image, trainer, profile, finetune_epochs=0, tile=side)
+    assert whole.label.shape == plain.label.shape
+    assert np.abs(whole.probability - plain.probability).mean() < 0.02
+
+
+def test_inference_tile_is_the_smallest_cover_within_the_limit():
+    assert inference_tile((500, 600), largest=1024, multiple=16) == 608
+    assert inference_tile((1024, 10), largest=1024, multiple=16) == 1024
+    assert inference_tile((5000, 5000), largest=1000, multiple=16) == 992  # the limit, rounded down to a step
+    with pytest.raises(ValueError, match="smaller than one step"):
+        inference_tile((100, 100), largest=8, multiple=16)
 
 
 def test_unet_checks_input_size():
