@@ -193,7 +193,7 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer)
 def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, trainer: Trainer,
                        start: float) -> dict[str, object]:
     from .geojson import feature_collection, nucleus_polygons
-    from .infer import inference_tile, measure_nuclei, segment_image
+    from .infer import measure_nuclei, segment_image
     from .normalize import segment_normalizer
     from .region import segment_region
     from .stain import VahadaneSeparator, nonnegative_unmix, rgb_to_od
@@ -214,10 +214,9 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
                                                solver=profile.segment.stain_solver).fit(thumbnail).stain_matrix_
 
     def segment(rgb: np.ndarray) -> np.ndarray:
-        tile = inference_tile(rgb.shape, largest=profile.segment.tile_size, multiple=2**profile.train.depth)
         return segment_image(rgb, trainer, profile, finetune_epochs=settings.finetune_epochs, method=settings.method,
                              seed=settings.seed, tta=settings.tta, normalizer=normalizer, source=source,
-                             tile=tile).label
+                             max_tile=profile.segment.tile_size).label
 
     def density(rgb: np.ndarray) -> np.ndarray:
         return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]

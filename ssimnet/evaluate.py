@@ -127,6 +127,7 @@ def evaluate_network(
     progress: bool = True,
     tta: bool = False,
     normalizer: StainNormalizer | None = None,
+    max_tile: int | None = None,
 ) -> tuple[pd.DataFrame, Path]:
     """Segment every image of a split label-free and score it against its ground truth.
 
@@ -137,6 +138,8 @@ def evaluate_network(
     wall time of fine-tuning plus prediction of the image (its pseudo labels
     are computed beforehand and cached).  With a fitted `normalizer`, the
     network sees each image normalised by it (:mod:`ssimnet.normalize`).
+    `max_tile` predicts each image in tiles up to that size, as ``ssimnet
+    segment`` does (:func:`ssimnet.infer.segment_image`).
 
     Returns
     -------
@@ -145,7 +148,8 @@ def evaluate_network(
     """
     epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
     method = method or profile.train.instances
-    extra = (normalizer.settings(),) if normalizer is not None else ()  # keys without normalisation are unchanged
+    # keys without normalisation or large tiles are unchanged
+    extra = ((normalizer.settings(),) if normalizer is not None else ()) + ((("max_tile", max_tile),) if max_tile else ())
     directory = Path(run_dir) / "predictions" / stage_key(weights_digest(trainer), profile.pseudo, profile.train, epochs,
                                                           method, seed, split, tta,
                                                           split_digest(data_dir, split, labels=True), *extra)
@@ -157,7 +161,7 @@ def evaluate_network(
     def segment(name: str, image_path: Path) -> np.ndarray:
         pseudo = load_pseudo_labels(labels.path(name)) if labels is not None else None
         result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
-                               seed=seed, pseudo=pseudo, tta=tta, normalizer=normalizer)
+                               seed=seed, pseudo=pseudo, tta=tta, normalizer=normalizer, max_tile=max_tile)
         return result.label
 
     return segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory

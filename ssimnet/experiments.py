@@ -236,6 +236,7 @@ def normalization_study(
     trainer: Trainer,
     normalizers: dict[str, StainNormalizer | None],
     *,
+    max_tiles: dict[str, int] | None = None,
     seed: int = DEFAULT_SEED,
     progress: bool = True,
 ) -> pd.DataFrame:
@@ -248,6 +249,9 @@ def normalization_study(
     normalizers : {config name: StainNormalizer or None}
         What the network sees (None: the image as it is); the profile's
         instance method, no fine-tuning.
+    max_tiles : {config name: int}, optional
+        Configurations predicted in tiles up to this size, as ``ssimnet
+        segment`` does (the others in patch-size tiles).
 
     Returns
     -------
@@ -262,7 +266,8 @@ def normalization_study(
     for name, (data_dir, split) in datasets.items():
         for config, normalizer in normalizers.items():
             scores, _ = evaluate_network(data_dir, run_dir, profile, trainer, split=split, finetune_epochs=0, seed=seed,
-                                         progress=progress, normalizer=normalizer)
+                                         progress=progress, normalizer=normalizer,
+                                         max_tile=(max_tiles or {}).get(config))
             frames.append(scores.assign(config=config, split=name))
         scores, _ = evaluate_baseline(data_dir, run_dir, "watershed", profile, split=split, seed=seed, progress=progress)
         frames.append(scores.assign(config="classical watershed", split=name))

@@ -296,7 +296,7 @@ def segment_image(
     tta: bool = False,
     normalizer: StainNormalizer | None = None,
     source: StainReference | None = None,
-    tile: int | None = None,
+    max_tile: int | None = None,
 ) -> Segmentation:
     """Label-free segmentation of one image with a trained network.
 
@@ -327,9 +327,11 @@ def segment_image(
     source : StainReference, optional
         The image's own stains for `normalizer` (:meth:`StainNormalizer.measure`),
         when measured elsewhere (a large region's thumbnail).
-    tile : int, optional
-        Side of the tiles the network predicts (default: the training patch
-        size, ``profile.pseudo.patch_size``; see :func:`inference_tile`).
+    max_tile : int, optional
+        Predict the image in as few tiles as possible, none larger than this
+        (:func:`inference_tile`; ``ssimnet segment`` uses
+        ``profile.segment.tile_size``).  None: tiles of the training patch
+        size, ``profile.pseudo.patch_size``, as the book's evaluation does.
     """
     cfg = profile.train
     seen = image if normalizer is None else normalizer.transform(image, source=source)
@@ -344,8 +346,9 @@ def segment_image(
         )
         tuned = trainer.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
-    maps = predict_maps(model, seen, tile=tile or profile.pseudo.patch_size, overlap=cfg.tile_overlap,
-                        device=trainer.device, tta=tta)
+    tile = (profile.pseudo.patch_size if max_tile is None else
+            inference_tile(seen.shape, largest=max_tile, multiple=2 ** model.architecture.depth))
+    maps = predict_maps(model, seen, tile=tile, overlap=cfg.tile_overlap, device=trainer.device, tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
                       distance=maps.distance)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,

@@ -268,9 +268,7 @@ def test_segment_image_end_to_end(tile, data):
     plain = segment_image(tile.image, trainer, profile, finetune_epochs=0)
     assert plain.finetune_history == [] and not np.array_equal(plain.probability, result.probability)
     # one tile over the whole image predicts what the patch-size tiles do, but at their seams
-    side = inference_tile(tile.image.shape, largest=4096, multiple=2**TINY.depth)
-    assert side == -(-max(tile.image.shape[:2]) // 4) * 4
-    whole = segment_image(tile.image, trainer, profile, finetune_epochs=0, tile=side)
+    whole = segment_image(tile.image, trainer, profile, finetune_epochs=0, max_tile=4096)
     assert whole.label.shape == plain.label.shape
     assert np.abs(whole.probability - plain.probability).mean() < 0.02
 
