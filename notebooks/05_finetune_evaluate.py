@@ -23,7 +23,7 @@
 # by then; a profile with a shorter, steeper schedule sets
 # `TrainConfig.finetune_lr` to that value, since fine-tuning at a large rate
 # fits the image's own pseudo labels, merges included (the `cpu` profile's
-# comment in `ssimnet/config.py` lists the rates tried on training images).
+# comment in `ssimnet/config/profiles.py` lists the rates tried on training images).
 # Prediction runs on overlapping
 # tiles blended into one probability map ({py:obj}`ssimnet.infer.predict_probability`);
 # probability > 0.5, holes filled, small objects removed and connected

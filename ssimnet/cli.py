@@ -24,7 +24,6 @@ import shutil
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +48,6 @@ from .data import (
     read_image,
     read_label,
     write_image,
-    write_label,
     write_table,
 )
 

@@ -1,80 +1,11 @@
-"""Run profiles: every tunable setting of a run, in one place.
+"""The sections of a run profile: synthetic data, pseudo labels, training, ``segment``, baselines.
 
-A profile is a frozen dataclass. Three are predefined:
-
-``smoke``
-    Synthetic data (the embedded default dataset), minutes on two CPU cores.
-    This is what CI executes every notebook with (``make book PROFILE=smoke``).
-``cpu``
-    Real MoNuSeg with a reduced network and fewer epochs (about two hours on
-    two cores): the published book's reference run.
-``paper``
-    The paper's settings (Sec. 3.1), meant for a GPU.
-
-Later stages add their own sections (stain separation, purification, training)
-to :class:`Profile`; modules never keep settings of their own as globals.
-
-Examples
---------
->>> p = get_profile("smoke")
->>> p.name, p.synthetic.n_train > 0
-('smoke', True)
->>> get_profile("cpu").synthetic.shape
-(1000, 1000)
+Part of :mod:`ssimnet.config`, which re-exports every name.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple
-
-__all__ = [
-    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
-    "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
-    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES",
-    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
-    "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
-    "STAIN_SOLVER_TOL", "PNG_COMPRESSION",
-]
-
-#: Seed of a run when none is given (pseudo labels, training, baselines).
-DEFAULT_SEED: int = 0
-
-#: Below this spread (99th minus 1st percentile of the grey level, 0-255) an
-#: image is blank -- all black, all white or one flat colour -- and is
-#: rejected as input: it holds no tissue to segment.
-MIN_IMAGE_RANGE: float = 10.0
-
-#: zlib level of the PNG files written (:func:`ssimnet.data.write_image`, ``write_label``):
-#: 1 writes a 1000x1000 overlay three times faster than PIL's default 6, 8 % larger.
-PNG_COMPRESSION: int = 1
-
-#: The published book: the reference run's executed chapters, committed
-#: (``_toc.yml`` lists them; ``make book`` builds them as they are).
-BOOK_PUBLISHED: str = "book/published"
-#: Where ``ssimnet book`` executes a run's chapters (git-ignored).
-BOOK_EXECUTED: str = "book/executed"
-
-
-class PublishFigures(NamedTuple):
-    """How ``ssimnet publish`` stores figures (:func:`ssimnet.publish.compress_outputs`).
-
-    PNG outputs above ``min_bytes`` (base64) become JPEG of this ``quality``,
-    at most ``max_width`` pixels wide: screen resolution.
-    """
-
-    max_width: int = 1400
-    quality: int = 82
-    min_bytes: int = 150_000
-
-
-PUBLISH_FIGURES = PublishFigures()
-
-
-def default_workers() -> int:
-    """Worker processes of a command when none are asked for: the CPU count, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -96,18 +27,6 @@ class SyntheticConfig:
     n_test: int = 3
     shape: tuple[int, int] = (512, 512)
     seed: int = 2023
-
-
-#: How the pseudo labels factorise stains (:class:`ssimnet.stain.VahadaneSeparator`):
-#: ``"cd"``, scikit-learn's mini-batch dictionary learning, with which every
-#: committed result under ``results/`` was made.  ``ssimnet segment`` uses the
-#: ``"exact"`` solver (:attr:`SegmentConfig.stain_solver`), ten times faster.
-PSEUDO_STAIN_SOLVER: str = "cd"
-
-#: Iteration limit and tolerance (largest change of a stain colour) of
-#: :func:`ssimnet.stain.factorize_stains`.
-STAIN_SOLVER_MAX_ITER: int = 300
-STAIN_SOLVER_TOL: float = 1e-5
 
 
 @dataclass(frozen=True)
@@ -165,64 +84,6 @@ class PseudoLabelConfig:
     keep_fraction: float = 0.7
     min_components: int = 3
     point_radius: int = 2
-
-
-@dataclass(frozen=True)
-class StainReference:
-    """Reference stain colours and densities of stain normalisation (:class:`ssimnet.normalize.StainNormalizer`).
-
-    Attributes
-    ----------
-    stain_matrix : ((3 floats), (3 floats))
-        Unit optical-density colours of hematoxylin (row 0) and eosin.
-    max_density : (float, float)
-        Each stain's density at `percentile` of the tissue pixels.
-    percentile : float
-    """
-
-    stain_matrix: tuple[tuple[float, float, float], tuple[float, float, float]]
-    max_density: tuple[float, float]
-    percentile: float = 99.0
-
-
-#: The stain reference of the package: ``StainNormalizer(seed=0).fit(images)``
-#: on the 30 MoNuSeg *training* images (median stain colours and 99th-percentile
-#: densities; no labels), recorded in ``results/cpu/normalization_provenance.json``.
-STAIN_REFERENCE: StainReference = StainReference(
-    stain_matrix=((0.5298371600168138, 0.7469583245497939, 0.4016538873845016),
-                  (0.29297146264611484, 0.8129325057762228, 0.5032975890339508)),
-    max_density=(2.7301887204472166, 1.6416895826723996),
-)
-
-
-class InstanceDefaults(NamedTuple):
-    """Default settings of one instance method of :func:`ssimnet.infer.instances`."""
-
-    threshold: float
-    h: float | None
-
-
-#: Instance methods of :func:`ssimnet.infer.instances` with their default
-#: foreground threshold and marker height `h` (probability units for
-#: "watershed", pixels of distance for "distance"; "cc" has no markers).
-#: "cc" is the paper's setting.  The "distance" defaults were chosen on the
-#: MoNuSeg *training* split (``cpu`` network, no fine-tuning; thresholds
-#: 0.3-0.6, h 0.25-2, sigma 0-2); over 3 seeds they give AJI 45.5, against
-#: 40.8 for "watershed" and 27.8 for "cc".
-INSTANCE_METHODS: dict[str, InstanceDefaults] = {
-    "cc": InstanceDefaults(threshold=0.5, h=None),
-    "watershed": InstanceDefaults(threshold=0.5, h=0.1),
-    "distance": InstanceDefaults(threshold=0.45, h=0.25),
-    "learned": InstanceDefaults(threshold=0.45, h=0.05),
-}
-
-#: ``distance_weight`` of the learned separation output when it is switched on
-#: (:mod:`ssimnet.separation`).  Chosen, with ``distance_solidity`` 0 and the
-#: "learned" marker height 0.05, on the MoNuSeg *training* split (``cpu``
-#: profile, seed 0, trained on a lent H100; ``results/gpu/``): training AJI
-#: 45.1, against 44.5-44.7 for the weights 1 and 3 with solidity 0.9 and 43.8
-#: without the output -- differences within the spread over seeds.
-LEARNED_SEPARATION_WEIGHT: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -447,116 +308,3 @@ class Profile:
 DEFAULT_PSEUDO: PseudoLabelConfig = PseudoLabelConfig()
 DEFAULT_TRAIN: TrainConfig = TrainConfig()
 DEFAULT_BASELINES: BaselineConfig = BaselineConfig()
-
-#: The paper's learning rate after its schedule (``lr * lr_decay ** epochs``
-#: of :class:`TrainConfig`): the rate at which its per-image fine-tuning starts.
-PAPER_FINAL_LR: float = DEFAULT_TRAIN.lr * DEFAULT_TRAIN.lr_decay**DEFAULT_TRAIN.epochs
-
-PROFILES: dict[str, Profile] = {
-    # Synthetic data and a tiny network: every stage in a few minutes on two
-    # cores; 15 epochs at a high learning rate are enough to segment the
-    # synthetic nuclei.
-    "smoke": Profile(
-        name="smoke",
-        synthetic=SyntheticConfig(n_train=6, n_test=3, shape=(512, 512)),
-        train=TrainConfig(depth=3, width=8, epochs=15, batch_size=8, lr=3e-3, finetune_epochs=2, instances="distance"),
-        segment=SegmentConfig(finetune_epochs=0),
-        baselines=BaselineConfig(runs=2, network_runs=1, kanezaki_channels=16, kanezaki_iterations=50),
-    ),
-    # MoNuSeg on two CPU cores: a narrow U-Net and 10 epochs keep the whole
-    # book (four trainings: SSimNet, the supervised U-Net and two Table 3
-    # variants) within about two hours.  With 15x fewer epochs than the
-    # paper, its learning rate of 5e-5 would leave the network far from
-    # converged, so training starts at 1e-3; fine-tuning then starts at the
-    # paper's final rate (PAPER_FINAL_LR), since at the end of this faster
-    # schedule it fits each image's pseudo labels and lowers AJI (MoNuSeg
-    # *training* images: AJI 27.3 without fine-tuning, 20.4 at 6.8e-4, 21.0 at
-    # 1e-4, 25.1 at 2e-5, 27.6 at 5e-6).
-    "cpu": Profile(
-        name="cpu",
-        synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000)),
-        # One self-training round (5 more epochs) for `ssimnet train` and
-        # `ssimnet segment`, chosen on the MoNuSeg training split (AJI 45.5 +-
-        # 1.5 -> 46.1 +- 0.4, distance watershed, 3 seeds); the book's
-        # reproduction chapters do not use it.
-        train=TrainConfig(depth=4, width=16, epochs=10, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
-                          selftrain_rounds=1, instances="distance"),
-        segment=SegmentConfig(finetune_epochs=0),
-        # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
-        # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).
-        baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=50,
-                                 kanezaki_scale=0.5, kanezaki_superpixel_area=25),
-    ),
-    # The paper's settings (Sec. 3.1): standard U-Net, 150 epochs, lr 5e-5
-    # decayed by 0.98 per epoch, 5 epochs of per-image fine-tuning, connected
-    # components.
-    "paper": Profile(name="paper", synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000))),
-}
-
-
-def get_profile(name: str) -> Profile:
-    """Return the predefined profile called `name`.
-
-    Raises
-    ------
-    ValueError
-        If no profile has that name.
-    """
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None
-
-
-@dataclass(frozen=True)
-class AblationVariant:
-    """One row of the paper's Table 3: SSimNet with some components switched off.
-
-    Attributes
-    ----------
-    name : str
-        Row name in the book's tables.
-    key : str
-        Method key of its results (``"ssimnet"`` and ``"ssimnet_noft"`` are
-        the Table 1 rows, shared with it).
-    softening, purification, finetuning : bool
-        Whether label softening (Eq. 4), data purification (Algorithm 1) and
-        per-image fine-tuning are on.
-
-    Examples
-    --------
-    >>> v = ABLATION[0]
-    >>> v.name, v.components, v.method
-    ('w/o label softening', (False, True, True), 'ssimnet')
-    >>> v.profile(get_profile("smoke")).train.soft_labels
-    False
-    """
-
-    name: str
-    key: str
-    softening: bool = True
-    purification: bool = True
-    finetuning: bool = True
-
-    @property
-    def components(self) -> tuple[bool, bool, bool]:
-        """``(softening, purification, finetuning)``, the key of :data:`ssimnet.paper.TABLE3`."""
-        return (self.softening, self.purification, self.finetuning)
-
-    @property
-    def method(self) -> str:
-        """The method that evaluates it: with or without per-image fine-tuning."""
-        return "ssimnet" if self.finetuning else "ssimnet_noft"
-
-    def profile(self, base: Profile) -> Profile:
-        """`base` with this variant's training switches."""
-        return replace(base, train=replace(base.train, soft_labels=self.softening, purify=self.purification))
-
-
-#: The rows of Table 3, in the paper's order.
-ABLATION: tuple[AblationVariant, ...] = (
-    AblationVariant("w/o label softening", "ssimnet_no_softening", softening=False),
-    AblationVariant("w/o data purification", "ssimnet_no_purification", purification=False),
-    AblationVariant("w/o fine-tuning", "ssimnet_noft", finetuning=False),
-    AblationVariant("SSimNet (all)", "ssimnet"),
-)

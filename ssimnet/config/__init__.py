@@ -1,0 +1,76 @@
+"""Run profiles: every tunable setting of a run, in one place.
+
+A profile is a frozen dataclass. Three are predefined:
+
+``smoke``
+    Synthetic data (the embedded default dataset), minutes on two CPU cores.
+    This is what CI executes every notebook with (``make book PROFILE=smoke``).
+``cpu``
+    Real MoNuSeg with a reduced network and fewer epochs (about two hours on
+    two cores): the published book's reference run.
+``paper``
+    The paper's settings (Sec. 3.1), meant for a GPU.
+
+Later stages add their own sections (stain separation, purification, training)
+to :class:`Profile`; modules never keep settings of their own as globals.
+
+Examples
+--------
+>>> p = get_profile("smoke")
+>>> p.name, p.synthetic.n_train > 0
+('smoke', True)
+>>> get_profile("cpu").synthetic.shape
+(1000, 1000)
+
+The settings live in three modules, all re-exported here:
+:mod:`ssimnet.config.constants`, :mod:`ssimnet.config.sections` and
+:mod:`ssimnet.config.profiles`.
+"""
+
+from __future__ import annotations
+
+from .constants import (  # noqa: F401
+    BOOK_EXECUTED,
+    BOOK_PUBLISHED,
+    DEFAULT_SEED,
+    default_workers,
+    INSTANCE_METHODS,
+    InstanceDefaults,
+    LEARNED_SEPARATION_WEIGHT,
+    MIN_IMAGE_RANGE,
+    PNG_COMPRESSION,
+    PSEUDO_STAIN_SOLVER,
+    PUBLISH_FIGURES,
+    PublishFigures,
+    STAIN_REFERENCE,
+    STAIN_SOLVER_MAX_ITER,
+    STAIN_SOLVER_TOL,
+    StainReference,
+)
+from .profiles import (  # noqa: F401
+    ABLATION,
+    AblationVariant,
+    get_profile,
+    PAPER_FINAL_LR,
+    PROFILES,
+)
+from .sections import (  # noqa: F401
+    BaselineConfig,
+    DEFAULT_BASELINES,
+    DEFAULT_PSEUDO,
+    DEFAULT_TRAIN,
+    Profile,
+    PseudoLabelConfig,
+    SegmentConfig,
+    SyntheticConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
+    "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
+    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES",
+    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
+    "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
+    "STAIN_SOLVER_TOL", "PNG_COMPRESSION",
+]

@@ -1,0 +1,118 @@
+"""Constants of the package: seeds, image checks, file formats, stain references, instance-method defaults.
+
+Part of :mod:`ssimnet.config`, which re-exports every name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import NamedTuple
+
+#: Seed of a run when none is given (pseudo labels, training, baselines).
+DEFAULT_SEED: int = 0
+
+#: Below this spread (99th minus 1st percentile of the grey level, 0-255) an
+#: image is blank -- all black, all white or one flat colour -- and is
+#: rejected as input: it holds no tissue to segment.
+MIN_IMAGE_RANGE: float = 10.0
+
+#: zlib level of the PNG files written (:func:`ssimnet.data.write_image`, ``write_label``):
+#: 1 writes a 1000x1000 overlay three times faster than PIL's default 6, 8 % larger.
+PNG_COMPRESSION: int = 1
+
+#: The published book: the reference run's executed chapters, committed
+#: (``_toc.yml`` lists them; ``make book`` builds them as they are).
+BOOK_PUBLISHED: str = "book/published"
+#: Where ``ssimnet book`` executes a run's chapters (git-ignored).
+BOOK_EXECUTED: str = "book/executed"
+
+
+class PublishFigures(NamedTuple):
+    """How ``ssimnet publish`` stores figures (:func:`ssimnet.publish.compress_outputs`).
+
+    PNG outputs above ``min_bytes`` (base64) become JPEG of this ``quality``,
+    at most ``max_width`` pixels wide: screen resolution.
+    """
+
+    max_width: int = 1400
+    quality: int = 82
+    min_bytes: int = 150_000
+
+
+PUBLISH_FIGURES = PublishFigures()
+
+
+def default_workers() -> int:
+    """Worker processes of a command when none are asked for: the CPU count, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+#: How the pseudo labels factorise stains (:class:`ssimnet.stain.VahadaneSeparator`):
+#: ``"cd"``, scikit-learn's mini-batch dictionary learning, with which every
+#: committed result under ``results/`` was made.  ``ssimnet segment`` uses the
+#: ``"exact"`` solver (:attr:`SegmentConfig.stain_solver`), ten times faster.
+PSEUDO_STAIN_SOLVER: str = "cd"
+
+#: Iteration limit and tolerance (largest change of a stain colour) of
+#: :func:`ssimnet.stain.factorize_stains`.
+STAIN_SOLVER_MAX_ITER: int = 300
+STAIN_SOLVER_TOL: float = 1e-5
+
+
+@dataclass(frozen=True)
+class StainReference:
+    """Reference stain colours and densities of stain normalisation (:class:`ssimnet.normalize.StainNormalizer`).
+
+    Attributes
+    ----------
+    stain_matrix : ((3 floats), (3 floats))
+        Unit optical-density colours of hematoxylin (row 0) and eosin.
+    max_density : (float, float)
+        Each stain's density at `percentile` of the tissue pixels.
+    percentile : float
+    """
+
+    stain_matrix: tuple[tuple[float, float, float], tuple[float, float, float]]
+    max_density: tuple[float, float]
+    percentile: float = 99.0
+
+
+#: The stain reference of the package: ``StainNormalizer(seed=0).fit(images)``
+#: on the 30 MoNuSeg *training* images (median stain colours and 99th-percentile
+#: densities; no labels), recorded in ``results/cpu/normalization_provenance.json``.
+STAIN_REFERENCE: StainReference = StainReference(
+    stain_matrix=((0.5298371600168138, 0.7469583245497939, 0.4016538873845016),
+                  (0.29297146264611484, 0.8129325057762228, 0.5032975890339508)),
+    max_density=(2.7301887204472166, 1.6416895826723996),
+)
+
+
+class InstanceDefaults(NamedTuple):
+    """Default settings of one instance method of :func:`ssimnet.infer.instances`."""
+
+    threshold: float
+    h: float | None
+
+
+#: Instance methods of :func:`ssimnet.infer.instances` with their default
+#: foreground threshold and marker height `h` (probability units for
+#: "watershed", pixels of distance for "distance"; "cc" has no markers).
+#: "cc" is the paper's setting.  The "distance" defaults were chosen on the
+#: MoNuSeg *training* split (``cpu`` network, no fine-tuning; thresholds
+#: 0.3-0.6, h 0.25-2, sigma 0-2); over 3 seeds they give AJI 45.5, against
+#: 40.8 for "watershed" and 27.8 for "cc".
+INSTANCE_METHODS: dict[str, InstanceDefaults] = {
+    "cc": InstanceDefaults(threshold=0.5, h=None),
+    "watershed": InstanceDefaults(threshold=0.5, h=0.1),
+    "distance": InstanceDefaults(threshold=0.45, h=0.25),
+    "learned": InstanceDefaults(threshold=0.45, h=0.05),
+}
+
+#: ``distance_weight`` of the learned separation output when it is switched on
+#: (:mod:`ssimnet.separation`).  Chosen, with ``distance_solidity`` 0 and the
+#: "learned" marker height 0.05, on the MoNuSeg *training* split (``cpu``
+#: profile, seed 0, trained on a lent H100; ``results/gpu/``): training AJI
+#: 45.1, against 44.5-44.7 for the weights 1 and 3 with solidity 0.9 and 43.8
+#: without the output -- differences within the spread over seeds.
+LEARNED_SEPARATION_WEIGHT: float = 1.0
