@@ -37,7 +37,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .config import DEFAULT_PSEUDO, PSEUDO_STAIN_SOLVER, STAIN_REFERENCE, Profile, StainReference
-from .stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
+from .stain import VahadaneSeparator, check_solver, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 
 __all__ = ["StainNormalizer", "max_density", "segment_normalizer"]
 
@@ -99,7 +99,7 @@ class StainNormalizer:
         self.min_scale = min_scale
         self.n_samples = n_samples
         self.seed = seed
-        self.solver = VahadaneSeparator(solver=solver).solver  # checked there
+        self.solver = check_solver(solver)
 
     @classmethod
     def from_reference(cls, reference: StainReference, *, min_scale: float = 0.0,

@@ -37,6 +37,7 @@ __all__ = [
     "nonnegative_unmix",
     "sparse_stain_codes",
     "factorize_stains",
+    "check_solver",
     "VahadaneSeparator",
     "hematoxylin_image",
     "StainFallbackWarning",
@@ -269,6 +270,19 @@ def factorize_stains(
     return stains
 
 
+def check_solver(solver: str) -> str:
+    """`solver` if it names a stain solver of :class:`VahadaneSeparator` (``"cd"`` or ``"exact"``).
+
+    Raises
+    ------
+    ValueError
+        If it does not.
+    """
+    if solver not in ("cd", "exact"):
+        raise ValueError(f"solver must be 'cd' or 'exact', got {solver!r}")
+    return solver
+
+
 class VahadaneSeparator:
     """Sparse non-negative stain separation (Vahadane et al., IEEE TMI 2016), r = 2.
 
@@ -334,8 +348,7 @@ class VahadaneSeparator:
         seed: int = 0,
         solver: str = PSEUDO_STAIN_SOLVER,
     ) -> None:
-        if solver not in ("cd", "exact"):
-            raise ValueError(f"solver must be 'cd' or 'exact', got {solver!r}")
+        check_solver(solver)
         self.n_samples = n_samples
         self.sparsity = sparsity
         self.min_tissue = min_tissue
