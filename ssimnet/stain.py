@@ -69,8 +69,15 @@ def rgb_to_od(image: np.ndarray) -> np.ndarray:
     -------
     (..., 3) array of float64, non-negative.
     """
-    intensity = np.clip(np.asarray(image, dtype=np.float64), 1.0, I0)
+    image = np.asarray(image)
+    if image.dtype == np.uint8:  # the same values, read from a table of the 256 levels (about 4x faster)
+        return _OD_LEVELS[image]
+    intensity = np.clip(image.astype(np.float64), 1.0, I0)
     return np.log(I0 / intensity)
+
+
+_OD_LEVELS: np.ndarray = np.log(I0 / np.clip(np.arange(256, dtype=np.float64), 1.0, I0))
+_OD_LEVELS.flags.writeable = False
 
 
 def od_to_rgb(od: np.ndarray) -> np.ndarray:
@@ -155,10 +162,10 @@ def nonnegative_unmix(od: np.ndarray, stains: np.ndarray) -> np.ndarray:
     both = flat @ np.linalg.pinv(stains)
     norms = (stains**2).sum(1)
     single = np.clip(flat @ stains.T / norms, 0.0, None)  # (n, 2): each stain alone
-    residual = [((flat - single[:, [k]] * stains[k]) ** 2).sum(1) for k in range(2)]
-    only = np.where(residual[0] <= residual[1], 0, 1)
-    fallback = np.zeros_like(single)
-    fallback[np.arange(flat.shape[0]), only] = single[np.arange(flat.shape[0]), only]
+    # stain k alone leaves the squared residual ||od||^2 - single_k^2 |stain_k|^2: keep the larger decrease
+    gain = single**2 * norms
+    first = gain[:, 0] >= gain[:, 1]
+    fallback = single * np.column_stack([first, ~first])
     out = np.where((both >= 0).all(1, keepdims=True), both, fallback)
     return out.reshape(*np.shape(od)[:-1], 2)
 

@@ -45,3 +45,14 @@ def test_pixel_corners_offsets_and_parts():
     kinds = {f["properties"]["nucleus"]: f["geometry"]["type"] for f in collection["features"]}
     assert kinds == {1: "Polygon", 2: "Polygon", 3: "MultiPolygon"}
     assert np.array_equal(rasterize(collection, label.shape, offset=(100, 200)), label)
+
+
+def test_straight_runs_keep_only_their_ends():
+    label = np.zeros((8, 16), np.int32)
+    label[2:5, 1:13] = 1  # a 3 x 12 rectangle: its outline is an octagon with four long straight sides
+    (ring,) = nucleus_polygons(label)[1]
+    assert len(ring) == 9  # eight corners, closed
+    assert {tuple(p) for p in ring} == {(1.5, 2.0), (12.5, 2.0), (13.0, 2.5), (13.0, 4.5), (12.5, 5.0), (1.5, 5.0),
+                                        (1.0, 4.5), (1.0, 2.5)}
+    collection = feature_collection({1: [ring]})
+    assert np.array_equal(rasterize(collection, label.shape), label)  # the same pixels, exactly

@@ -36,6 +36,16 @@ def test_od_round_trip_and_beer_lambert():
     assert rgb_to_od(np.zeros((1, 3), np.uint8)).max() == pytest.approx(np.log(255))  # black stays finite
 
 
+def test_rgb_to_od_table_equals_the_formula():
+    levels = np.arange(256, dtype=np.uint8)
+    table = rgb_to_od(np.stack([levels] * 3, axis=-1))  # uint8: read from the table
+    formula = np.log(255.0 / np.clip(levels.astype(np.float64), 1.0, 255.0))
+    assert np.array_equal(table, np.stack([formula] * 3, axis=-1))
+    assert np.array_equal(rgb_to_od(levels.astype(np.float32)[:, None].repeat(3, 1)), table)  # the computed path
+    table[0, 0] = -1.0  # each call returns its own array
+    assert rgb_to_od(np.zeros((1, 3), np.uint8))[0, 0] == pytest.approx(np.log(255))
+
+
 @pytest.mark.parametrize("solver", ["cd", "exact"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_vahadane_recovers_the_stains_of_synthetic_tiles(seed, solver):
