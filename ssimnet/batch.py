@@ -144,6 +144,7 @@ class BatchSettings:
     min_side: int = 1
     why: str = ""
     model: str = ""  # digest of the checkpoint file ("" when the images train their own network)
+    mpp: float | None = None  # the images' microns per pixel, resampled to the network's (None: as they are)
 
 
 def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
@@ -196,6 +197,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     from .infer import measure_nuclei, segment_image
     from .normalize import segment_normalizer
     from .region import segment_region
+    from .resample import rescale_image, resize_labels, scale_factor
     from .stain import VahadaneSeparator, nonnegative_unmix, rgb_to_od
     from .viz import outline_overlay
 
@@ -213,10 +215,14 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
         stains = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed,
                                                solver=profile.segment.stain_solver).fit(thumbnail).stain_matrix_
 
-    def segment(rgb: np.ndarray) -> np.ndarray:
-        return segment_image(rgb, trainer, profile, finetune_epochs=settings.finetune_epochs, method=settings.method,
-                             seed=settings.seed, tta=settings.tta, normalizer=normalizer, source=source,
-                             max_tile=profile.segment.tile_size).label
+    factor = 1.0 if settings.mpp is None else scale_factor(settings.mpp)
+
+    def segment(rgb: np.ndarray) -> np.ndarray:  # at the network's resolution, the labels on `rgb`'s grid
+        seen = rgb if factor == 1.0 else rescale_image(rgb, factor)
+        label = segment_image(seen, trainer, profile, finetune_epochs=settings.finetune_epochs, method=settings.method,
+                              seed=settings.seed, tta=settings.tta, normalizer=normalizer, source=source,
+                              max_tile=profile.segment.tile_size).label
+        return label if factor == 1.0 else resize_labels(label, rgb.shape[:2])
 
     def density(rgb: np.ndarray) -> np.ndarray:
         return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]
@@ -239,7 +245,9 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
 
             def features() -> Iterator[dict[str, object]]:
-                for part in segment_region(image, segment, tile=settings.region_tile, halo=settings.region_halo):
+                # tiles and halos of the same size at the network's resolution, whatever the image's
+                tile, halo = round(settings.region_tile / factor), round(settings.region_halo / factor)
+                for part in segment_region(image, segment, tile=tile, halo=halo):
                     r, c = part.offset
                     h, w = part.label.shape
                     window = region[r : r + h, c : c + w]

@@ -20,6 +20,7 @@ a batch the good files are still done), 130 interrupted (Ctrl-C), 143 terminated
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -35,6 +36,7 @@ from .config import (
     DEFAULT_SEED,
     INSTANCE_METHODS,
     PROFILES,
+    NETWORK_MPP,
     PUBLISH_FIGURES,
     default_workers,
     get_profile,
@@ -164,6 +166,10 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     tta = profile.segment.tta if args.tta is None else args.tta
     # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
     normalize = (profile.segment.normalize_stains and bool(args.model)) if args.normalize is None else args.normalize
+    if args.mpp is not None and not args.model:
+        raise CommandError("--mpp resamples the images for a trained network: give one with --model")
+    if args.mpp is not None and not (math.isfinite(args.mpp) and args.mpp > 0):
+        raise CommandError(f"--mpp must be a positive number of microns per pixel, got {args.mpp}")
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
     learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"
@@ -176,7 +182,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=args.instances or profile.train.instances,
                              tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
                              region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
-                             min_side=min_side, why=why, model=file_digest(args.model) if args.model else "")
+                             min_side=min_side, why=why, model=file_digest(args.model) if args.model else "",
+                             mpp=args.mpp)
     keys = {job.name: job_key(job, settings) for job in jobs}  # each image's bytes hashed once here
     todo = [job for job in jobs if args.overwrite or finished_row(out, job.name, keys[job.name]) is None]
     if len(todo) < len(jobs):
@@ -367,6 +374,9 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                          help="map each image's stains onto the MoNuSeg reference before the network sees it "
                               "(default: the profile's with --model; off when the network is trained on the images)")
+    segment.add_argument("--mpp", type=float, default=None,
+                         help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
+                              "and back; needs --model (default: as they are)")
     segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")

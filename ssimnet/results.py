@@ -13,7 +13,9 @@ libraries, times).  Five kinds are written, each a :class:`ResultKind`:
 - :data:`NORMALIZATION` -- one network with and without stain normalisation,
   and the classical watershed, on MoNuSeg and TNBC (``normalization_per_image.csv``);
 - :data:`FINETUNE` -- per-image fine-tuning with batch norm re-estimated or
-  frozen (``finetune_per_image.csv``).
+  frozen (``finetune_per_image.csv``);
+- :data:`RESOLUTION` -- ``ssimnet segment`` on MoNuSeg test images rescaled
+  to 20x and 60x, with and without ``--mpp`` (``resolution_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ CANDIDATES = ResultKind("candidates_per_image.csv", "candidates_provenance.json"
 #: watershed, on MoNuSeg and on data never tuned on
 #: (:func:`ssimnet.experiments.normalization_study`).
 NORMALIZATION = ResultKind("normalization_per_image.csv", "normalization_provenance.json", ("config", "split", "image"))
+#: ``ssimnet segment`` on rescaled MoNuSeg test images, with and without
+#: their pixel size (``studies/resolution.py``).
+RESOLUTION = ResultKind("resolution_per_image.csv", "resolution_provenance.json", ("config", "split", "image"))
 #: Per-image fine-tuning with batch norm re-estimated or frozen (``studies/finetune.py``).
 FINETUNE = ResultKind("finetune_per_image.csv", "finetune_provenance.json", ("config", "split", "image"))
 

@@ -12,7 +12,7 @@ import tifffile
 
 from ssimnet.batch import BatchSettings, Job, find_images, is_done, output_paths, segment_file
 from ssimnet.cli import main
-from ssimnet.config import get_profile
+from ssimnet.config import NETWORK_MPP, get_profile
 from ssimnet.data import DataError, read_label, write_image
 from ssimnet.geojson import rasterize
 from ssimnet.store import save_checkpoint
@@ -181,3 +181,21 @@ def test_stain_normalisation_is_a_setting_of_the_batch(folder, tmp_path, checkpo
     jobs = find_images([folder])
     assert all(is_done(out, j, _settings(checkpoint, normalize=False)) for j in jobs)
     assert not any(is_done(out, j, _settings(checkpoint, normalize=True)) for j in jobs)
+
+
+def test_mpp_resamples_for_the_network_and_labels_the_image_grid(folder, tmp_path, checkpoint, capsys):
+    image = folder / "a.png"
+    same, plain, half = tmp_path / "same", tmp_path / "plain", tmp_path / "half"
+    assert _segment(image, plain, checkpoint) == 0
+    assert _segment(image, same, checkpoint, "--mpp", str(NETWORK_MPP)) == 0  # the network's own pixel size: a no-op
+    assert (same / "a_label.png").read_bytes() == (plain / "a_label.png").read_bytes()
+    assert _segment(image, half, checkpoint, "--mpp", str(2 * NETWORK_MPP)) == 0  # 20x: seen twice as large
+    assert read_label(half / "a_label.png").shape == (96, 128)  # labels on the image's own grid
+    assert json.loads((half / "a_summary.json").read_text())["key"] != json.loads((plain / "a_summary.json").read_text())["key"]
+    capsys.readouterr()
+    assert main(["segment", str(image), "--out", str(tmp_path / "none"), "--mpp", "0.5", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "ssimnet: error: --mpp resamples the images for a trained network: give one with --model"
+    assert not (tmp_path / "none").exists()
+    assert _segment(image, tmp_path / "bad", checkpoint, "--mpp", "0") == 2
+    assert "--mpp must be a positive number" in capsys.readouterr().err

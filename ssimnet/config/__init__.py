@@ -38,6 +38,7 @@ from .constants import (  # noqa: F401
     InstanceDefaults,
     LEARNED_SEPARATION_WEIGHT,
     MIN_IMAGE_RANGE,
+    NETWORK_MPP,
     PNG_COMPRESSION,
     PSEUDO_STAIN_SOLVER,
     PUBLISH_FIGURES,

@@ -17,6 +17,11 @@ DEFAULT_SEED: int = 0
 #: rejected as input: it holds no tissue to segment.
 MIN_IMAGE_RANGE: float = 10.0
 
+#: Microns per pixel of the images the networks learn from: MoNuSeg's 40x
+#: scans, about 0.25 um per pixel.  ``ssimnet segment --mpp`` resamples an
+#: image of another resolution to it (:mod:`ssimnet.resample`).
+NETWORK_MPP: float = 0.25
+
 #: zlib level of the PNG files written (:func:`ssimnet.data.write_image`, ``write_label``):
 #: 1 writes a 1000x1000 overlay three times faster than PIL's default 6, 8 % larger.
 PNG_COMPRESSION: int = 1
