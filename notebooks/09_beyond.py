@@ -415,6 +415,46 @@ Markdown(
 )
 
 # %% [markdown]
+# (sec-beyond-resolution)=
+# ## Pixel size: slides scanned at another magnification
+#
+# The network learns nuclei at the size they have in MoNuSeg, scanned at 40x
+# (about 0.25 µm per pixel, `NETWORK_MPP`). Scanned at 20x, the same nuclei
+# are half as wide: the network never saw nuclei that small, and the smallest
+# fall under the minimum object size. StarDist's and QuPath's detectors ask
+# for the image's pixel size for this reason, and so does
+# `ssimnet segment --mpp`: the image is resampled to the network's pixel size,
+# segmented there, and its label map brought back to the image's own grid
+# ({py:obj}`ssimnet.resample`). The study below is committed, not rerun by the
+# book (`studies/resolution.py`): the MoNuSeg test images and their labels,
+# resampled to the pixel size of a 20x and of a 60x scan, segmented by the
+# `cpu` network of the section above with the tool's defaults, as they are and
+# told their pixel size. Nothing is chosen here: the pixel size is a fact
+# about the scan, which the user gives.
+
+# %%
+from ssimnet.report import study_table
+from ssimnet.results import RESOLUTION
+
+resolution_runs, resolution_info = load_results(results_dir, kind=RESOLUTION)
+resolution = study_table(resolution_runs)
+resolution
+
+# %% tags=["hide-input"]
+as_is, told = resolution.iloc[0], resolution.iloc[1]
+native = normalization.loc["segment's default (exact stain solver, large tiles)"]
+Markdown(
+    f"Without its pixel size, the network scores AJI {as_is['test at 20x aji']:.1f} on the 20x test images and "
+    f"{as_is['test at 60x aji']:.1f} on the 60x ones; told it, {told['test at 20x aji']:.1f} and "
+    f"{told['test at 60x aji']:.1f}, against {native['test aji']:.1f} on the test images as scanned (the table "
+    f"above). Dice moves from {as_is['test at 20x dice']:.1f} to {told['test at 20x dice']:.1f} at 20x and from "
+    f"{as_is['test at 60x dice']:.1f} to {told['test at 60x dice']:.1f} at 60x; PQ from "
+    f"{as_is['test at 20x pq']:.1f} to {told['test at 20x pq']:.1f} at 20x and from {as_is['test at 60x pq']:.1f} "
+    f"to {told['test at 60x pq']:.1f} at 60x. The tool does not guess the pixel size: without `--mpp` it "
+    f"segments the image as it is."
+)
+
+# %% [markdown]
 # ## Exercises
 
 # %% [markdown]

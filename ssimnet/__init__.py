@@ -17,6 +17,7 @@ The algorithm modules follow the paper's stages; each is array in, array out:
 - :mod:`ssimnet.infer` -- tiled prediction, instances, per-image segmentation
 - :mod:`ssimnet.region` -- large regions tile by tile, every nucleus once across seams
 - :mod:`ssimnet.geojson` -- nuclei as GeoJSON polygons (QuPath detections)
+- :mod:`ssimnet.resample` -- images of another pixel size resampled to the network's and back
 - :mod:`ssimnet.selftrain` -- self-training rounds (beyond the paper)
 - :mod:`ssimnet.separation` -- the learned separation output (beyond the paper)
 - :mod:`ssimnet.baselines` -- the comparison methods of Table 1

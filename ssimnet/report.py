@@ -30,7 +30,7 @@ from .paper import METRICS, TABLE1, TABLE3
 __all__ = [
     "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
-    "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection",
+    "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -199,6 +199,24 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
     return table
 
 
+def study_table(per_image: pd.DataFrame, *, metrics: Sequence[str] = ("dice", "aji", "pq")) -> pd.DataFrame:
+    """Mean scores of a study's configurations on each dataset, percent, rounded to 0.1.
+
+    One row per ``config``, one column per ``split`` (in order of
+    appearance) and metric.
+
+    >>> frame = pd.DataFrame({"config": ["a", "a", "b", "b"], "split": ["x", "y"] * 2, "aji": [.4, .3, .5, .45]})
+    >>> study_table(frame, metrics=("aji",)).to_dict("list")
+    {'x aji': [40.0, 50.0], 'y aji': [30.0, 45.0]}
+    """
+    means = per_image.groupby(["config", "split"], sort=False)[list(metrics)].mean() * 100
+    table = pd.DataFrame(index=pd.Index(per_image["config"].unique(), name="config"))
+    for split in per_image["split"].unique():
+        for metric in metrics:
+            table[f"{split} {metric}"] = means.xs(split, level="split")[metric].round(1)
+    return table
+
+
 def normalization_table(per_image: pd.DataFrame, *, select: str = "aji", reference: str = "classical watershed",
                         metrics: Sequence[str] = ("dice", "aji", "pq")) -> pd.DataFrame:
     """Each stain normalisation (:func:`ssimnet.experiments.normalization_study`) on each dataset, percent.
@@ -214,11 +232,7 @@ def normalization_table(per_image: pd.DataFrame, *, select: str = "aji", referen
     >>> t.to_dict("list")
     {'train aji': [40.0, 50.0, 60.0], 'new aji': [30.0, 40.0, 50.0], 'chosen': [False, True, False]}
     """
-    means = per_image.groupby(["config", "split"], sort=False)[list(metrics)].mean() * 100
-    table = pd.DataFrame(index=pd.Index(per_image["config"].unique(), name="config"))
-    for split in per_image["split"].unique():
-        for metric in metrics:
-            table[f"{split} {metric}"] = means.xs(split, level="split")[metric].round(1)
+    table = study_table(per_image, metrics=metrics)
     candidates = table.drop(index=[reference], errors="ignore")
     table["chosen"] = table.index == candidates[f"train {select}"].idxmax()
     return table

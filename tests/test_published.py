@@ -98,6 +98,18 @@ def test_chapter_9_shows_the_committed_normalization_study():
         assert table[config][: len(expected)] == expected, config
 
 
+def test_chapter_9_shows_the_committed_resolution_study():
+    nb = _notebook("09_beyond")
+    study = pd.read_csv(RESULTS / "resolution_per_image.csv")
+    (table,) = _tables(nb, "resolution = study_table(")
+    splits = list(study.split.unique())
+    assert splits == ["test at 20x", "test at 60x"]
+    assert set(table) == set(study.config)
+    for config, rows in study.groupby("config"):
+        expected = tuple(f"{100 * rows[rows.split == s][m].mean():.1f}" for s in splits for m in ("dice", "aji", "pq"))
+        assert table[config] == expected, config
+
+
 def test_chapter_5_shows_the_committed_finetuning_study():
     nb = _notebook("05_finetune_evaluate")
     study = pd.read_csv(RESULTS / "finetune_per_image.csv")
