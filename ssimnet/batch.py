@@ -203,7 +203,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
     paths = output_paths(out, job.name)
     profile = settings.profile
-    large = max(image.shape[:2]) > settings.region_side
+    factor = 1.0 if settings.mpp is None else scale_factor(settings.mpp)
+    large = max(image.shape[:2]) * factor > settings.region_side  # its size as the network sees it
     step = -(-max(image.shape[:2]) // 1024) if large else 1  # a large region's stains from a thumbnail
     thumbnail = np.ascontiguousarray(image[::step, ::step])
     normalizer = segment_normalizer(profile, seed=settings.seed) if settings.normalize else None
@@ -214,8 +215,6 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     else:
         stains = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed,
                                                solver=profile.segment.stain_solver).fit(thumbnail).stain_matrix_
-
-    factor = 1.0 if settings.mpp is None else scale_factor(settings.mpp)
 
     def segment(rgb: np.ndarray) -> np.ndarray:  # at the network's resolution, the labels on `rgb`'s grid
         seen = rgb if factor == 1.0 else rescale_image(rgb, factor)

@@ -199,3 +199,33 @@ def test_mpp_resamples_for_the_network_and_labels_the_image_grid(folder, tmp_pat
     assert not (tmp_path / "none").exists()
     assert _segment(image, tmp_path / "bad", checkpoint, "--mpp", "0") == 2
     assert "--mpp must be a positive number" in capsys.readouterr().err
+
+
+def test_mpp_segments_at_the_network_pixel_size(tmp_path, checkpoint, monkeypatch):
+    from types import SimpleNamespace
+
+    import ssimnet.infer
+    from ssimnet.store import load_trainer
+
+    seen = []
+
+    def threshold(rgb, *a, **k):
+        seen.append(rgb.shape[:2])
+        return SimpleNamespace(label=_threshold(rgb))
+
+    monkeypatch.setattr(ssimnet.infer, "segment_image", threshold)
+    image = synthetic_tile((96, 128), seed=4).image
+    write_image(tmp_path / "a.png", image)
+    trainer = load_trainer(checkpoint)
+    segment_file(Job(tmp_path / "a.png", "a"), tmp_path / "out", _settings(checkpoint, mpp=2 * NETWORK_MPP), trainer)
+    assert seen == [(192, 256)]  # a 20x image, seen at the network's 40x
+    label = read_label(tmp_path / "out" / "a_label.png")
+    assert label.shape == (96, 128)
+    truth = _threshold(image) > 0
+    assert ((label > 0) & truth).sum() / ((label > 0) | truth).sum() >= 0.9  # the same nuclei, on the image's grid
+    # large as the network sees it: tiles of the network's size, smaller on the image
+    seen.clear()
+    settings = _settings(checkpoint, mpp=2 * NETWORK_MPP, region_side=150, region_tile=64, region_halo=16)
+    row = segment_file(Job(tmp_path / "a.png", "b"), tmp_path / "out", settings, trainer)
+    assert row["tiles"] == 3 * 4 and (tmp_path / "out" / "b_label.tif").is_file()
+    assert max(max(s) for s in seen) <= 2 * (32 + 2 * 8)  # 32-px cores and 8-px halos on the image, doubled
