@@ -20,7 +20,6 @@ a batch the good files are still done), 130 interrupted (Ctrl-C), 143 terminated
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import signal
 import sys
@@ -168,8 +167,13 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     normalize = (profile.segment.normalize_stains and bool(args.model)) if args.normalize is None else args.normalize
     if args.mpp is not None and not args.model:
         raise CommandError("--mpp resamples the images for a trained network: give one with --model")
-    if args.mpp is not None and not (math.isfinite(args.mpp) and args.mpp > 0):
-        raise CommandError(f"--mpp must be a positive number of microns per pixel, got {args.mpp}")
+    if args.mpp is not None:
+        from .resample import scale_factor
+
+        try:
+            scale_factor(args.mpp)  # the check the batch relies on, made before any output
+        except ValueError as exc:
+            raise CommandError(f"--mpp {exc}") from None
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
     learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"

@@ -39,7 +39,7 @@ def scale_factor(mpp: float, *, network_mpp: float = NETWORK_MPP) -> float:
         If `mpp` is not a positive number.
     """
     if not (np.isfinite(mpp) and mpp > 0):
-        raise ValueError(f"the pixel size must be a positive number of microns, got {mpp}")
+        raise ValueError(f"must be a positive number of microns per pixel, got {mpp}")
     return float(mpp) / network_mpp
 
 
