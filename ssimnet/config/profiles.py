@@ -24,15 +24,19 @@ PROFILES: dict[str, Profile] = {
         segment=SegmentConfig(finetune_epochs=0),
         baselines=BaselineConfig(runs=2, network_runs=1, kanezaki_channels=16, kanezaki_iterations=50),
     ),
-    # MoNuSeg on two CPU cores: a narrow U-Net and 10 epochs keep the whole
-    # book (four trainings: SSimNet, the supervised U-Net and two Table 3
-    # variants) within about two hours.  With 15x fewer epochs than the
+    # MoNuSeg on two CPU cores: a narrow U-Net (width 8, 0.49 M parameters)
+    # and 6 epochs keep the whole book (six trainings: SSimNet, the supervised
+    # U-Net, two Table 3 variants, the learned separation network, and
+    # self-training rounds) within about two hours on the 2-vCPU AVX2 hosts
+    # of 2026-12 (benchmarks/bench_train_infer.py: 10.3 patches/s at width 8,
+    # 3.2 at width 16; the reference run of 2026-11-24 trained width 16 for
+    # 10 epochs on a host four times faster).  With 25x fewer epochs than the
     # paper, its learning rate of 5e-5 would leave the network far from
     # converged, so training starts at 1e-3; fine-tuning then starts at the
     # paper's final rate (PAPER_FINAL_LR), since at the end of this faster
     # schedule it fits each image's pseudo labels and lowers AJI (MoNuSeg
-    # *training* images: AJI 27.3 without fine-tuning, 20.4 at 6.8e-4, 21.0 at
-    # 1e-4, 25.1 at 2e-5, 27.6 at 5e-6).
+    # *training* images, width 16: AJI 27.3 without fine-tuning, 20.4 at
+    # 6.8e-4, 21.0 at 1e-4, 25.1 at 2e-5, 27.6 at 5e-6).
     "cpu": Profile(
         name="cpu",
         synthetic=SyntheticConfig(n_train=30, n_test=14, shape=(1000, 1000)),
@@ -40,7 +44,7 @@ PROFILES: dict[str, Profile] = {
         # `ssimnet segment`, chosen on the MoNuSeg training split (AJI 45.5 +-
         # 1.5 -> 46.1 +- 0.4, distance watershed, 3 seeds); the book's
         # reproduction chapters do not use it.
-        train=TrainConfig(depth=4, width=16, epochs=10, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
+        train=TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
                           selftrain_rounds=1, instances="distance"),
         segment=SegmentConfig(finetune_epochs=0),
         # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
