@@ -132,12 +132,14 @@ Markdown(
 # 150 epochs**, with the learning rate at 6.2e-6 (the schedule ends at 2.4e-6)
 # and the loss flat. MoNuSeg test split, percent, connected components as in
 # the paper (read from `results/gpu/scores.csv`; the `cpu` row is the
-# three-seed selection study of chapter 09, the paper's rows its Table 1):
+# committed three-seed selection study of chapter 09, `results/cpu/selection_*`,
+# whose network the row names; the paper's rows are its Table 1):
 
 # %%
 gpu = pd.read_csv(f"{gpu_results_dir}/scores.csv")
 gpu_info = json.loads(Path(gpu_results_dir, "info.json").read_text())
-selection, _ = load_results(results_dir, kind=SELECTION)
+selection, selection_info = load_results(results_dir, kind=SELECTION)
+selection_train = selection_info["parameters"]["train"]
 columns = ["precision", "recall", "dice", "aji"]
 
 
@@ -150,7 +152,8 @@ cpu_runs = cpu_runs.groupby("run")[columns].mean() * 100
 gpu_table = pd.DataFrame({
     "SSimNet w/o fine-tuning, `paper` network on the GPU": gpu_row("test"),
     "SSimNet, `paper` network on the GPU": gpu_row("test_ft"),
-    f"SSimNet w/o fine-tuning, `cpu` network, mean of {len(cpu_runs)} seeds": cpu_runs.mean().round(1),
+    f"SSimNet w/o fine-tuning, `cpu` network of {str(selection_info['created'])[:10]} (width "
+    f"{selection_train['width']}, {selection_train['epochs']} epochs), mean of {len(cpu_runs)} seeds": cpu_runs.mean().round(1),
     "paper, SSimNet w/o fine-tuning (reported)": pd.Series({m: TABLE1["SSimNet w/o ft"][m][0] for m in columns}),
     "paper, SSimNet (reported)": pd.Series({m: TABLE1["SSimNet"][m][0] for m in columns}),
 }).T
