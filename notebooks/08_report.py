@@ -180,7 +180,7 @@ Markdown(
 order = [k for k in names if k in set(per_image.method)]
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True)
 for ax, metric in zip(axes, ("dice", "aji")):
-    ax.boxplot([100 * per_image.loc[per_image.method == k, metric] for k in order], vert=False)
+    ax.boxplot([100 * per_image.loc[per_image.method == k, metric] for k in order], orientation="horizontal")
     ax.set_yticks(range(1, len(order) + 1), [names[k] for k in order], fontsize=9)
     ax.set_xlabel(f"{metric.upper()} per image (%)")
     ax.grid(axis="x", alpha=0.3)

@@ -8,6 +8,7 @@ plain pandas rather than the package's summary code.
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def test_the_published_set_is_one_whole_run_and_small():
     assert "error" not in executed and "display_data" in executed
 
 
+def test_the_published_set_is_a_real_monuseg_run_recorded_in_results():
+    # The published book is the reference run on MoNuSeg, never the synthetic smoke tiles, and the
+    # reproduction report's committed results come from that same run.
+    records = [ChapterRecord.from_metadata(_notebook(n).metadata[METADATA_KEY]) for n in NAMES]
+    assert {r.profile for r in records} <= {"cpu", "paper"}
+    assert all(r.data.startswith("monuseg (") for r in records)
+    info = json.loads((RESULTS / "provenance.json").read_text())
+    assert {r.commit for r in records} == {info["commit"]} and {r.profile for r in records} == {info["profile"]}
+
+
 def test_chapter_9_shows_the_committed_learned_separation_and_generator_numbers():
     nb = _notebook("09_beyond")
     study = pd.read_csv(RESULTS / "selection_per_image.csv")
@@ -117,3 +128,18 @@ def test_chapter_5_shows_the_committed_finetuning_study():
     assert set(table) == set(study.config)
     for config, rows in study.groupby("config"):
         assert table[config][:3] == tuple(f"{100 * rows[m].mean():.1f}" for m in ("dice", "aji", "pq")), config
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
+
+
+def test_teaching_page_gives_the_reference_runs_own_chapter_times():
+    stages = json.loads((RESULTS / "provenance.json").read_text())["stage_seconds"]
+    rows = {}
+    for line in (ROOT / "book" / "teaching.md").read_text().splitlines():
+        match = re.match(r"\| \{ref\}`chapter-(\w+)` \|.*\| ([^|]+) \|$", line)
+        if match:
+            rows[match[1]] = match[2].strip()
+    assert set(rows) == set(NAMES) == set(stages)
+    assert rows == {name: _duration(seconds) for name, seconds in stages.items()}
