@@ -101,6 +101,7 @@ Markdown(
 
 # %%
 from ssimnet.config import get_profile
+from ssimnet.report import study_network
 from ssimnet.results import FINETUNE, load_results
 
 finetune_runs, finetune_info = load_results(results_dir, kind=FINETUNE)
@@ -115,9 +116,8 @@ Markdown(
     f"Against no fine-tuning, the paper's fine-tuning changes AJI by {gain['fine-tuning (paper)']:+.1f} and the frozen "
     f"variant by {gain['fine-tuning, batch norm frozen']:+.1f}, at about "
     f"{finetune.loc['fine-tuning (paper)', 'seconds per image'] / finetune.loc['no fine-tuning', 'seconds per image']:.0f} "
-    f"times the time per image. The paper's gain does not appear here. The study's network (the `cpu` profile of "
-    f"commit `{finetune_info['commit'][:7]}`, {finetune_info['created'][:10]}: U-Net width {study_train['width']}, "
-    f"{study_train['epochs']} epochs) is narrower than the paper's (width {get_profile('paper').train.width}) and "
+    f"times the time per image. The paper's gain does not appear here. The study's network "
+    f"({study_network(finetune_info)}) is narrower than the paper's (width {get_profile('paper').train.width}) and "
     f"trained {get_profile('paper').train.epochs // study_train['epochs']} times shorter, so this does not show the "
     f"gain is absent on a GPU with the paper's settings. `ssimnet segment` does not fine-tune by default."
 )

@@ -46,7 +46,7 @@ from ssimnet.book import setup_chapter
 from ssimnet.baselines import METHOD_NAMES
 from ssimnet.config import ABLATION
 from ssimnet.experiments import export_results
-from ssimnet.report import method_summaries, reproduction_report, table1, table3
+from ssimnet.report import method_summaries, reproduction_report, study_network, table1, table3
 from ssimnet.paper import TABLE1
 from ssimnet.results import RESULTS, SELECTION, load_results
 
@@ -139,7 +139,6 @@ Markdown(
 gpu = pd.read_csv(f"{gpu_results_dir}/scores.csv")
 gpu_info = json.loads(Path(gpu_results_dir, "info.json").read_text())
 selection, selection_info = load_results(results_dir, kind=SELECTION)
-selection_train = selection_info["parameters"]["train"]
 columns = ["precision", "recall", "dice", "aji"]
 
 
@@ -152,8 +151,7 @@ cpu_runs = cpu_runs.groupby("run")[columns].mean() * 100
 gpu_table = pd.DataFrame({
     "SSimNet w/o fine-tuning, `paper` network on the GPU": gpu_row("test"),
     "SSimNet, `paper` network on the GPU": gpu_row("test_ft"),
-    f"SSimNet w/o fine-tuning, `cpu` network of {str(selection_info['created'])[:10]} (width "
-    f"{selection_train['width']}, {selection_train['epochs']} epochs), mean of {len(cpu_runs)} seeds": cpu_runs.mean().round(1),
+    f"SSimNet w/o fine-tuning, {study_network(selection_info)}, mean of {len(cpu_runs)} seeds": cpu_runs.mean().round(1),
     "paper, SSimNet w/o fine-tuning (reported)": pd.Series({m: TABLE1["SSimNet w/o ft"][m][0] for m in columns}),
     "paper, SSimNet (reported)": pd.Series({m: TABLE1["SSimNet"][m][0] for m in columns}),
 }).T

@@ -78,7 +78,7 @@ from ssimnet.evaluate import evaluate_baseline, evaluate_network, evaluate_super
 from ssimnet.pipeline import train_self_training, train_supervised
 from ssimnet.experiments import candidate_study
 from ssimnet.generators import CANDIDATE_METHODS
-from ssimnet.report import candidate_table, format_selection, normalization_table, selection_table
+from ssimnet.report import candidate_table, format_selection, normalization_table, selection_table, study_network
 from ssimnet.results import CANDIDATES, NORMALIZATION, SELECTION, load_results, provenance, save_results
 from ssimnet.viz import crowded_window, outline_overlay
 
@@ -219,17 +219,9 @@ fig.tight_layout()
 study_runs, study_info = load_results(results_dir, kind=SELECTION)
 committed_study = selection_table(study_runs)
 
-
-def network_of(info: dict) -> str:
-    """The network a committed study used, from its provenance."""
-    train = info["parameters"]["train"]
-    return (f"the `{info['profile']}` profile of commit `{str(info['commit'])[:7]}` ({str(info['created'])[:10]}): "
-            f"U-Net width {train['width']}, {train['epochs']} epochs")
-
-
 plain_dw, self_dw = (committed_study.loc[k] for k in ("distance watershed", "self-training, 1 round + distance watershed"))
 Markdown(
-    f"The committed study ({committed_study.runs.iloc[0]} seeds; {network_of(study_info)}) chose "
+    f"The committed study ({committed_study.runs.iloc[0]} seeds; {study_network(study_info)}) chose "
     f"**{committed_study.index[committed_study.chosen][0]}** on the training split. There one self-training round "
     f"moved the training AJI of the distance watershed from {plain_dw['train aji']:.1f} ± {plain_dw['train aji std']:.1f} "
     f"to {self_dw['train aji']:.1f} ± {self_dw['train aji std']:.1f}: chosen by the rule, but by less than the "
@@ -345,7 +337,7 @@ Markdown(
 
 # %%
 generator_runs, generator_info = load_results(f"{results_dir}/generators", kind=SELECTION)
-display(Markdown(f"Both networks: {network_of(generator_info)}."))
+display(Markdown(f"Both networks: {study_network(generator_info)}."))
 paper_candidates = study_runs[(study_runs.config == "distance watershed") & (study_runs.seed == 0)]
 generators = selection_table(pd.concat([paper_candidates.assign(config="candidates fcm (paper) + distance watershed"),
                                         generator_runs]))
@@ -414,7 +406,7 @@ fig.tight_layout()
 # %%
 normalization_runs, normalization_info = load_results(results_dir, kind=NORMALIZATION)
 normalization = normalization_table(normalization_runs)
-display(Markdown(f"The study's network: {network_of(normalization_info)}."))
+display(Markdown(f"The study's network: {study_network(normalization_info)}."))
 normalization
 
 # %% tags=["hide-input"]
@@ -458,7 +450,7 @@ from ssimnet.results import RESOLUTION
 
 resolution_runs, resolution_info = load_results(results_dir, kind=RESOLUTION)
 resolution = study_table(resolution_runs)
-display(Markdown(f"The study's network: {network_of(resolution_info)}."))
+display(Markdown(f"The study's network: {study_network(resolution_info)}."))
 resolution
 
 # %% tags=["hide-input"]

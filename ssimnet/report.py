@@ -31,6 +31,7 @@ __all__ = [
     "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
+    "study_network",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -280,3 +281,15 @@ def format_selection(table: pd.DataFrame) -> pd.DataFrame:
     out[("", "chosen")] = np.where(table["chosen"], "✓", "")
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out
+
+
+def study_network(info: Mapping[str, object]) -> str:
+    """The network a committed study used, in words, from its provenance (:func:`ssimnet.results.provenance`).
+
+    >>> study_network({"profile": "cpu", "commit": "5c95db94aa", "created": "2026-11-24T22:40:18+00:00",
+    ...                "parameters": {"train": {"width": 16, "epochs": 10}}})
+    'the `cpu` profile of commit `5c95db9` (2026-11-24): U-Net width 16, 10 epochs'
+    """
+    train = info["parameters"]["train"]  # type: ignore[index]
+    return (f"the `{info['profile']}` profile of commit `{str(info['commit'])[:7]}` ({str(info['created'])[:10]}): "
+            f"U-Net width {train['width']}, {train['epochs']} epochs")
