@@ -26,6 +26,13 @@ seams do not show; an image smaller than a tile is reflect-padded.
     the same foreground, split by a marker-controlled watershed on the
     network's own rim-distance output (:mod:`ssimnet.separation`), for a
     network trained with ``distance_weight`` > 0.
+``"boundary"`` (beyond the paper)
+    the same foreground, split by a marker-controlled watershed on the
+    probability of the *inside* class, ``p (1 - b)`` with ``b`` the
+    network's boundary output (:mod:`ssimnet.boundary`): the boundary class
+    dips between touching nuclei, so each inside region rising ``h`` above
+    its surroundings seeds one nucleus; for a network trained with
+    ``boundary_width`` > 0.
 
 :func:`segment_image` is the whole label-free procedure for one image: its
 pseudo labels, optional fine-tuning of a copy of the trained network on its
@@ -77,6 +84,7 @@ class Maps(NamedTuple):
 
     probability: np.ndarray
     distance: np.ndarray | None
+    boundary: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -90,10 +98,11 @@ def predict_maps(
     device: str | torch.device | None = None,
     tta: bool = False,
 ) -> Maps:
-    """Nucleus probability of every pixel of an (H, W, 3) uint8 image, and the rim distance if the network predicts it.
+    """Nucleus probability of every pixel of an (H, W, 3) uint8 image, and the rim distance and boundary
+    probability if the network predicts them.
 
-    Both maps are (H, W) float32 in [0, 1]; ``distance`` is None for a
-    two-output network.  `tile` must be a multiple of ``2 ** depth`` of the
+    Every map is (H, W) float32 in [0, 1]; ``distance`` and ``boundary`` are
+    None for a network without that output.  `tile` must be a multiple of ``2 ** depth`` of the
     network.  With `tta` (test-time augmentation), each tile is predicted in
     its eight orientations (four 90-degree rotations, each also mirrored),
     each prediction turned back, and the eight averaged: 8x the compute.
@@ -107,7 +116,7 @@ def predict_maps(
     padded = np.pad(image, ((0, max(0, tile - h)), (0, max(0, tile - w)), (0, 0)), mode="reflect")
     corners = patch_grid(padded.shape, size=tile, stride=tile - overlap)
     weight = _blend_window(tile, overlap)
-    total = None  # (1 or 2, H, W): probability, and distance when the network has a third output
+    total = None  # (1 to 3, H, W): probability, then distance and boundary when the network has them
     norm = np.zeros(padded.shape[:2], dtype=np.float32)
     model = model.to(device).eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -122,9 +131,7 @@ def predict_maps(
             view = torch.flip(view, dims=(3,)) if flip else view
             with autocast:
                 logits = model(view.contiguous(memory_format=torch.channels_last)).float()
-            maps = torch.softmax(logits[:, :2], dim=1)[:, 1:2]
-            if logits.shape[1] > 2:
-                maps = torch.cat([maps, torch.sigmoid(logits[:, 2:3])], dim=1)
+            maps = torch.cat([torch.softmax(logits[:, :2], dim=1)[:, 1:2], torch.sigmoid(logits[:, 2:])], dim=1)
             maps = torch.flip(maps, dims=(3,)) if flip else maps
             out = out + torch.rot90(maps, -k, dims=(2, 3)).cpu()
         out = (out / len(views)).numpy()
@@ -134,7 +141,8 @@ def predict_maps(
             total[:, r : r + tile, c : c + tile] += o * weight
             norm[r : r + tile, c : c + tile] += weight
     result = (total / norm)[:, :h, :w]
-    return Maps(result[0], result[1] if len(result) > 1 else None)
+    arch = model.architecture
+    return Maps(result[0], result[1] if arch.has_distance else None, result[-1] if arch.boundary else None)
 
 
 def inference_tile(shape: tuple[int, ...], *, largest: int, multiple: int) -> int:
@@ -172,12 +180,13 @@ def instances(
     h: float | None = None,
     sigma: float = 1.0,
     distance: np.ndarray | None = None,
+    boundary: np.ndarray | None = None,
 ) -> np.ndarray:
     """Nuclei instances from a probability map (see the module docstring); (H, W) int32, 0 = background.
 
     Parameters
     ----------
-    method : {"cc", "watershed", "distance", "learned"}
+    method : {"cc", "watershed", "distance", "learned", "boundary"}
     threshold : float, optional
         Foreground is ``probability > threshold``; defaults to the method's
         entry in :data:`ssimnet.config.INSTANCE_METHODS`.
@@ -191,12 +200,18 @@ def instances(
     distance : (H, W) float, optional
         The predicted rim distance (:func:`predict_maps`); required by, and
         only used by, ``"learned"``.
+    boundary : (H, W) float, optional
+        The predicted boundary probability (:func:`predict_maps`); required
+        by, and only used by, ``"boundary"``.
     """
     if method not in INSTANCE_METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, INSTANCE_METHODS))}, got {method!r}")
     if method == "learned" and (distance is None or np.shape(distance) != np.shape(probability)):
         raise ValueError("method 'learned' needs the network's distance map, of the probability map's shape "
                          "(a network trained with distance_weight > 0)")
+    if method == "boundary" and (boundary is None or np.shape(boundary) != np.shape(probability)):
+        raise ValueError("method 'boundary' needs the network's boundary map, of the probability map's shape "
+                         "(a network trained with boundary_width > 0)")
     defaults = INSTANCE_METHODS[method]
     threshold = defaults.threshold if threshold is None else threshold
     foreground = clean_mask(np.asarray(probability) > threshold, min_size=min_size, max_hole=max_hole)
@@ -206,6 +221,8 @@ def instances(
         surface = np.asarray(probability, dtype=np.float64)
     elif method == "learned":
         surface = np.asarray(distance, dtype=np.float64)
+    elif method == "boundary":
+        surface = np.asarray(probability, dtype=np.float64) * (1.0 - np.asarray(boundary, dtype=np.float64))
     else:
         surface = ndi.distance_transform_edt(foreground)
     h = defaults.h if h is None else h
@@ -275,6 +292,7 @@ class Segmentation:
         when they were neither given nor needed (no fine-tuning)
     finetune_history : list of per-epoch losses of the fine-tuning (empty without)
     distance : (H, W) float32 predicted rim distance, or None (network without that output)
+    boundary : (H, W) float32 predicted boundary probability, or None (network without that output)
     """
 
     label: np.ndarray
@@ -282,6 +300,7 @@ class Segmentation:
     pseudo: PseudoLabels | None
     finetune_history: list[dict[str, float]]
     distance: np.ndarray | None = None
+    boundary: np.ndarray | None = None
 
 
 def segment_image(
@@ -313,7 +332,7 @@ def segment_image(
     finetune_epochs : int, optional
         Epochs of per-image fine-tuning (default: ``profile.train.finetune_epochs``,
         the paper's protocol; 0 = none).
-    method : {"cc", "watershed", "distance", "learned"}, optional
+    method : {"cc", "watershed", "distance", "learned", "boundary"}, optional
         Instance method (default: the profile's).
     seed : int
     pseudo : PseudoLabels, optional
@@ -342,7 +361,7 @@ def segment_image(
             pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
         data = PatchData.from_pseudo_labels(
             {"image": (seen, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
-            soft_labels=cfg.soft_labels, distance_solidity=cfg.distance_targets,
+            soft_labels=cfg.soft_labels, distance_solidity=cfg.distance_targets, boundary_width=cfg.boundary_width,
         )
         tuned = trainer.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
@@ -350,6 +369,6 @@ def segment_image(
             inference_tile(seen.shape, largest=max_tile, multiple=2 ** model.architecture.depth))
     maps = predict_maps(model, seen, tile=tile, overlap=cfg.tile_overlap, device=trainer.device, tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
-                      distance=maps.distance)
+                      distance=maps.distance, boundary=maps.boundary)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
-                        distance=maps.distance)
+                        distance=maps.distance, boundary=maps.boundary)

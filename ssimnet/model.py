@@ -43,6 +43,12 @@ class Architecture:
     width: int = 64
     in_channels: int = 3
     out_channels: int = 2
+    boundary: bool = False  # the last output is the boundary class (:mod:`ssimnet.boundary`)
+
+    @property
+    def has_distance(self) -> bool:
+        """Whether output 2 is the learned separation's rim distance (:mod:`ssimnet.separation`)."""
+        return self.out_channels - self.boundary > 2
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -66,11 +72,12 @@ class UNet(nn.Module):
     """
 
     def __init__(self, *, depth: int = DEFAULT_TRAIN.depth, width: int = DEFAULT_TRAIN.width, in_channels: int = 3,
-                 out_channels: int = 2) -> None:
+                 out_channels: int = 2, boundary: bool = False) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")
-        self.architecture = Architecture(depth=depth, width=width, in_channels=in_channels, out_channels=out_channels)
+        self.architecture = Architecture(depth=depth, width=width, in_channels=in_channels, out_channels=out_channels,
+                                         boundary=boundary)
         widths = [width * 2**i for i in range(depth + 1)]
         self.down = nn.ModuleList([_block(in_channels, widths[0])] + [_block(widths[i], widths[i + 1]) for i in range(depth)])
         self.pool = nn.MaxPool2d(2)
@@ -80,7 +87,8 @@ class UNet(nn.Module):
 
     @classmethod
     def from_architecture(cls, arch: Architecture) -> UNet:
-        return cls(depth=arch.depth, width=arch.width, in_channels=arch.in_channels, out_channels=arch.out_channels)
+        return cls(depth=arch.depth, width=arch.width, in_channels=arch.in_channels, out_channels=arch.out_channels,
+                   boundary=arch.boundary)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         factor = 2 ** self.architecture.depth

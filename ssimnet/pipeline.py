@@ -172,11 +172,12 @@ def build_pseudo_labels(
 
 
 def load_training_patches(
-    labels: PseudoLabelSet, *, purify: bool, soft_labels: bool, distance_solidity: float | None
+    labels: PseudoLabelSet, *, purify: bool, soft_labels: bool, distance_solidity: float | None, boundary_width: int = 0
 ) -> PatchData:
     """The training patches of a split: the purified set, or every patch when `purify` is False.
 
-    With `distance_solidity`, rim-distance targets are added
+    With `distance_solidity`, rim-distance targets are added, with
+    `boundary_width` > 0 boundary targets
     (:meth:`ssimnet.train.PatchData.from_pseudo_labels`).
     """
     items = {name: (read_image(path), load_pseudo_labels(labels.path(name))) for name, path in zip(labels.names, labels.images)}
@@ -185,7 +186,7 @@ def load_training_patches(
     else:
         patches = [(name, *p.corner) for name, (_, pl) in items.items() for p in pl.patches]
     return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=soft_labels,
-                                        distance_solidity=distance_solidity)
+                                        distance_solidity=distance_solidity, boundary_width=boundary_width)
 
 
 def _fit_with_checkpoints(
@@ -253,7 +254,7 @@ def train_network(
     return _fit_with_checkpoints(
         directory, cfg,
         lambda: load_training_patches(labels, purify=cfg.purify, soft_labels=cfg.soft_labels,
-                                      distance_solidity=cfg.distance_targets),
+                                      distance_solidity=cfg.distance_targets, boundary_width=cfg.boundary_width),
         seed=seed, device=device, restart=restart, progress=progress,
     )
 
@@ -334,7 +335,7 @@ def self_training_patches(trainer: Trainer, labels: PseudoLabelSet, profile: Pro
         usmi = [p.usmi for _, pl in items.values() for p in pl.patches]
         patches = [patches[i] for i in select_patches(usmi, keep=profile.pseudo.keep_fraction)]
     return PatchData.from_pseudo_labels(items, patches=patches, size=labels.patch_size, soft_labels=cfg.soft_labels,
-                                        distance_solidity=cfg.distance_targets)
+                                        distance_solidity=cfg.distance_targets, boundary_width=cfg.boundary_width)
 
 
 def train_supervised(

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
+from .config import key_fields
 from .data import DataError, atomic_path, file_sha256, list_samples
 from .purify import PatchStats
 from .pseudo import PseudoLabels
@@ -56,8 +57,8 @@ _PATCH_COLUMNS = ("row", "col", "n_components", "mean_hull_area", "mean_area", "
 
 
 def stage_key(*parts: object) -> str:
-    """Short hash of `parts` (dataclasses by their fields) and the package version."""
-    blob = json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True,
+    """Short hash of `parts` (settings dataclasses by :func:`ssimnet.config.key_fields`) and the package version."""
+    blob = json.dumps([key_fields(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True,
                       default=str)
     return hashlib.sha256(f"{blob}{__version__}".encode()).hexdigest()[:12]
 

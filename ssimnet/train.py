@@ -44,6 +44,7 @@ from .config import DEFAULT_SEED, DEFAULT_TRAIN, TrainConfig
 from .model import Architecture, UNet
 from .purify import kept_patches
 from .pseudo import PseudoLabels
+from .boundary import boundary_target
 from .separation import IGNORE_DISTANCE, rim_distance_target
 from .voronoi import IGNORE
 
@@ -65,8 +66,9 @@ CHECKPOINT_FORMAT: str = "ssimnet-checkpoint-1"
 
 
 def output_channels(config: TrainConfig) -> int:
-    """Output channels of the profile's U-Net: 2 (Eq. 5), or 3 with the learned separation output."""
-    return 3 if config.distance_weight > 0 else 2
+    """Output channels of the profile's U-Net: 2 (Eq. 5), one more for the learned separation's rim distance and
+    one more (the last) for the boundary class."""
+    return 2 + (config.distance_weight > 0) + (config.boundary_width > 0)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -92,6 +94,9 @@ class PatchData:
     distance : dict name -> (H, W) float32, optional
         Rim-distance targets of the learned separation output
         (:func:`ssimnet.separation.rim_distance_target`); None without it.
+    boundary : dict name -> (H, W) float32, optional
+        Boundary-class targets (:func:`ssimnet.boundary.boundary_target`);
+        None without that output.
     """
 
     images: dict[str, np.ndarray]
@@ -100,6 +105,7 @@ class PatchData:
     patches: list[tuple[str, int, int]]
     size: int
     distance: dict[str, np.ndarray] | None = None
+    boundary: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_pseudo_labels(
@@ -111,6 +117,7 @@ class PatchData:
         keep: float | None = None,
         soft_labels: bool = True,
         distance_solidity: float | None = None,
+        boundary_width: int = 0,
     ) -> PatchData:
         """Assemble patches from images and their pseudo labels.
 
@@ -118,7 +125,10 @@ class PatchData:
         split); when None, each image's own patches are ranked by USMI and the
         fraction `keep` is used (:func:`ssimnet.purify.kept_patches`, the
         per-image set ``SET_k`` of the paper's fine-tuning).  With `distance_solidity`, rim-distance targets of the
-        candidates are added (:func:`ssimnet.separation.rim_distance_target`).
+        candidates are added (:func:`ssimnet.separation.rim_distance_target`);
+        with `boundary_width` > 0, boundary targets of that width
+        (:func:`ssimnet.boundary.boundary_target`; the gap between touching
+        nuclei is where the soft label is positive outside the candidates).
         """
         if patches is None:
             if keep is None:
@@ -136,6 +146,10 @@ class PatchData:
             distance=None if distance_solidity is None else {
                 n: rim_distance_target(r.candidates, min_solidity=distance_solidity) for n, (_, r) in items.items()
             },
+            boundary=None if boundary_width <= 0 else {
+                n: boundary_target(r.candidates, width=boundary_width, gap=(r.soft > 0) & ~r.candidates)
+                for n, (_, r) in items.items()
+            },
         )
 
     def batches(self, generator: torch.Generator, batch_size: int, *, augment: bool, stain_jitter: float = 0.0):
@@ -147,9 +161,12 @@ class PatchData:
         `generator`, so an epoch is the same for the same generator state.
         """
         order = torch.randperm(len(self.patches), generator=generator).tolist()
+        # the optional targets, by their field of Batch (3: distance, 4: boundary)
+        targets = {slot: t for slot, t in ((3, self.distance), (4, self.boundary)) if t is not None}
+        slots = [0, 1, 2, *targets]
         s = self.size
         for start in range(0, len(order), batch_size):
-            columns: list[list[torch.Tensor]] = [[], [], [], []]
+            columns: list[list[torch.Tensor]] = [[], [], [], [], []]
             for i in order[start : start + batch_size]:
                 name, r, c = self.patches[i]
                 crop = (slice(r, r + s), slice(c, c + s))
@@ -158,8 +175,7 @@ class PatchData:
                     torch.from_numpy(self.soft[name][crop])[None].float(),
                     torch.from_numpy(self.voronoi[name][crop]).long(),
                 ]
-                if self.distance is not None:
-                    tensors.append(torch.from_numpy(self.distance[name][crop]).float())
+                tensors += [torch.from_numpy(target[name][crop]).float() for target in targets.values()]
                 if augment:
                     k = int(torch.randint(4, (1,), generator=generator))
                     flip = bool(torch.randint(2, (1,), generator=generator))
@@ -168,28 +184,31 @@ class PatchData:
                         tensors = [torch.flip(t, dims=(-1,)) for t in tensors]
                 if stain_jitter > 0:
                     tensors[0] = hed_jitter(tensors[0], *draw_hed_jitter(generator, stain_jitter))
-                for column, t in zip(columns, tensors):
-                    column.append(t)
+                for slot, t in zip(slots, tensors):
+                    columns[slot].append(t)
             yield Batch(*(torch.stack(column) if column else None for column in columns))
 
 
 class Batch(NamedTuple):
     """One training batch: images (B, 3, s, s), soft labels (B, 1, s, s), tri-labels (B, s, s) and,
-    with the learned separation output, rim-distance targets (B, s, s)."""
+    with the learned separation output, rim-distance targets (B, s, s), with the boundary output boundary
+    targets (B, s, s)."""
 
     x: torch.Tensor
     soft: torch.Tensor
     tri: torch.Tensor
     distance: torch.Tensor | None = None
+    boundary: torch.Tensor | None = None
 
 
 class LossTerms(NamedTuple):
-    """The total loss of Eq. (5) and its two terms (and the learned separation term, 0 without it)."""
+    """The total loss of Eq. (5) and its two terms (and the learned separation and boundary terms, 0 without them)."""
 
     total: torch.Tensor
     bce: torch.Tensor
     ce: torch.Tensor
     distance: torch.Tensor | float = 0.0
+    boundary: torch.Tensor | float = 0.0
 
 
 def ssimnet_loss(
@@ -200,6 +219,8 @@ def ssimnet_loss(
     lam: float = DEFAULT_TRAIN.loss_lambda,
     distance: torch.Tensor | None = None,
     distance_weight: float = DEFAULT_TRAIN.distance_weight,
+    boundary: torch.Tensor | None = None,
+    boundary_weight: float = DEFAULT_TRAIN.boundary_weight,
 ) -> LossTerms:
     """Paper Eq. (5) for one batch, plus the learned separation term when asked for.
 
@@ -221,6 +242,13 @@ def ssimnet_loss(
     distance_weight : float
         Weight of the mean squared error between ``sigmoid`` of the third
         logit and `distance`, added to Eq. (5).
+    boundary : (B, H, W), optional
+        Boundary-class targets (:func:`ssimnet.boundary.boundary_target`),
+        learned by the last logit.
+    boundary_weight : float
+        Weight of its binary cross-entropy over the pixels whose soft label
+        is positive (the boundary class splits the nucleus class), added
+        to Eq. (5).
     """
     logits = logits.float()
     classes = logits[:, :2]
@@ -231,14 +259,23 @@ def ssimnet_loss(
     else:
         ce = classes.sum() * 0.0
     total = lam * bce + (1 - lam) * ce
-    if distance is None or distance_weight == 0:
-        return LossTerms(total, bce, ce)
-    if logits.shape[1] < 3:
-        raise ValueError("distance targets given, but the network has no distance output (2 channels)")
-    valid = distance != IGNORE_DISTANCE
-    error = (torch.sigmoid(logits[:, 2]) - distance) ** 2
-    mse = error[valid].mean() if bool(valid.any()) else logits.sum() * 0.0
-    return LossTerms(total + distance_weight * mse, bce, ce, mse)
+    mse: torch.Tensor | float = 0.0
+    if distance is not None and distance_weight != 0:
+        if logits.shape[1] < 3 + (boundary is not None):
+            raise ValueError("distance targets given, but the network has no distance output")
+        valid = distance != IGNORE_DISTANCE
+        error = (torch.sigmoid(logits[:, 2]) - distance) ** 2
+        mse = error[valid].mean() if bool(valid.any()) else logits.sum() * 0.0
+        total = total + distance_weight * mse
+    rim: torch.Tensor | float = 0.0
+    if boundary is not None and boundary_weight != 0:
+        if logits.shape[1] < 3:
+            raise ValueError("boundary targets given, but the network has no boundary output")
+        nucleus = soft[:, 0] > 0
+        rim = (F.binary_cross_entropy_with_logits(logits[:, -1][nucleus], boundary[nucleus])
+               if bool(nucleus.any()) else logits.sum() * 0.0)
+        total = total + boundary_weight * rim
+    return LossTerms(total, bce, ce, mse, rim)
 
 
 class TrainingDiverged(RuntimeError):
@@ -294,7 +331,8 @@ class Trainer:
         """A freshly initialised network (weights from ``torch.manual_seed(seed)``)."""
         device = resolve_device(device)
         torch.manual_seed(seed)
-        model = UNet(depth=config.depth, width=config.width, out_channels=output_channels(config))
+        model = UNet(depth=config.depth, width=config.width, out_channels=output_channels(config),
+                     boundary=config.boundary_width > 0)
         model = model.to(device=device, memory_format=torch.channels_last)
         return cls(model, config, seed, device)
 
@@ -312,10 +350,12 @@ class Trainer:
         stored = TrainConfig(**state["config"])
         config = config or stored
         arch = Architecture(**state["architecture"])
-        if (arch.depth, arch.width, arch.out_channels) != (config.depth, config.width, output_channels(config)):
+        asked = (config.depth, config.width, output_channels(config), config.boundary_width > 0)
+        if (arch.depth, arch.width, arch.out_channels, arch.boundary) != asked:
             raise ValueError(
-                f"checkpoint holds a U-Net of depth {arch.depth}, width {arch.width} and {arch.out_channels} outputs, "
-                f"but depth {config.depth}, width {config.width} and {output_channels(config)} outputs were asked for"
+                f"checkpoint holds a U-Net of depth {arch.depth}, width {arch.width} and {arch.out_channels} outputs"
+                f"{' (boundary last)' * arch.boundary}, but depth {config.depth}, width {config.width} and "
+                f"{asked[2]} outputs{' (boundary last)' * asked[3]} were asked for"
             )
         trainer = cls.new(config, seed=state["seed"], device=device)
         trainer.model.load_state_dict(state["model"])
@@ -364,7 +404,7 @@ class Trainer:
         start = time.perf_counter()
         generator = _epoch_generator(self.seed, self.epoch)
         lr = self.optimizer.param_groups[0]["lr"]
-        sums = np.zeros(4)
+        sums = np.zeros(5)
         n = 0
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         for batch in data.batches(generator, self.config.batch_size, augment=self.config.augment,
@@ -372,10 +412,12 @@ class Trainer:
             x = batch.x.to(self.device, memory_format=torch.channels_last)
             y, z = batch.soft.to(self.device), batch.tri.to(self.device)
             d = None if batch.distance is None else batch.distance.to(self.device)
+            b = None if batch.boundary is None else batch.boundary.to(self.device)
             with autocast:
                 logits = self.model(x)
             terms = ssimnet_loss(logits, y, z, lam=self.config.loss_lambda, distance=d,
-                                 distance_weight=self.config.distance_weight)
+                                 distance_weight=self.config.distance_weight, boundary=b,
+                                 boundary_weight=self.config.boundary_weight)
             if not torch.isfinite(terms.total):
                 raise TrainingDiverged(
                     f"loss became {float(terms.total.detach())} in epoch {self.epoch + 1}; training stopped "
@@ -392,6 +434,8 @@ class Trainer:
                   "lr": float(lr), "patches": n, "seconds": time.perf_counter() - start}
         if self.config.distance_weight > 0:
             record["distance"] = float(sums[3] / n)
+        if self.config.boundary_width > 0:
+            record["boundary"] = float(sums[4] / n)
         self.history.append(record)
         return record
 

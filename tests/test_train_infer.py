@@ -15,7 +15,7 @@ from ssimnet.data import DataError
 from ssimnet.infer import inference_tile, instances, measure_nuclei, predict_probability, segment_image
 from ssimnet.store import load_checkpoint, save_checkpoint
 from ssimnet.metrics import pixel_scores
-from ssimnet.model import UNet
+from ssimnet.model import Architecture, UNet
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.synthetic import synthetic_tile
 from ssimnet.train import PatchData, Trainer, TrainingDiverged, ssimnet_loss
@@ -83,14 +83,19 @@ def test_augmentation_moves_image_and_labels_together():
     tri = (image[..., 1] % 3).astype(np.uint8)
     distance = image[..., 2].astype(np.float32) / 255.0  # the rim-distance target is the blue channel
     data = PatchData({"a": image}, {"a": soft}, {"a": tri}, [("a", 0, 0)] * 8, 64)
-    x, y, z, d = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
+    x, y, z, d, b = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
     assert torch.allclose(x[:, 0:1], y)
     assert torch.equal((x[:, 1] * 255).round().long() % 3, z)
-    assert d is None  # no distance targets
+    assert d is None and b is None  # no distance or boundary targets
     assert len({tuple(t.flatten()[:20].tolist()) for t in y}) > 1  # different samples, different transforms
     data = dataclasses.replace(data, distance={"a": distance})
     batch = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
     assert torch.allclose(batch.x[:, 2], batch.distance) and torch.equal(batch.soft, y)  # same draws as before
+    assert batch.boundary is None
+    data = dataclasses.replace(data, boundary={"a": 1.0 - distance})  # the boundary target: one minus the blue channel
+    batch = next(data.batches(torch.Generator().manual_seed(1), 8, augment=True))
+    assert torch.allclose(1.0 - batch.x[:, 2], batch.boundary, atol=1e-6) and torch.allclose(batch.x[:, 2], batch.distance)
+    assert torch.equal(batch.soft, y)
 
 
 # ----------------------------------------------------------------- training
@@ -178,6 +183,8 @@ def test_network_learns_synthetic_nuclei_from_pseudo_labels(tile, data):
 
 class _PixelModel(torch.nn.Module):
     """Nucleus logit = 8 * (0.5 - red): a per-pixel rule whose probability tiling must not change."""
+
+    architecture = Architecture(out_channels=2)
 
     def forward(self, x):
         return torch.cat([torch.zeros_like(x[:, :1]), 8 * (0.5 - x[:, :1])], dim=1)

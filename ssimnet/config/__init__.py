@@ -60,6 +60,8 @@ from .sections import (  # noqa: F401
     DEFAULT_BASELINES,
     DEFAULT_PSEUDO,
     DEFAULT_TRAIN,
+    key_fields,
+    neutral,
     Profile,
     PseudoLabelConfig,
     SegmentConfig,
@@ -70,7 +72,7 @@ from .sections import (  # noqa: F401
 __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
-    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES",
+    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields", "neutral",
     "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
     "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
     "STAIN_SOLVER_TOL", "PNG_COMPRESSION",

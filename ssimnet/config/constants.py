@@ -112,6 +112,7 @@ INSTANCE_METHODS: dict[str, InstanceDefaults] = {
     "watershed": InstanceDefaults(threshold=0.5, h=0.1),
     "distance": InstanceDefaults(threshold=0.45, h=0.25),
     "learned": InstanceDefaults(threshold=0.45, h=0.05),
+    "boundary": InstanceDefaults(threshold=0.45, h=0.3),
 }
 
 #: ``distance_weight`` of the learned separation output when it is switched on

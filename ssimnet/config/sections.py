@@ -5,7 +5,39 @@ Part of :mod:`ssimnet.config`, which re-exports every name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+
+
+def neutral(default: object) -> object:
+    """A field added after results were cached, whose `default` computes exactly what was computed before it existed.
+
+    :func:`key_fields` leaves such a field out while it holds its default, so
+    that cache keys made before the field existed stay valid.  Its default
+    must therefore never change.
+    """
+    return field(default=default, metadata={"neutral": True})
+
+
+def key_fields(section: object) -> dict[str, object]:
+    """The fields of a settings dataclass that key a cache: all but the :func:`neutral` ones at their default.
+
+    >>> from ssimnet.config import TrainConfig
+    >>> "boundary_width" in key_fields(TrainConfig()), "boundary_width" in key_fields(TrainConfig(boundary_width=3))
+    (False, True)
+    """
+    return {f.name: _plain(getattr(section, f.name)) for f in fields(section)
+            if not (f.metadata.get("neutral") and getattr(section, f.name) == f.default)}
+
+
+def _plain(value: object) -> object:
+    """`value` with nested settings dataclasses turned into their :func:`key_fields`, as :func:`dataclasses.asdict` does."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return key_fields(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -131,6 +163,15 @@ class TrainConfig:
         (mean squared error) on the candidates whose solidity is at least
         ``distance_solidity``; the ``"learned"`` instance method splits
         nuclei with it.  0 (the default) is the paper's network.
+    Boundary-aware target (beyond the paper, :mod:`ssimnet.boundary`)
+        With ``boundary_width`` > 0 the U-Net has one more output, the
+        probability that a nucleus pixel lies on a nucleus boundary: within
+        ``boundary_width`` pixels of its rim, or between two touching
+        nuclei.  With the nucleus class of Eq. (5) it makes the three classes
+        inside / boundary / background; it is trained with that weight
+        (``boundary_weight``, binary cross-entropy) on the boundaries of the
+        pseudo instances, and the ``"boundary"`` instance method seeds one
+        nucleus per inside region.  0 (the default) is the paper's network.
     """
 
     depth: int = 4
@@ -155,12 +196,16 @@ class TrainConfig:
     selftrain_epochs: int = 5
     distance_weight: float = 0.0
     distance_solidity: float = 0.0
+    boundary_width: int = neutral(0)
+    boundary_weight: float = neutral(1.0)
 
     def __post_init__(self) -> None:
         if self.finetune_norm not in ("train", "frozen"):
             raise ValueError(f"finetune_norm must be 'train' or 'frozen', got {self.finetune_norm!r}")
         if self.stain_jitter < 0:
             raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
+        if self.boundary_width < 0:
+            raise ValueError(f"boundary_width must be >= 0, got {self.boundary_width}")
 
     @property
     def distance_targets(self) -> float | None:
@@ -171,7 +216,7 @@ class TrainConfig:
         """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""
         skip = {"finetune_epochs", "finetune_lr", "finetune_norm", "tile_overlap", "instances", "min_size", "max_hole",
                 "selftrain_rounds", "selftrain_epochs"}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
+        return {k: v for k, v in key_fields(self).items() if k not in skip}
 
 
 @dataclass(frozen=True)
