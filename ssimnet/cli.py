@@ -131,17 +131,20 @@ def _read_inputs(jobs: Sequence, *, min_side: int, why: str, errors: list[DataEr
     return images
 
 
-def _checkpoint_network(args: argparse.Namespace, profile, *, learned: str):
+def _checkpoint_network(args: argparse.Namespace, profile):
     """The network of --model, checked before any image is read; None when the images train their own."""
     from .store import load_trainer
 
+    needs = {"learned": ("the learned separation output (distance_weight > 0)", "has_distance", "distance_weight"),
+             "boundary": ("the boundary output (boundary_width > 0)", "boundary", "boundary_width")}.get(args.instances)
+    why = f"--instances {args.instances} needs a network trained with {needs[0]}" if needs else ""
     if not args.model:
-        if args.instances == "learned" and profile.train.distance_weight == 0:
-            raise CommandError(f"{learned}; the {profile.name!r} profile trains none")
+        if needs and not getattr(profile.train, needs[2]):
+            raise CommandError(f"{why}; the {profile.name!r} profile trains none")
         return None
     trainer = load_trainer(args.model, device=args.device or None)
-    if args.instances == "learned" and trainer.model.architecture.out_channels < 3:
-        raise DataError(args.model, f"{learned}; this one has none")
+    if needs and not getattr(trainer.model.architecture, needs[1]):
+        raise DataError(args.model, f"{why}; this one has none")
     return trainer
 
 
@@ -176,8 +179,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             raise CommandError(f"--mpp {exc}") from None
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
-    learned = "--instances learned needs a network trained with the learned separation output (distance_weight > 0)"
-    trainer = _checkpoint_network(args, profile, learned=learned)
+    trainer = _checkpoint_network(args, profile)
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.
     why = ("fine-tuning needs one (use --finetune-epochs 0)" if args.model else
            "training on it needs one (give a trained network with --model)")

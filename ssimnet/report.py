@@ -171,15 +171,18 @@ def reproduction_report(per_image: pd.DataFrame) -> pd.DataFrame:
         ["table", *parts["Table 1"].columns]]
 
 
-def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Sequence[str] = ("dice", "aji", "aji_plus", "pq")) -> pd.DataFrame:
+def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Sequence[str] = ("dice", "aji", "aji_plus", "pq"),
+                    splits: Sequence[str] = ("train", "test"), exclude: Sequence[str] = ()) -> pd.DataFrame:
     """Model selection on the training split beside the test figures of every configuration.
 
-    `per_image` has one row per ``config``, ``split`` ("train" or "test"),
-    ``run`` and image, with the metric columns.  The result has one row per
-    configuration (in order of appearance): for each split and metric, the
-    mean over runs of the dataset mean and its standard deviation, in percent;
-    ``chosen`` marks the configuration with the highest mean training
-    `select` -- the test columns take no part in the choice.
+    `per_image` has one row per ``config``, ``split`` (by default "train" or
+    "test"), ``run`` and image, with the metric columns.  The result has one
+    row per configuration (in order of appearance): for each of `splits` and
+    metric, the mean over runs of the dataset mean and its standard
+    deviation, in percent (NaN where a configuration was not scored on a
+    split); ``chosen`` marks the configuration, other than those in
+    `exclude`, with the highest mean `select` on the first of `splits` --
+    the other splits take no part in the choice.
 
     >>> frame = pd.DataFrame({"config": ["a", "a", "b", "b"], "split": ["train", "test"] * 2, "run": 0,
     ...                       "dice": [.7, .6, .8, .5], "aji": [.4, .5, .3, .6]})
@@ -190,13 +193,13 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
     runs = per_image.groupby(["config", "split", "run"], sort=False)[list(metrics)].mean() * 100
     stats = runs.groupby(["config", "split"], sort=False).agg(["mean", "std"]).fillna(0.0)
     table = pd.DataFrame(index=pd.Index(per_image["config"].unique(), name="config"))
-    for split in ("train", "test"):
+    for split in splits:
         for metric in metrics:
             column = stats.xs(split, level="split")[metric]
             table[f"{split} {metric}"] = column["mean"].round(1)
             table[f"{split} {metric} std"] = column["std"].round(1)
     table["runs"] = per_image.groupby("config", sort=False)["run"].nunique()
-    table["chosen"] = table.index == table[f"train {select}"].idxmax()
+    table["chosen"] = table.index == table[f"{splits[0]} {select}"].drop(list(exclude)).idxmax()
     return table
 
 
@@ -263,7 +266,8 @@ def candidate_table(per_image: pd.DataFrame, *, select: str = "aji") -> pd.DataF
 def format_selection(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`selection_table` for reading: ``"mean ± std"`` cells under (split, metric) columns.
 
-    A configuration measured in one run has no spread, and its cells show the mean alone.
+    A configuration measured in one run has no spread, and its cells show the mean alone; one not
+    scored on a split shows a dash.
 
     >>> t = pd.DataFrame({"train aji": [40.0, 30.0], "train aji std": [1.5, 0.0], "test aji": [50.0, 45.0],
     ...                   "test aji std": [0.0, 0.0], "runs": [3, 1], "chosen": [True, False]},
@@ -271,11 +275,11 @@ def format_selection(table: pd.DataFrame) -> pd.DataFrame:
     >>> format_selection(t).astype(str).values.tolist()
     [['40.0 ± 1.5', '50.0 ± 0.0', '3', '✓'], ['30.0', '45.0', '1', '']]
     """
-    metrics = [c for c in table.columns if c.split(" ")[0] in ("train", "test") and not c.endswith(" std")]
+    metrics = [c for c in table.columns if f"{c} std" in table.columns]
     out = pd.DataFrame(index=table.index)
     for column in metrics:
         split, metric = column.split(" ", 1)
-        out[(split, metric)] = [f"{m:.1f}" if n == 1 else f"{m:.1f} ± {s:.1f}"
+        out[(split, metric)] = ["–" if np.isnan(m) else f"{m:.1f}" if n == 1 else f"{m:.1f} ± {s:.1f}"
                                 for m, s, n in zip(table[column], table[f"{column} std"], table["runs"])]
     out[("", "runs")] = table["runs"]
     out[("", "chosen")] = np.where(table["chosen"], "✓", "")

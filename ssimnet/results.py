@@ -2,7 +2,7 @@
 
 A results folder holds per-image scores (one CSV) and a ``provenance.json``
 (:func:`provenance`: code version and commit, settings, data, hardware,
-libraries, times).  Five kinds are written, each a :class:`ResultKind`:
+libraries, times).  Seven kinds are written, each a :class:`ResultKind`:
 
 - :data:`RESULTS` -- every Table 1 method and Table 3 variant
   (``per_image.csv``, with ``runs.csv``, the means per method and run);
@@ -15,7 +15,9 @@ libraries, times).  Five kinds are written, each a :class:`ResultKind`:
 - :data:`FINETUNE` -- per-image fine-tuning with batch norm re-estimated or
   frozen (``finetune_per_image.csv``);
 - :data:`RESOLUTION` -- ``ssimnet segment`` on MoNuSeg test images rescaled
-  to 20x and 60x, with and without ``--mpp`` (``resolution_per_image.csv``).
+  to 20x and 60x, with and without ``--mpp`` (``resolution_per_image.csv``);
+- :data:`LEVERS` -- the levers of better pseudo labels, chosen on held-out
+  training images, then scored on test and TNBC (``levers_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "LEVERS", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ NORMALIZATION = ResultKind("normalization_per_image.csv", "normalization_provena
 RESOLUTION = ResultKind("resolution_per_image.csv", "resolution_provenance.json", ("config", "split", "image"))
 #: Per-image fine-tuning with batch norm re-estimated or frozen (``studies/finetune.py``).
 FINETUNE = ResultKind("finetune_per_image.csv", "finetune_provenance.json", ("config", "split", "image"))
+#: The levers of better pseudo labels, chosen on held-out training images and scored on test and TNBC
+#: (``studies/levers.py``).
+LEVERS = ResultKind("levers_per_image.csv", "levers_provenance.json", ("config", "split", "run", "seed", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

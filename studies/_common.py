@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterable
+from pathlib import Path
 
 from ssimnet.config import DEFAULT_SEED
+from ssimnet.data import Sample
 from ssimnet.publish import file_digest
 
 
@@ -24,3 +28,17 @@ def study_parser(doc: str) -> argparse.ArgumentParser:
 def network_record(args: argparse.Namespace) -> dict[str, str]:
     """The scored network for the provenance: its file, its hash and how it was trained."""
     return {"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint), "training": args.about}
+
+
+def link_samples(samples: Iterable[Sample], folder: Path, split: str) -> Path:
+    """A dataset folder whose `split` holds `samples` (images and labels) as symbolic links; returns `folder`.
+
+    Every cache is keyed by the files' content, so a linked image reuses what its original computed.
+    """
+    for sample in samples:
+        for kind, path in (("images", sample.image_path), ("labels", sample.label_path)):
+            link = folder / split / kind / path.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                os.symlink(path.resolve(), link)
+    return folder

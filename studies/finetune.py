@@ -12,7 +12,6 @@ reads only the image's own pseudo labels; the labels score.  Writes
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,18 +23,7 @@ from ssimnet.evaluate import evaluate_network
 from ssimnet.results import FINETUNE, provenance, save_results
 from ssimnet.store import load_trainer
 
-from _common import network_record, study_parser
-
-
-def _subset(monuseg: Path, folder: Path, count: int) -> Path:
-    """A dataset of the first `count` training images (symbolic links)."""
-    for sample in list_samples(monuseg, "train")[:count]:
-        for kind, path in (("images", sample.image_path), ("labels", sample.label_path)):
-            link = folder / "train" / kind / path.name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                os.symlink(path.resolve(), link)
-    return folder
+from _common import link_samples, network_record, study_parser
 
 
 def main() -> None:
@@ -45,7 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     base = get_profile(args.profile)
     base = replace(base, pseudo=replace(base.pseudo, candidate_method=args.candidates))
-    data = _subset(Path(args.monuseg), Path(args.run_dir) / f"train-first-{args.images}", args.images)
+    data = link_samples(list_samples(args.monuseg, "train")[: args.images],
+                        Path(args.run_dir) / f"train-first-{args.images}", "train")
     configs = {"no fine-tuning": (0, "train"), "fine-tuning (paper)": (base.train.finetune_epochs, "train"),
                "fine-tuning, batch norm frozen": (base.train.finetune_epochs, "frozen")}
     frames = []

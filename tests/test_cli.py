@@ -189,6 +189,8 @@ def test_segment_bad_input(tmp_path, capsys):
                     "has none")
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke",
                                 "--instances", "learned"], "--instances learned needs", "'smoke' profile trains none")
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
+                                str(checkpoint), "--instances", "boundary"], "net.pt", "the boundary output", "has none")
     (tmp_path / "bad.pt").write_bytes(b"junk")
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "bad.pt"),
                                 "--finetune-epochs", "0"], "bad.pt", "not an ssimnet checkpoint")

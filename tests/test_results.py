@@ -157,6 +157,14 @@ def test_selection_table_by_hand_and_chosen_on_train_only(tmp_path):
     flipped.loc[(flipped.config == "a") & (flipped.split == "test"), "aji"] = 0.99  # test scores cannot change the choice
     assert selection_table(flipped).index[selection_table(flipped).chosen].tolist() == ["b"]
     assert format_selection(table).loc["a", ("train", "aji")] == "42.5 ± 3.5"
+    # other splits, the first chooses; an excluded row is never chosen; a split not scored is a dash
+    held = frame.replace({"split": {"train": "heldout"}})
+    held = pd.concat([held[~((held.config == "a") & (held.split == "test"))],
+                      held[held.config == "b"].assign(config="ref", aji=0.9)], ignore_index=True)
+    other = selection_table(held, splits=("heldout", "test"), exclude=("ref",))
+    assert other.index[other.chosen].tolist() == ["b"] and other.loc["ref", "heldout aji"] == 90.0
+    assert np.isnan(other.loc["a", "test aji"]) and format_selection(other).loc["a", ("test", "aji")] == "–"
+    assert format_selection(other).loc["a", ("heldout", "aji")] == "42.5 ± 3.5"
     save_results(tmp_path, frame, {"commit": "abc"}, kind=SELECTION)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SELECTION.files)
     loaded, info = load_results(tmp_path, kind=SELECTION)
