@@ -111,7 +111,7 @@ def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from .pipeline import train_self_training
 
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile).for_tool()
     trainer, checkpoint = train_self_training(
         args.data_dir, output_folder(args.out), profile, seed=args.seed, device=args.device or None,
         workers=args.workers, restart=args.restart, progress=not args.quiet,
@@ -163,7 +163,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     from .batch import SUMMARY_COLUMNS, BatchSettings, find_images, finished_row, job_key, run_batch, summary_rows
     from .publish import file_digest
 
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile).for_tool()
     epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
     tta = profile.segment.tta if args.tta is None else args.tta
     # a network trained here on the images themselves has seen them as they are: no normalisation unless asked

@@ -13,6 +13,10 @@ from .sections import DEFAULT_TRAIN, BaselineConfig, Profile, SegmentConfig, Syn
 #: of :class:`TrainConfig`): the rate at which its per-image fine-tuning starts.
 PAPER_FINAL_LR: float = DEFAULT_TRAIN.lr * DEFAULT_TRAIN.lr_decay**DEFAULT_TRAIN.epochs
 
+#: The `cpu` profile's network (see below).
+CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
+                                     selftrain_rounds=1, instances="distance")
+
 PROFILES: dict[str, Profile] = {
     # Synthetic data and a tiny network: every stage in a few minutes on two
     # cores; 15 epochs at a high learning rate are enough to segment the
@@ -44,8 +48,11 @@ PROFILES: dict[str, Profile] = {
         # `ssimnet segment`, chosen on the MoNuSeg training split (AJI 45.5 +-
         # 1.5 -> 46.1 +- 0.4, distance watershed, 3 seeds); the book's
         # reproduction chapters do not use it.
-        train=TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
-                          selftrain_rounds=1, instances="distance"),
+        train=CPU_TRAIN,
+        # `ssimnet train` and `ssimnet segment` add the boundary-aware target (4-pixel boundaries) and split nuclei
+        # on its inside class, chosen on six MoNuSeg training images held out of training (studies/levers.py,
+        # results/cpu/levers_*, seed 0).
+        tool=replace(CPU_TRAIN, boundary_width=4, instances="boundary"),
         segment=SegmentConfig(finetune_epochs=0),
         # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
         # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).

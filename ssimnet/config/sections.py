@@ -5,7 +5,7 @@ Part of :mod:`ssimnet.config`, which re-exports every name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 
 
 def neutral(default: object) -> object:
@@ -338,6 +338,18 @@ class Profile:
         What ``ssimnet segment`` does to each image by default.
     baselines : BaselineConfig
         Comparison methods and the number of runs per method.
+    tool : TrainConfig or None
+        The network, training and inference of ``ssimnet train`` and
+        ``ssimnet segment`` where they differ from `train`: the levers chosen
+        beyond the paper.  `train` stays the network the book's chapters
+        reproduce the paper with.  None: `train`.
+
+    Examples
+    --------
+    >>> from ssimnet.config import get_profile
+    >>> cpu = get_profile("cpu")
+    >>> cpu.train.boundary_width, cpu.for_tool().train.boundary_width, cpu.for_tool().tool is None
+    (0, 4, True)
     """
 
     name: str
@@ -346,6 +358,11 @@ class Profile:
     train: TrainConfig = field(default_factory=TrainConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
+    tool: TrainConfig | None = neutral(None)
+
+    def for_tool(self) -> Profile:
+        """This profile as ``ssimnet train`` and ``ssimnet segment`` run it: `train` replaced by `tool`, if set."""
+        return self if self.tool is None else replace(self, train=self.tool, tool=None)
 
 
 #: The default settings of each section: the paper's, and the defaults of the
