@@ -185,7 +185,11 @@ def _cmd_segment(args: argparse.Namespace) -> None:
            "training on it needs one (give a trained network with --model)")
     min_side = patch if (epochs > 0 or not args.model) else 1
     jobs = find_images(args.images)
-    settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=args.instances or profile.train.instances,
+    method = args.instances or profile.train.instances
+    output = {"boundary": "boundary", "learned": "has_distance"}.get(method)  # what the method needs of the network
+    if args.instances is None and trainer is not None and output and not getattr(trainer.model.architecture, output):
+        method = "distance"  # the profile's method needs an output this checkpoint lacks
+    settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=method,
                              tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
                              region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
                              min_side=min_side, why=why, model=file_digest(args.model) if args.model else "",
@@ -374,7 +378,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="per-image fine-tuning epochs (default: the profile's; the paper fine-tunes 5, the smoke "
                               "and cpu profiles do not)")
     segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None,
-                         help="instance method (default: the profile's)")
+                         help="instance method (default: the profile's, or 'distance' when --model lacks the output "
+                              "it needs)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                          help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,

@@ -361,7 +361,8 @@ def segment_image(
             pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
         data = PatchData.from_pseudo_labels(
             {"image": (seen, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
-            soft_labels=cfg.soft_labels, distance_solidity=cfg.distance_targets, boundary_width=cfg.boundary_width,
+            soft_labels=cfg.soft_labels, distance_solidity=trainer.config.distance_targets,  # the network's outputs
+            boundary_width=trainer.config.boundary_width,
         )
         tuned = trainer.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history

@@ -168,6 +168,13 @@ def test_train_then_segment(tmp_path, capsys):
     rows = list(csv.DictReader(open(seg / f"{name}_nuclei.csv")))
     assert len(rows) == label.max()
     assert rows == [] or set(rows[0]) == {"id", "area", "centroid_row", "centroid_col", "eccentricity", "mean_hematoxylin"}
+    # the cpu profile's tool splits nuclei on the boundary output; a checkpoint without one falls back to the
+    # distance watershed (and fine-tunes with the targets of its own outputs) instead of failing
+    assert get_profile("cpu").for_tool().train.instances == "boundary"
+    fallback = tmp_path / "fallback"
+    assert main(["segment", str(image), "--out", str(fallback), "--model", str(checkpoint), "--finetune-epochs", "1",
+                 "--quiet", "--no-normalize"]) == 0
+    assert read_label(fallback / f"{name}_label.png").max() > 0
 
 
 def test_segment_bad_input(tmp_path, capsys):
