@@ -10,15 +10,17 @@ enters training.
 after one self-training round and with each instance method it supports, on
 the held-out images, as ``ssimnet segment`` predicts by default (stains
 normalised, brightening only; large tiles).  ``--stage test`` scores the
-configuration named by ``--chosen`` and today's default (``--baseline``) on
-the test split and on TNBC, once per seed, with the classical watershed
-beside them; every configuration scored on test is kept in the results.
+configuration named by ``--chosen`` on the test split and on TNBC once per
+seed of ``--seeds``, and those named by ``--compare`` (such as today's
+default) with the first seed, with the classical watershed beside them;
+every configuration scored on test is kept in the results.
 Writes ``levers_per_image.csv`` and its provenance (:data:`ssimnet.results.LEVERS`),
 adding to what a previous stage wrote.
 
     python studies/levers.py --monuseg DIR --tnbc DIR --run-dir runs/levers --out results/cpu --stage select
     python studies/levers.py --monuseg DIR --tnbc DIR --run-dir runs/levers --out results/cpu --stage test \\
-        --chosen "boundary 2 px, 1 round + boundary watershed" --seeds 0 1 2
+        --chosen "boundary 4 px, 1 round + boundary watershed" --seeds 0 1 2 \\
+        --compare "paper network, 1 round + distance watershed"
 """
 
 from __future__ import annotations
@@ -79,21 +81,23 @@ def main() -> None:
     parser.add_argument("--stage", choices=("select", "test"), required=True)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--chosen", nargs="*", default=[], help="configurations to score on test and TNBC")
+    parser.add_argument("--compare", nargs="*", default=[], help="configurations scored there with the first seed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     args = parser.parse_args()
     base = get_profile(args.profile)
     data = held_out_view(args.monuseg, args.run_dir / "monuseg-held-out")
     configs = configurations(args.rounds)
-    unknown = [c for c in args.chosen if c not in configs]
+    unknown = [c for c in args.chosen + args.compare if c not in configs]
     if unknown:
         parser.error(f"unknown configuration(s) {unknown}; choose from {list(configs)}")
-    names = list(configs) if args.stage == "select" else args.chosen
     seeds = [0] if args.stage == "select" else args.seeds
+    names = {seed: list(configs) if args.stage == "select" else args.chosen + args.compare * (seed == seeds[0])
+             for seed in seeds}
     splits = {HELD_OUT: (data, HELD_OUT)} if args.stage == "select" else {"test": (data, "test"), "tnbc": (args.tnbc, "test")}
     frames = []
     for run, seed in enumerate(seeds):
         normalizer = segment_normalizer(base, seed=seed)
-        for name in names:
+        for name in names[seed]:
             lever, r, method = configs[name]
             profile = replace(base, train=replace(base.train, **LEVERS_TRIED[lever][0]))
             trainer = train_self_training(data, args.run_dir, profile, rounds=r, seed=seed, workers=2)[r][0]
