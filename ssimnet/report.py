@@ -191,7 +191,7 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
     (40.0, 50.0, ['a'])
     """
     runs = per_image.groupby(["config", "split", "run"], sort=False)[list(metrics)].mean() * 100
-    stats = runs.groupby(["config", "split"], sort=False).agg(["mean", "std"]).fillna(0.0)
+    stats = runs.groupby(["config", "split"], sort=False).agg(["mean", "std"])  # std NaN: one run on that split
     table = pd.DataFrame(index=pd.Index(per_image["config"].unique(), name="config"))
     for split in splits:
         for metric in metrics:
@@ -266,8 +266,8 @@ def candidate_table(per_image: pd.DataFrame, *, select: str = "aji") -> pd.DataF
 def format_selection(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`selection_table` for reading: ``"mean ± std"`` cells under (split, metric) columns.
 
-    A configuration measured in one run has no spread, and its cells show the mean alone; one not
-    scored on a split shows a dash.
+    A configuration measured in one run (on that split) has no spread, and its cells show the mean
+    alone; one not scored on a split shows a dash.
 
     >>> t = pd.DataFrame({"train aji": [40.0, 30.0], "train aji std": [1.5, 0.0], "test aji": [50.0, 45.0],
     ...                   "test aji std": [0.0, 0.0], "runs": [3, 1], "chosen": [True, False]},
@@ -279,7 +279,7 @@ def format_selection(table: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=table.index)
     for column in metrics:
         split, metric = column.split(" ", 1)
-        out[(split, metric)] = ["–" if np.isnan(m) else f"{m:.1f}" if n == 1 else f"{m:.1f} ± {s:.1f}"
+        out[(split, metric)] = ["–" if np.isnan(m) else f"{m:.1f}" if n == 1 or np.isnan(s) else f"{m:.1f} ± {s:.1f}"
                                 for m, s, n in zip(table[column], table[f"{column} std"], table["runs"])]
     out[("", "runs")] = table["runs"]
     out[("", "chosen")] = np.where(table["chosen"], "✓", "")
