@@ -40,7 +40,7 @@ def test_distance_instances_split_a_waist_that_cc_keeps_whole():
     # the cut runs through the waist, at the middle column between the centres
     assert set(np.unique(split[:, 40:41][split[:, 40:41] > 0])) | set(np.unique(split[:, 44:45][split[:, 44:45] > 0])) == {1, 2}
     assert instances(prob, method="distance", h=50.0).max() == 1  # no marker high enough: whole
-    assert set(INSTANCE_METHODS) == {"cc", "watershed", "distance", "learned"}
+    assert set(INSTANCE_METHODS) == {"cc", "watershed", "distance", "learned", "boundary"}
 
 
 @pytest.mark.parametrize("seed", range(5))
