@@ -208,27 +208,29 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     step = -(-max(image.shape[:2]) // 1024) if large else 1  # a large region's stains from a thumbnail
     thumbnail = np.ascontiguousarray(image[::step, ::step])
     normalizer = segment_normalizer(profile, seed=settings.seed) if settings.normalize else None
-    source = None
+    source = densities = None  # the whole image's stain densities, when the measurement made them
     if normalizer is not None:  # one measurement of the image's stains serves the normalisation and the densities
-        source = normalizer.measure(thumbnail)
+        source, measured = normalizer.measure_densities(thumbnail)
         stains = np.asarray(source.stain_matrix)
+        densities = measured if step == 1 else None
     else:
         stains = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed,
                                                solver=profile.segment.stain_solver).fit(thumbnail).stain_matrix_
 
-    def segment(rgb: np.ndarray) -> np.ndarray:  # at the network's resolution, the labels on `rgb`'s grid
+    def segment(rgb: np.ndarray, density: np.ndarray | None = None) -> np.ndarray:
+        """`rgb` segmented at the network's resolution, the labels on its own grid; `density`: its stain densities."""
         seen = rgb if factor == 1.0 else rescale_image(rgb, factor)
         label = segment_image(seen, trainer, profile, finetune_epochs=settings.finetune_epochs, method=settings.method,
                               seed=settings.seed, tta=settings.tta, normalizer=normalizer, source=source,
-                              max_tile=profile.segment.tile_size).label
+                              density=density if factor == 1.0 else None, max_tile=profile.segment.tile_size).label
         return label if factor == 1.0 else resize_labels(label, rgb.shape[:2])
 
     def density(rgb: np.ndarray) -> np.ndarray:
         return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]
 
     if not large:
-        label = segment(image)
-        table = measure_nuclei(label, density(image))
+        label = segment(image, densities)
+        table = measure_nuclei(label, density(image) if densities is None else densities[..., 0])
         tiles = 1
         if int(label.max()) > 65535:
             _write_label_tiff(paths["label"].with_suffix(".tif"), label)

@@ -6,8 +6,9 @@
     ssimnet data synth DST [--profile P]
     ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
-    ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT] [--finetune-epochs N] [--instances M] [--tta] [--device D]
-                    [--[no-]normalize] [--workers N] [--scheduler ADDRESS] [--overwrite]
+    ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT | --adapt] [--finetune-epochs N] [--instances M] [--tta] [--device D]
+                    [--[no-]normalize] [--mpp MPP] [--workers N] [--scheduler ADDRESS] [--overwrite]
+    ssimnet segment --version
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--workers N] [--only NB] [--quiet]
     ssimnet publish [--run-dir R] [--results DIR]
@@ -131,21 +132,30 @@ def _read_inputs(jobs: Sequence, *, min_side: int, why: str, errors: list[DataEr
     return images
 
 
+#: What an instance method needs of the network: (what it is, the Architecture flag, the TrainConfig field).
+_METHOD_NEEDS = {"learned": ("the learned separation output (distance_weight > 0)", "has_distance", "distance_weight"),
+                 "boundary": ("the boundary output (boundary_width > 0)", "boundary", "boundary_width")}
+
+
 def _checkpoint_network(args: argparse.Namespace, profile):
-    """The network of --model, checked before any image is read; None when the images train their own."""
+    """The network of --model (default: the shipped one) and its file, checked before any image is read;
+    (None, None) with --adapt, where the images train their own."""
+    from .shipped import check_shipped
     from .store import load_trainer
 
-    needs = {"learned": ("the learned separation output (distance_weight > 0)", "has_distance", "distance_weight"),
-             "boundary": ("the boundary output (boundary_width > 0)", "boundary", "boundary_width")}.get(args.instances)
+    needs = _METHOD_NEEDS.get(args.instances)
     why = f"--instances {args.instances} needs a network trained with {needs[0]}" if needs else ""
-    if not args.model:
+    if args.adapt:
+        if args.model:
+            raise CommandError("--adapt trains a network on the images; it does not go with --model")
         if needs and not getattr(profile.train, needs[2]):
             raise CommandError(f"{why}; the {profile.name!r} profile trains none")
-        return None
-    trainer = load_trainer(args.model, device=args.device or None)
+        return None, None
+    path = Path(args.model) if args.model else check_shipped()
+    trainer = load_trainer(path, device=args.device or None)
     if needs and not getattr(trainer.model.architecture, needs[1]):
-        raise DataError(args.model, f"{why}; this one has none")
-    return trainer
+        raise DataError(path, f"{why}; this one has none")
+    return trainer, path
 
 
 def _network_of_the_images(args: argparse.Namespace, profile, images: dict, out: Path):
@@ -167,9 +177,9 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
     tta = profile.segment.tta if args.tta is None else args.tta
     # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
-    normalize = (profile.segment.normalize_stains and bool(args.model)) if args.normalize is None else args.normalize
-    if args.mpp is not None and not args.model:
-        raise CommandError("--mpp resamples the images for a trained network: give one with --model")
+    normalize = (profile.segment.normalize_stains and not args.adapt) if args.normalize is None else args.normalize
+    if args.mpp is not None and args.adapt:
+        raise CommandError("--mpp resamples the images for a trained network; it does not go with --adapt")
     if args.mpp is not None:
         from .resample import scale_factor
 
@@ -179,20 +189,20 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             raise CommandError(f"--mpp {exc}") from None
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
-    trainer = _checkpoint_network(args, profile)
+    trainer, model = _checkpoint_network(args, profile)
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.
-    why = ("fine-tuning needs one (use --finetune-epochs 0)" if args.model else
-           "training on it needs one (give a trained network with --model)")
-    min_side = patch if (epochs > 0 or not args.model) else 1
+    why = ("training on it needs one (segment it without --adapt)" if args.adapt else
+           "fine-tuning needs one (use --finetune-epochs 0)")
+    min_side = patch if (epochs > 0 or args.adapt) else 1
     jobs = find_images(args.images)
     method = args.instances or profile.train.instances
-    output = {"boundary": "boundary", "learned": "has_distance"}.get(method)  # what the method needs of the network
-    if args.instances is None and trainer is not None and output and not getattr(trainer.model.architecture, output):
+    needs = _METHOD_NEEDS.get(method)
+    if args.instances is None and trainer is not None and needs and not getattr(trainer.model.architecture, needs[1]):
         method = "distance"  # the profile's method needs an output this checkpoint lacks
     settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=method,
                              tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
                              region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
-                             min_side=min_side, why=why, model=file_digest(args.model) if args.model else "",
+                             min_side=min_side, why=why, model=file_digest(model) if model else "",
                              mpp=args.mpp)
     keys = {job.name: job_key(job, settings) for job in jobs}  # each image's bytes hashed once here
     todo = [job for job in jobs if args.overwrite or finished_row(out, job.name, keys[job.name]) is None]
@@ -331,6 +341,23 @@ def _cmd_publish(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
+class _ShippedVersion(argparse.Action):
+    """``segment --version``: the package's version and the shipped network's card, read when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from . import __version__
+        from .shipped import describe, read_card
+
+        try:
+            text = describe(read_card())
+        except DataError as exc:
+            text = f"no shipped model: {exc}"
+        parser.exit(message=f"ssimnet {__version__}\n{text}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimnet", description="Label-free nuclei segmentation (SSimNet, MICCAI 2023).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -372,7 +399,11 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("images", nargs="+", help="RGB images (PNG, TIFF, JPEG), folders (searched recursively) or "
                                                    "glob patterns")
     segment.add_argument("--out", required=True, help="output folder")
-    segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: train on the given images)")
+    segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: the network shipped with ssimnet, "
+                                          "trained label-free on MoNuSeg)")
+    segment.add_argument("--adapt", action="store_true",
+                         help="train a network label-free on the given images themselves instead (minutes)")
+    segment.add_argument("--version", action=_ShippedVersion, help="describe the shipped network and exit")
     segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
     segment.add_argument("--finetune-epochs", type=int, default=None,
                          help="per-image fine-tuning epochs (default: the profile's; the paper fine-tunes 5, the smoke "
@@ -384,10 +415,10 @@ def _parser() -> argparse.ArgumentParser:
                          help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                          help="map each image's stains onto the MoNuSeg reference before the network sees it "
-                              "(default: the profile's with --model; off when the network is trained on the images)")
+                              "(default: on; off with --adapt)")
     segment.add_argument("--mpp", type=float, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
-                              "and back; needs --model (default: as they are)")
+                              "and back; not with --adapt (default: as they are)")
     segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
     segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")

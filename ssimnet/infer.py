@@ -315,6 +315,7 @@ def segment_image(
     tta: bool = False,
     normalizer: StainNormalizer | None = None,
     source: StainReference | None = None,
+    density: np.ndarray | None = None,
     max_tile: int | None = None,
 ) -> Segmentation:
     """Label-free segmentation of one image with a trained network.
@@ -346,6 +347,9 @@ def segment_image(
     source : StainReference, optional
         The image's own stains for `normalizer` (:meth:`StainNormalizer.measure`),
         when measured elsewhere (a large region's thumbnail).
+    density : (H, W, 2) array, optional
+        The image's densities under `source`'s stains
+        (:meth:`StainNormalizer.measure_densities`), when computed already.
     max_tile : int, optional
         Predict the image in as few tiles as possible, none larger than this
         (:func:`inference_tile`; ``ssimnet segment`` uses
@@ -353,7 +357,7 @@ def segment_image(
         size, ``profile.pseudo.patch_size``, as the book's evaluation does.
     """
     cfg = profile.train
-    seen = image if normalizer is None else normalizer.transform(image, source=source)
+    seen = image if normalizer is None else normalizer.transform(image, source=source, density=density)
     epochs = cfg.finetune_epochs if finetune_epochs is None else finetune_epochs
     model, history = trainer.model, []
     if epochs > 0:

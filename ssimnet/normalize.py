@@ -128,10 +128,13 @@ class StainNormalizer:
         What :meth:`transform` maps from; measured on a thumbnail, it maps
         every tile of a large region the same way.
         """
-        return self._measure(image)[0]
+        return self.measure_densities(image)[0]
 
-    def _measure(self, image: np.ndarray) -> tuple[StainReference, np.ndarray]:
-        """:meth:`measure`, and the image's (H, W, 2) stain densities it was measured from."""
+    def measure_densities(self, image: np.ndarray) -> tuple[StainReference, np.ndarray]:
+        """:meth:`measure`, and the image's (H, W, 2) stain densities it was measured from.
+
+        Both can go to :meth:`transform`, which then need not unmix the image again.
+        """
         tissue = tissue_mask(image)
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
         density = separator.transform(image)
@@ -152,22 +155,28 @@ class StainNormalizer:
         self.max_density_ = np.median([m.max_density for m in measured], axis=0)
         return self
 
-    def transform(self, image: np.ndarray, *, source: StainReference | None = None) -> np.ndarray:
+    def transform(self, image: np.ndarray, *, source: StainReference | None = None,
+                  density: np.ndarray | None = None) -> np.ndarray:
         """`image` ((H, W, 3) uint8) with the reference's stain colours and density range; (H, W, 3) uint8.
 
         Parameters
         ----------
         source : StainReference, optional
             The image's own stains (:meth:`measure`); measured on `image` when not given.
+        density : (H, W, 2) array, optional
+            `image`'s densities under `source`'s stains (:meth:`measure_densities`),
+            when computed already; unmixed from `image` when not given.
 
         A stain absent from the image (no density at the percentile) is
         left at zero rather than scaled.
         """
         self._check_fitted()
         if source is None:
-            source, density = self._measure(image)
-        else:
+            source, density = self.measure_densities(image)
+        elif density is None:
             density = nonnegative_unmix(rgb_to_od(image), np.asarray(source.stain_matrix))
+        elif density.shape != (*image.shape[:2], 2):
+            raise ValueError(f"density must be of shape {(*image.shape[:2], 2)}, got {density.shape}")
         own = np.asarray(source.max_density, dtype=np.float64)
         scale = np.where(own > 1e-6, np.maximum(self.max_density_ / np.maximum(own, 1e-6), self.min_scale), 1.0)
         return od_to_rgb((density * scale) @ self.stain_matrix_)

@@ -309,7 +309,7 @@ def test_convert_refuses_annotations_that_lie_outside_the_image(tmp_path, capsys
 def test_segment_reusing_an_output_folder_with_other_images_of_the_same_names(tmp_path, capsys):
     for folder, seed in (("a", 20), ("b", 30)):
         write_image(tmp_path / folder / "x.png", synthetic_tile((256, 256), seed=seed).image)
-    args = ["--profile", "smoke", "--quiet"]
+    args = ["--profile", "smoke", "--adapt", "--quiet"]
     shared, fresh = tmp_path / "shared", tmp_path / "fresh"
     assert main(["segment", str(tmp_path / "a" / "x.png"), "--out", str(shared), *args]) == 0
     first = read_label(shared / "x_label.png")

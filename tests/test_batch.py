@@ -193,9 +193,9 @@ def test_mpp_resamples_for_the_network_and_labels_the_image_grid(folder, tmp_pat
     assert read_label(half / "a_label.png").shape == (96, 128)  # labels on the image's own grid
     assert json.loads((half / "a_summary.json").read_text())["key"] != json.loads((plain / "a_summary.json").read_text())["key"]
     capsys.readouterr()
-    assert main(["segment", str(image), "--out", str(tmp_path / "none"), "--mpp", "0.5", "--quiet"]) == 2
+    assert main(["segment", str(image), "--out", str(tmp_path / "none"), "--mpp", "0.5", "--adapt", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "ssimnet: error: --mpp resamples the images for a trained network: give one with --model"
+    assert err == "ssimnet: error: --mpp resamples the images for a trained network; it does not go with --adapt"
     assert not (tmp_path / "none").exists()
     assert _segment(image, tmp_path / "bad", checkpoint, "--mpp", "0") == 2
     assert "--mpp must be a positive number" in capsys.readouterr().err

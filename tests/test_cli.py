@@ -182,8 +182,8 @@ def test_segment_bad_input(tmp_path, capsys):
 
     small = tmp_path / "small.png"
     write_image(small, synthetic_tile((100, 100), seed=0).image)
-    _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke"],
-                    "small.png", "smaller than a 256x256 patch", "--model")
+    _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke", "--adapt"],
+                    "small.png", "smaller than a 256x256 patch", "without --adapt")
     checkpoint = tmp_path / "net.pt"
     save_checkpoint(checkpoint, Trainer.new(get_profile("smoke").train, device="cpu").state())
     _one_line_error(capsys, 2, ["segment", str(small), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
@@ -194,8 +194,14 @@ def test_segment_bad_input(tmp_path, capsys):
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
                                 str(checkpoint), "--instances", "learned"], "net.pt", "--instances learned needs",
                     "has none")
-    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke",
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--adapt",
                                 "--instances", "learned"], "--instances learned needs", "'smoke' profile trains none")
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--instances", "learned"],
+                    "ssimnet-cpu-monuseg.pt", "--instances learned needs", "has none")  # the shipped network
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--adapt", "--model",
+                                str(checkpoint)], "--adapt", "does not go with --model")
+    _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--adapt", "--mpp", "0.5"],
+                    "--mpp", "does not go with --adapt")
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--model",
                                 str(checkpoint), "--instances", "boundary"], "net.pt", "the boundary output", "has none")
     (tmp_path / "bad.pt").write_bytes(b"junk")

@@ -70,6 +70,12 @@ def test_a_measured_source_maps_every_tile_as_the_whole_image(tile):
     whole = norm.transform(image, source=source)
     assert np.array_equal(whole, norm.transform(image))  # the same measurement when not given
     assert np.array_equal(norm.transform(image[40:120, 10:90], source=source), whole[40:120, 10:90])
+    # the densities of the measurement, handed on, give the same image without a second unmixing
+    measured, density = norm.measure_densities(image)
+    assert measured == source and density.shape == (*image.shape[:2], 2)
+    assert np.array_equal(norm.transform(image, source=source, density=density), whole)
+    with pytest.raises(ValueError, match="density must be of shape"):
+        norm.transform(image, source=source, density=density[1:])
 
 
 def test_reference_round_trip_and_errors(tile):

@@ -13,7 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from ssimnet.book import toc_notebooks
-from ssimnet.config import PROFILES, get_profile
+from ssimnet.config import PROFILES, SHIPPED_MODEL, get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
@@ -90,3 +90,20 @@ def test_profiles():
     assert get_profile("cpu").train.instances == "distance" and get_profile("cpu").segment.finetune_epochs == 0
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         get_profile("fast")
+
+
+def test_a_built_wheel_holds_the_shipped_network(tmp_path):
+    """A non-editable install gets the network that ``ssimnet segment`` uses by default, and its card."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "ssimnet", tmp_path / "ssimnet", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(tmp_path)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("ssimnet-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"ssimnet/weights/{SHIPPED_MODEL}.pt", f"ssimnet/weights/{SHIPPED_MODEL}.json"} <= names

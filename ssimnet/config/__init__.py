@@ -43,6 +43,7 @@ from .constants import (  # noqa: F401
     PSEUDO_STAIN_SOLVER,
     PUBLISH_FIGURES,
     PublishFigures,
+    SHIPPED_MODEL,
     STAIN_REFERENCE,
     STAIN_SOLVER_MAX_ITER,
     STAIN_SOLVER_TOL,
@@ -73,7 +74,7 @@ __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
     "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields", "neutral",
-    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
+    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "SHIPPED_MODEL", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
     "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
     "STAIN_SOLVER_TOL", "PNG_COMPRESSION",
 ]

@@ -22,6 +22,11 @@ MIN_IMAGE_RANGE: float = 10.0
 #: image of another resolution to it (:mod:`ssimnet.resample`).
 NETWORK_MPP: float = 0.25
 
+#: Name of the network shipped in ``ssimnet/weights/`` (:mod:`ssimnet.shipped`), the
+#: default of ``ssimnet segment``: the ``cpu`` profile's tool network trained on
+#: the MoNuSeg training images' pseudo labels by ``studies/ship_model.py``.
+SHIPPED_MODEL: str = "ssimnet-cpu-monuseg"
+
 #: zlib level of the PNG files written (:func:`ssimnet.data.write_image`, ``write_label``):
 #: 1 writes a 1000x1000 overlay three times faster than PIL's default 6, 8 % larger.
 PNG_COMPRESSION: int = 1

@@ -1,0 +1,107 @@
+"""Train the network shipped in the package (``ssimnet/weights/``) and write its model card.
+
+The ``cpu`` profile's tool network (:meth:`ssimnet.config.Profile.for_tool`:
+the boundary-aware target, one self-training round) is trained label-free on
+all 30 MoNuSeg *training* images -- their pseudo labels only, no labels -- as
+``ssimnet train`` trains it.  The checkpoint is stored compactly
+(:func:`ssimnet.shipped.compact_state`) and scored as ``ssimnet segment``
+predicts by default (stains normalised, large tiles, the tool's instance
+method) on the MoNuSeg test images and on TNBC, once each, beside the
+classical watershed; the uncompacted network is scored on MoNuSeg test too, to
+show that compaction does not move the scores.  Nothing is chosen here.
+
+    python studies/ship_model.py --monuseg ../shared/data/monuseg --tnbc ../shared/data/tnbc --run-dir runs/ship
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ssimnet.config import DEFAULT_SEED, get_profile
+from ssimnet.data import atomic_path, file_sha256, list_samples
+from ssimnet.evaluate import evaluate_baseline, evaluate_network
+from ssimnet.normalize import segment_normalizer
+from ssimnet.pipeline import train_self_training
+from ssimnet.results import provenance
+from ssimnet.shipped import compact_state, shipped_card_path, shipped_model_path
+from ssimnet.store import load_checkpoint, load_trainer, save_checkpoint, split_digest
+
+SCORES = ("dice", "aji", "pq")
+LICENCE = ("trained on MoNuSeg 2018 images (CC BY-NC-SA 4.0): the weights are for non-commercial use, "
+           "shared alike")
+
+
+def mean_scores(frame) -> dict[str, float]:
+    return {k: round(float(frame[k].mean()), 4) for k in ("precision", "recall", *SCORES)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--monuseg", required=True, type=Path)
+    parser.add_argument("--tnbc", required=True, type=Path)
+    parser.add_argument("--run-dir", default="runs/ship", type=Path)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    profile = get_profile("cpu").for_tool()
+    trainer, checkpoint = train_self_training(args.monuseg, args.run_dir, profile, seed=args.seed,
+                                              workers=args.workers)[-1]
+    # every epoch's time as it was measured, also when the rounds were cached by an earlier call
+    training_seconds = sum(record["seconds"] for record in trainer.history)
+
+    target = shipped_model_path()
+    save_checkpoint(target, compact_state(load_checkpoint(checkpoint)))
+    shipped = load_trainer(target)
+    method = profile.train.instances
+    normalizer = segment_normalizer(profile, seed=args.seed)
+
+    def scored(network, root: Path):
+        start = time.perf_counter()
+        frame, _ = evaluate_network(root, args.run_dir, profile, network, split="test", finetune_epochs=0,
+                                    method=method, seed=args.seed, normalizer=normalizer,
+                                    max_tile=profile.segment.tile_size)
+        return frame, time.perf_counter() - start
+
+    monuseg, seconds = scored(shipped, args.monuseg)
+    tnbc, _ = scored(shipped, args.tnbc)
+    full, _ = scored(trainer, args.monuseg)
+    water = {name: mean_scores(evaluate_baseline(root, args.run_dir, "watershed", profile, split="test")[0])
+             for name, root in (("monuseg_test", args.monuseg), ("tnbc", args.tnbc))}
+    info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+    card = {
+        "name": target.stem,
+        "format": "ssimnet-checkpoint-1, float16 weights and bfloat16 Adam moments",
+        **{k: info[k] for k in ("ssimnet", "commit", "dirty", "created", "hardware", "python", "libraries", "lock")},
+        "profile": f"{profile.name} (Profile.for_tool)",
+        "train": asdict(profile.train),
+        "instances": method,
+        "seed": args.seed,
+        "trained_on": f"MoNuSeg 2018 train ({len(list_samples(args.monuseg, 'train', labels=False))} images, "
+                      "pseudo labels only)",
+        "train_images_digest": split_digest(args.monuseg, "train"),
+        "epochs": trainer.epoch,
+        "training_seconds": round(training_seconds, 1),
+        "parameters": sum(p.numel() for p in shipped.model.parameters()),
+        "bytes": target.stat().st_size,
+        "sha256": file_sha256(target),
+        "licence": LICENCE,
+        "test": {"monuseg_test": mean_scores(monuseg), "tnbc": mean_scores(tnbc)},
+        "classical_watershed": water,
+        "uncompacted_monuseg_test": mean_scores(full),
+        "seconds_per_monuseg_test_image": round(seconds / len(monuseg), 2),
+        # what tests/test_shipped.py checks again, image by image
+        "monuseg_test_images": {row.image: {k: round(float(getattr(row, k)), 6) for k in SCORES}
+                                for row in monuseg.itertuples()},
+    }
+    with atomic_path(shipped_card_path()) as tmp:
+        Path(tmp).write_text(json.dumps(card, indent=1) + "\n")
+    print(json.dumps({k: card[k] for k in ("sha256", "bytes", "training_seconds", "commit", "test", "classical_watershed",
+                                           "uncompacted_monuseg_test")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
