@@ -355,7 +355,8 @@ class _ShippedVersion(argparse.Action):
             text = describe(read_card())
         except DataError as exc:
             text = f"no shipped model: {exc}"
-        parser.exit(message=f"ssimnet {__version__}\n{text}\n")
+        print(f"ssimnet {__version__}\n{text}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -115,7 +115,7 @@ def describe(card: dict) -> str:
       trained label-free on MoNuSeg train (30 images), commit abc, 20 min
     """
     lines = [f"shipped model {card['name']} (sha256 {card['sha256'][:16]})",
-             f"  trained label-free on {card['trained_on']}, commit {card['commit']}, "
+             f"  trained label-free on {card['trained_on']}, commit {str(card['commit'])[:12]}, "
              f"{card['training_seconds'] / 60:.0f} min"]
     for split, scores in card.get("test", {}).items():
         lines.append(f"  {split}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in scores.items()))
