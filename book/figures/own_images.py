@@ -1,10 +1,10 @@
 """The pictures of the page "Use it on your own images": what ``ssimnet segment`` writes, drawn from its files.
 
-    python book/figures/own_images.py CHECKPOINT --monuseg ../shared/data/monuseg --tnbc ../shared/data/tnbc \
-        --about "how CHECKPOINT was trained"
+    python book/figures/own_images.py [CHECKPOINT] --monuseg ../shared/data/monuseg --tnbc ../shared/data/tnbc \
+        [--about "how CHECKPOINT was trained"]
 
 It runs ``ssimnet segment`` as a user does (a fresh process, the given
-network, the tool's defaults otherwise) on one MoNuSeg test image and one
+network or, by default, the shipped one, the tool's defaults otherwise) on one MoNuSeg test image and one
 TNBC tile, then draws, from the files the command wrote and nothing else:
 
 - ``own_images_outputs.jpg``: a crop of the MoNuSeg image, the same crop of
@@ -35,6 +35,7 @@ from ssimnet.config import DEFAULT_SEED, get_profile  # noqa: E402
 from ssimnet.data import read_image, read_label  # noqa: E402
 from ssimnet.publish import file_digest  # noqa: E402
 from ssimnet.results import provenance  # noqa: E402
+from ssimnet.shipped import read_card  # noqa: E402
 from ssimnet.viz import crowded_window  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -46,9 +47,9 @@ JPEG_QUALITY = 85
 
 
 def segment(images: list[Path], out: Path, checkpoint: str) -> list[str]:
-    """Run the command a user runs; returns it."""
+    """Run the command a user runs (with the shipped network when `checkpoint` is empty); returns it."""
     command = [sys.executable, "-m", "ssimnet.cli", "segment", *map(str, images), "--out", str(out),
-               "--model", checkpoint, "--quiet"]
+               *(["--model", checkpoint] if checkpoint else []), "--quiet"]
     subprocess.run(command, check=True)
     return command
 
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
+    parser.add_argument("checkpoint", nargs="?", default="", help="default: the network shipped in the package")
     parser.add_argument("--monuseg", required=True)
     parser.add_argument("--tnbc", required=True)
     parser.add_argument("--about", default="", help="how the network was trained, for the provenance")
@@ -118,7 +119,13 @@ def main(argv: list[str] | None = None) -> None:
         label = read_label(stem.with_name(f"{stem.name}_label.png"))
         outputs_figure(image, overlay, label, stem.with_name(f"{stem.name}_nuclei.geojson"), target / "own_images_outputs.jpg")
         tnbc_figure(tnbc, tnbc_overlay, target / "own_images_tnbc.jpg")
-    record = {"network": {"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint), "training": args.about},
+    if args.checkpoint:
+        network = {"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint), "training": args.about}
+    else:
+        card = read_card()
+        network = {"checkpoint": f"shipped: ssimnet/weights/{card['name']}.pt", "sha256": card["sha256"][:16],
+                   "training": f"label-free, {card['trained_on']}, commit {card['commit']}"}
+    record = {"network": network,
               "images": [str(i) for i in images], "command": " ".join(["ssimnet segment", *command[4:]]),
               "run": provenance(get_profile("cpu"), data_dir=args.monuseg, seed=DEFAULT_SEED)}
     (target / "own_images.json").write_text(json.dumps(record, indent=1) + "\n")
