@@ -488,7 +488,8 @@ Markdown(
 #   pseudo instance's rim or between two touching pseudo instances, so that
 #   the network predicts inside / boundary / background; the
 #   `"boundary"` instance method seeds one nucleus per inside region;
-# - HED colour jitter of the training patches ({py:obj}`ssimnet.augment`, strength 0.05), for other labs' stains.
+# - HED colour jitter of the training patches ({py:obj}`ssimnet.augment`, strength 0.05), for other labs' stains;
+# - later, two more: the boundary target at 6 pixels, and the 4-pixel boundary target trained with that jitter.
 #
 # The chosen configuration and today's default were then trained with two
 # more seeds and scored once each on the test split and on TNBC, which chose

@@ -48,6 +48,8 @@ LEVERS_TRIED: dict[str, tuple[dict[str, object], tuple[str, ...], int]] = {
     "boundary 2 px": ({"boundary_width": 2}, ("distance", "boundary"), 1),
     "boundary 4 px": ({"boundary_width": 4}, ("distance", "boundary"), 1),
     "HED jitter 0.05": ({"stain_jitter": 0.05}, ("distance",), 0),
+    "boundary 6 px": ({"boundary_width": 6}, ("distance", "boundary"), 1),
+    "boundary 4 px + HED jitter 0.05": ({"boundary_width": 4, "stain_jitter": 0.05}, ("distance", "boundary"), 1),
 }
 METHOD_NAMES = {"distance": "distance watershed", "boundary": "boundary watershed"}
 
