@@ -39,7 +39,8 @@ from .data import IMAGE_SUFFIXES, DataError, atomic_path, check_image, read_imag
 if TYPE_CHECKING:
     from .train import Trainer
 
-__all__ = ["Job", "BatchSettings", "find_images", "output_paths", "job_key", "finished_row", "is_done",
+__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "output_paths", "job_key",
+           "finished_row", "is_done",
            "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
 #: Columns of ``summary.csv``, one row per image.
@@ -89,6 +90,35 @@ def find_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
             raise DataError(job.path, f"same output name {job.name!r} as {seen[job.name]}; their outputs would collide")
         seen[job.name] = job.path
     return list({job.name: job for job in jobs}.values())
+
+
+def read_images(jobs: Sequence[Job], *, min_side: int, why: str) -> tuple[dict[str, np.ndarray], list[DataError]]:
+    """Every job's image, read and checked (:func:`ssimnet.data.check_image`), by output name; and the bad ones' errors."""
+    images, errors = {}, []
+    for job in jobs:
+        try:
+            images[job.name] = check_image(job.path, read_image(job.path), min_side=min_side, why=why)
+        except DataError as exc:
+            errors.append(exc)
+    return images, errors
+
+
+def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
+                    device: str | None = None, progress: bool = True) -> Trainer:
+    """A network trained label-free on `images` (``segment --adapt``): they, and only they, are the training set.
+
+    They are written to ``<out>/.train-data`` and the run is cached in ``<out>/.run``
+    (:func:`ssimnet.pipeline.train_self_training`), so a resumed batch reuses it.
+    """
+    import shutil
+
+    from .pipeline import train_self_training
+
+    shutil.rmtree(out / ".train-data", ignore_errors=True)
+    for name, image in images.items():
+        write_image(out / ".train-data" / "train" / "images" / f"{name.replace('/', '__')}.png", image)
+    return train_self_training(out / ".train-data", out / ".run", profile, seed=seed, device=device,
+                               progress=progress)[-1][0]
 
 
 def output_paths(out: Path, name: str) -> dict[str, Path]:

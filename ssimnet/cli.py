@@ -21,7 +21,6 @@ a batch the good files are still done), 130 interrupted (Ctrl-C), 143 terminated
 from __future__ import annotations
 
 import argparse
-import shutil
 import signal
 import sys
 import threading
@@ -44,12 +43,9 @@ from .config import (
 from .data import (
     DataError,
     DataErrors,
-    check_image,
     output_file,
     output_folder,
-    read_image,
     read_label,
-    write_image,
     write_table,
 )
 
@@ -121,17 +117,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"{checkpoint}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else ""))
 
 
-def _read_inputs(jobs: Sequence, *, min_side: int, why: str, errors: list[DataError]) -> dict[str, tuple[Path, object]]:
-    """Read and check every input image; bad ones go to `errors`, the rest are returned by output name."""
-    images = {}
-    for job in jobs:
-        try:
-            images[job.name] = (job.path, check_image(job.path, read_image(job.path), min_side=min_side, why=why))
-        except DataError as exc:
-            errors.append(exc)
-    return images
-
-
 #: What an instance method needs of the network: (what it is, the Architecture flag, the TrainConfig field).
 _METHOD_NEEDS = {"learned": ("the learned separation output (distance_weight > 0)", "has_distance", "distance_weight"),
                  "boundary": ("the boundary output (boundary_width > 0)", "boundary", "boundary_width")}
@@ -158,19 +143,9 @@ def _checkpoint_network(args: argparse.Namespace, profile):
     return trainer, path
 
 
-def _network_of_the_images(args: argparse.Namespace, profile, images: dict, out: Path):
-    """A network trained label-free on the given images: they, and only they, are the training set."""
-    from .pipeline import train_self_training
-
-    shutil.rmtree(out / ".train-data", ignore_errors=True)
-    for name, (_, image) in images.items():
-        write_image(out / ".train-data" / "train" / "images" / f"{name.replace('/', '__')}.png", image)
-    return train_self_training(out / ".train-data", out / ".run", profile, seed=args.seed, device=args.device or None,
-                               progress=not args.quiet)[-1][0]
-
-
 def _cmd_segment(args: argparse.Namespace) -> None:
-    from .batch import SUMMARY_COLUMNS, BatchSettings, find_images, finished_row, job_key, run_batch, summary_rows
+    from .batch import (SUMMARY_COLUMNS, BatchSettings, find_images, finished_row, job_key, read_images, run_batch,
+                        summary_rows, train_on_images)
     from .publish import file_digest
 
     profile = get_profile(args.profile).for_tool()
@@ -211,10 +186,11 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     errors: list[DataError] = []
     if todo and trainer is None:  # label-free training on the images themselves: they, and only they, are the training set
         # every image of the batch, done or not, so that a resumed batch trains (or reuses) the same network
-        images = _read_inputs(jobs, min_side=min_side, why=why, errors=errors)
+        images, errors = read_images(jobs, min_side=min_side, why=why)
         if not images:
             raise DataErrors(errors)
-        trainer = _network_of_the_images(args, profile, images, out)
+        trainer = train_on_images(images, out, profile, seed=args.seed, device=args.device or None,
+                                  progress=not args.quiet)
         bad = {e.path for e in errors}
         todo = [job for job in todo if job.path not in bad]
     from tqdm.auto import tqdm
