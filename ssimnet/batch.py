@@ -37,6 +37,7 @@ from .config import Profile
 from .data import IMAGE_SUFFIXES, DataError, atomic_path, check_image, read_image, write_image, write_label, write_table
 
 if TYPE_CHECKING:
+    from .onnxnet import OnnxNetwork
     from .train import Trainer
 
 __all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "output_paths", "job_key",
@@ -200,7 +201,7 @@ def _rows(table: dict[str, np.ndarray]) -> list[dict[str, object]]:
     return [dict(zip(table, values)) for values in zip(*(np.asarray(v).tolist() for v in table.values()))]
 
 
-def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer) -> dict[str, object]:
+def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer | OnnxNetwork) -> dict[str, object]:
     """Segment one image file and write its outputs; returns its summary row.
 
     The row's ``warnings`` lists the image's stain fallbacks, if any.
@@ -221,7 +222,7 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer)
     return row
 
 
-def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, trainer: Trainer,
+def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, trainer: Trainer | OnnxNetwork,
                        start: float) -> dict[str, object]:
     from .geojson import feature_collection, nucleus_polygons
     from .infer import measure_nuclei, segment_image
@@ -334,36 +335,51 @@ def summary_rows(out: Path, jobs: Sequence[Job], keys: Mapping[str, str]) -> lis
 _WORKER: dict[str, object] = {}
 
 
-def _worker_init(state: dict[str, object], device: str | None, threads: int) -> None:
-    import signal
+def _portable(network: Trainer | OnnxNetwork) -> dict[str, object] | OnnxNetwork:
+    """What of `network` crosses to another process: a torch network's state, or the ONNX network (its bytes)."""
+    from .onnxnet import OnnxNetwork
 
+    return network if isinstance(network, OnnxNetwork) else network.state()
+
+
+def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int | None) -> Trainer | OnnxNetwork:
+    from .onnxnet import OnnxNetwork
+
+    if isinstance(portable, OnnxNetwork):
+        return portable.with_threads(threads) if threads else portable
     import torch
 
     from .train import Trainer
 
+    if threads:
+        torch.set_num_threads(threads)
+    return Trainer.from_state(portable, None, device=device)
+
+
+def _worker_init(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int) -> None:
+    import signal
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    torch.set_num_threads(threads)
-    _WORKER["trainer"] = Trainer.from_state(state, None, device=device)
+    _WORKER["network"] = _rebuild(portable, device, threads)
 
 
 def _worker_segment(job: Job, out: Path, settings: BatchSettings) -> dict[str, object]:
-    return segment_file(job, out, settings, _WORKER["trainer"])
+    return segment_file(job, out, settings, _WORKER["network"])
 
 
-def _remote_segment(job: Job, out: Path, settings: BatchSettings, state: dict[str, object]) -> dict[str, object]:
-    from .train import Trainer
-
-    key = id(state)
-    if _WORKER.get("state") != key:  # one network per Dask worker process and model
-        _WORKER["trainer"], _WORKER["state"] = Trainer.from_state(state, None, device=None), key
-    return segment_file(job, out, settings, _WORKER["trainer"])
+def _remote_segment(job: Job, out: Path, settings: BatchSettings,
+                    portable: dict[str, object] | OnnxNetwork) -> dict[str, object]:
+    key = id(portable)
+    if _WORKER.get("portable") != key:  # one network per Dask worker process and model
+        _WORKER["network"], _WORKER["portable"] = _rebuild(portable, None, None), key
+    return segment_file(job, out, settings, _WORKER["network"])
 
 
 def run_batch(
     jobs: Sequence[Job],
     out: Path,
     settings: BatchSettings,
-    trainer: Trainer,
+    trainer: Trainer | OnnxNetwork,
     *,
     workers: int = 1,
     scheduler: str = "",
@@ -388,7 +404,7 @@ def run_batch(
 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
         with Client(cluster if cluster is not None else scheduler) as client:
-            state = client.scatter(trainer.state(), broadcast=True)
+            state = client.scatter(_portable(trainer), broadcast=True)
             futures = {client.submit(_remote_segment, job, out, settings, state, pure=False): job for job in jobs}
             for future in as_completed(futures):
                 try:
@@ -402,7 +418,7 @@ def run_batch(
 
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, initializer=_worker_init,
-                                 initargs=(trainer.state(), str(trainer.device), threads)) as pool:
+                                 initargs=(_portable(trainer), str(getattr(trainer, "device", "cpu")), threads)) as pool:
             futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
             try:
                 for future in completed(futures):

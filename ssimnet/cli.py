@@ -122,11 +122,15 @@ _METHOD_NEEDS = {"learned": ("the learned separation output (distance_weight > 0
                  "boundary": ("the boundary output (boundary_width > 0)", "boundary", "boundary_width")}
 
 
-def _checkpoint_network(args: argparse.Namespace, profile):
+def _checkpoint_network(args: argparse.Namespace, profile, epochs: int):
     """The network of --model (default: the shipped one) and its file, checked before any image is read;
-    (None, None) with --adapt, where the images train their own."""
+    (None, None) with --adapt, where the images train their own.
+
+    A network that only predicts on the CPU runs as ONNX (:mod:`ssimnet.onnxnet`: no torch to import);
+    fine-tuning and another device need the torch checkpoint.
+    """
+    from .onnxnet import OnnxNetwork
     from .shipped import check_shipped
-    from .store import load_trainer
 
     needs = _METHOD_NEEDS.get(args.instances)
     why = f"--instances {args.instances} needs a network trained with {needs[0]}" if needs else ""
@@ -136,11 +140,20 @@ def _checkpoint_network(args: argparse.Namespace, profile):
         if needs and not getattr(profile.train, needs[2]):
             raise CommandError(f"{why}; the {profile.name!r} profile trains none")
         return None, None
-    path = Path(args.model) if args.model else check_shipped()
-    trainer = load_trainer(path, device=args.device or None)
-    if needs and not getattr(trainer.model.architecture, needs[1]):
+    predict_only = epochs == 0 and (args.device or "cpu") == "cpu"
+    path = Path(args.model) if args.model else check_shipped(onnx=predict_only)
+    if path.suffix == ".onnx":
+        if not predict_only:
+            raise CommandError(f"{path} is an ONNX network, which only predicts on the CPU: "
+                               "give its torch checkpoint to fine-tune or to use --device")
+        network = OnnxNetwork.from_file(path)
+    else:
+        from .store import load_trainer
+
+        network = load_trainer(path, device=args.device or None)
+    if needs and not getattr(network.architecture, needs[1]):
         raise DataError(path, f"{why}; this one has none")
-    return trainer, path
+    return network, path
 
 
 def _cmd_segment(args: argparse.Namespace) -> None:
@@ -164,7 +177,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             raise CommandError(f"--mpp {exc}") from None
     out = output_folder(args.out)
     patch = profile.pseudo.patch_size
-    trainer, model = _checkpoint_network(args, profile)
+    trainer, model = _checkpoint_network(args, profile, epochs)
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.
     why = ("training on it needs one (segment it without --adapt)" if args.adapt else
            "fine-tuning needs one (use --finetune-epochs 0)")
@@ -172,7 +185,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     jobs = find_images(args.images)
     method = args.instances or profile.train.instances
     needs = _METHOD_NEEDS.get(method)
-    if args.instances is None and trainer is not None and needs and not getattr(trainer.model.architecture, needs[1]):
+    if args.instances is None and trainer is not None and needs and not getattr(trainer.architecture, needs[1]):
         method = "distance"  # the profile's method needs an output this checkpoint lacks
     settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=method,
                              tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
@@ -376,8 +389,8 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("images", nargs="+", help="RGB images (PNG, TIFF, JPEG), folders (searched recursively) or "
                                                    "glob patterns")
     segment.add_argument("--out", required=True, help="output folder")
-    segment.add_argument("--model", help="checkpoint from 'ssimnet train' (default: the network shipped with ssimnet, "
-                                          "trained label-free on MoNuSeg)")
+    segment.add_argument("--model", help="checkpoint from 'ssimnet train', or its ONNX export (default: the network "
+                                          "shipped with ssimnet, trained label-free on MoNuSeg)")
     segment.add_argument("--adapt", action="store_true",
                          help="train a network label-free on the given images themselves instead (minutes)")
     segment.add_argument("--version", action=_ShippedVersion, help="describe the shipped network and exit")
@@ -397,7 +410,8 @@ def _parser() -> argparse.ArgumentParser:
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
                               "and back; not with --adapt (default: as they are)")
     segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    segment.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
+    segment.add_argument("--device", default="", help="torch device (default: the CPU, through ONNX Runtime, when the "
+                                                       "network only predicts; else cuda if present)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
     segment.add_argument("--workers", type=int, default=1, help="worker processes (images in parallel)")
     segment.add_argument("--overwrite", action="store_true", help="redo images already done in --out")

@@ -49,24 +49,27 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import torch
 from scipy import ndimage as ndi
 
 from .candidates import clean_mask
 from .config import DEFAULT_PSEUDO, DEFAULT_TRAIN, INSTANCE_METHODS, Profile
-from .model import UNet
-from .pseudo import PseudoLabels, pseudo_labels
+from .onnxnet import OnnxNetwork
 from .purify import patch_grid
 from .touching import marker_watershed
-from .train import PatchData, Trainer, resolve_device
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported only where a torch network runs: the ONNX path never loads it
+    import torch
+
     from .config import StainReference
+    from .model import UNet
     from .normalize import StainNormalizer
+    from .pseudo import PseudoLabels
+    from .train import Trainer
 
 __all__ = ["Maps", "predict_maps", "predict_probability", "inference_tile", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
 
@@ -87,9 +90,31 @@ class Maps(NamedTuple):
     boundary: np.ndarray | None = None
 
 
-@torch.no_grad()
+def _forward(model: UNet | OnnxNetwork, device: str | torch.device | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The function from a uint8 (N, 3, H, W) batch to `model`'s maps (N, C, H, W), float32, on `device`."""
+    if isinstance(model, OnnxNetwork):
+        if device is not None and str(device) != "cpu":
+            raise ValueError(f"an ONNX network runs on the CPU, not on {device!r} (use its torch checkpoint)")
+        return model.maps
+    import torch
+
+    from .model import Predictor
+    from .train import resolve_device
+
+    device = resolve_device(device)
+    predictor = Predictor(model.to(device).eval())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    @torch.no_grad()
+    def forward(batch: np.ndarray) -> np.ndarray:
+        with autocast:
+            return predictor(torch.from_numpy(batch).to(device, memory_format=torch.channels_last)).cpu().numpy()
+
+    return forward
+
+
 def predict_maps(
-    model: UNet,
+    model: UNet | OnnxNetwork,
     image: np.ndarray,
     *,
     tile: int = DEFAULT_PSEUDO.patch_size,
@@ -102,7 +127,9 @@ def predict_maps(
     probability if the network predicts them.
 
     Every map is (H, W) float32 in [0, 1]; ``distance`` and ``boundary`` are
-    None for a network without that output.  `tile` must be a multiple of ``2 ** depth`` of the
+    None for a network without that output.  `model` is a torch network
+    (:class:`ssimnet.model.UNet`, run on `device`) or its ONNX export
+    (:class:`ssimnet.onnxnet.OnnxNetwork`, on the CPU, without torch).  `tile` must be a multiple of ``2 ** depth`` of the
     network.  With `tta` (test-time augmentation), each tile is predicted in
     its eight orientations (four 90-degree rotations, each also mirrored),
     each prediction turned back, and the eight averaged: 8x the compute.
@@ -111,30 +138,23 @@ def predict_maps(
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must lie in [0, {tile}), got {overlap}")
-    device = resolve_device(device)
+    forward = _forward(model, device)
     h, w = image.shape[:2]
     padded = np.pad(image, ((0, max(0, tile - h)), (0, max(0, tile - w)), (0, 0)), mode="reflect")
     corners = patch_grid(padded.shape, size=tile, stride=tile - overlap)
     weight = _blend_window(tile, overlap)
     total = None  # (1 to 3, H, W): probability, then distance and boundary when the network has them
     norm = np.zeros(padded.shape[:2], dtype=np.float32)
-    model = model.to(device).eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    views = [(k, flip) for k in range(4) for flip in (False, True)] if tta else [(0, False)]
     for start in range(0, len(corners), batch_size):
         batch = corners[start : start + batch_size]
-        x = torch.stack([torch.from_numpy(padded[r : r + tile, c : c + tile]).permute(2, 0, 1) for r, c in batch])
-        x = (x.float() / 255.0).to(device, memory_format=torch.channels_last)
-        views = [(k, flip) for k in range(4) for flip in (False, True)] if tta else [(0, False)]
+        x = np.stack([padded[r : r + tile, c : c + tile].transpose(2, 0, 1) for r, c in batch])
         out = 0
         for k, flip in views:
-            view = torch.rot90(x, k, dims=(2, 3))
-            view = torch.flip(view, dims=(3,)) if flip else view
-            with autocast:
-                logits = model(view.contiguous(memory_format=torch.channels_last)).float()
-            maps = torch.cat([torch.softmax(logits[:, :2], dim=1)[:, 1:2], torch.sigmoid(logits[:, 2:])], dim=1)
-            maps = torch.flip(maps, dims=(3,)) if flip else maps
-            out = out + torch.rot90(maps, -k, dims=(2, 3)).cpu()
-        out = (out / len(views)).numpy()
+            view = np.rot90(x, k, axes=(2, 3))
+            maps = forward(np.ascontiguousarray(view[..., ::-1] if flip else view))
+            out = out + np.rot90(maps[..., ::-1] if flip else maps, -k, axes=(2, 3))
+        out = out / np.float32(len(views))
         if total is None:
             total = np.zeros((out.shape[1], *padded.shape[:2]), dtype=np.float32)
         for (r, c), o in zip(batch, out):
@@ -162,7 +182,7 @@ def inference_tile(shape: tuple[int, ...], *, largest: int, multiple: int) -> in
     return min(side, largest // multiple * multiple)
 
 
-def predict_probability(model: UNet, image: np.ndarray, **options) -> np.ndarray:
+def predict_probability(model: UNet | OnnxNetwork, image: np.ndarray, **options) -> np.ndarray:
     """Nucleus probability of every pixel of an (H, W, 3) uint8 image, as (H, W) float32 in [0, 1].
 
     :func:`predict_maps` without the distance map; the same options.
@@ -305,7 +325,7 @@ class Segmentation:
 
 def segment_image(
     image: np.ndarray,
-    trainer: Trainer,
+    network: Trainer | OnnxNetwork,
     profile: Profile,
     *,
     finetune_epochs: int | None = None,
@@ -326,8 +346,9 @@ def segment_image(
     Parameters
     ----------
     image : (H, W, 3) uint8
-    trainer : Trainer
-        The trained network and its optimiser state; left unchanged.
+    network : Trainer or OnnxNetwork
+        The trained network with its optimiser state (left unchanged), or its
+        ONNX export (:mod:`ssimnet.onnxnet`: prediction only, no fine-tuning).
     profile : Profile
         Pseudo-label and inference settings.
     finetune_epochs : int, optional
@@ -359,20 +380,26 @@ def segment_image(
     cfg = profile.train
     seen = image if normalizer is None else normalizer.transform(image, source=source, density=density)
     epochs = cfg.finetune_epochs if finetune_epochs is None else finetune_epochs
-    model, history = trainer.model, []
+    onnx = isinstance(network, OnnxNetwork)
+    if onnx and epochs > 0:
+        raise ValueError("an ONNX network only predicts: fine-tuning needs its torch checkpoint (or finetune_epochs=0)")
+    model, device, history = (network, None, []) if onnx else (network.model, network.device, [])
     if epochs > 0:
+        from .pseudo import pseudo_labels
+        from .train import PatchData
+
         if pseudo is None:
             pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
         data = PatchData.from_pseudo_labels(
             {"image": (seen, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
-            soft_labels=cfg.soft_labels, distance_solidity=trainer.config.distance_targets,  # the network's outputs
-            boundary_width=trainer.config.boundary_width,
+            soft_labels=cfg.soft_labels, distance_solidity=network.config.distance_targets,  # the network's outputs
+            boundary_width=network.config.boundary_width,
         )
-        tuned = trainer.finetune_copy(data, epochs)
+        tuned = network.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
     tile = (profile.pseudo.patch_size if max_tile is None else
             inference_tile(seen.shape, largest=max_tile, multiple=2 ** model.architecture.depth))
-    maps = predict_maps(model, seen, tile=tile, overlap=cfg.tile_overlap, device=trainer.device, tta=tta)
+    maps = predict_maps(model, seen, tile=tile, overlap=cfg.tile_overlap, device=device, tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
                       distance=maps.distance, boundary=maps.boundary)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,

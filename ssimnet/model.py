@@ -25,33 +25,13 @@ torch.Size([1, 2, 64, 64])
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
+from .architecture import Architecture
 from .config import DEFAULT_TRAIN
 
-__all__ = ["Architecture", "UNet"]
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What defines a network's shape; stored in checkpoints to refuse mismatches."""
-
-    depth: int = 4
-    width: int = 64
-    in_channels: int = 3
-    out_channels: int = 2
-    boundary: bool = False  # the last output is the boundary class (:mod:`ssimnet.boundary`)
-
-    @property
-    def has_distance(self) -> bool:
-        """Whether output 2 is the learned separation's rim distance (:mod:`ssimnet.separation`)."""
-        return self.out_channels - self.boundary > 2
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+__all__ = ["Architecture", "UNet", "output_maps", "Predictor"]
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -102,3 +82,32 @@ class UNet(nn.Module):
         for up, merge in zip(self.up, self.merge):
             x = merge(torch.cat([skips.pop(), up(x)], dim=1))
         return self.head(x)
+
+
+def output_maps(logits: torch.Tensor) -> torch.Tensor:
+    """A network's per-pixel maps from its logits (N, C, H, W): the nucleus probability (the softmax of
+    the first two channels), then the sigmoid of each further channel (rim distance, boundary).
+
+    >>> output_maps(torch.zeros(1, 3, 1, 1)).flatten().tolist()
+    [0.5, 0.5]
+    """
+    logits = logits.float()
+    probability = torch.softmax(logits[:, :2], dim=1)[:, 1:2]
+    return torch.cat([probability, torch.sigmoid(logits[:, 2:])], dim=1) if logits.shape[1] > 2 else probability
+
+
+class Predictor(nn.Module):
+    """`model` from a uint8 (N, 3, H, W) batch to its maps (:func:`output_maps`).
+
+    What :func:`ssimnet.infer.predict_maps` runs, and what a network's ONNX
+    export holds (:func:`ssimnet.onnxnet.export_onnx`), so that both see the
+    same computation from the same bytes.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.architecture = model.architecture
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return output_maps(self.model(x.float() / 255.0))

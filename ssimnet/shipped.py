@@ -2,8 +2,10 @@
 
 It is the ``cpu`` profile's tool network (:meth:`ssimnet.config.Profile.for_tool`)
 trained by ``studies/ship_model.py`` on the pseudo labels of the 30 MoNuSeg
-*training* images -- never their labels -- and stored compactly
-(:func:`compact_state`).  Its model card, ``<name>.json`` beside the weights,
+*training* images -- never their labels -- and stored twice: as a compact
+torch checkpoint (:func:`compact_state`), which can be fine-tuned, and as its
+ONNX export (:mod:`ssimnet.onnxnet`), which ``ssimnet segment`` predicts with
+when it only predicts, without importing torch.  Its model card, ``<name>.json`` beside the weights,
 records how it was made (commit, settings, data digest, training time, the
 file's SHA-256) and its scores on the MoNuSeg test images, which
 ``tests/test_shipped.py`` checks again.
@@ -13,8 +15,8 @@ see the README.
 
 Examples
 --------
->>> shipped_model_path().name
-'ssimnet-cpu-monuseg.pt'
+>>> shipped_model_path().name, shipped_model_path(onnx=True).name
+('ssimnet-cpu-monuseg.pt', 'ssimnet-cpu-monuseg.onnx')
 >>> shipped_card_path().suffix
 '.json'
 """
@@ -32,9 +34,9 @@ __all__ = ["shipped_model_path", "shipped_card_path", "read_card", "check_shippe
 _WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
-def shipped_model_path() -> Path:
-    """Where the shipped checkpoint lies (inside the installed package)."""
-    return _WEIGHTS / f"{SHIPPED_MODEL}.pt"
+def shipped_model_path(*, onnx: bool = False) -> Path:
+    """Where the shipped checkpoint lies (inside the installed package); with `onnx`, its ONNX export."""
+    return _WEIGHTS / f"{SHIPPED_MODEL}.{'onnx' if onnx else 'pt'}"
 
 
 def shipped_card_path() -> Path:
@@ -59,19 +61,20 @@ def read_card() -> dict:
         raise DataError(path, f"damaged model card ({exc})") from None
 
 
-def check_shipped() -> Path:
-    """The shipped checkpoint, after checking its bytes against the SHA-256 of its card.
+def check_shipped(*, onnx: bool = False) -> Path:
+    """The shipped checkpoint (with `onnx`, its ONNX export), after checking its bytes against the
+    SHA-256 its card records (``sha256``, ``onnx_sha256``).
 
     Raises
     ------
     DataError
-        If the checkpoint is missing or its bytes are not those the card records.
+        If the file is missing or its bytes are not those the card records.
     """
-    path = shipped_model_path()
+    path = shipped_model_path(onnx=onnx)
     card = read_card()
     if not path.is_file():
         raise DataError(path, "the shipped model is missing (reinstall ssimnet, or give --model)")
-    if file_sha256(path) != card.get("sha256"):
+    if file_sha256(path) != card.get("onnx_sha256" if onnx else "sha256"):
         raise DataError(path, "the shipped model's bytes differ from its card's SHA-256 (reinstall ssimnet)")
     return path
 
@@ -114,7 +117,8 @@ def describe(card: dict) -> str:
     shipped model m (sha256 0123456789abcdef)
       trained label-free on MoNuSeg train (30 images), commit abc, 20 min
     """
-    lines = [f"shipped model {card['name']} (sha256 {card['sha256'][:16]})",
+    onnx = f", ONNX {card['onnx_sha256'][:16]}" if card.get("onnx_sha256") else ""
+    lines = [f"shipped model {card['name']} (sha256 {card['sha256'][:16]}{onnx})",
              f"  trained label-free on {card['trained_on']}, commit {str(card['commit'])[:12]}, "
              f"{card['training_seconds'] / 60:.0f} min"]
     for split, scores in card.get("test", {}).items():

@@ -32,6 +32,7 @@ import numpy as np
 from . import __version__
 from .config import key_fields
 from .data import DataError, atomic_path, file_sha256, list_samples
+from .onnxnet import OnnxNetwork
 from .purify import PatchStats
 from .pseudo import PseudoLabels
 from .train import CHECKPOINT_FORMAT, Trainer
@@ -218,7 +219,10 @@ def load_trainer(
         raise DataError(path, f"damaged ssimnet checkpoint ({_first_line(exc)})") from None
 
 
-def weights_digest(trainer: Trainer) -> str:
-    """Hash of a network's weights: what keys its predictions."""
+def weights_digest(trainer: Trainer | OnnxNetwork) -> str:
+    """Hash of a network's weights: what keys its predictions (an ONNX export's: of its bytes,
+    since another runtime may round otherwise)."""
+    if isinstance(trainer, OnnxNetwork):
+        return "onnx-" + trainer.digest
     return hashlib.sha256(b"".join(v.detach().cpu().numpy().tobytes()
                                    for v in trainer.model.state_dict().values())).hexdigest()

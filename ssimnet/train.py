@@ -317,6 +317,11 @@ class Trainer:
         return self._optim
 
     @property
+    def architecture(self) -> Architecture:
+        """The network's shape (as :attr:`ssimnet.onnxnet.OnnxNetwork.architecture`)."""
+        return self.model.architecture
+
+    @property
     def optimizer(self) -> torch.optim.Optimizer:
         """Adam over the network's weights (built on first use)."""
         return self._optimisation()[0]

@@ -39,6 +39,7 @@ from .constants import (  # noqa: F401
     LEARNED_SEPARATION_WEIGHT,
     MIN_IMAGE_RANGE,
     NETWORK_MPP,
+    ONNX_OPSET,
     PNG_COMPRESSION,
     PSEUDO_STAIN_SOLVER,
     PUBLISH_FIGURES,
@@ -74,7 +75,7 @@ __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
     "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields", "neutral",
-    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "SHIPPED_MODEL", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
+    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
     "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
     "STAIN_SOLVER_TOL", "PNG_COMPRESSION",
 ]

@@ -27,6 +27,10 @@ NETWORK_MPP: float = 0.25
 #: the MoNuSeg training images' pseudo labels by ``studies/ship_model.py``.
 SHIPPED_MODEL: str = "ssimnet-cpu-monuseg"
 
+#: ONNX opset of a network's export (:func:`ssimnet.onnxnet.export_onnx`), which
+#: ``ssimnet segment`` runs with ONNX Runtime instead of torch when it only predicts.
+ONNX_OPSET: int = 17
+
 #: zlib level of the PNG files written (:func:`ssimnet.data.write_image`, ``write_label``):
 #: 1 writes a 1000x1000 overlay three times faster than PIL's default 6, 8 % larger.
 PNG_COMPRESSION: int = 1
