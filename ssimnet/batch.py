@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .onnxnet import OnnxNetwork
     from .train import Trainer
 
-__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "output_paths", "job_key",
+__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "load_network", "output_paths", "job_key",
            "finished_row", "is_done",
            "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
@@ -199,6 +199,35 @@ def _write_geojson(path: Path, features: Iterable[dict[str, object]]) -> None:
 
 def _rows(table: dict[str, np.ndarray]) -> list[dict[str, object]]:
     return [dict(zip(table, values)) for values in zip(*(np.asarray(v).tolist() for v in table.values()))]
+
+
+def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
+                 device: str | None = None) -> tuple[Trainer | OnnxNetwork, Path]:
+    """The network a batch segments with, and its file.
+
+    `model` is a checkpoint (``ssimnet train``) or its ONNX export
+    (:mod:`ssimnet.onnxnet`); by default the network shipped in the package
+    (:mod:`ssimnet.shipped`, its bytes checked), as its ONNX export when it
+    only predicts on the CPU, which needs no torch, and else as its checkpoint.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or damaged, or is an ONNX export and the batch
+        does more than predict on the CPU.
+    """
+    from .onnxnet import OnnxNetwork
+    from .shipped import check_shipped
+
+    path = Path(model) if model else check_shipped(onnx=predict_only)
+    if path.suffix != ".onnx":
+        from .store import load_trainer
+
+        return load_trainer(path, device=device), path
+    if not predict_only:
+        raise DataError(path, "an ONNX network only predicts on the CPU: give its torch checkpoint to fine-tune "
+                              "or to use --device")
+    return OnnxNetwork.from_file(path), path
 
 
 def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer | OnnxNetwork) -> dict[str, object]:

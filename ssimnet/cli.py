@@ -126,11 +126,9 @@ def _checkpoint_network(args: argparse.Namespace, profile, epochs: int):
     """The network of --model (default: the shipped one) and its file, checked before any image is read;
     (None, None) with --adapt, where the images train their own.
 
-    A network that only predicts on the CPU runs as ONNX (:mod:`ssimnet.onnxnet`: no torch to import);
-    fine-tuning and another device need the torch checkpoint.
+    A network that only predicts on the CPU runs as ONNX (:func:`ssimnet.batch.load_network`).
     """
-    from .onnxnet import OnnxNetwork
-    from .shipped import check_shipped
+    from .batch import load_network
 
     needs = _METHOD_NEEDS.get(args.instances)
     why = f"--instances {args.instances} needs a network trained with {needs[0]}" if needs else ""
@@ -140,17 +138,8 @@ def _checkpoint_network(args: argparse.Namespace, profile, epochs: int):
         if needs and not getattr(profile.train, needs[2]):
             raise CommandError(f"{why}; the {profile.name!r} profile trains none")
         return None, None
-    predict_only = epochs == 0 and (args.device or "cpu") == "cpu"
-    path = Path(args.model) if args.model else check_shipped(onnx=predict_only)
-    if path.suffix == ".onnx":
-        if not predict_only:
-            raise CommandError(f"{path} is an ONNX network, which only predicts on the CPU: "
-                               "give its torch checkpoint to fine-tune or to use --device")
-        network = OnnxNetwork.from_file(path)
-    else:
-        from .store import load_trainer
-
-        network = load_trainer(path, device=args.device or None)
+    network, path = load_network(args.model, predict_only=epochs == 0 and (args.device or "cpu") == "cpu",
+                                 device=args.device or None)
     if needs and not getattr(network.architecture, needs[1]):
         raise DataError(path, f"{why}; this one has none")
     return network, path
@@ -462,6 +451,13 @@ def _error(message: object, code: int) -> int:
     return code
 
 
+def _diverged(exc: BaseException) -> bool:
+    """Whether `exc` is :class:`ssimnet.train.TrainingDiverged`; only a command that trains has imported
+    that module (and torch with it), and one that only predicts must not pay for the import."""
+    train = sys.modules.get(f"{__package__}.train")
+    return train is not None and isinstance(exc, train.TrainingDiverged)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code.
 
@@ -470,8 +466,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebook fails or training diverges, 130 on Ctrl-C, 143 on SIGTERM), and
     no traceback; an interrupted run leaves no temporary file.
     """
-    from .train import TrainingDiverged
-
     args = _parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
@@ -479,7 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except (DataError, DataErrors, CommandError, BookError, PublishError) as exc:
         return _error(exc, getattr(exc, "code", 2))
-    except TrainingDiverged as exc:
+    except RuntimeError as exc:
+        if not _diverged(exc):
+            raise
         return _error(exc, 1)
     except KeyboardInterrupt:
         return _error("interrupted", 130)

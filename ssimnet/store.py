@@ -33,12 +33,10 @@ from . import __version__
 from .config import key_fields
 from .data import DataError, atomic_path, file_sha256, list_samples
 from .onnxnet import OnnxNetwork
-from .purify import PatchStats
-from .pseudo import PseudoLabels
-from .train import CHECKPOINT_FORMAT, Trainer
-
-if TYPE_CHECKING:
-    from .config import TrainConfig
+if TYPE_CHECKING:  # the pseudo-label and torch modules are imported by the functions that use them, so that
+    from .config import TrainConfig  # a stage key (ssimnet segment) costs no import of them
+    from .pseudo import PseudoLabels
+    from .train import Trainer
 
 __all__ = [
     "stage_key",
@@ -128,6 +126,8 @@ class PseudoLabelSet:
 
 def save_pseudo_labels(path: str | os.PathLike[str], result: PseudoLabels, *, image_digest: str = "") -> None:
     """Store one image's pseudo labels (every field of :class:`PseudoLabels`) as a compressed ``.npz``, atomically."""
+    from .pseudo import PseudoLabels
+
     arrays = {f.name: getattr(result, f.name) for f in dataclasses.fields(PseudoLabels) if f.name != "patches"}
     patches = np.array([(*p.corner, p.n_components, p.mean_hull_area, p.mean_area, p.usmi) for p in result.patches],
                        dtype=np.float64).reshape(-1, len(_PATCH_COLUMNS))
@@ -143,6 +143,8 @@ def load_pseudo_labels(path: str | os.PathLike[str]) -> PseudoLabels:
     DataError
         If the file is missing or is not a pseudo-label file.
     """
+    from .pseudo import PatchStats, PseudoLabels
+
     path = Path(path)
     try:
         with np.load(path) as z:
@@ -187,6 +189,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
     """
     import torch
 
+    from .train import CHECKPOINT_FORMAT
+
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint not found")
@@ -210,6 +214,8 @@ def load_trainer(
         If the file is not an ssimnet checkpoint, is incomplete, or holds a
         network other than `config` asks for.
     """
+    from .train import Trainer
+
     state = load_checkpoint(path)
     try:
         return Trainer.from_state(state, config, device=device)

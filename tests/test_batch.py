@@ -15,7 +15,8 @@ from ssimnet.cli import main
 from ssimnet.config import NETWORK_MPP, get_profile
 from ssimnet.data import DataError, read_label, write_image
 from ssimnet.geojson import rasterize
-from ssimnet.store import save_checkpoint
+from ssimnet.onnxnet import export_onnx
+from ssimnet.store import load_trainer, save_checkpoint
 from ssimnet.synthetic import synthetic_tile
 from ssimnet.train import Trainer
 
@@ -26,6 +27,14 @@ SMOKE = get_profile("smoke")
 def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("net") / "net.pt"
     save_checkpoint(path, Trainer.new(SMOKE.train, device="cpu", seed=0).state())
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint) -> Path:
+    """The checkpoint's network exported to ONNX, as segment takes it with --model."""
+    path = checkpoint.with_suffix(".onnx")
+    path.write_bytes(export_onnx(load_trainer(checkpoint).model))
     return path
 
 
@@ -120,12 +129,28 @@ def _settings(checkpoint: Path, **changes) -> BatchSettings:
     return BatchSettings(**{**base, **changes})
 
 
-def test_worker_processes_and_a_dask_cluster_give_the_same_outputs(folder, tmp_path, checkpoint):
+@pytest.mark.parametrize("network", ["checkpoint", "exported"])
+def test_worker_processes_and_a_dask_cluster_give_the_same_outputs(folder, tmp_path, request, network):
+    checkpoint = request.getfixturevalue(network)
     assert _segment(folder, tmp_path / "one", checkpoint) == 0
     assert _segment(folder, tmp_path / "two", checkpoint, "--workers", "2") == 0
     assert _segment(folder, tmp_path / "dask", checkpoint, "--workers", "2", "--scheduler", "local") == 0
     one = _outputs(tmp_path / "one")
     assert len(one) == 3 * 4 and one == _outputs(tmp_path / "two") == _outputs(tmp_path / "dask")
+
+
+def test_an_onnx_network_segments_like_its_checkpoint_and_only_predicts(folder, tmp_path, checkpoint, exported, capsys):
+    assert _segment(folder, tmp_path / "torch", checkpoint) == 0
+    assert _segment(folder, tmp_path / "onnx", exported) == 0
+    for name in ("a", "sub/b", "sub/deeper/c"):
+        a, b = (read_label(output_paths(tmp_path / run, name)["label"]) for run in ("torch", "onnx"))
+        assert np.mean((a > 0) == (b > 0)) > 0.999, name
+    capsys.readouterr()
+    code = main(["segment", str(folder), "--out", str(tmp_path / "tuned"), "--model", str(exported),
+                 "--profile", "smoke", "--finetune-epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "net.onnx: an ONNX network only predicts on the CPU" in err
+    assert not (tmp_path / "tuned").exists() or not any((tmp_path / "tuned").iterdir())
 
 
 def _threshold(rgb: np.ndarray) -> np.ndarray:

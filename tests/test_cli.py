@@ -197,7 +197,7 @@ def test_segment_bad_input(tmp_path, capsys):
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--profile", "smoke", "--adapt",
                                 "--instances", "learned"], "--instances learned needs", "'smoke' profile trains none")
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--instances", "learned"],
-                    "ssimnet-cpu-monuseg.pt", "--instances learned needs", "has none")  # the shipped network
+                    "ssimnet-cpu-monuseg.onnx", "--instances learned needs", "has none")  # the shipped network
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--adapt", "--model",
                                 str(checkpoint)], "--adapt", "does not go with --model")
     _one_line_error(capsys, 2, ["segment", str(big), "--out", str(tmp_path / "o"), "--adapt", "--mpp", "0.5"],

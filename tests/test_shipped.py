@@ -14,35 +14,55 @@ import ssimnet.shipped as shipped
 from ssimnet.cli import main
 from ssimnet.config import get_profile
 from ssimnet.data import DataError, file_sha256, list_samples, read_label
+from ssimnet.infer import predict_maps
 from ssimnet.metrics import score
+from ssimnet.onnxnet import OnnxNetwork
 from ssimnet.shipped import check_shipped, compact_state, read_card, shipped_model_path
 from ssimnet.store import load_checkpoint, load_trainer, save_checkpoint
+from ssimnet.synthetic import synthetic_tile
 from ssimnet.train import Trainer
 
 MONUSEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg"
 
 
-def test_the_shipped_file_is_the_one_its_card_records():
+def test_the_shipped_files_are_the_ones_its_card_records():
     card = read_card()
-    path = check_shipped()
+    path, exported = check_shipped(), check_shipped(onnx=True)
     assert path == shipped_model_path() and file_sha256(path) == card["sha256"]
+    assert exported == shipped_model_path(onnx=True) and file_sha256(exported) == card["onnx_sha256"]
     assert card["bytes"] == path.stat().st_size < 4_000_000  # small enough to ship in the package
+    assert card["onnx_bytes"] == exported.stat().st_size < 4_000_000
     assert "CC BY-NC-SA 4.0" in card["licence"] and "pseudo labels only" in card["trained_on"]
 
 
-def test_a_changed_byte_is_refused(tmp_path, monkeypatch):
-    for name in (shipped_model_path().name, shipped.shipped_card_path().name):
-        shutil.copy(shipped.shipped_model_path().parent / name, tmp_path / name)
+@pytest.mark.parametrize("onnx", [False, True])
+def test_a_changed_byte_is_refused(tmp_path, monkeypatch, onnx):
+    name = shipped_model_path(onnx=onnx).name
+    for copied in (name, shipped.shipped_card_path().name):
+        shutil.copy(shipped.shipped_model_path().parent / copied, tmp_path / copied)
     monkeypatch.setattr(shipped, "_WEIGHTS", tmp_path)
-    check_shipped()  # the copy is intact
-    data = bytearray((tmp_path / shipped_model_path().name).read_bytes())
+    check_shipped(onnx=onnx)  # the copy is intact
+    data = bytearray((tmp_path / name).read_bytes())
     data[len(data) // 2] ^= 1
-    (tmp_path / shipped_model_path().name).write_bytes(bytes(data))
+    (tmp_path / name).write_bytes(bytes(data))
     with pytest.raises(DataError, match="differ from its card"):
-        check_shipped()
+        check_shipped(onnx=onnx)
+    (tmp_path / name).unlink()
+    with pytest.raises(DataError, match="model is missing"):
+        check_shipped(onnx=onnx)
     (tmp_path / shipped.shipped_card_path().name).unlink()
     with pytest.raises(DataError, match="card is missing"):
-        check_shipped()
+        check_shipped(onnx=onnx)
+
+
+def test_the_onnx_export_predicts_what_the_checkpoint_predicts():
+    """segment runs the export; fine-tuning and --device run the checkpoint: the two are one network."""
+    network, exported = load_trainer(check_shipped()), OnnxNetwork.from_file(check_shipped(onnx=True))
+    assert exported.architecture == network.architecture
+    image = synthetic_tile((256, 256), seed=5).image
+    a = predict_maps(network.model, image, tile=256, overlap=0, device="cpu")
+    b = predict_maps(exported, image, tile=256, overlap=0)
+    assert np.abs(a.probability - b.probability).max() < 1e-4 and np.abs(a.boundary - b.boundary).max() < 1e-4
 
 
 def test_the_shipped_network_is_the_tool_of_the_cpu_profile():
@@ -85,11 +105,13 @@ def test_segment_uses_it_and_version_describes_it(capsys):
         main(["segment", "--version"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert read_card()["sha256"][:16] in out and "CC BY-NC-SA" in out
+    card = read_card()
+    assert card["sha256"][:16] in out and card["onnx_sha256"][:16] in out and "CC BY-NC-SA" in out
 
 
 @pytest.mark.skipif(not MONUSEG.is_dir(), reason="MoNuSeg not present beside the checkout")
 def test_segment_scores_on_monuseg_test_are_the_recorded_ones(tmp_path):
+    """As segment runs by default (the ONNX export), image by image."""
     recorded = read_card()["monuseg_test_images"]
     samples = list_samples(MONUSEG, "test")[:2]
     assert main(["segment", *(str(s.image_path) for s in samples), "--out", str(tmp_path), "--quiet"]) == 0

@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         network = {"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint), "training": args.about}
     else:
         card = read_card()
-        network = {"checkpoint": f"shipped: ssimnet/weights/{card['name']}.pt", "sha256": card["sha256"][:16],
+        # what segment runs when it only predicts: the ONNX export of the checkpoint beside it
+        network = {"checkpoint": f"shipped: ssimnet/weights/{card['name']}.onnx", "sha256": card["onnx_sha256"][:16],
                    "training": f"label-free, {card['trained_on']}, commit {card['commit']}"}
     record = {"network": network,
               "images": [str(i) for i in images], "command": " ".join(["ssimnet segment", *command[4:]]),

@@ -1,0 +1,123 @@
+"""A network's ONNX export (ssimnet.onnxnet): the same maps as the torch network, without torch at prediction."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ssimnet.config import get_profile
+from ssimnet.data import DataError, write_image
+from ssimnet.infer import predict_maps, segment_image
+from ssimnet.model import Predictor, UNet
+from ssimnet.onnxnet import ONNX_FORMAT, OnnxNetwork, export_onnx
+from ssimnet.synthetic import synthetic_tile
+from ssimnet.train import Trainer
+
+SMOKE = get_profile("smoke")
+
+
+@pytest.fixture(scope="module")
+def unet() -> UNet:
+    """A small network with the boundary output and batch-norm statistics of its own (not 0 and 1)."""
+    torch.manual_seed(0)
+    model = UNet(depth=2, width=4, out_channels=3, boundary=True)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(4, 3, 32, 32) * 0.8)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(unet) -> OnnxNetwork:
+    return OnnxNetwork(export_onnx(unet))
+
+
+def _torch_maps(model: UNet, batch: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return Predictor(model).eval()(torch.from_numpy(batch)).numpy()
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 32, 32), (2, 3, 64, 48)])  # batch, height and width are free
+def test_the_export_computes_the_torch_network(unet, exported, shape):
+    batch = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    got, want = exported.maps(batch), _torch_maps(unet, batch)
+    assert got.dtype == np.float32 and got.shape == (shape[0], 2, *shape[2:])  # probability and boundary
+    assert np.abs(got - want).max() < 1e-5
+    assert 0 <= got.min() and got.max() <= 1 and got.std() > 0  # a real map, not a constant
+
+
+def test_the_export_leaves_the_network_unchanged_and_records_its_architecture(unet, exported):
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    data = export_onnx(unet)
+    assert all(torch.equal(before[k], v) for k, v in unet.state_dict().items()) and not unet.training
+    assert exported.architecture == unet.architecture
+    assert OnnxNetwork(data).digest == hashlib.sha256(data).hexdigest()
+
+
+def test_predict_maps_is_the_same_with_either_network(unet, exported):
+    image = synthetic_tile((100, 90), seed=4).image
+    for tta in (False, True):
+        a = predict_maps(unet, image, tile=64, overlap=16, device="cpu", tta=tta)
+        b = predict_maps(exported, image, tile=64, overlap=16, tta=tta)
+        assert a.distance is None and b.distance is None
+        assert np.abs(a.probability - b.probability).max() < 1e-5 and np.abs(a.boundary - b.boundary).max() < 1e-5
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        predict_maps(exported, image, tile=64, overlap=16, device="cuda")
+
+
+def test_it_crosses_processes_and_takes_a_thread_count(exported):
+    batch = np.random.default_rng(1).integers(0, 256, (1, 3, 32, 32), dtype=np.uint8)
+    copy = pickle.loads(pickle.dumps(exported))
+    assert copy.digest == exported.digest and np.array_equal(copy.maps(batch), exported.maps(batch))
+    single = exported.with_threads(1)
+    assert single.threads == 1 and np.abs(single.maps(batch) - exported.maps(batch)).max() < 1e-6
+
+
+def test_bad_models_and_batches_are_refused(unet, exported, tmp_path):
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        OnnxNetwork(b"not a model")
+    proto = onnx.load_from_string(export_onnx(unet))
+    del proto.metadata_props[:]
+    with pytest.raises(ValueError, match=f"no {ONNX_FORMAT} metadata"):
+        OnnxNetwork(proto.SerializeToString())
+    with pytest.raises(DataError, match="missing.onnx: ONNX network not found"):
+        OnnxNetwork.from_file(tmp_path / "missing.onnx")
+    (tmp_path / "bad.onnx").write_bytes(b"\x00" * 10)
+    with pytest.raises(DataError, match="bad.onnx: not an ONNX model"):
+        OnnxNetwork.from_file(tmp_path / "bad.onnx")
+    with pytest.raises(ValueError, match="uint8"):
+        exported.maps(np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="not a multiple of 4"):
+        exported.maps(np.zeros((1, 3, 30, 32), np.uint8))
+
+
+def test_segment_image_predicts_with_it_and_refuses_to_fine_tune_it():
+    trainer = Trainer.new(SMOKE.train, seed=0, device="cpu")
+    exported = OnnxNetwork(export_onnx(trainer.model))
+    image = synthetic_tile((128, 128), seed=21).image
+    a = segment_image(image, trainer, SMOKE, finetune_epochs=0)
+    b = segment_image(image, exported, SMOKE, finetune_epochs=0)
+    assert np.abs(a.probability - b.probability).max() < 1e-5
+    assert np.mean(a.label.astype(bool) == b.label.astype(bool)) > 0.999
+    with pytest.raises(ValueError, match="only predicts"):
+        segment_image(image, exported, SMOKE, finetune_epochs=1)
+
+
+def test_segment_predicts_without_importing_torch(tmp_path):
+    """The default of ssimnet segment (the shipped network, no fine-tuning) never loads torch: its import
+    alone took longer than the rest of segmenting a 1000x1000 image."""
+    write_image(tmp_path / "tile.png", synthetic_tile((256, 256), seed=2).image)
+    code = ("import sys; from ssimnet.cli import main; "
+            f"code = main(['segment', {str(tmp_path / 'tile.png')!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet']); "
+            "print(code, 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["0", "False"], done.stdout + done.stderr
+    assert (tmp_path / "out" / "tile_label.png").is_file()
