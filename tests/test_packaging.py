@@ -106,4 +106,4 @@ def test_a_built_wheel_holds_the_shipped_network(tmp_path):
                     str(tmp_path / "dist"), str(tmp_path)], check=True, capture_output=True)
     (wheel,) = (tmp_path / "dist").glob("ssimnet-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"ssimnet/weights/{SHIPPED_MODEL}.pt", f"ssimnet/weights/{SHIPPED_MODEL}.json"} <= names
+    assert {f"ssimnet/weights/{SHIPPED_MODEL}.{suffix}" for suffix in ("pt", "onnx", "json")} <= names
