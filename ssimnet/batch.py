@@ -35,9 +35,9 @@ import numpy as np
 
 from .config import Profile
 from .data import IMAGE_SUFFIXES, DataError, atomic_path, check_image, read_image, write_image, write_label, write_table
+from .onnxnet import OnnxNetwork
 
 if TYPE_CHECKING:
-    from .onnxnet import OnnxNetwork
     from .train import Trainer
 
 __all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "load_network", "output_paths", "job_key",
@@ -216,7 +216,6 @@ def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
         If the file is missing or damaged, or is an ONNX export and the batch
         does more than predict on the CPU.
     """
-    from .onnxnet import OnnxNetwork
     from .shipped import check_shipped
 
     path = Path(model) if model else check_shipped(onnx=predict_only)
@@ -366,14 +365,10 @@ _WORKER: dict[str, object] = {}
 
 def _portable(network: Trainer | OnnxNetwork) -> dict[str, object] | OnnxNetwork:
     """What of `network` crosses to another process: a torch network's state, or the ONNX network (its bytes)."""
-    from .onnxnet import OnnxNetwork
-
     return network if isinstance(network, OnnxNetwork) else network.state()
 
 
 def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int | None) -> Trainer | OnnxNetwork:
-    from .onnxnet import OnnxNetwork
-
     if isinstance(portable, OnnxNetwork):
         return portable.with_threads(threads) if threads else portable
     import torch
@@ -446,8 +441,9 @@ def run_batch(
         from concurrent.futures import ProcessPoolExecutor, as_completed as completed
 
         threads = max(1, (os.cpu_count() or 1) // workers)
+        device = None if isinstance(trainer, OnnxNetwork) else str(trainer.device)
         with ProcessPoolExecutor(workers, initializer=_worker_init,
-                                 initargs=(_portable(trainer), str(getattr(trainer, "device", "cpu")), threads)) as pool:
+                                 initargs=(_portable(trainer), device, threads)) as pool:
             futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
             try:
                 for future in completed(futures):

@@ -31,7 +31,7 @@ from torch import nn
 from .architecture import Architecture
 from .config import DEFAULT_TRAIN
 
-__all__ = ["Architecture", "UNet", "output_maps", "Predictor"]
+__all__ = ["UNet", "output_maps", "Predictor"]  # Architecture is ssimnet.architecture's
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
