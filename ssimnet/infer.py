@@ -399,7 +399,9 @@ def segment_image(
         model, history = tuned.model, tuned.history
     tile = (profile.pseudo.patch_size if max_tile is None else
             inference_tile(seen.shape, largest=max_tile, multiple=2 ** model.architecture.depth))
-    maps = predict_maps(model, seen, tile=tile, overlap=cfg.tile_overlap, device=device, tta=tta)
+    # a tile below twice the overlap holds the whole image (inference_tile), where no overlap is needed
+    overlap = min(cfg.tile_overlap, tile // 2)
+    maps = predict_maps(model, seen, tile=tile, overlap=overlap, device=device, tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
                       distance=maps.distance, boundary=maps.boundary)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ssimnet.config import get_profile
-from ssimnet.data import DataError, write_image
+from ssimnet.data import DataError, read_label, write_image
 from ssimnet.infer import predict_maps, segment_image
 from ssimnet.model import Predictor, UNet
 from ssimnet.onnxnet import ONNX_FORMAT, OnnxNetwork, export_onnx
@@ -115,9 +115,11 @@ def test_segment_predicts_without_importing_torch(tmp_path):
     """The default of ssimnet segment (the shipped network, no fine-tuning) never loads torch: its import
     alone took longer than the rest of segmenting a 1000x1000 image."""
     write_image(tmp_path / "tile.png", synthetic_tile((256, 256), seed=2).image)
+    write_image(tmp_path / "tiny.png", synthetic_tile((40, 30), seed=3).image)  # one tile smaller than the overlap
     code = ("import sys; from ssimnet.cli import main; "
-            f"code = main(['segment', {str(tmp_path / 'tile.png')!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet']); "
-            "print(code, 'torch' in sys.modules)")
+            f"code = main(['segment', {str(tmp_path / 'tile.png')!r}, {str(tmp_path / 'tiny.png')!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}, '--quiet']); print(code, 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split()[-2:] == ["0", "False"], done.stdout + done.stderr
-    assert (tmp_path / "out" / "tile_label.png").is_file()
+    assert read_label(tmp_path / "out" / "tile_label.png").shape == (256, 256)
+    assert read_label(tmp_path / "out" / "tiny_label.png").shape == (40, 30)
