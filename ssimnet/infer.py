@@ -383,7 +383,8 @@ def segment_image(
     onnx = isinstance(network, OnnxNetwork)
     if onnx and epochs > 0:
         raise ValueError("an ONNX network only predicts: fine-tuning needs its torch checkpoint (or finetune_epochs=0)")
-    model, device, history = (network, None, []) if onnx else (network.model, network.device, [])
+    model, device = (network, None) if onnx else (network.model, network.device)
+    history: list[dict[str, float]] = []
     if epochs > 0:
         from .pseudo import pseudo_labels
         from .train import PatchData

@@ -107,7 +107,6 @@ class Predictor(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.architecture = model.architecture
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return output_maps(self.model(x.float() / 255.0))

@@ -33,8 +33,11 @@ from . import __version__
 from .config import key_fields
 from .data import DataError, atomic_path, file_sha256, list_samples
 from .onnxnet import OnnxNetwork
-if TYPE_CHECKING:  # the pseudo-label and torch modules are imported by the functions that use them, so that
-    from .config import TrainConfig  # a stage key (ssimnet segment) costs no import of them
+
+# The pseudo-label and torch modules are imported by the functions that use them,
+# so that a stage key (what ssimnet segment needs of this module) costs no import of them.
+if TYPE_CHECKING:
+    from .config import TrainConfig
     from .pseudo import PseudoLabels
     from .train import Trainer
 

@@ -11,8 +11,9 @@ the tool's instance method) on the MoNuSeg test images and on TNBC, once each,
 beside the classical watershed.  The compact and the uncompacted torch
 networks are scored on MoNuSeg test too, to show that neither compaction nor
 the runtime moves the scores, and the checkpoint with the paper's per-image
-fine-tuning (``segment --finetune-epochs 5``, an option) on both.  Nothing is chosen here.  Training is cached in
-``--run-dir``: run again, the script re-exports and re-scores the same network.
+fine-tuning (``segment --finetune-epochs 5``, an option) on both.  Nothing is
+chosen here.  Training is cached in ``--run-dir``: run again, the script
+re-exports and re-scores the same network.
 
     python studies/ship_model.py --monuseg ../shared/data/monuseg --tnbc ../shared/data/tnbc --run-dir runs/ship
 """
@@ -91,15 +92,16 @@ def main() -> None:
                                     max_tile=profile.segment.tile_size)
         return frame, time.perf_counter() - start
 
+    datasets = {"monuseg_test": args.monuseg, "tnbc": args.tnbc}
     monuseg, seconds = scored(onnx, args.monuseg)
     tnbc, _ = scored(onnx, args.tnbc)
     compact, _ = scored(shipped, args.monuseg)
     full, _ = scored(trainer, args.monuseg)
     # segment --finetune-epochs N from the shipped checkpoint: the paper's per-image fine-tuning, an option
     epochs = profile.train.finetune_epochs
-    tuned = {name: scored(shipped, root, epochs) for name, root in (("monuseg_test", args.monuseg), ("tnbc", args.tnbc))}
+    tuned = {name: scored(shipped, root, epochs) for name, root in datasets.items()}
     water = {name: mean_scores(evaluate_baseline(root, args.run_dir, "watershed", profile, split="test")[0])
-             for name, root in (("monuseg_test", args.monuseg), ("tnbc", args.tnbc))}
+             for name, root in datasets.items()}
     info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
     card = {
         "name": target.stem,
