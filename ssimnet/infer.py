@@ -34,6 +34,12 @@ seams do not show; an image smaller than a tile is reflect-padded.
     its surroundings seeds one nucleus; for a network trained with
     ``boundary_width`` > 0.
 
+Every method can then drop the nuclei the network is unsure of: with
+``min_object_probability`` > 0, a nucleus whose mean nucleus probability is
+below it is removed (StarDist's object probability threshold, here the mean
+of the pixel probabilities).  The pixel threshold decides a nucleus's
+extent, the object threshold whether it is one.
+
 :func:`segment_image` is the whole label-free procedure for one image: its
 pseudo labels, optional fine-tuning of a copy of the trained network on its
 purified patches (paper Sec. 2.2), prediction, instances.
@@ -71,7 +77,7 @@ if TYPE_CHECKING:  # torch is imported only where a torch network runs: the ONNX
     from .pseudo import PseudoLabels
     from .train import Trainer
 
-__all__ = ["Maps", "predict_maps", "predict_probability", "inference_tile", "instances", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
+__all__ = ["Maps", "predict_maps", "predict_probability", "inference_tile", "instances", "drop_unsure", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
 
 
 def _blend_window(size: int, overlap: int) -> np.ndarray:
@@ -201,6 +207,7 @@ def instances(
     sigma: float = 1.0,
     distance: np.ndarray | None = None,
     boundary: np.ndarray | None = None,
+    min_object_probability: float = DEFAULT_TRAIN.min_object_probability,
 ) -> np.ndarray:
     """Nuclei instances from a probability map (see the module docstring); (H, W) int32, 0 = background.
 
@@ -223,6 +230,14 @@ def instances(
     boundary : (H, W) float, optional
         The predicted boundary probability (:func:`predict_maps`); required
         by, and only used by, ``"boundary"``.
+    min_object_probability : float
+        Nuclei whose mean probability is below this are dropped (0: none);
+        the others are numbered 1, 2, ... in their order.
+
+    >>> prob = np.zeros((12, 30), dtype=np.float32); prob[2:10, 2:10] = 0.9; prob[2:10, 18:26] = 0.4
+    >>> int(instances(prob, threshold=0.3, min_size=5).max()), int(instances(prob, threshold=0.3, min_size=5,
+    ...                                                                       min_object_probability=0.5).max())
+    (2, 1)
     """
     if method not in INSTANCE_METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, INSTANCE_METHODS))}, got {method!r}")
@@ -236,7 +251,8 @@ def instances(
     threshold = defaults.threshold if threshold is None else threshold
     foreground = clean_mask(np.asarray(probability) > threshold, min_size=min_size, max_hole=max_hole)
     if method == "cc":
-        return ndi.label(foreground, structure=np.ones((3, 3)))[0].astype(np.int32)
+        label = ndi.label(foreground, structure=np.ones((3, 3)))[0].astype(np.int32)
+        return drop_unsure(label, probability, min_object_probability)
     if method == "watershed":
         surface = np.asarray(probability, dtype=np.float64)
     elif method == "learned":
@@ -246,7 +262,26 @@ def instances(
     else:
         surface = ndi.distance_transform_edt(foreground)
     h = defaults.h if h is None else h
-    return marker_watershed(ndi.gaussian_filter(surface, sigma), foreground, h=h, min_size=min_size)
+    label = marker_watershed(ndi.gaussian_filter(surface, sigma), foreground, h=h, min_size=min_size)
+    return drop_unsure(label, probability, min_object_probability)
+
+
+def drop_unsure(label: np.ndarray, probability: np.ndarray, least: float) -> np.ndarray:
+    """`label` without the nuclei whose mean `probability` is below `least`, renumbered 1, 2, ... in order.
+
+    >>> label = np.array([[1, 1, 0, 2, 2, 0, 3]]); prob = np.array([[.9, .7, 0, .4, .5, 0, .6]])
+    >>> drop_unsure(label, prob, 0.5)
+    array([[1, 1, 0, 0, 0, 0, 2]], dtype=int32)
+    """
+    label = np.asarray(label, dtype=np.int32)
+    n = int(label.max())
+    if least <= 0 or n == 0:
+        return label
+    mean = ndi.mean(np.asarray(probability, dtype=np.float64), label, index=np.arange(1, n + 1))
+    keep = mean >= least
+    new = np.zeros(n + 1, dtype=np.int32)
+    new[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return new[label]
 
 
 def measure_nuclei(label: np.ndarray, hematoxylin: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -404,6 +439,7 @@ def segment_image(
     overlap = min(cfg.tile_overlap, tile // 2)
     maps = predict_maps(model, seen, tile=tile, overlap=overlap, device=device, tta=tta)
     label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
-                      distance=maps.distance, boundary=maps.boundary)
+                      distance=maps.distance, boundary=maps.boundary,
+                      min_object_probability=cfg.min_object_probability)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
                         distance=maps.distance, boundary=maps.boundary)

@@ -2,7 +2,7 @@
 
 A results folder holds per-image scores (one CSV) and a ``provenance.json``
 (:func:`provenance`: code version and commit, settings, data, hardware,
-libraries, times).  Seven kinds are written, each a :class:`ResultKind`:
+libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 
 - :data:`RESULTS` -- every Table 1 method and Table 3 variant
   (``per_image.csv``, with ``runs.csv``, the means per method and run);
@@ -17,7 +17,9 @@ libraries, times).  Seven kinds are written, each a :class:`ResultKind`:
 - :data:`RESOLUTION` -- ``ssimnet segment`` on MoNuSeg test images rescaled
   to 20x and 60x, with and without ``--mpp`` (``resolution_per_image.csv``);
 - :data:`LEVERS` -- the levers of better pseudo labels, chosen on held-out
-  training images, then scored on test and TNBC (``levers_per_image.csv``).
+  training images, then scored on test and TNBC (``levers_per_image.csv``);
+- :data:`OBJECT_PROBABILITY` -- the tool's object probability threshold on
+  the same held-out images (``object_probability_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 
     from .config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "LEVERS", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ FINETUNE = ResultKind("finetune_per_image.csv", "finetune_provenance.json", ("co
 #: The levers of better pseudo labels, chosen on held-out training images and scored on test and TNBC
 #: (``studies/levers.py``).
 LEVERS = ResultKind("levers_per_image.csv", "levers_provenance.json", ("config", "split", "run", "seed", "image"))
+#: The tool's object probability threshold on the levers study's held-out images (``studies/object_probability.py``).
+OBJECT_PROBABILITY = ResultKind("object_probability_per_image.csv", "object_probability_provenance.json",
+                                ("config", "split", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

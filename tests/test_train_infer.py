@@ -232,6 +232,24 @@ def test_instances_cc_and_watershed():
         instances(prob, method="magic")
 
 
+def test_instances_drop_the_nuclei_the_network_is_unsure_of():
+    prob = np.zeros((40, 90), np.float32)
+    prob[5:15, 5:15] = 0.9   # sure: mean 0.9
+    prob[5:15, 30:40] = 0.35  # unsure: mean 0.35, above the pixel threshold
+    prob[20:30, 55:85] = 0.8  # half sure, half not: mean (0.8 * 150 + 0.25 * 150) / 300 = 0.525
+    prob[20:30, 70:85] = 0.25
+    for method in ("cc", "distance"):
+        every = instances(prob, method=method, threshold=0.2, min_size=20)
+        kept = instances(prob, method=method, threshold=0.2, min_size=20, min_object_probability=0.5)
+        assert every.max() >= 3 and kept.max() == 2
+        assert kept[10, 35] == 0 and every[10, 35] > 0  # the unsure one is gone
+        assert kept[10, 10] == 1 and kept[25, 60] == 2  # the others keep their pixels, numbered 1, 2
+        assert ((kept > 0) == ((every > 0) & ~(every == every[10, 35]))).all()
+        assert (instances(prob, method=method, threshold=0.2, min_size=20, min_object_probability=0.0) == every).all()
+    with pytest.raises(ValueError, match="min_object_probability"):
+        TrainConfig(min_object_probability=1.0)
+
+
 def test_measure_nuclei():
     label = np.zeros((20, 20), np.int32)
     label[2:6, 2:6] = 1

@@ -152,7 +152,10 @@ class TrainConfig:
         (``"distance"``, the choice of the ``smoke`` and ``cpu`` profiles) or
         on the learned rim distance (``"learned"``); objects below
         ``min_size`` pixels removed and holes up to ``max_hole`` pixels
-        filled.
+        filled; with ``min_object_probability`` > 0, nuclei whose mean
+        probability is below it are dropped (beyond the paper; 0, the
+        default, keeps every one; self-training's pseudo instances keep every
+        one too).
     Self-training (beyond the paper, :mod:`ssimnet.selftrain`)
         ``selftrain_rounds`` rounds, each continuing the previous round's
         network and schedule for ``selftrain_epochs`` epochs on pseudo labels
@@ -198,6 +201,7 @@ class TrainConfig:
     distance_solidity: float = 0.0
     boundary_width: int = neutral(0)
     boundary_weight: float = neutral(1.0)
+    min_object_probability: float = neutral(0.0)
 
     def __post_init__(self) -> None:
         if self.finetune_norm not in ("train", "frozen"):
@@ -206,6 +210,8 @@ class TrainConfig:
             raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
         if self.boundary_width < 0:
             raise ValueError(f"boundary_width must be >= 0, got {self.boundary_width}")
+        if not 0 <= self.min_object_probability < 1:
+            raise ValueError(f"min_object_probability must lie in [0, 1), got {self.min_object_probability}")
 
     @property
     def distance_targets(self) -> float | None:
@@ -215,7 +221,7 @@ class TrainConfig:
     def training_settings(self) -> dict[str, object]:
         """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""
         skip = {"finetune_epochs", "finetune_lr", "finetune_norm", "tile_overlap", "instances", "min_size", "max_hole",
-                "selftrain_rounds", "selftrain_epochs"}
+                "min_object_probability", "selftrain_rounds", "selftrain_epochs"}
         return {k: v for k, v in key_fields(self).items() if k not in skip}
 
 
