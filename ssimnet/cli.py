@@ -6,7 +6,8 @@
     ssimnet data synth DST [--profile P]
     ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
-    ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT | --adapt] [--finetune-epochs N] [--instances M] [--tta] [--device D]
+    ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT | --adapt] [--finetune-epochs N] [--instances M]
+                    [--min-object-probability P] [--tta] [--device D]
                     [--[no-]normalize] [--mpp MPP] [--workers N] [--scheduler ADDRESS] [--overwrite]
     ssimnet segment --version
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
@@ -25,6 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from .book import BookError
@@ -40,14 +42,7 @@ from .config import (
     default_workers,
     get_profile,
 )
-from .data import (
-    DataError,
-    DataErrors,
-    output_file,
-    output_folder,
-    read_label,
-    write_table,
-)
+from .data import DataError, DataErrors, output_file, output_folder, read_label, write_table
 
 __all__ = ["main"]
 
@@ -151,6 +146,11 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     from .publish import file_digest
 
     profile = get_profile(args.profile).for_tool()
+    if args.min_object_probability is not None:
+        try:
+            profile = replace(profile, train=replace(profile.train, min_object_probability=args.min_object_probability))
+        except ValueError as exc:
+            raise CommandError(f"--min-object-probability: {exc}") from None
     epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
     tta = profile.segment.tta if args.tta is None else args.tta
     # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
@@ -390,6 +390,8 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None,
                          help="instance method (default: the profile's, or 'distance' when --model lacks the output "
                               "it needs)")
+    segment.add_argument("--min-object-probability", type=float, default=None,
+                         help="drop nuclei whose mean probability is below this; 0 keeps every one (default: the profile's)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                          help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,

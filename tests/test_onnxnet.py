@@ -123,3 +123,39 @@ def test_segment_predicts_without_importing_torch(tmp_path):
     assert done.stdout.split()[-2:] == ["0", "False"], done.stdout + done.stderr
     assert read_label(tmp_path / "out" / "tile_label.png").shape == (256, 256)
     assert read_label(tmp_path / "out" / "tiny_label.png").shape == (40, 30)
+
+
+def test_segment_drops_exactly_the_nuclei_below_the_object_probability(tmp_path, capsys):
+    from scipy import ndimage as ndi
+
+    from ssimnet.cli import main
+    from ssimnet.shipped import shipped_model_path
+
+    image = synthetic_tile((256, 256), seed=4).image
+    write_image(tmp_path / "tile.png", image)
+    tool = get_profile("cpu").for_tool()
+    assert tool.train.min_object_probability == 0.5  # the default segment runs with
+
+    def segment(least: str) -> np.ndarray:
+        out = tmp_path / f"out{least}"
+        assert main(["segment", str(tmp_path / "tile.png"), "--out", str(out), "--quiet", "--no-normalize",
+                     "--min-object-probability", least]) == 0
+        return read_label(out / "tile_label.png")
+
+    every = segment("0")
+    network = OnnxNetwork.from_file(shipped_model_path(onnx=True))
+    probability = segment_image(image, network, tool, finetune_epochs=0, max_tile=tool.segment.tile_size).probability
+    means = ndi.mean(probability, every, index=np.arange(1, every.max() + 1))
+    least = float(np.round(np.median(means), 3))  # half the nuclei fall below it
+    kept = segment(str(least))
+    assert 0 < kept.max() < every.max()
+    survivors = np.flatnonzero(means >= least) + 1
+    assert kept.max() == len(survivors) and ((kept > 0) == np.isin(every, survivors)).all()
+    for nucleus in range(1, kept.max() + 1):  # each kept nucleus is one of them, pixel for pixel
+        same = np.unique(every[kept == nucleus])
+        assert len(same) == 1 and (every == same[0]).sum() == (kept == nucleus).sum()
+    assert main(["segment", str(tmp_path / "tile.png"), "--out", str(tmp_path / "bad"),
+                 "--min-object-probability", "1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--min-object-probability" in err[0] and "[0, 1)" in err[0]
+    assert not (tmp_path / "bad").exists()
