@@ -176,6 +176,8 @@ def _cmd_segment(args: argparse.Namespace) -> None:
     needs = _METHOD_NEEDS.get(method)
     if args.instances is None and trainer is not None and needs and not getattr(trainer.architecture, needs[1]):
         method = "distance"  # the profile's method needs an output this checkpoint lacks
+    if method != profile.train.instances and args.min_object_probability is None:  # its threshold was chosen with
+        profile = replace(profile, train=replace(profile.train, min_object_probability=0.0))  # the profile's method
     settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=method,
                              tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
                              region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
@@ -391,7 +393,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="instance method (default: the profile's, or 'distance' when --model lacks the output "
                               "it needs)")
     segment.add_argument("--min-object-probability", type=float, default=None,
-                         help="drop nuclei whose mean probability is below this; 0 keeps every one (default: the profile's)")
+                         help="drop nuclei whose mean probability is below this; 0 keeps every one (default: "
+                              "the profile's with its instance method, else 0)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                          help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,

@@ -83,7 +83,9 @@ def test_boundary_settings_leave_older_cache_keys_unchanged():
     plain = TrainConfig()
     assert "boundary_width" not in key_fields(plain) and "boundary_weight" not in key_fields(plain)
     assert key_fields(plain) == {k: v for k, v in dataclasses.asdict(plain).items()
-                                 if k not in ("boundary_width", "boundary_weight")}
+                                 if k not in ("boundary_width", "boundary_weight", "min_object_probability")}
+    assert stage_key(plain) != stage_key(dataclasses.replace(plain, min_object_probability=0.5))
+    assert plain.training_settings() == dataclasses.replace(plain, min_object_probability=0.5).training_settings()
     assert stage_key(plain) != stage_key(dataclasses.replace(plain, boundary_width=3))
     assert stage_key(plain) != stage_key(dataclasses.replace(plain, boundary_width=3, boundary_weight=2.0)) != \
         stage_key(dataclasses.replace(plain, boundary_width=3))

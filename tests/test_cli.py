@@ -175,6 +175,11 @@ def test_train_then_segment(tmp_path, capsys):
     assert main(["segment", str(image), "--out", str(fallback), "--model", str(checkpoint), "--finetune-epochs", "1",
                  "--quiet", "--no-normalize"]) == 0
     assert read_label(fallback / f"{name}_label.png").max() > 0
+    # the tool's object threshold was chosen with its own method: another one keeps every nucleus by default
+    asked = tmp_path / "asked"
+    assert main(["segment", str(image), "--out", str(asked), "--model", str(checkpoint), "--finetune-epochs", "1",
+                 "--quiet", "--no-normalize", "--instances", "distance", "--min-object-probability", "0"]) == 0
+    assert (read_label(asked / f"{name}_label.png") == read_label(fallback / f"{name}_label.png")).all()
 
 
 def test_segment_bad_input(tmp_path, capsys):
