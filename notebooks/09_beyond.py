@@ -567,8 +567,8 @@ Markdown(
     f"({object_table.aji[best]:.1f}), against {object_table.dice.iloc[0]:.1f} and {object_table.aji.iloc[0]:.1f} "
     f"keeping every nucleus; a higher threshold starts to drop real nuclei (recall falls). `ssimnet segment` uses "
     f"it; the chapters of this book keep every nucleus. With it the shipped network "
-    f"({{ref}}`sec-own-shipped`) scores Dice / AJI / PQ {scores(shipped['monuseg_test'])} on the MoNuSeg test "
-    f"images and {scores(shipped['tnbc'])} on TNBC, against {scores(watershed['monuseg_test'])} and "
+    f"(page \"Use it on your own images\") scores Dice / AJI / PQ {scores(shipped['monuseg_test'])} on the "
+    f"MoNuSeg test images and {scores(shipped['tnbc'])} on TNBC, against {scores(watershed['monuseg_test'])} and "
     f"{scores(watershed['tnbc'])} for the classical watershed (its model card)."
 )
 
