@@ -234,9 +234,12 @@ def instances(
         Nuclei whose mean probability is below this are dropped (0: none);
         the others are numbered 1, 2, ... in their order.
 
+    Examples
+    --------
     >>> prob = np.zeros((12, 30), dtype=np.float32); prob[2:10, 2:10] = 0.9; prob[2:10, 18:26] = 0.4
-    >>> int(instances(prob, threshold=0.3, min_size=5).max()), int(instances(prob, threshold=0.3, min_size=5,
-    ...                                                                       min_object_probability=0.5).max())
+    >>> every = instances(prob, threshold=0.3, min_size=5)
+    >>> sure = instances(prob, threshold=0.3, min_size=5, min_object_probability=0.5)
+    >>> int(every.max()), int(sure.max())
     (2, 1)
     """
     if method not in INSTANCE_METHODS:
