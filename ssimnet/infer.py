@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
 
 from .candidates import clean_mask
 from .config import DEFAULT_PSEUDO, DEFAULT_TRAIN, INSTANCE_METHODS, Profile
@@ -280,11 +281,8 @@ def drop_unsure(label: np.ndarray, probability: np.ndarray, least: float) -> np.
     n = int(label.max())
     if least <= 0 or n == 0:
         return label
-    mean = ndi.mean(np.asarray(probability, dtype=np.float64), label, index=np.arange(1, n + 1))
-    keep = mean >= least
-    new = np.zeros(n + 1, dtype=np.int32)
-    new[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return new[label]
+    keep = np.concatenate(([False], ndi.mean(probability, label, index=np.arange(1, n + 1)) >= least))
+    return relabel_sequential(np.where(keep[label], label, 0))[0].astype(np.int32)  # as marker_watershed renumbers
 
 
 def measure_nuclei(label: np.ndarray, hematoxylin: np.ndarray | None = None) -> dict[str, np.ndarray]:
