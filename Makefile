@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml requirements.lock
 ifeq ($(LOCK),0)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)"
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[test,book]"
 else
 	$(BIN)/python -m pip install --no-deps --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
@@ -62,7 +62,7 @@ endif
 	touch $(STAMP)
 
 lock:
-	echo "$(TORCH)+cpu" | uv pip compile pyproject.toml - --extra test --generate-hashes --python-version 3.11 \
+	echo "$(TORCH)+cpu" | uv pip compile pyproject.toml - --extra test --extra book --generate-hashes --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --emit-find-links -o requirements.lock
 
 clean:

@@ -56,11 +56,11 @@ chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, see
 config, data_root = chapter.profile, chapter.data_root
 trainer, checkpoint = train_network(data_root, run_dir, config, seed=seed, device=chapter.device, workers=chapter.workers, progress=False)
 runs = {}
-for label, epochs in [("SSimNet w/o ft", 0), ("SSimNet", config.train.finetune_epochs)]:
+for label, epochs in [("SSimNet w/o ft", 0), ("SSimNet", config.inference.finetune_epochs)]:
     runs[label] = evaluate_network(data_root, run_dir, config, trainer, split="test", finetune_epochs=epochs,
                                    method="cc", seed=seed, workers=chapter.workers, progress=False)
 print(f"test split of {data_root.name}: {len(runs['SSimNet'][0])} images; profile {profile!r}, seed {seed}; "
-      f"fine-tuning {config.train.finetune_epochs} epochs per image at learning rate {trainer.finetune_lr:.2g}")
+      f"fine-tuning {config.inference.finetune_epochs} epochs per image at learning rate {trainer.finetune_lr:.2g}")
 
 # %% [markdown]
 # ## Scores beside the paper's
@@ -169,13 +169,13 @@ plt.show()
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Every intermediate of the method on one test image (in place of the paper's Fig. 2).", "name": "fig-pipeline"}}
 from matplotlib.patches import Rectangle
 
-from ssimnet.infer import segment_image
+from ssimnet.segmenter import Segmenter
 from ssimnet.candidates import label_candidates
 from ssimnet.purify import kept_patches
 from ssimnet.viz import crowded_window, outline_overlay
 
 image, _ = read_sample(samples[chosen[-1]])
-result = segment_image(image, trainer, config, seed=seed)
+result = Segmenter(trainer, config.inference, pseudo=config.pseudo).segment(image, seed=seed)
 pseudo = result.pseudo
 window = crowded_window(result.label, min(256, *image.shape[:2]))
 label_components = label_candidates(pseudo.candidates)
@@ -230,7 +230,7 @@ choice
 # %%
 best = choice.aji.idxmax()
 Markdown(f"On the training split of this dataset, `{best}` gives the higher AJI "
-         f"({choice.aji.max():.1f} against {choice.aji.min():.1f}); the profile's default is `{config.train.instances}`.")
+         f"({choice.aji.max():.1f} against {choice.aji.min():.1f}); the profile's default is `{config.inference.instances}`.")
 
 # %% [markdown]
 # ## Exercises

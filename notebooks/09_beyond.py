@@ -423,7 +423,7 @@ Markdown(
     f"{raw['tnbc aji']:.1f} to {picked['tnbc aji']:.1f} and Dice from {raw['tnbc dice']:.1f} to "
     f"{picked['tnbc dice']:.1f}; the classical watershed scores AJI {water['tnbc aji']:.1f} and Dice "
     f"{water['tnbc dice']:.1f} there. So `ssimnet segment` normalises by default "
-    f"(`SegmentConfig.normalize_stains`), brightening only. The book's reproduction chapters do not normalise."
+    f"(`InferenceConfig.normalize`), brightening only. The book's reproduction chapters do not normalise."
 )
 
 # %% [markdown]
@@ -525,7 +525,7 @@ Markdown(
     f"on test. On TNBC it scores Dice {picked['tnbc dice']:.1f}, AJI {picked['tnbc aji']:.1f} and PQ "
     f"{picked['tnbc pq']:.1f}, against {water['tnbc dice']:.1f}, {water['tnbc aji']:.1f} and "
     f"{water['tnbc pq']:.1f} for the classical watershed: ahead in AJI and PQ, behind in Dice. `ssimnet train` "
-    f"and `ssimnet segment` use it (`Profile.tool` of the `cpu` profile); the chapters of this book keep the "
+    f"and `ssimnet segment` use it (`Profile.tool_train` and `tool_inference` of the `cpu` profile); the chapters of this book keep the "
     f"paper's network."
 )
 

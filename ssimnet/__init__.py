@@ -15,6 +15,7 @@ The algorithm modules follow the paper's stages; each is array in, array out:
 - :mod:`ssimnet.train` -- the loss (Eq. 5), training and fine-tuning
 - :mod:`ssimnet.augment` -- HED stain jitter (beyond the paper)
 - :mod:`ssimnet.infer` -- tiled prediction, instances, per-image segmentation
+- :mod:`ssimnet.segmenter` -- :class:`Segmenter`, the one way to segment: a network and the settings it carries
 - :mod:`ssimnet.region` -- large regions tile by tile, every nucleus once across seams
 - :mod:`ssimnet.geojson` -- nuclei as GeoJSON polygons (QuPath detections)
 - :mod:`ssimnet.resample` -- images of another pixel size resampled to the network's and back
@@ -45,3 +46,14 @@ Data, orchestration and reporting (the only modules that touch files):
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Segmenter", "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    # `ssimnet.Segmenter` is imported when first used, so that `import ssimnet` stays light
+    if name == "Segmenter":
+        from .segmenter import Segmenter
+
+        return Segmenter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

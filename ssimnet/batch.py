@@ -33,14 +33,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import Profile
+from .config import DEFAULT_PSEUDO, DEFAULT_SEED, InferenceConfig, Profile, PseudoLabelConfig
 from .data import IMAGE_SUFFIXES, DataError, atomic_path, check_image, read_image, write_image, write_label, write_table
 from .onnxnet import OnnxNetwork
+from .segmenter import Segmenter, settings_for
 
 if TYPE_CHECKING:
     from .train import Trainer
 
-__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "load_network", "output_paths", "job_key",
+__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "load_segmenter", "output_paths", "job_key",
            "finished_row", "is_done",
            "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
@@ -131,15 +132,18 @@ def output_paths(out: Path, name: str) -> dict[str, Path]:
 
 
 def job_key(job: Job, settings: BatchSettings) -> str:
-    """What an image's outputs are made from: the image's bytes, the settings and the model."""
-    from .publish import file_digest
+    """What an image's outputs are made from: the image's bytes, the settings, the model and the code that
+    segments and writes them."""
+    from .data import file_digest
     from .store import stage_key
 
     try:
         image = file_digest(job.path)
     except OSError:
         image = "unreadable"
-    return stage_key(image, settings)
+    from .fingerprint import code_fingerprint
+
+    return stage_key(image, settings, code_fingerprint("segment_files", normalized=False))
 
 
 def finished_row(out: Path, name: str, key: str) -> dict[str, object] | None:
@@ -161,21 +165,20 @@ def is_done(out: Path, job: Job, settings: BatchSettings) -> bool:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """What every image of a batch is segmented with (picklable, for worker processes and Dask)."""
+    """What every image of a batch is segmented with, besides the network (picklable, for worker processes and Dask).
 
-    profile: Profile
-    finetune_epochs: int
-    method: str
-    tta: bool
-    seed: int
-    normalize: bool
-    region_side: int
-    region_tile: int
-    region_halo: int
+    `inference` is the segmenter's settings after the command's overrides
+    (:attr:`ssimnet.segmenter.Segmenter.settings`); `model` keys the outputs
+    by the network's file.
+    """
+
+    inference: InferenceConfig
+    seed: int = DEFAULT_SEED
+    mpp: float | None = None  # the images' microns per pixel, resampled to the network's (None: as they are)
     min_side: int = 1
     why: str = ""
-    model: str = ""  # digest of the checkpoint file ("" when the images train their own network)
-    mpp: float | None = None  # the images' microns per pixel, resampled to the network's (None: as they are)
+    model: str = ""  # digest of the network's file ("" when the images train their own network)
+    pseudo: PseudoLabelConfig = DEFAULT_PSEUDO
 
 
 def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
@@ -201,9 +204,8 @@ def _rows(table: dict[str, np.ndarray]) -> list[dict[str, object]]:
     return [dict(zip(table, values)) for values in zip(*(np.asarray(v).tolist() for v in table.values()))]
 
 
-def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
-                 device: str | None = None) -> tuple[Trainer | OnnxNetwork, Path]:
-    """The network a batch segments with, and its file.
+def load_segmenter(model: str | os.PathLike[str] | None, *, predict_only: bool, device: str | None = None) -> Segmenter:
+    """The segmenter of a batch: the network of `model` with its stored settings.
 
     `model` is a checkpoint (``ssimnet train``) or its ONNX export
     (:mod:`ssimnet.onnxnet`); by default the network shipped in the package
@@ -219,18 +221,15 @@ def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
     from .shipped import check_shipped
 
     path = Path(model) if model else check_shipped(onnx=predict_only)
-    if path.suffix != ".onnx":
-        from .store import load_trainer
-
-        return load_trainer(path, device=device), path
-    if not predict_only:
+    if path.suffix == ".onnx" and not predict_only:
         raise DataError(path, "an ONNX network only predicts on the CPU: give its torch checkpoint to fine-tune "
                               "or to use --device")
-    return OnnxNetwork.from_file(path), path
+    return Segmenter.from_checkpoint(path, device=device)
 
 
-def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer | OnnxNetwork) -> dict[str, object]:
-    """Segment one image file and write its outputs; returns its summary row.
+def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter) -> dict[str, object]:
+    """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
+    returns its summary row.
 
     The row's ``warnings`` lists the image's stain fallbacks, if any.
 
@@ -243,54 +242,23 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, trainer: Trainer 
 
     start = time.perf_counter()
     image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
+    segmenter = Segmenter(segmenter.network, settings.inference, pseudo=settings.pseudo, path=segmenter.path)
     with warnings.catch_warnings(record=True) as caught:  # stain fallbacks, reported with the image's name
         warnings.simplefilter("always", StainFallbackWarning)
-        row = _segment_and_write(job, image, out, settings, trainer, start)
+        row = _segment_and_write(job, image, out, settings, segmenter, start)
     row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)))
     return row
 
 
-def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, trainer: Trainer | OnnxNetwork,
+def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, segmenter: Segmenter,
                        start: float) -> dict[str, object]:
     from .geojson import feature_collection, nucleus_polygons
-    from .infer import measure_nuclei, segment_image
-    from .normalize import segment_normalizer
-    from .region import segment_region
-    from .resample import rescale_image, resize_labels, scale_factor
-    from .stain import VahadaneSeparator, nonnegative_unmix, rgb_to_od
     from .viz import outline_overlay
 
     paths = output_paths(out, job.name)
-    profile = settings.profile
-    factor = 1.0 if settings.mpp is None else scale_factor(settings.mpp)
-    large = max(image.shape[:2]) * factor > settings.region_side  # its size as the network sees it
-    step = -(-max(image.shape[:2]) // 1024) if large else 1  # a large region's stains from a thumbnail
-    thumbnail = np.ascontiguousarray(image[::step, ::step])
-    normalizer = segment_normalizer(profile, seed=settings.seed) if settings.normalize else None
-    source = densities = None  # the whole image's stain densities, when the measurement made them
-    if normalizer is not None:  # one measurement of the image's stains serves the normalisation and the densities
-        source, measured = normalizer.measure_densities(thumbnail)
-        stains = np.asarray(source.stain_matrix)
-        densities = measured if step == 1 else None
-    else:
-        stains = VahadaneSeparator.from_config(profile.pseudo, seed=settings.seed,
-                                               solver=profile.segment.stain_solver).fit(thumbnail).stain_matrix_
-
-    def segment(rgb: np.ndarray, density: np.ndarray | None = None) -> np.ndarray:
-        """`rgb` segmented at the network's resolution, the labels on its own grid; `density`: its stain densities."""
-        seen = rgb if factor == 1.0 else rescale_image(rgb, factor)
-        label = segment_image(seen, trainer, profile, finetune_epochs=settings.finetune_epochs, method=settings.method,
-                              seed=settings.seed, tta=settings.tta, normalizer=normalizer, source=source,
-                              density=density if factor == 1.0 else None, max_tile=profile.segment.tile_size).label
-        return label if factor == 1.0 else resize_labels(label, rgb.shape[:2])
-
-    def density(rgb: np.ndarray) -> np.ndarray:
-        return nonnegative_unmix(rgb_to_od(rgb), stains)[..., 0]
-
-    if not large:
-        label = segment(image, densities)
-        table = measure_nuclei(label, density(image) if densities is None else densities[..., 0])
-        tiles = 1
+    if not segmenter.is_region(image, mpp=settings.mpp):
+        result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
+        label, table, tiles = result.labels, result.table, result.tiles
         if int(label.max()) > 65535:
             _write_label_tiff(paths["label"].with_suffix(".tif"), label)
         else:
@@ -305,19 +273,14 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
 
             def features() -> Iterator[dict[str, object]]:
-                # tiles and halos of the same size at the network's resolution, whatever the image's
-                tile, halo = round(settings.region_tile / factor), round(settings.region_halo / factor)
-                for part in segment_region(image, segment, tile=tile, halo=halo):
-                    r, c = part.offset
-                    h, w = part.label.shape
+                for part in segmenter.segment_tiles(image, mpp=settings.mpp, seed=settings.seed):
+                    r, c = part.tile.offset
+                    h, w = part.tile.label.shape
                     window = region[r : r + h, c : c + w]
-                    paint = (part.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
-                    window[paint] = part.label[paint]
-                    table = measure_nuclei(part.label, density(image[r : r + h, c : c + w]))
-                    table["centroid_row"] = table["centroid_row"] + r  # region coordinates
-                    table["centroid_col"] = table["centroid_col"] + c
-                    tables.append(table)
-                    yield from feature_collection(nucleus_polygons(part.label, offset=(r, c)), table)["features"]
+                    paint = (part.tile.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
+                    window[paint] = part.tile.label[paint]
+                    tables.append(part.table)
+                    yield from feature_collection(nucleus_polygons(part.tile.label, offset=(r, c)), part.table)["features"]
                     _release_memory()
 
             _write_geojson(paths["geojson"], features())
@@ -368,48 +331,52 @@ def _portable(network: Trainer | OnnxNetwork) -> dict[str, object] | OnnxNetwork
     return network if isinstance(network, OnnxNetwork) else network.state()
 
 
-def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int | None) -> Trainer | OnnxNetwork:
+def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int | None) -> Segmenter:
+    """A segmenter around the network `portable` carries (its settings come with each image's BatchSettings)."""
     if isinstance(portable, OnnxNetwork):
-        return portable.with_threads(threads) if threads else portable
-    import torch
+        network: Trainer | OnnxNetwork = portable.with_threads(threads) if threads else portable
+    else:
+        import torch
 
-    from .train import Trainer
+        from .train import Trainer
 
-    if threads:
-        torch.set_num_threads(threads)
-    return Trainer.from_state(portable, None, device=device)
+        if threads:
+            torch.set_num_threads(threads)
+        network = Trainer.from_state(portable, None, device=device)
+    return Segmenter(network, settings_for(network.architecture))
 
 
 def _worker_init(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _WORKER["network"] = _rebuild(portable, device, threads)
+    _WORKER["segmenter"] = _rebuild(portable, device, threads)
 
 
 def _worker_segment(job: Job, out: Path, settings: BatchSettings) -> dict[str, object]:
-    return segment_file(job, out, settings, _WORKER["network"])
+    return segment_file(job, out, settings, _WORKER["segmenter"])
 
 
 def _remote_segment(job: Job, out: Path, settings: BatchSettings,
                     portable: dict[str, object] | OnnxNetwork) -> dict[str, object]:
     key = id(portable)
     if _WORKER.get("portable") != key:  # one network per Dask worker process and model
-        _WORKER["network"], _WORKER["portable"] = _rebuild(portable, None, None), key
-    return segment_file(job, out, settings, _WORKER["network"])
+        _WORKER["segmenter"], _WORKER["portable"] = _rebuild(portable, None, None), key
+    return segment_file(job, out, settings, _WORKER["segmenter"])
 
 
 def run_batch(
     jobs: Sequence[Job],
     out: Path,
     settings: BatchSettings,
-    trainer: Trainer | OnnxNetwork,
+    segmenter: Segmenter,
     *,
     workers: int = 1,
     scheduler: str = "",
     on_done: Callable[[Job, dict[str, object] | DataError], None] | None = None,
 ) -> list[DataError]:
-    """Segment `jobs` into `out`: here, in `workers` processes, or on the Dask cluster at `scheduler`.
+    """Segment `jobs` into `out` with `segmenter`'s network: here, in `workers` processes, or on the Dask
+    cluster at `scheduler`.
 
     Calls `on_done` after each image (with its summary row, or the error
     naming it); returns the errors.  ``scheduler="local"`` starts a local Dask
@@ -428,7 +395,7 @@ def run_batch(
 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
         with Client(cluster if cluster is not None else scheduler) as client:
-            state = client.scatter(_portable(trainer), broadcast=True)
+            state = client.scatter(_portable(segmenter.network), broadcast=True)
             futures = {client.submit(_remote_segment, job, out, settings, state, pure=False): job for job in jobs}
             for future in as_completed(futures):
                 try:
@@ -441,9 +408,10 @@ def run_batch(
         from concurrent.futures import ProcessPoolExecutor, as_completed as completed
 
         threads = max(1, (os.cpu_count() or 1) // workers)
-        device = None if isinstance(trainer, OnnxNetwork) else str(trainer.device)
+        network = segmenter.network
+        device = None if isinstance(network, OnnxNetwork) else str(network.device)
         with ProcessPoolExecutor(workers, initializer=_worker_init,
-                                 initargs=(_portable(trainer), device, threads)) as pool:
+                                 initargs=(_portable(network), device, threads)) as pool:
             futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
             try:
                 for future in completed(futures):
@@ -458,7 +426,7 @@ def run_batch(
     else:
         for job in jobs:
             try:
-                done(job, segment_file(job, out, settings, trainer))
+                done(job, segment_file(job, out, settings, segmenter))
             except DataError as exc:
                 done(job, exc)
     return errors

@@ -3,8 +3,8 @@
 Listed in ``_config.yml`` (``sphinx.extra_extensions``).  For every notebook
 page that carries a :class:`ssimnet.publish.ChapterRecord`, the page's title
 is followed by the record's one-line provenance and, if the chapter's source
-notebook has changed since it was executed (:func:`ssimnet.publish.chapter_state`),
-by a caution saying so.
+notebook or code it ran has changed since it was executed
+(:func:`ssimnet.publish.chapter_state`), by a caution naming what.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def chapter_nodes(notebook: str | Path, *, book_dir: str | Path) -> list[nodes.E
     if record is None:
         return []
     state = chapter_state(record, book_dir=book_dir)
-    line = record.line() + (" The package has changed since." if state.package_changed and not state.source_changed else "")
+    old = state.changed_modules is None and state.package_changed  # a record without code fingerprints
+    line = record.line() + (" The package has changed since." if old and not state.source_changed else "")
     out: list[nodes.Element] = [nodes.paragraph("", "", nodes.emphasis(text=line), classes=["ssimnet-provenance"])]
     if state.note is not None:
         out.append(nodes.caution("", nodes.paragraph(text=state.note), classes=["ssimnet-stale"]))

@@ -29,11 +29,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from .book import BookError
-from .publish import PublishError
 from .config import (
     BOOK_EXECUTED,
     BOOK_PUBLISHED,
+    DEFAULT_PROFILE,
     DEFAULT_SEED,
     INSTANCE_METHODS,
     PROFILES,
@@ -101,60 +100,81 @@ def _cmd_pseudo_labels(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
     from .pipeline import train_self_training
+    from .store import save_model
 
     profile = get_profile(args.profile).for_tool()
-    trainer, checkpoint = train_self_training(
-        args.data_dir, output_folder(args.out), profile, seed=args.seed, device=args.device or None,
+    out = output_folder(args.out)
+    trainer = train_self_training(
+        args.data_dir, out, profile, seed=args.seed, device=args.device or None,
         workers=args.workers, restart=args.restart, progress=not args.quiet,
-    )[-1]
+    )[-1][0]
+    model = out / MODEL_FILE
+    save_model(model, trainer.state(), asdict(profile.inference))  # the network with the settings it segments with
     last = trainer.history[-1] if trainer.history else {}
-    print(f"{checkpoint}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else ""))
+    print(f"{model}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else "")
+          + f"; segments with {profile.inference.instances!r} instances")
 
 
-#: What an instance method needs of the network: (what it is, the Architecture flag, the TrainConfig field).
-_METHOD_NEEDS = {"learned": ("the learned separation output (distance_weight > 0)", "has_distance", "distance_weight"),
-                 "boundary": ("the boundary output (boundary_width > 0)", "boundary", "boundary_width")}
+#: The network ``ssimnet train`` writes into its run folder, with its inference settings.
+MODEL_FILE = "model.pt"
+
+#: ``segment`` options that override one of the network's stored inference settings (InferenceConfig fields).
+_OVERRIDES = ("finetune_epochs", "instances", "min_object_probability", "tta", "normalize")
 
 
-def _checkpoint_network(args: argparse.Namespace, profile, epochs: int):
-    """The network of --model (default: the shipped one) and its file, checked before any image is read;
-    (None, None) with --adapt, where the images train their own.
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    return {name: getattr(args, name) for name in _OVERRIDES if getattr(args, name) is not None}
 
-    A network that only predicts on the CPU runs as ONNX (:func:`ssimnet.batch.load_network`).
-    """
-    from .batch import load_network
 
-    needs = _METHOD_NEEDS.get(args.instances)
-    why = f"--instances {args.instances} needs a network trained with {needs[0]}" if needs else ""
-    if args.adapt:
-        if args.model:
-            raise CommandError("--adapt trains a network on the images; it does not go with --model")
-        if needs and not getattr(profile.train, needs[2]):
-            raise CommandError(f"{why}; the {profile.name!r} profile trains none")
-        return None, None
-    network, path = load_network(args.model, predict_only=epochs == 0 and (args.device or "cpu") == "cpu",
-                                 device=args.device or None)
-    if needs and not getattr(network.architecture, needs[1]):
-        raise DataError(path, f"{why}; this one has none")
-    return network, path
+def _option(exc: Exception) -> str:
+    """An InferenceConfig error in the command line's words (``--instances learned needs ...``,
+    ``--min-object-probability: ...``)."""
+    text = str(exc)
+    if text.startswith("instances '"):
+        method, _, rest = text.removeprefix("instances '").partition("' ")
+        return f"--instances {method} {rest}"
+    for name in _OVERRIDES:
+        if text.startswith(name):
+            return f"--{name.replace('_', '-')}: {text}"
+    return text
+
+
+def _segmenter(args: argparse.Namespace, profile, overrides: dict[str, object]):
+    """The segmenter of --model (default: the shipped network) with the command's overrides, checked before
+    any image is read; with --adapt, (None, its settings): the images train their own network."""
+    from .batch import load_segmenter
+
+    if not args.adapt:
+        predict_only = not overrides.get("finetune_epochs") and (args.device or "cpu") == "cpu"
+        try:
+            replace(profile.inference, **overrides)  # a bad value is the option's fault, checked before any file
+        except ValueError as exc:
+            raise CommandError(_option(exc)) from None
+        segmenter = load_segmenter(args.model, predict_only=predict_only, device=args.device or None)
+        try:
+            segmenter = segmenter.with_settings(**overrides)
+        except ValueError as exc:  # the network lacks what a setting needs
+            raise DataError(segmenter.path, _option(exc)) from None
+        return segmenter, segmenter.settings
+    if args.model:
+        raise CommandError("--adapt trains a network on the images; it does not go with --model")
+    try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
+        settings = replace(profile.inference, **{"normalize": False, **overrides})
+        settings.check_network(profile.train.architecture)
+    except ValueError as exc:
+        raise CommandError(_option(exc).replace("this one has none", f"the {profile.name!r} profile trains none")) from None
+    return None, settings
 
 
 def _cmd_segment(args: argparse.Namespace) -> None:
     from .batch import (SUMMARY_COLUMNS, BatchSettings, find_images, finished_row, job_key, read_images, run_batch,
                         summary_rows, train_on_images)
-    from .publish import file_digest
+    from .data import file_digest
+    from .segmenter import Segmenter
 
-    profile = get_profile(args.profile).for_tool()
-    if args.min_object_probability is not None:
-        try:
-            profile = replace(profile, train=replace(profile.train, min_object_probability=args.min_object_probability))
-        except ValueError as exc:
-            raise CommandError(f"--min-object-probability: {exc}") from None
-    epochs = profile.segment.finetune_epochs if args.finetune_epochs is None else args.finetune_epochs
-    tta = profile.segment.tta if args.tta is None else args.tta
-    # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
-    normalize = (profile.segment.normalize_stains and not args.adapt) if args.normalize is None else args.normalize
     if args.mpp is not None and args.adapt:
         raise CommandError("--mpp resamples the images for a trained network; it does not go with --adapt")
     if args.mpp is not None:
@@ -164,37 +184,29 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             scale_factor(args.mpp)  # the check the batch relies on, made before any output
         except ValueError as exc:
             raise CommandError(f"--mpp {exc}") from None
+    profile = get_profile(args.profile).for_tool()
+    segmenter, settings = _segmenter(args, profile, _overrides(args))
     out = output_folder(args.out)
-    patch = profile.pseudo.patch_size
-    trainer, model = _checkpoint_network(args, profile, epochs)
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.
     why = ("training on it needs one (segment it without --adapt)" if args.adapt else
            "fine-tuning needs one (use --finetune-epochs 0)")
-    min_side = patch if (epochs > 0 or args.adapt) else 1
+    min_side = profile.pseudo.patch_size if (settings.finetune_epochs > 0 or args.adapt) else 1
     jobs = find_images(args.images)
-    method = args.instances or profile.train.instances
-    needs = _METHOD_NEEDS.get(method)
-    if args.instances is None and trainer is not None and needs and not getattr(trainer.architecture, needs[1]):
-        method = "distance"  # the profile's method needs an output this checkpoint lacks
-    if method != profile.train.instances and args.min_object_probability is None:  # its threshold was chosen with
-        profile = replace(profile, train=replace(profile.train, min_object_probability=0.0))  # the profile's method
-    settings = BatchSettings(profile=profile, finetune_epochs=epochs, method=method,
-                             tta=tta, seed=args.seed, normalize=normalize, region_side=profile.segment.region_side,
-                             region_tile=profile.segment.region_tile, region_halo=profile.segment.region_halo,
-                             min_side=min_side, why=why, model=file_digest(model) if model else "",
-                             mpp=args.mpp)
-    keys = {job.name: job_key(job, settings) for job in jobs}  # each image's bytes hashed once here
+    batch = BatchSettings(inference=settings, seed=args.seed, mpp=args.mpp, min_side=min_side, why=why,
+                          model=file_digest(segmenter.path) if segmenter else "", pseudo=profile.pseudo)
+    keys = {job.name: job_key(job, batch) for job in jobs}  # each image's bytes hashed once here
     todo = [job for job in jobs if args.overwrite or finished_row(out, job.name, keys[job.name]) is None]
     if len(todo) < len(jobs):
         print(f"{len(jobs) - len(todo)} of {len(jobs)} images already done in {out} (--overwrite to redo them)")
     errors: list[DataError] = []
-    if todo and trainer is None:  # label-free training on the images themselves: they, and only they, are the training set
+    if todo and segmenter is None:  # label-free training on the images themselves: they, and only they, are the training set
         # every image of the batch, done or not, so that a resumed batch trains (or reuses) the same network
         images, errors = read_images(jobs, min_side=min_side, why=why)
         if not images:
             raise DataErrors(errors)
         trainer = train_on_images(images, out, profile, seed=args.seed, device=args.device or None,
                                   progress=not args.quiet)
+        segmenter = Segmenter(trainer, settings, pseudo=profile.pseudo)
         bad = {e.path for e in errors}
         todo = [job for job in todo if job.path not in bad]
     from tqdm.auto import tqdm
@@ -211,7 +223,7 @@ def _cmd_segment(args: argparse.Namespace) -> None:
             bar.write(f"{job.name}: {result['nuclei']} nuclei -> {out / job.name}_*")
 
     try:
-        errors += run_batch(todo, out, settings, trainer, workers=args.workers, scheduler=args.scheduler,
+        errors += run_batch(todo, out, batch, segmenter, workers=args.workers, scheduler=args.scheduler,
                             on_done=done) if todo else []
     finally:
         bar.close()
@@ -339,6 +351,9 @@ class _ShippedVersion(argparse.Action):
         parser.exit()
 
 
+_PROFILE_HELP = "run profile: smoke (synthetic, CI), cpu (real images on a CPU) or paper (a GPU); default: %(default)s"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssimnet", description="Label-free nuclei segmentation (SSimNet, MICCAI 2023).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -352,14 +367,14 @@ def _parser() -> argparse.ArgumentParser:
     convert.set_defaults(func=_cmd_convert)
     synth = data.add_parser("synth", help="write the synthetic H&E dataset")
     synth.add_argument("dst")
-    synth.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    synth.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
     synth.set_defaults(func=_cmd_synth)
 
     pseudo = sub.add_parser("pseudo-labels", help="label-free pseudo labels and purified patches of a split")
     pseudo.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
     pseudo.add_argument("--out", required=True, help="run directory; results go to OUT/pseudo/<split>/<key>/")
     pseudo.add_argument("--split", default="train")
-    pseudo.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    pseudo.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
     pseudo.add_argument("--seed", type=int, default=DEFAULT_SEED)
     pseudo.add_argument("--workers", type=int, default=default_workers())
     pseudo.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -368,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train SSimNet on the pseudo labels of a training split")
     train.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
     train.add_argument("--out", required=True, help="run directory")
-    train.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    train.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
     train.add_argument("--seed", type=int, default=DEFAULT_SEED)
     train.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
     train.add_argument("--workers", type=int, default=default_workers())
@@ -385,21 +400,21 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--adapt", action="store_true",
                          help="train a network label-free on the given images themselves instead (minutes)")
     segment.add_argument("--version", action=_ShippedVersion, help="describe the shipped network and exit")
-    segment.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    segment.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                         help="the profile whose network --adapt trains (default: %(default)s)")
     segment.add_argument("--finetune-epochs", type=int, default=None,
-                         help="per-image fine-tuning epochs (default: the profile's; the paper fine-tunes 5, the smoke "
-                              "and cpu profiles do not)")
+                         help="per-image fine-tuning epochs (default: the network's; the paper fine-tunes 5, the "
+                              "shipped network does not)")
     segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None,
-                         help="instance method (default: the profile's, or 'distance' when --model lacks the output "
-                              "it needs)")
+                         help="instance method (default: the network's)")
     segment.add_argument("--min-object-probability", type=float, default=None,
-                         help="drop nuclei whose mean probability is below this; 0 keeps every one (default: "
-                              "the profile's with its instance method, else 0)")
+                         help="drop nuclei whose mean probability is below this; 0 keeps every one (default: the "
+                              "network's)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                         help="average the prediction over 8 orientations, 8x slower (default: the profile's)")
+                         help="average the prediction over 8 orientations, 8x slower (default: the network's)")
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                          help="map each image's stains onto the MoNuSeg reference before the network sees it "
-                              "(default: on; off with --adapt)")
+                              "(default: the network's; off with --adapt)")
     segment.add_argument("--mpp", type=float, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
                               "and back; not with --adapt (default: as they are)")
@@ -407,7 +422,8 @@ def _parser() -> argparse.ArgumentParser:
     segment.add_argument("--device", default="", help="torch device (default: the CPU, through ONNX Runtime, when the "
                                                        "network only predicts; else cuda if present)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
-    segment.add_argument("--workers", type=int, default=1, help="worker processes (images in parallel)")
+    segment.add_argument("--workers", type=int, default=default_workers(),
+                         help="worker processes, images in parallel (default: %(default)s, the CPUs up to 4)")
     segment.add_argument("--overwrite", action="store_true", help="redo images already done in --out")
     segment.add_argument("--scheduler", default="",
                          help="run the images on the Dask cluster at this address (dask.distributed); 'local' starts one")
@@ -420,7 +436,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_cmd_evaluate)
 
     book = sub.add_parser("book", help="execute the book's notebooks with papermill")
-    book.add_argument("--profile", default="smoke", choices=list(PROFILES))
+    book.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                      help=_PROFILE_HELP + "; CI executes the book with smoke")
     book.add_argument("--data-dir", default="", help="dataset root (default: the profile's synthetic data)")
     book.add_argument("--run-dir", default="", help="where results go (default: runs/<profile>)")
     book.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -456,11 +473,18 @@ def _error(message: object, code: int) -> int:
     return code
 
 
-def _diverged(exc: BaseException) -> bool:
-    """Whether `exc` is :class:`ssimnet.train.TrainingDiverged`; only a command that trains has imported
-    that module (and torch with it), and one that only predicts must not pay for the import."""
-    train = sys.modules.get(f"{__package__}.train")
-    return train is not None and isinstance(exc, train.TrainingDiverged)
+def _raised(exc: BaseException, module: str, name: str) -> bool:
+    """Whether `exc` is ``ssimnet.<module>.<name>``, without importing that module: only a command that
+    uses it has imported it (torch with :mod:`ssimnet.train`, the book machinery with :mod:`ssimnet.book`),
+    and ``segment`` pays for neither."""
+    loaded = sys.modules.get(f"{__package__}.{module}")
+    return loaded is not None and isinstance(exc, getattr(loaded, name))
+
+
+def _reported(exc: BaseException) -> bool:
+    """A failure of the book or of publishing, reported in one line (:class:`ssimnet.book.BookError`,
+    :class:`ssimnet.publish.PublishError`)."""
+    return _raised(exc, "book", "BookError") or _raised(exc, "publish", "PublishError")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -476,10 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         args.func(args)
-    except (DataError, DataErrors, CommandError, BookError, PublishError) as exc:
+    except (DataError, DataErrors, CommandError) as exc:
         return _error(exc, getattr(exc, "code", 2))
     except RuntimeError as exc:
-        if not _diverged(exc):
+        if not _raised(exc, "train", "TrainingDiverged"):
             raise
         return _error(exc, 1)
     except KeyboardInterrupt:
@@ -489,6 +513,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # an output that vanished or filled up during the run
         where = exc.filename or "output"
         return _error(f"{where}: {exc.strerror or exc}", 2)
+    except Exception as exc:
+        if not _reported(exc):
+            raise
+        return _error(exc, getattr(exc, "code", 2))
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "file_sha256",
+    "file_digest",
     "DataError",
     "DataErrors",
     "Sample",
@@ -74,6 +75,11 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """:func:`file_sha256` of a file, first 16 hex digits: what keys results made from it."""
+    return file_sha256(path)[:16]
 
 
 class DataError(ValueError):

@@ -31,7 +31,7 @@ from .baselines import DETERMINISTIC, IMAGE_METHODS, segment_baseline
 from .candidates import label_candidates
 from .config import DEFAULT_SEED
 from .data import list_samples, read_image, read_label, write_label, write_table
-from .infer import instances, predict_probability, segment_image
+from .infer import instances, predict_probability
 from .metrics import score
 from .pipeline import build_pseudo_labels
 from .store import PseudoLabelSet, load_pseudo_labels, split_digest, stage_key, weights_digest
@@ -39,8 +39,9 @@ from .store import PseudoLabelSet, load_pseudo_labels, split_digest, stage_key, 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import Profile
+    from .config import InferenceConfig, Profile
     from .normalize import StainNormalizer
+    from .onnxnet import OnnxNetwork
     from .train import Trainer
 
 __all__ = ["pseudo_label_quality", "segment_split", "evaluate_network", "evaluate_supervised", "evaluate_baseline"]
@@ -117,52 +118,54 @@ def evaluate_network(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],
     profile: Profile,
-    trainer: Trainer,
+    trainer: Trainer | OnnxNetwork,
     *,
     split: str = "test",
+    settings: InferenceConfig | None = None,
     finetune_epochs: int | None = None,
     method: str | None = None,
     seed: int = DEFAULT_SEED,
     workers: int = 1,
     progress: bool = True,
-    tta: bool = False,
+    tta: bool | None = None,
     normalizer: StainNormalizer | None = None,
     max_tile: int | None = None,
 ) -> tuple[pd.DataFrame, Path]:
-    """Segment every image of a split label-free and score it against its ground truth.
+    """Segment every image of a split label-free (:class:`ssimnet.segmenter.Segmenter`) and score it
+    against its ground truth.
 
-    Pseudo labels of the split come from
-    :func:`ssimnet.pipeline.build_pseudo_labels` (cached).  `finetune_epochs`
-    defaults to ``profile.train.finetune_epochs`` (the paper's protocol) and
-    `method` to ``profile.train.instances``.  The ``seconds`` column is the
-    wall time of fine-tuning plus prediction of the image (its pseudo labels
-    are computed beforehand and cached).  With a fitted `normalizer`, the
-    network sees each image normalised by it (:mod:`ssimnet.normalize`).
-    `max_tile` predicts each image in tiles up to that size, as ``ssimnet
-    segment`` does (:func:`ssimnet.infer.segment_image`).
+    The network segments with `settings` (default: ``profile.inference``,
+    how the book's chapters segment), with `finetune_epochs`, `method` (the
+    instance method), `tta` and `max_tile` (the largest tile) replacing
+    theirs where given.  Pseudo labels of the split come from
+    :func:`ssimnet.pipeline.build_pseudo_labels` (cached) when it fine-tunes.
+    The ``seconds`` column is the wall time of fine-tuning plus prediction of
+    the image (its pseudo labels are computed beforehand and cached).  With a
+    fitted `normalizer`, the network sees each image normalised by it
+    (:mod:`ssimnet.normalize`) instead of as the settings say.
 
     Returns
     -------
     (DataFrame, Path)
         Per-image scores and the predictions folder.
     """
-    epochs = profile.train.finetune_epochs if finetune_epochs is None else finetune_epochs
-    method = method or profile.train.instances
-    # keys without normalisation or large tiles are unchanged
-    extra = ((normalizer.settings(),) if normalizer is not None else ()) + ((("max_tile", max_tile),) if max_tile else ())
-    directory = Path(run_dir) / "predictions" / stage_key(weights_digest(trainer), profile.pseudo, profile.train, epochs,
-                                                          method, seed, split, tta,
-                                                          split_digest(data_dir, split, labels=True), *extra)
+    from .segmenter import Segmenter
+
+    overrides = {"finetune_epochs": finetune_epochs, "instances": method, "tta": tta, "tile_size": max_tile}
+    settings = dataclasses.replace(settings or profile.inference, **{k: v for k, v in overrides.items() if v is not None})
+    segmenter = Segmenter(trainer, settings, pseudo=profile.pseudo)
+    directory = Path(run_dir) / "predictions" / stage_key(
+        weights_digest(trainer), getattr(trainer, "config", None), profile.pseudo, settings, seed, split, split_digest(data_dir, split, labels=True),
+        normalizer.settings() if normalizer is not None else None, code=("segment", "score"))
     labels = None
-    if epochs > 0 and not (directory / "scores.csv").is_file():  # only fine-tuning needs the split's pseudo labels
+    if settings.finetune_epochs > 0 and not (directory / "scores.csv").is_file():  # only fine-tuning needs them
         labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers,
                                      progress=progress)
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         pseudo = load_pseudo_labels(labels.path(name)) if labels is not None else None
-        result = segment_image(read_image(image_path), trainer, profile, finetune_epochs=epochs, method=method,
-                               seed=seed, pseudo=pseudo, tta=tta, normalizer=normalizer, max_tile=max_tile)
-        return result.label
+        return segmenter.segment(read_image(image_path), seed=seed, pseudo=pseudo, normalizer=normalizer,
+                                 measure=False).labels
 
     return segment_split(directory, data_dir, split, segment, progress=progress, desc=f"segmenting ({split})"), directory
 
@@ -184,10 +187,11 @@ def evaluate_supervised(
     inference settings; output under ``<run_dir>/predictions/<key>/`` like
     :func:`evaluate_network`.
     """
-    cfg = profile.train
+    cfg = profile.inference
     directory = Path(run_dir) / "predictions" / stage_key("plain", weights_digest(trainer), cfg.tile_overlap, cfg.min_size,
                                                           cfg.max_hole, split, method,
-                                                          split_digest(data_dir, split, labels=True))
+                                                          split_digest(data_dir, split, labels=True),
+                                                          code=("segment", "score"))
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         prob = predict_probability(trainer.model, read_image(image_path), tile=profile.pseudo.patch_size,
@@ -216,11 +220,11 @@ def evaluate_baseline(
     """
     if method not in IMAGE_METHODS:
         raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(IMAGE_METHODS)}")
-    cfg = profile.train
+    cfg = profile.inference
     settings = dataclasses.replace(profile.baselines, runs=0, network_runs=0)  # how many runs is not a setting of one
     directory = Path(run_dir) / "baselines" / method / stage_key(
         method, settings, cfg.min_size, cfg.max_hole, None if method in DETERMINISTIC else seed, split,
-        split_digest(data_dir, split, labels=True))
+        split_digest(data_dir, split, labels=True), code=("baseline", "score"))
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         return segment_baseline(read_image(image_path), method, profile.baselines, seed=seed, min_size=cfg.min_size,

@@ -103,7 +103,7 @@ def run_methods(
                                            progress=progress)
                 frame, folder = evaluate_network(
                     data_dir, run_dir, profile, trainer, split=split, method="cc", seed=run_seed, workers=workers,
-                    finetune_epochs=0 if method == "ssimnet_noft" else profile.train.finetune_epochs, progress=progress,
+                    finetune_epochs=0 if method == "ssimnet_noft" else profile.inference.finetune_epochs, progress=progress,
                 )
             if method not in IMAGE_METHODS:
                 seconds += sum(h["seconds"] for h in trainer.history)

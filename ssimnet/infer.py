@@ -64,7 +64,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential
 
 from .candidates import clean_mask
-from .config import DEFAULT_PSEUDO, DEFAULT_TRAIN, INSTANCE_METHODS, Profile
+from .config import DEFAULT_INFERENCE, DEFAULT_PSEUDO, DEFAULT_SEED, DEFAULT_TRAIN, INSTANCE_METHODS
 from .onnxnet import OnnxNetwork
 from .purify import patch_grid
 from .touching import marker_watershed
@@ -72,7 +72,7 @@ from .touching import marker_watershed
 if TYPE_CHECKING:  # torch is imported only where a torch network runs: the ONNX path never loads it
     import torch
 
-    from .config import StainReference
+    from .config import InferenceConfig, PseudoLabelConfig, StainReference
     from .model import UNet
     from .normalize import StainNormalizer
     from .pseudo import PseudoLabels
@@ -125,7 +125,7 @@ def predict_maps(
     image: np.ndarray,
     *,
     tile: int = DEFAULT_PSEUDO.patch_size,
-    overlap: int = DEFAULT_TRAIN.tile_overlap,
+    overlap: int = DEFAULT_INFERENCE.tile_overlap,
     batch_size: int = DEFAULT_TRAIN.batch_size,
     device: str | torch.device | None = None,
     tta: bool = False,
@@ -200,15 +200,15 @@ def predict_probability(model: UNet | OnnxNetwork, image: np.ndarray, **options)
 def instances(
     probability: np.ndarray,
     *,
-    method: str = DEFAULT_TRAIN.instances,
+    method: str = DEFAULT_INFERENCE.instances,
     threshold: float | None = None,
-    min_size: int = DEFAULT_TRAIN.min_size,
-    max_hole: int = DEFAULT_TRAIN.max_hole,
+    min_size: int = DEFAULT_INFERENCE.min_size,
+    max_hole: int = DEFAULT_INFERENCE.max_hole,
     h: float | None = None,
     sigma: float = 1.0,
     distance: np.ndarray | None = None,
     boundary: np.ndarray | None = None,
-    min_object_probability: float = DEFAULT_TRAIN.min_object_probability,
+    min_object_probability: float = DEFAULT_INFERENCE.min_object_probability,
 ) -> np.ndarray:
     """Nuclei instances from a probability map (see the module docstring); (H, W) int32, 0 = background.
 
@@ -342,39 +342,47 @@ class Segmentation:
 
     Attributes
     ----------
-    label : (H, W) int32 instance map
-    probability : (H, W) float32 nucleus probability
+    label : (H, W) int32 instance map (also :attr:`labels`)
+    probability : (H, W) float32 nucleus probability (None for a large region, segmented tile by tile)
     pseudo : PseudoLabels of the image (its stains, hematoxylin image, candidates), or None
         when they were neither given nor needed (no fine-tuning)
     finetune_history : list of per-epoch losses of the fine-tuning (empty without)
     distance : (H, W) float32 predicted rim distance, or None (network without that output)
     boundary : (H, W) float32 predicted boundary probability, or None (network without that output)
+    table : dict of per-nucleus columns (:func:`measure_nuclei`), or None when not measured
+    tiles : int
+        How many tiles of a large region it was segmented in (1: the whole image at once).
     """
 
     label: np.ndarray
-    probability: np.ndarray
+    probability: np.ndarray | None
     pseudo: PseudoLabels | None
     finetune_history: list[dict[str, float]]
     distance: np.ndarray | None = None
     boundary: np.ndarray | None = None
+    table: dict[str, np.ndarray] | None = None
+    tiles: int = 1
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The (H, W) int32 instance map, 0 = background."""
+        return self.label
 
 
 def segment_image(
     image: np.ndarray,
     network: Trainer | OnnxNetwork,
-    profile: Profile,
+    settings: InferenceConfig = DEFAULT_INFERENCE,
     *,
-    finetune_epochs: int | None = None,
-    method: str | None = None,
-    seed: int = 0,
+    pseudo_config: PseudoLabelConfig = DEFAULT_PSEUDO,
+    seed: int = DEFAULT_SEED,
     pseudo: PseudoLabels | None = None,
-    tta: bool = False,
     normalizer: StainNormalizer | None = None,
     source: StainReference | None = None,
     density: np.ndarray | None = None,
-    max_tile: int | None = None,
 ) -> Segmentation:
-    """Label-free segmentation of one image with a trained network.
+    """Label-free segmentation of one image with a trained network: the step under
+    :meth:`ssimnet.segmenter.Segmenter.segment`, which measures stains, resamples and tiles large regions.
 
     The image's pseudo labels are computed only for fine-tuning, so without
     it an image of any size can be segmented.
@@ -385,18 +393,14 @@ def segment_image(
     network : Trainer or OnnxNetwork
         The trained network with its optimiser state (left unchanged), or its
         ONNX export (:mod:`ssimnet.onnxnet`: prediction only, no fine-tuning).
-    profile : Profile
-        Pseudo-label and inference settings.
-    finetune_epochs : int, optional
-        Epochs of per-image fine-tuning (default: ``profile.train.finetune_epochs``,
-        the paper's protocol; 0 = none).
-    method : {"cc", "watershed", "distance", "learned", "boundary"}, optional
-        Instance method (default: the profile's).
+    settings : InferenceConfig
+        Fine-tuning epochs, tiles, test-time augmentation and instances
+        (``normalize`` and the region settings are the segmenter's).
+    pseudo_config : PseudoLabelConfig
+        How fine-tuning draws the image's pseudo labels and patches.
     seed : int
     pseudo : PseudoLabels, optional
         The image's pseudo labels, if already computed (used by fine-tuning).
-    tta : bool
-        Test-time augmentation of the probability map (:func:`predict_probability`).
     normalizer : StainNormalizer, optional
         Stain normalisation of what the network sees (fine-tuning patches and
         prediction; :mod:`ssimnet.normalize`); the pseudo labels always come
@@ -407,15 +411,9 @@ def segment_image(
     density : (H, W, 2) array, optional
         The image's densities under `source`'s stains
         (:meth:`StainNormalizer.measure_densities`), when computed already.
-    max_tile : int, optional
-        Predict the image in as few tiles as possible, none larger than this
-        (:func:`inference_tile`; ``ssimnet segment`` uses
-        ``profile.segment.tile_size``).  None: tiles of the training patch
-        size, ``profile.pseudo.patch_size``, as the book's evaluation does.
     """
-    cfg = profile.train
     seen = image if normalizer is None else normalizer.transform(image, source=source, density=density)
-    epochs = cfg.finetune_epochs if finetune_epochs is None else finetune_epochs
+    epochs = settings.finetune_epochs
     onnx = isinstance(network, OnnxNetwork)
     if onnx and epochs > 0:
         raise ValueError("an ONNX network only predicts: fine-tuning needs its torch checkpoint (or finetune_epochs=0)")
@@ -426,21 +424,20 @@ def segment_image(
         from .train import PatchData
 
         if pseudo is None:
-            pseudo = pseudo_labels(image, profile.pseudo, seed=seed)
+            pseudo = pseudo_labels(image, pseudo_config, seed=seed)
         data = PatchData.from_pseudo_labels(
-            {"image": (seen, pseudo)}, size=profile.pseudo.patch_size, keep=profile.pseudo.keep_fraction,
-            soft_labels=cfg.soft_labels, distance_solidity=network.config.distance_targets,  # the network's outputs
+            {"image": (seen, pseudo)}, size=pseudo_config.patch_size, keep=pseudo_config.keep_fraction,
+            soft_labels=network.config.soft_labels, distance_solidity=network.config.distance_targets,  # the network's
             boundary_width=network.config.boundary_width,
         )
         tuned = network.finetune_copy(data, epochs)
         model, history = tuned.model, tuned.history
-    tile = (profile.pseudo.patch_size if max_tile is None else
-            inference_tile(seen.shape, largest=max_tile, multiple=2 ** model.architecture.depth))
+    tile = inference_tile(seen.shape, largest=settings.tile_size, multiple=2 ** model.architecture.depth)
     # a tile below twice the overlap holds the whole image (inference_tile), where no overlap is needed
-    overlap = min(cfg.tile_overlap, tile // 2)
-    maps = predict_maps(model, seen, tile=tile, overlap=overlap, device=device, tta=tta)
-    label = instances(maps.probability, method=method or cfg.instances, min_size=cfg.min_size, max_hole=cfg.max_hole,
-                      distance=maps.distance, boundary=maps.boundary,
-                      min_object_probability=cfg.min_object_probability)
+    overlap = min(settings.tile_overlap, tile // 2)
+    maps = predict_maps(model, seen, tile=tile, overlap=overlap, device=device, tta=settings.tta)
+    label = instances(maps.probability, method=settings.instances, threshold=settings.threshold, h=settings.h,
+                      min_size=settings.min_size, max_hole=settings.max_hole, distance=maps.distance,
+                      boundary=maps.boundary, min_object_probability=settings.min_object_probability)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
                         distance=maps.distance, boundary=maps.boundary)

@@ -36,10 +36,10 @@ from dataclasses import asdict
 
 import numpy as np
 
-from .config import DEFAULT_PSEUDO, PSEUDO_STAIN_SOLVER, STAIN_REFERENCE, Profile, StainReference
+from .config import DEFAULT_INFERENCE, DEFAULT_PSEUDO, PSEUDO_STAIN_SOLVER, STAIN_REFERENCE, InferenceConfig, Profile, StainReference
 from .stain import VahadaneSeparator, check_solver, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 
-__all__ = ["StainNormalizer", "max_density", "segment_normalizer"]
+__all__ = ["StainNormalizer", "max_density", "stain_normalizer", "inference_normalizer", "segment_normalizer"]
 
 
 def max_density(density: np.ndarray, tissue: np.ndarray, *, percentile: float) -> np.ndarray:
@@ -72,8 +72,9 @@ class StainNormalizer:
         reference's (Vahadane et al. use 99).
     min_scale : float
         Smallest factor a stain's densities are scaled by: 0 matches the
-        reference both ways, 1 only ever strengthens a pale stain and leaves
-        a darker-than-reference image's densities as they are.
+        reference both ways, 1 (the default, :attr:`InferenceConfig.normalize_min_scale`)
+        only ever strengthens a pale stain and leaves a darker-than-reference
+        image's densities as they are.
     n_samples : int
         Tissue pixels sampled to fit each image's stain matrix.
     seed : int
@@ -89,7 +90,7 @@ class StainNormalizer:
         Reference densities at `percentile`, hematoxylin and eosin.
     """
 
-    def __init__(self, *, percentile: float = 99.0, min_scale: float = 0.0, n_samples: int = DEFAULT_PSEUDO.stain_samples,
+    def __init__(self, *, percentile: float = 99.0, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale, n_samples: int = DEFAULT_PSEUDO.stain_samples,
                  seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER) -> None:
         if not 50.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must lie in [50, 100], got {percentile}")
@@ -102,7 +103,7 @@ class StainNormalizer:
         self.solver = check_solver(solver)
 
     @classmethod
-    def from_reference(cls, reference: StainReference, *, min_scale: float = 0.0,
+    def from_reference(cls, reference: StainReference, *, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale,
                        n_samples: int = DEFAULT_PSEUDO.stain_samples, seed: int = 0,
                        solver: str = PSEUDO_STAIN_SOLVER) -> StainNormalizer:
         """A normaliser onto a stored reference (such as :data:`ssimnet.config.STAIN_REFERENCE`)."""
@@ -191,10 +192,22 @@ def _reference(stains: np.ndarray, top: np.ndarray, percentile: float) -> StainR
                           max_density=(float(top[0]), float(top[1])), percentile=percentile)
 
 
-def segment_normalizer(profile: Profile, *, seed: int = 0) -> StainNormalizer | None:
-    """What ``ssimnet segment`` normalises with under `profile` (:class:`ssimnet.config.SegmentConfig`), or None."""
-    if not profile.segment.normalize_stains:
-        return None
-    return StainNormalizer.from_reference(STAIN_REFERENCE, min_scale=profile.segment.normalize_min_scale,
-                                          n_samples=profile.pseudo.stain_samples, seed=seed,
-                                          solver=profile.segment.stain_solver)
+def stain_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
+                     seed: int = 0) -> StainNormalizer:
+    """The normalisation onto :data:`STAIN_REFERENCE` with `settings`' density scaling and stain solver."""
+    return StainNormalizer.from_reference(STAIN_REFERENCE, min_scale=settings.normalize_min_scale,
+                                          n_samples=n_samples, seed=seed, solver=settings.stain_solver)
+
+
+def inference_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
+                         seed: int = 0) -> StainNormalizer | None:
+    """What a network segmenting with `settings` normalises with (:func:`stain_normalizer`), or None
+    when ``settings.normalize`` is off."""
+    return stain_normalizer(settings, n_samples=n_samples, seed=seed) if settings.normalize else None
+
+
+def segment_normalizer(profile: Profile, *, seed: int = 0) -> StainNormalizer:
+    """The normalisation ``ssimnet segment`` uses with the network `profile` trains for the tool
+    (:meth:`ssimnet.config.Profile.for_tool`), whether or not that network normalises."""
+    tool = profile.for_tool()
+    return stain_normalizer(tool.inference, n_samples=profile.pseudo.stain_samples, seed=seed)

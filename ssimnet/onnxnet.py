@@ -41,14 +41,20 @@ from .data import DataError
 if TYPE_CHECKING:
     from .model import UNet
 
-__all__ = ["ONNX_FORMAT", "export_onnx", "OnnxNetwork"]
+__all__ = ["ONNX_FORMAT", "ONNX_INFERENCE", "export_onnx", "with_inference", "OnnxNetwork"]
 
 #: Metadata key of an ssimnet ONNX export; its value is the network's Architecture as JSON.
 ONNX_FORMAT = "ssimnet-onnx-1"
+#: Metadata key of the inference settings an export carries (:class:`ssimnet.config.InferenceConfig` as JSON).
+ONNX_INFERENCE = "ssimnet-inference"
 
 
-def export_onnx(model: UNet, *, opset: int = ONNX_OPSET) -> bytes:
+def export_onnx(model: UNet, *, opset: int = ONNX_OPSET, inference: dict[str, object] | None = None) -> bytes:
     """The bytes of an ONNX model of `model` that maps a uint8 (N, 3, H, W) batch to its maps.
+
+    `inference`, the network's inference settings
+    (:func:`dataclasses.asdict` of an :class:`ssimnet.config.InferenceConfig`),
+    travels in the model's metadata (:func:`with_inference`).
 
     Batch size, height and width are free (height and width multiples of
     ``2 ** depth``).  The weights are `model`'s, in float32, in inference
@@ -78,6 +84,20 @@ def export_onnx(model: UNet, *, opset: int = ONNX_OPSET) -> bytes:
     proto = onnx.load_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key, entry.value = ONNX_FORMAT, json.dumps(arch.as_dict())
+    return proto.SerializeToString() if inference is None else with_inference(proto.SerializeToString(), inference)
+
+
+def with_inference(model: bytes, inference: dict[str, object]) -> bytes:
+    """An ONNX export's bytes with `inference` as its stored inference settings (replacing any); the
+    network itself is unchanged.  Needs the ``onnx`` package."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    kept = [p for p in proto.metadata_props if p.key != ONNX_INFERENCE]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_INFERENCE, json.dumps(inference, sort_keys=True)
     return proto.SerializeToString()
 
 
@@ -118,6 +138,9 @@ class OnnxNetwork:
         if stored is None:
             raise ValueError(f"an ONNX model, but not an ssimnet network (no {ONNX_FORMAT} metadata)")
         self.architecture = Architecture(**json.loads(stored))
+        settings = self._session.get_modelmeta().custom_metadata_map.get(ONNX_INFERENCE)
+        #: The inference settings stored with the export (a dict), or None for an export without them.
+        self.inference: dict[str, object] | None = json.loads(settings) if settings else None
         self.digest = hashlib.sha256(self.model).hexdigest()
 
     @classmethod

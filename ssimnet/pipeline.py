@@ -63,7 +63,7 @@ __all__ = [
 
 def pseudo_label_key(config: PseudoLabelConfig, seed: int) -> str:
     """Short hash of the settings that determine pseudo labels; each image's file also holds its pixels' digest."""
-    return stage_key(config, seed)
+    return stage_key(config, seed, code=("pseudo",))
 
 
 def _ignore_sigint() -> None:
@@ -250,7 +250,7 @@ def train_network(
     labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
     cfg = profile.train
     directory = Path(run_dir) / "train" / stage_key(profile.pseudo, cfg.training_settings(), seed,
-                                                    split_digest(data_dir, "train"))
+                                                    split_digest(data_dir, "train"), code=("pseudo", "train"))
     return _fit_with_checkpoints(
         directory, cfg,
         lambda: load_training_patches(labels, purify=cfg.purify, soft_labels=cfg.soft_labels,
@@ -299,7 +299,8 @@ def train_self_training(
         previous = result[-1][0]
         config = replace(cfg, epochs=previous.epoch + cfg.selftrain_epochs)
         directory = Path(run_dir) / "selftrain" / stage_key(profile.pseudo, cfg.training_settings(), seed, r,
-                                                            cfg.selftrain_epochs, cfg.min_size, images)
+                                                            cfg.selftrain_epochs, profile.inference.min_size, images,
+                                                            code=("pseudo", "train", "selftrain"))
 
         def data(previous: Trainer = previous) -> PatchData:
             return self_training_patches(previous, labels, profile, progress=progress)
@@ -326,10 +327,10 @@ def self_training_patches(trainer: Trainer, labels: PseudoLabelSet, profile: Pro
     for name, path in tqdm(list(zip(labels.names, labels.images)), desc="self-training labels", unit="image",
                            disable=not progress):
         image = read_image(path)
-        probability = predict_probability(trainer.model, image, tile=labels.patch_size, overlap=cfg.tile_overlap,
+        probability = predict_probability(trainer.model, image, tile=labels.patch_size, overlap=profile.inference.tile_overlap,
                                           device=trainer.device)
         items[name] = (image, self_training_labels(load_pseudo_labels(labels.path(name)), probability, profile.pseudo,
-                                                   min_size=cfg.min_size))
+                                                   min_size=profile.inference.min_size))
     patches = [(name, *p.corner) for name, (_, pl) in items.items() for p in pl.patches]
     if cfg.purify:
         usmi = [p.usmi for _, pl in items.values() for p in pl.patches]
@@ -357,7 +358,8 @@ def train_supervised(
     cfg = profile.pseudo
     directory = Path(run_dir) / "supervised" / stage_key("supervised", cfg.patch_size, cfg.patch_stride,
                                                          profile.train.training_settings(), seed,
-                                                         split_digest(data_dir, "train", labels=True))
+                                                         split_digest(data_dir, "train", labels=True),
+                                                         code=("supervised",))
 
     def data() -> PatchData:
         items = {s.name: read_sample(s) for s in list_samples(data_dir, "train")}

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import cast
 
-from .data import atomic_path, file_sha256
+from .data import atomic_path, file_digest
+from .fingerprint import imported_modules, module_fingerprints
 
 __all__ = [
     "METADATA_KEY", "ChapterRecord", "ChapterState", "PublishError", "file_digest", "package_digest",
@@ -39,11 +40,6 @@ class PublishError(Exception):
 
     def __reduce__(self) -> tuple[type, tuple[str]]:
         return type(self), (str(self),)
-
-
-def file_digest(path: str | Path) -> str:
-    """:func:`ssimnet.data.file_sha256` of a file, first 16 hex digits."""
-    return file_sha256(path)[:16]
 
 
 def package_digest(package_dir: str | Path | None = None) -> str:
@@ -76,6 +72,10 @@ class ChapterRecord:
         Profile name, dataset (name and test images), hardware in words, UTC date.
     lock_digest : str or None
         :func:`file_digest` of ``requirements.lock``, if there was one.
+    code : dict or None
+        The fingerprint of every package module the chapter ran
+        (:func:`ssimnet.fingerprint.module_fingerprints` of the modules its
+        source imports); None in records made before there were fingerprints.
     """
 
     source: str
@@ -88,6 +88,7 @@ class ChapterRecord:
     hardware: str
     executed: str
     lock_digest: str | None = None
+    code: dict[str, str] | None = None
 
     def line(self) -> str:
         """One-line provenance, as the chapter opens with it.
@@ -113,7 +114,7 @@ class ChapterRecord:
             If a field is missing.
         """
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in meta and n != "lock_digest"]
+        missing = [n for n in names if n not in meta and n not in ("lock_digest", "code")]
         if missing:
             raise PublishError(f"chapter record lacks {', '.join(missing)}")
         return cls(**{n: meta[n] for n in names if n in meta})  # type: ignore[arg-type]
@@ -137,6 +138,7 @@ def chapter_record(source: str | Path, *, book_dir: str | Path, info: Mapping[st
         hardware=hardware,
         executed=str(info["created"])[:10],
         lock_digest=cast("str | None", info.get("lock")),  # provenance hashed requirements.lock already
+        code=module_fingerprints(imported_modules(Path(source).read_text())),
     )
 
 
@@ -147,25 +149,36 @@ class ChapterState:
     record: ChapterRecord
     source_changed: bool
     package_changed: bool
+    changed_modules: tuple[str, ...] | None = None  # None: a record without code fingerprints
 
     @property
     def note(self) -> str | None:
-        """The note a stale chapter opens with; None when its source is unchanged."""
-        if not self.source_changed:
+        """The note a stale chapter opens with: its source, or code it ran, has changed; None when neither has."""
+        if not self.source_changed and not self.changed_modules:
             return None
         commit = (self.record.commit or "unknown")[:7]
-        return (f"Executed from commit {commit} on {self.record.executed}; its source {self.record.source} has changed "
-                "since, so what follows may not match it. Re-execute and republish the run to update this chapter.")
+        what = ([f"its source {self.record.source}"] if self.source_changed else []) + (
+            [f"code it ran ({', '.join(self.changed_modules)})"] if self.changed_modules else [])
+        return (f"Executed from commit {commit} on {self.record.executed}; {' and '.join(what)} has changed since, so "
+                "what follows may not match it. Re-execute and republish the run to update this chapter.")
 
 
 def chapter_state(record: ChapterRecord, *, book_dir: str | Path, package_dir: str | Path | None = None) -> ChapterState:
     """Compare `record` with the source notebook under `book_dir` and the package now.
 
-    A missing source counts as changed.
+    A missing source counts as changed.  A record with code fingerprints names
+    the modules whose code has changed (:mod:`ssimnet.fingerprint`); edits to
+    docstrings, comments and other modules do not count.
     """
     source = Path(book_dir) / record.source
     changed = not source.is_file() or file_digest(source) != record.source_digest
-    return ChapterState(record, source_changed=changed, package_changed=package_digest(package_dir) != record.package_digest)
+    modules = None
+    if record.code is not None:
+        root = Path(package_dir) if package_dir is not None else None
+        now = module_fingerprints(tuple(record.code), **({"root": root} if root else {}))
+        modules = tuple(m for m in record.code if now.get(m) != record.code[m])
+    return ChapterState(record, source_changed=changed, package_changed=package_digest(package_dir) != record.package_digest,
+                        changed_modules=modules)
 
 
 def compress_outputs(nb: object, *, max_width: int, quality: int, min_bytes: int) -> int:

@@ -40,8 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
-from .data import DataError, atomic_path, list_samples
-from .publish import file_digest
+from .data import DataError, atomic_path, file_digest, list_samples
 from .report import SCORE_COLUMNS, run_means
 
 if TYPE_CHECKING:

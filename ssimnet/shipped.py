@@ -7,8 +7,9 @@ torch checkpoint (:func:`compact_state`), which can be fine-tuned, and as its
 ONNX export (:mod:`ssimnet.onnxnet`), which ``ssimnet segment`` predicts with
 when it only predicts, without importing torch.  Its model card, ``<name>.json`` beside the weights,
 records how it was made (commit, settings, data digest, training time, the
-file's SHA-256) and its scores on the MoNuSeg test images, which
-``tests/test_shipped.py`` checks again.
+file's SHA-256), the inference settings it segments with (which both files
+also carry, :class:`ssimnet.segmenter.Segmenter`) and its scores on the
+MoNuSeg test images, which ``tests/test_shipped.py`` checks again.
 
 The weights were trained on MoNuSeg images, which are licensed CC BY-NC-SA 4.0;
 see the README.
@@ -121,6 +122,8 @@ def describe(card: dict) -> str:
     lines = [f"shipped model {card['name']} (sha256 {card['sha256'][:16]}{onnx})",
              f"  trained label-free on {card['trained_on']}, commit {str(card['commit'])[:12]}, "
              f"{card['training_seconds'] / 60:.0f} min"]
+    if card.get("inference"):
+        lines.append("  segments with: " + ", ".join(f"{k} {v}" for k, v in card["inference"].items()))
     for split, scores in card.get("test", {}).items():
         lines.append(f"  {split}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in scores.items()))
     if card.get("licence"):

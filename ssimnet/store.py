@@ -2,10 +2,11 @@
 
 Every stage of a run writes under one run directory, in a folder named by
 :func:`stage_key` -- a short hash of everything that determines the stage's
-result: its settings, the seed, the package version and the *content* of the
-images (and, to score, labels) it reads (:func:`split_digest`), never their
-file names.  A rerun with the same inputs reuses the folder; other settings or
-other images get another folder, so a stale result is never read back.
+result: its settings, the seed, a fingerprint of the code it runs
+(:mod:`ssimnet.fingerprint`) and the *content* of the images (and, to score,
+labels) it reads (:func:`split_digest`), never their file names.  A rerun with
+the same inputs and code reuses the folder; other settings, other images or
+changed code get another folder, so a stale result is never read back.
 
 Pseudo labels are stored one ``.npz`` per image with the digest of the
 image's pixels (:func:`save_pseudo_labels`); training state in a checkpoint
@@ -29,7 +30,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__
 from .config import key_fields
 from .data import DataError, atomic_path, file_sha256, list_samples
 from .onnxnet import OnnxNetwork
@@ -52,17 +52,27 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_trainer",
+    "load_model",
+    "save_model",
     "weights_digest",
 ]
 
 _PATCH_COLUMNS = ("row", "col", "n_components", "mean_hull_area", "mean_area", "usmi")
 
 
-def stage_key(*parts: object) -> str:
-    """Short hash of `parts` (settings dataclasses by :func:`ssimnet.config.key_fields`) and the package version."""
+def stage_key(*parts: object, code: tuple[str, ...] = ()) -> str:
+    """Short hash of `parts` (settings dataclasses by :func:`ssimnet.config.key_fields`) and of the code of the
+    stages named in `code` (:func:`ssimnet.fingerprint.code_fingerprint`): a stage whose code changed gets a new key.
+
+    >>> stage_key(1, code=("score",)) != stage_key(1)
+    True
+    """
+    from .fingerprint import code_fingerprint
+
     blob = json.dumps([key_fields(p) if dataclasses.is_dataclass(p) else p for p in parts], sort_keys=True,
                       default=str)
-    return hashlib.sha256(f"{blob}{__version__}".encode()).hexdigest()[:12]
+    fingerprints = "".join(f" {stage}:{code_fingerprint(stage)}" for stage in code)
+    return hashlib.sha256(f"{blob}{fingerprints}".encode()).hexdigest()[:12]
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -217,15 +227,40 @@ def load_trainer(
         If the file is not an ssimnet checkpoint, is incomplete, or holds a
         network other than `config` asks for.
     """
+    return load_model(path, config, device=device)[0]
+
+
+def load_model(
+    path: str | os.PathLike[str], config: TrainConfig | None = None, *, device: str | None = None
+) -> tuple[Trainer, dict[str, object]]:
+    """:func:`load_trainer`, and the inference settings the checkpoint stores.
+
+    Those are its ``inference`` entry (:func:`save_model`), or, for a
+    checkpoint without one, the inference fields an older checkpoint's
+    training settings held (``{}`` when there are none either).
+    """
+    from .config import split_train_dict
     from .train import Trainer
 
     state = load_checkpoint(path)
     try:
-        return Trainer.from_state(state, config, device=device)
+        trainer = Trainer.from_state(state, config, device=device)
+        inference = dict(state.get(INFERENCE_KEY) or split_train_dict(state["config"])[1])
     except ValueError as exc:  # another architecture than asked for
         raise DataError(path, str(exc)) from None
     except (KeyError, TypeError, RuntimeError, AttributeError) as exc:  # missing or mismatched entries
         raise DataError(path, f"damaged ssimnet checkpoint ({_first_line(exc)})") from None
+    return trainer, inference
+
+
+#: The checkpoint entry that holds a network's inference settings (:func:`save_model`).
+INFERENCE_KEY = "inference"
+
+
+def save_model(path: str | os.PathLike[str], state: dict, inference: dict[str, object]) -> None:
+    """Write a checkpoint (:meth:`ssimnet.train.Trainer.state`) with the inference settings it segments with
+    (:func:`dataclasses.asdict` of an :class:`ssimnet.config.InferenceConfig`), atomically."""
+    save_checkpoint(path, {**state, INFERENCE_KEY: dict(inference)})
 
 
 def weights_digest(trainer: Trainer | OnnxNetwork) -> str:

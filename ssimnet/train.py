@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .augment import draw_hed_jitter, hed_jitter
-from .config import DEFAULT_SEED, DEFAULT_TRAIN, TrainConfig
+from .config import DEFAULT_SEED, DEFAULT_TRAIN, TrainConfig, split_train_dict
 from .model import Architecture, UNet
 from .purify import kept_patches
 from .pseudo import PseudoLabels
@@ -68,7 +68,7 @@ CHECKPOINT_FORMAT: str = "ssimnet-checkpoint-1"
 def output_channels(config: TrainConfig) -> int:
     """Output channels of the profile's U-Net: 2 (Eq. 5), one more for the learned separation's rim distance and
     one more (the last) for the boundary class."""
-    return 2 + (config.distance_weight > 0) + (config.boundary_width > 0)
+    return config.architecture.out_channels
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -352,7 +352,7 @@ class Trainer:
         ValueError
             If the stored architecture differs from `config`'s.
         """
-        stored = TrainConfig(**state["config"])
+        stored = TrainConfig(**split_train_dict(state["config"])[0])  # an older checkpoint's inference fields apart
         config = config or stored
         arch = Architecture(**state["architecture"])
         asked = (config.depth, config.width, output_channels(config), config.boundary_width > 0)

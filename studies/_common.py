@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ssimnet.config import DEFAULT_SEED
 from ssimnet.data import Sample
-from ssimnet.publish import file_digest
+from ssimnet.data import file_digest
 
 
 def study_parser(doc: str) -> argparse.ArgumentParser:

@@ -35,8 +35,8 @@ def main() -> None:
     base = replace(base, pseudo=replace(base.pseudo, candidate_method=args.candidates))
     data = link_samples(list_samples(args.monuseg, "train")[: args.images],
                         Path(args.run_dir) / f"train-first-{args.images}", "train")
-    configs = {"no fine-tuning": (0, "train"), "fine-tuning (paper)": (base.train.finetune_epochs, "train"),
-               "fine-tuning, batch norm frozen": (base.train.finetune_epochs, "frozen")}
+    configs = {"no fine-tuning": (0, "train"), "fine-tuning (paper)": (base.inference.finetune_epochs, "train"),
+               "fine-tuning, batch norm frozen": (base.inference.finetune_epochs, "frozen")}
     frames = []
     for name, (epochs, norm) in configs.items():
         profile = replace(base, train=replace(base.train, finetune_norm=norm))

@@ -106,7 +106,7 @@ def main() -> None:
             for split, (root, folder) in splits.items():
                 scores, _ = evaluate_network(root, args.run_dir, profile, trainer, split=folder, finetune_epochs=0,
                                              method=method, seed=seed, normalizer=normalizer,
-                                             max_tile=base.segment.tile_size)
+                                             max_tile=base.for_tool().inference.tile_size)
                 frames.append(scores.assign(config=name, split=split, run=run, seed=seed))
     for split, (root, folder) in splits.items():
         scores, _ = evaluate_baseline(root, args.run_dir, "watershed", base, split=folder)

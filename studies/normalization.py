@@ -48,7 +48,7 @@ def main() -> None:
     trainer = load_trainer(args.checkpoint, profile.train)
     datasets = {"train": (args.monuseg, "train"), "test": (args.monuseg, "test"), "tnbc": (args.tnbc, "test")}
     per_image = normalization_study(datasets, args.run_dir, profile, trainer, normalizers, seed=args.seed,
-                                    max_tiles={SEGMENT_DEFAULT: profile.segment.tile_size})
+                                    max_tiles={SEGMENT_DEFAULT: profile.for_tool().inference.tile_size})
     info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
     info.update(stain_reference=asdict(reference), stain_reference_images={"data": Path(args.monuseg).name, "split": "train",
                                         "images": len(list_samples(args.monuseg, "train", labels=False))},

@@ -25,7 +25,6 @@ import pandas as pd
 from ssimnet.config import DEFAULT_SEED, get_profile
 from ssimnet.data import list_samples
 from ssimnet.evaluate import evaluate_network
-from ssimnet.normalize import segment_normalizer
 from ssimnet.pipeline import train_self_training
 from ssimnet.results import OBJECT_PROBABILITY, provenance, save_results
 
@@ -46,12 +45,10 @@ def main() -> None:
     tool = get_profile(args.profile).for_tool()
     data = held_out_view(args.monuseg, args.run_dir / "monuseg-held-out")
     trainer = train_self_training(data, args.run_dir, tool, seed=args.seed, workers=2)[-1][0]
-    normalizer = segment_normalizer(tool, seed=args.seed)
     frames = []
     for least in THRESHOLDS:
-        profile = replace(tool, train=replace(tool.train, min_object_probability=least))
-        scores, _ = evaluate_network(data, args.run_dir, profile, trainer, split=HELD_OUT, finetune_epochs=0,
-                                     seed=args.seed, normalizer=normalizer, max_tile=tool.segment.tile_size)
+        scores, _ = evaluate_network(data, args.run_dir, tool, trainer, split=HELD_OUT, seed=args.seed,
+                                     settings=replace(tool.inference, min_object_probability=least))
         frames.append(scores.assign(config=f"min_object_probability {least}", split=HELD_OUT))
     per_image = pd.concat(frames, ignore_index=True)
     per_image = per_image[["config", "split"] + [c for c in per_image if c not in ("config", "split")]]

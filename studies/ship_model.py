@@ -31,12 +31,11 @@ import torch
 from ssimnet.config import DEFAULT_SEED, ONNX_OPSET, get_profile
 from ssimnet.data import atomic_path, file_sha256, list_samples
 from ssimnet.evaluate import evaluate_baseline, evaluate_network
-from ssimnet.normalize import segment_normalizer
 from ssimnet.onnxnet import OnnxNetwork, export_onnx
 from ssimnet.pipeline import train_self_training
 from ssimnet.results import provenance
 from ssimnet.shipped import compact_state, shipped_card_path, shipped_model_path
-from ssimnet.store import load_checkpoint, load_trainer, save_checkpoint, split_digest
+from ssimnet.store import INFERENCE_KEY, load_checkpoint, load_trainer, save_checkpoint, split_digest
 
 SCORES = ("dice", "aji", "pq")
 LICENCE = ("trained on MoNuSeg 2018 images (CC BY-NC-SA 4.0): the weights are for non-commercial use, "
@@ -74,28 +73,27 @@ def main() -> None:
 
     target = shipped_model_path()
     state = compact_state(load_checkpoint(checkpoint))
+    inference = asdict(profile.inference)  # the settings travel with the network: in both files and the card
+    state = {**state, INFERENCE_KEY: inference}
     if not (target.is_file() and same_values(load_checkpoint(target), state)):  # torch.save's bytes differ each time
         save_checkpoint(target, state)
     shipped = load_trainer(target)
     exported = shipped_model_path(onnx=True)
     with atomic_path(exported) as tmp:
-        Path(tmp).write_bytes(export_onnx(shipped.model))
+        Path(tmp).write_bytes(export_onnx(shipped.model, inference=inference))
     onnx = OnnxNetwork.from_file(exported)
-    method = profile.train.instances
-    normalizer = segment_normalizer(profile, seed=args.seed)
 
     def scored(network, root: Path, epochs: int = 0):
         # its "seconds" column: each image's fine-tuning and prediction when it was computed, also when read back
-        frame, _ = evaluate_network(root, args.run_dir, profile, network, split="test", finetune_epochs=epochs,
-                                    method=method, seed=args.seed, normalizer=normalizer,
-                                    max_tile=profile.segment.tile_size)
+        frame, _ = evaluate_network(root, args.run_dir, profile, network, split="test", settings=profile.inference,
+                                    finetune_epochs=epochs, seed=args.seed)
         return frame
 
     datasets = {"monuseg_test": args.monuseg, "tnbc": args.tnbc}
     monuseg, tnbc = scored(onnx, args.monuseg), scored(onnx, args.tnbc)
     compact, full = scored(shipped, args.monuseg), scored(trainer, args.monuseg)
     # segment --finetune-epochs N from the shipped checkpoint: the paper's per-image fine-tuning, an option
-    epochs = profile.train.finetune_epochs
+    epochs = get_profile("paper").inference.finetune_epochs
     tuned = {name: scored(shipped, root, epochs) for name, root in datasets.items()}
     water = {name: mean_scores(evaluate_baseline(root, args.run_dir, "watershed", profile, split="test")[0])
              for name, root in datasets.items()}
@@ -107,7 +105,7 @@ def main() -> None:
         "libraries": {**info["libraries"], **{name: metadata.version(name) for name in ("onnx", "onnxruntime")}},
         "profile": f"{profile.name} (Profile.for_tool)",
         "train": asdict(profile.train),
-        "instances": method,
+        "inference": inference,
         "seed": args.seed,
         "trained_on": f"MoNuSeg 2018 train ({len(list_samples(args.monuseg, 'train', labels=False))} images, "
                       "pseudo labels only)",

@@ -213,13 +213,13 @@ def test_every_command_refuses_an_unwritable_output_before_any_work(small_datase
     afile.write_text("x")
     image = small_dataset / "train" / "images" / "t0.png"
     commands = [
-        ["data", "synth", "{out}"],
+        ["data", "synth", "{out}", "--profile", "smoke"],
         ["data", "convert", "cpm17", str(tmp_path), "{out}"],
         ["pseudo-labels", str(small_dataset), "--out", "{out}", "--profile", "smoke"],
         ["train", str(small_dataset), "--out", "{out}", "--profile", "smoke"],
         ["segment", str(image), "--out", "{out}", "--profile", "smoke"],
         ["evaluate", str(small_dataset / "train"), str(small_dataset / "train"), "--csv", "{out}/scores.csv"],
-        ["book", "--run-dir", "{out}"],
+        ["book", "--run-dir", "{out}", "--profile", "smoke"],
     ]
     for argv in commands:
         for out in (afile, afile / "below"):

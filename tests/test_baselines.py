@@ -15,7 +15,7 @@ from ssimnet.baselines import IMAGE_METHODS, segment_baseline, supervised_patche
 from ssimnet.baselines.clustering import cluster_foreground
 from ssimnet.baselines.kanezaki import kanezaki_foreground, kanezaki_labels, superpixel_refine
 from ssimnet.baselines.watershed import hematoxylin_watershed
-from ssimnet.config import BaselineConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
+from ssimnet.config import BaselineConfig, InferenceConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
 from ssimnet.data import DataError, list_samples, read_image, read_label, write_image, write_label
 from ssimnet.datasets import write_synthetic_dataset
 from ssimnet.infer import instances, predict_probability
@@ -180,7 +180,8 @@ def test_supervised_baseline_trains_on_labels_and_beats_chance(dataset, tmp_path
     profile = dataclasses.replace(
         get_profile("smoke"),
         pseudo=PseudoLabelConfig(patch_size=64, patch_stride=48),
-        train=TrainConfig(depth=2, width=8, epochs=20, batch_size=6, lr=1e-2, tile_overlap=16),
+        train=TrainConfig(depth=2, width=8, epochs=20, batch_size=6, lr=1e-2),
+        inference=InferenceConfig(tile_overlap=16),
     )
     trainer, checkpoint = train_supervised(dataset, tmp_path, profile, progress=False)
     assert checkpoint.is_file() and trainer.epoch == 20
@@ -192,7 +193,7 @@ def test_supervised_baseline_trains_on_labels_and_beats_chance(dataset, tmp_path
     prob = predict_probability(trainer.model, read_image(dataset / "test" / "images" / f"{name}.png"), tile=64,
                                overlap=16, device=trainer.device)
     for method, where in (("cc", folder), ("distance", split_folder)):
-        expected = instances(prob, method=method, min_size=profile.train.min_size)
+        expected = instances(prob, method=method, min_size=profile.inference.min_size)
         np.testing.assert_array_equal(read_label(where / f"{name}.png"), expected)
     resumed, _ = train_supervised(dataset, tmp_path, profile, progress=False)  # finished: loaded, not retrained
     assert resumed.history == trainer.history

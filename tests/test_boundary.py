@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ssimnet.boundary import boundary_target
-from ssimnet.config import PseudoLabelConfig, TrainConfig, get_profile, key_fields
+from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig, get_profile, key_fields
 from ssimnet.infer import instances, predict_maps, segment_image
 from ssimnet.pseudo import PseudoLabels, pseudo_labels
 from ssimnet.selftrain import self_training_labels
@@ -78,14 +78,10 @@ def test_boundary_instances_cut_touching_nuclei_on_the_inside_class():
         instances(prob, method="boundary")
 
 
-def test_boundary_settings_leave_older_cache_keys_unchanged():
-    # a neutral field at its default is not part of a key: caches made before it existed stay valid
+def test_boundary_settings_key_the_training():
     plain = TrainConfig()
-    assert "boundary_width" not in key_fields(plain) and "boundary_weight" not in key_fields(plain)
-    assert key_fields(plain) == {k: v for k, v in dataclasses.asdict(plain).items()
-                                 if k not in ("boundary_width", "boundary_weight", "min_object_probability")}
-    assert stage_key(plain) != stage_key(dataclasses.replace(plain, min_object_probability=0.5))
-    assert plain.training_settings() == dataclasses.replace(plain, min_object_probability=0.5).training_settings()
+    assert key_fields(plain) == dataclasses.asdict(plain)  # every field, at its default or not
+    assert plain.training_settings() != dataclasses.replace(plain, boundary_width=3).training_settings()
     assert stage_key(plain) != stage_key(dataclasses.replace(plain, boundary_width=3))
     assert stage_key(plain) != stage_key(dataclasses.replace(plain, boundary_width=3, boundary_weight=2.0)) != \
         stage_key(dataclasses.replace(plain, boundary_width=3))
@@ -106,7 +102,7 @@ def test_network_with_boundary_output_trains_predicts_and_segments(tile):
     target = data.boundary["t"]
     assert (target == boundary_target(pseudo.candidates, width=2)).all() and data.distance is None
     assert output_channels(TINY) == 3 and output_channels(dataclasses.replace(TINY, distance_weight=1.0)) == 4
-    config = dataclasses.replace(TINY, epochs=8, lr=1e-2, tile_overlap=16)
+    config = dataclasses.replace(TINY, epochs=8, lr=1e-2)
     trainer = Trainer.new(config, seed=0, device="cpu").fit(data, config.epochs, progress=False)
     assert trainer.history[-1]["boundary"] < trainer.history[0]["boundary"]  # the boundary term is learned
     arch = trainer.model.architecture
@@ -115,8 +111,8 @@ def test_network_with_boundary_output_trains_predicts_and_segments(tile):
     assert maps.distance is None and maps.boundary.shape == maps.probability.shape
     nucleus = pseudo.candidates
     assert maps.boundary[nucleus & (target == 1)].mean() > maps.boundary[nucleus & (target == 0)].mean()
-    profile = dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=config)
-    seg = segment_image(tile.image, trainer, profile, finetune_epochs=1, method="boundary", pseudo=pseudo)
+    settings = InferenceConfig(instances="boundary", finetune_epochs=1, tile_overlap=16)
+    seg = segment_image(tile.image, trainer, settings, pseudo_config=PSEUDO, pseudo=pseudo)
     assert seg.boundary is not None and seg.label.max() > 0 and seg.finetune_history[0]["boundary"] > 0
     # a checkpoint of this network refuses a profile without the boundary output, and the other way round
     with pytest.raises(ValueError, match="boundary last"):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ssimnet.cli import main
+from ssimnet.segmenter import Segmenter
 from ssimnet.config import SyntheticConfig, get_profile
 from ssimnet.data import list_samples, read_sample, write_image, write_label
 from ssimnet.datasets import resolve_dataset, write_synthetic_dataset
@@ -42,7 +43,7 @@ def test_data_convert_monuseg(tmp_path, capsys):
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     _one_line_error(capsys, 2, ["data", "convert", "cpm17", str(tmp_path / "nope"), str(tmp_path / "out")], "nope", "folder not found")
     _one_line_error(capsys, 2, ["evaluate", str(tmp_path / "gt"), str(tmp_path / "pred")], "gt", "folder not found")
-    _one_line_error(capsys, 2, ["book", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")], "not a dataset")
+    _one_line_error(capsys, 2, ["book", "--profile", "smoke", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")], "not a dataset")
     assert not (tmp_path / "out").exists()
 
 
@@ -95,7 +96,7 @@ PARAMS_CELL = '# %% tags=["parameters"]\ndata_dir = ""\nrun_dir = ""\nprofile = 
 
 def test_book_driver_executes_the_data_chapter(tmp_path, capsys):
     book = _book(tmp_path, (ROOT / "notebooks" / "01_data.py").read_text())
-    argv = ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    argv = ["book", "--profile", "smoke", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"]
     assert main(argv) == 0
     nb = nbformat.read(book / "book" / "executed" / "01_data.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -114,17 +115,17 @@ def test_book_driver_executes_the_data_chapter(tmp_path, capsys):
 
 def test_book_driver_fails_loudly_and_keeps_no_output(tmp_path, capsys):
     book = _book(tmp_path, PARAMS_CELL + "# %%\nraise RuntimeError('boom')\n", name="02_fail")
-    err = _one_line_error(capsys, 1, ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"],
+    err = _one_line_error(capsys, 1, ["book", "--profile", "smoke", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"],
                           "02_fail.py", "RuntimeError: boom")
     assert "cell" in err
     assert list((book / "book" / "executed").glob("*.ipynb")) == []
     silent = _book(tmp_path / "s", PARAMS_CELL + "# %%\nx = 1\n", name="03_silent")
-    _one_line_error(capsys, 1, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--quiet"],
+    _one_line_error(capsys, 1, ["book", "--profile", "smoke", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--quiet"],
                     "shows no output")
-    _one_line_error(capsys, 2, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--only", "nope"],
+    _one_line_error(capsys, 2, ["book", "--profile", "smoke", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run"), "--only", "nope"],
                     "no notebook named nope")
     shutil.rmtree(silent / "notebooks")
-    _one_line_error(capsys, 2, ["book", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run")],
+    _one_line_error(capsys, 2, ["book", "--profile", "smoke", "--book-dir", str(silent), "--run-dir", str(tmp_path / "run")],
                     "03_silent.py", "not found")
 
 
@@ -132,7 +133,7 @@ def test_book_driver_passes_further_parameters(tmp_path, capsys):
     source = PARAMS_CELL.replace('device = ""\n', 'device = ""\nruns = 0\nlabel = ""\n') + \
         '# %%\nf"runs={runs!r} label={label!r}"\n'
     book = _book(tmp_path, source, name="09_params")
-    run = ["book", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"]
+    run = ["book", "--profile", "smoke", "--book-dir", str(book), "--run-dir", str(tmp_path / "run"), "--quiet"]
     assert main([*run, "--param", "runs=3", "--param", "label=a b"]) == 0
     nb = nbformat.read(book / "book" / "executed" / "09_params.ipynb", as_version=4)
     text = "".join(o.get("data", {}).get("text/plain", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
@@ -151,11 +152,15 @@ def test_train_then_segment(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "15 epochs" in out
     checkpoint = Path(out.split(":")[0])
-    assert checkpoint.is_file() and (checkpoint.parent / "history.csv").is_file()
+    assert checkpoint == run / "model.pt" and checkpoint.is_file()
+    # the network carries the settings it segments with; a training checkpoint without them, its own method
+    assert Segmenter.from_checkpoint(checkpoint).settings == get_profile("smoke").for_tool().inference
+    raw = next(run.glob("train/*/checkpoint.pt"))
+    assert (raw.parent / "history.csv").is_file() and Segmenter.from_checkpoint(raw).settings.instances == "cc"
     # a second call finds the finished checkpoint and trains nothing more
-    mtime = checkpoint.stat().st_mtime_ns
+    mtime = raw.stat().st_mtime_ns
     assert main(["train", str(data), "--out", str(run), "--profile", "smoke", "--quiet", "--workers", "1"]) == 0
-    assert checkpoint.stat().st_mtime_ns == mtime
+    assert raw.stat().st_mtime_ns == mtime
 
     image = list_samples(data, "train")[0].image_path
     seg = tmp_path / "seg"
@@ -166,20 +171,15 @@ def test_train_then_segment(tmp_path, capsys):
     label = read_label(seg / f"{name}_label.png")
     assert label.shape == (256, 256) and (seg / f"{name}_overlay.png").is_file()
     rows = list(csv.DictReader(open(seg / f"{name}_nuclei.csv")))
-    assert len(rows) == label.max()
-    assert rows == [] or set(rows[0]) == {"id", "area", "centroid_row", "centroid_col", "eccentricity", "mean_hematoxylin"}
-    # the cpu profile's tool splits nuclei on the boundary output; a checkpoint without one falls back to the
-    # distance watershed (and fine-tunes with the targets of its own outputs) instead of failing
-    assert get_profile("cpu").for_tool().train.instances == "boundary"
-    fallback = tmp_path / "fallback"
-    assert main(["segment", str(image), "--out", str(fallback), "--model", str(checkpoint), "--finetune-epochs", "1",
-                 "--quiet", "--no-normalize"]) == 0
-    assert read_label(fallback / f"{name}_label.png").max() > 0
-    # the tool's object threshold was chosen with its own method: another one keeps every nucleus by default
-    asked = tmp_path / "asked"
-    assert main(["segment", str(image), "--out", str(asked), "--model", str(checkpoint), "--finetune-epochs", "1",
-                 "--quiet", "--no-normalize", "--instances", "distance", "--min-object-probability", "0"]) == 0
-    assert (read_label(asked / f"{name}_label.png") == read_label(fallback / f"{name}_label.png")).all()
+    assert len(rows) == label.max() > 0
+    assert set(rows[0]) == {"id", "area", "centroid_row", "centroid_col", "eccentricity", "mean_hematoxylin"}
+    # the options that repeat what the network stores change nothing; one that differs changes the labels
+    same, other = tmp_path / "same", tmp_path / "other"
+    assert main([*argv[:3], str(same), *argv[4:], "--instances", "distance", "--min-object-probability", "0",
+                 "--normalize"]) == 0
+    assert (read_label(same / f"{name}_label.png") == label).all()
+    assert main([*argv[:3], str(other), *argv[4:], "--instances", "cc"]) == 0
+    assert not np.array_equal(read_label(other / f"{name}_label.png"), label)
 
 
 def test_segment_bad_input(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import subprocess
@@ -103,12 +104,13 @@ def test_segment_image_predicts_with_it_and_refuses_to_fine_tune_it():
     trainer = Trainer.new(SMOKE.train, seed=0, device="cpu")
     exported = OnnxNetwork(export_onnx(trainer.model))
     image = synthetic_tile((128, 128), seed=21).image
-    a = segment_image(image, trainer, SMOKE, finetune_epochs=0)
-    b = segment_image(image, exported, SMOKE, finetune_epochs=0)
+    settings = dataclasses.replace(SMOKE.inference, finetune_epochs=0)
+    a = segment_image(image, trainer, settings)
+    b = segment_image(image, exported, settings)
     assert np.abs(a.probability - b.probability).max() < 1e-5
     assert np.mean(a.label.astype(bool) == b.label.astype(bool)) > 0.999
     with pytest.raises(ValueError, match="only predicts"):
-        segment_image(image, exported, SMOKE, finetune_epochs=1)
+        segment_image(image, exported, dataclasses.replace(settings, finetune_epochs=1))
 
 
 def test_segment_predicts_without_importing_torch(tmp_path):
@@ -134,7 +136,7 @@ def test_segment_drops_exactly_the_nuclei_below_the_object_probability(tmp_path,
     image = synthetic_tile((256, 256), seed=4).image
     write_image(tmp_path / "tile.png", image)
     tool = get_profile("cpu").for_tool()
-    assert tool.train.min_object_probability == 0.5  # the default segment runs with
+    assert tool.inference.min_object_probability == 0.5  # the default segment runs with
 
     def segment(least: str) -> np.ndarray:
         out = tmp_path / f"out{least}"
@@ -144,7 +146,7 @@ def test_segment_drops_exactly_the_nuclei_below_the_object_probability(tmp_path,
 
     every = segment("0")
     network = OnnxNetwork.from_file(shipped_model_path(onnx=True))
-    probability = segment_image(image, network, tool, finetune_epochs=0, max_tile=tool.segment.tile_size).probability
+    probability = segment_image(image, network, tool.inference).probability
     means = ndi.mean(probability, every, index=np.arange(1, every.max() + 1))
     least = float(np.round(np.median(means), 3))  # half the nuclei fall below it
     kept = segment(str(least))

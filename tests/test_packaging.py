@@ -33,7 +33,10 @@ def _locked() -> dict[str, str]:
 
 def test_lock_environment_yml_and_pyproject_agree():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pypi = dict(_split(s) for s in project["dependencies"] + project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"]
+    assert "ssimnet[book]" in extras["test"]  # the tests cover the book's machinery too
+    pypi = dict(_split(s) for s in project["dependencies"] + extras["test"] + extras["book"] if not s.startswith("ssimnet"))
+    assert not {"jupyter-book", "papermill", "ipykernel", "sphinx-exercise"} & {_split(s)[0] for s in project["dependencies"]}
     locked = _locked()
     assert set(pypi) <= set(locked), "every dependency is locked"
     for name, spec in pypi.items():  # the lock satisfies pyproject's ranges
@@ -86,8 +89,8 @@ def test_book_config_does_not_execute_and_ci_calls_the_readme_commands():
 
 def test_profiles():
     assert set(PROFILES) == {"smoke", "cpu", "paper"}
-    assert get_profile("paper").train.instances == "cc" and get_profile("paper").segment.finetune_epochs == 5
-    assert get_profile("cpu").train.instances == "distance" and get_profile("cpu").segment.finetune_epochs == 0
+    assert get_profile("paper").inference.instances == "cc" and get_profile("paper").inference.finetune_epochs == 5
+    assert get_profile("cpu").inference.instances == "distance" and get_profile("cpu").for_tool().inference.finetune_epochs == 0
     with pytest.raises(ValueError, match="unknown profile 'fast'"):
         get_profile("fast")
 

@@ -148,10 +148,12 @@ def test_bad_image_in_a_split_names_the_file(tmp_path):
 
 def test_cli_pseudo_labels(dataset, tmp_path, capsys):
     # the smoke profile uses 256-pixel patches: the 192-pixel tiles are too small
-    assert main(["pseudo-labels", str(dataset), "--out", str(tmp_path), "--quiet", "--workers", "1"]) == 2
+    assert main(["pseudo-labels", str(dataset), "--out", str(tmp_path), "--quiet", "--workers", "1", "--profile",
+                 "smoke"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ssimnet: error: ") and "smaller than a 256x256 patch" in err
     big = tmp_path / "big"
     write_synthetic_dataset(big, SyntheticConfig(n_train=2, n_test=0, shape=(256, 256)))
-    assert main(["pseudo-labels", str(big), "--out", str(tmp_path / "run"), "--quiet", "--workers", "1"]) == 0
+    assert main(["pseudo-labels", str(big), "--out", str(tmp_path / "run"), "--quiet", "--workers", "1", "--profile",
+                 "smoke"]) == 0
     assert "2 images; 1 of 2 patches kept (alpha = 70%)" in capsys.readouterr().out

@@ -68,6 +68,30 @@ def test_record_round_trips_and_reads_as_one_line(book):
         ChapterRecord.from_metadata({k: v for k, v in record.to_metadata().items() if k != "source_digest"})
 
 
+def test_a_chapter_is_stale_when_code_it_ran_changed_and_the_note_names_it(book, tmp_path):
+    import shutil
+
+    import ssimnet
+    from ssimnet.publish import chapter_record
+
+    (book / "notebooks" / "03_score.py").write_text("# %%\nfrom ssimnet.metrics import score\n")
+    info = {"hardware": {"cpus": 2, "machine": "x86_64"}, "data": {"name": "x", "test_images": 1}, "commit": "abc",
+            "dirty": False, "profile": "smoke", "created": "2026-12-06T00:00:00"}
+    record = chapter_record(book / "notebooks" / "03_score.py", book_dir=book, info=info)
+    assert record.code is not None and list(record.code) == ["ssimnet.metrics"]
+    package = tmp_path / "pkg"
+    shutil.copytree(Path(ssimnet.__file__).parent, package, ignore=shutil.ignore_patterns("weights", "__pycache__"))
+    state = chapter_state(record, book_dir=book, package_dir=package)
+    assert state.changed_modules == () and state.note is None
+    (package / "soften.py").write_text((package / "soften.py").read_text() + "\nX = 1\n")  # code it did not run
+    (package / "metrics.py").write_text((package / "metrics.py").read_text().replace('"""', '"""Edited. ', 1))
+    assert chapter_state(record, book_dir=book, package_dir=package).note is None  # a docstring: nothing ran otherwise
+    (package / "metrics.py").write_text((package / "metrics.py").read_text() + "\nX = 1\n")
+    state = chapter_state(record, book_dir=book, package_dir=package)
+    assert state.changed_modules == ("ssimnet.metrics",)
+    assert "code it ran (ssimnet.metrics) has changed" in state.note
+
+
 def test_unchanged_source_gives_no_note_and_changed_source_gives_one(book):
     record = _record(book)
     assert chapter_state(record, book_dir=book).note is None

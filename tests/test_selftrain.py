@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from ssimnet.config import INSTANCE_METHODS, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
+from ssimnet.config import INSTANCE_METHODS, InferenceConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
 from ssimnet.datasets import write_synthetic_dataset
 from ssimnet.infer import instances
 from ssimnet.pipeline import train_self_training
@@ -91,9 +91,8 @@ def unlabelled(tmp_path_factory):
 
 
 def _profile() -> object:
-    train = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3, selftrain_rounds=2, selftrain_epochs=1,
-                        tile_overlap=16)
-    return dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=train)
+    train = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3, selftrain_rounds=2, selftrain_epochs=1)
+    return dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=train, inference=InferenceConfig(tile_overlap=16))
 
 
 def test_self_training_rounds_continue_deterministically_and_resume(unlabelled, tmp_path):

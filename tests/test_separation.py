@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssimnet.config import TrainConfig
+from ssimnet.config import InferenceConfig, TrainConfig
 from ssimnet.infer import instances, predict_maps, segment_image
 from ssimnet.config import PseudoLabelConfig, get_profile
 from ssimnet.pseudo import pseudo_labels
@@ -89,7 +89,7 @@ def test_network_with_distance_output_trains_predicts_and_segments(tile):
     target = data.distance["t"]
     assert target.shape == tile.image.shape[:2] and target.max() == 1.0 and (target[~pseudo.candidates] == 0).all()
     assert output_channels(TINY) == 3 and output_channels(dataclasses.replace(TINY, distance_weight=0.0)) == 2
-    config = dataclasses.replace(TINY, epochs=8, lr=1e-2, tile_overlap=16)
+    config = dataclasses.replace(TINY, epochs=8, lr=1e-2)
     trainer = Trainer.new(config, seed=0, device="cpu").fit(data, config.epochs, progress=False)
     history = trainer.history
     assert history[-1]["distance"] < history[0]["distance"]  # the distance term is learned
@@ -99,8 +99,8 @@ def test_network_with_distance_output_trains_predicts_and_segments(tile):
     assert 0 <= maps.distance.min() and maps.distance.max() <= 1
     # nuclei centres (the target's peaks) score higher than the background
     assert maps.distance[target == 1].mean() > maps.distance[target == 0].mean()
-    profile = dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=config)
-    seg = segment_image(tile.image, trainer, profile, finetune_epochs=1, method="learned", pseudo=pseudo)
+    settings = InferenceConfig(instances="learned", finetune_epochs=1, tile_overlap=16)
+    seg = segment_image(tile.image, trainer, settings, pseudo_config=PSEUDO, pseudo=pseudo)
     assert seg.distance is not None and seg.label.max() > 0 and seg.finetune_history[0]["distance"] > 0
     two = Trainer.new(dataclasses.replace(config, distance_weight=0.0), seed=0, device="cpu")
     assert predict_maps(two.model, tile.image, tile=64, overlap=16, device="cpu").distance is None

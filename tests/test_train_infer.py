@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage.draw import disk
 
-from ssimnet.config import PseudoLabelConfig, TrainConfig, get_profile
+from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig, get_profile
 from ssimnet.data import DataError
 from ssimnet.infer import inference_tile, instances, measure_nuclei, predict_probability, segment_image
 from ssimnet.store import load_checkpoint, save_checkpoint
@@ -247,7 +247,7 @@ def test_instances_drop_the_nuclei_the_network_is_unsure_of():
         assert ((kept > 0) == ((every > 0) & ~(every == every[10, 35]))).all()
         assert (instances(prob, method=method, threshold=0.2, min_size=20, min_object_probability=0.0) == every).all()
     with pytest.raises(ValueError, match="min_object_probability"):
-        TrainConfig(min_object_probability=1.0)
+        InferenceConfig(min_object_probability=1.0)
 
 
 def test_measure_nuclei():
@@ -285,15 +285,15 @@ def test_measure_nuclei_equals_regionprops_on_random_shapes():
 
 
 def test_segment_image_end_to_end(tile, data):
-    profile = dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=dataclasses.replace(TINY, finetune_epochs=1, tile_overlap=16))
-    trainer = Trainer.new(profile.train, seed=0, device="cpu").fit(data, 1, progress=False)
-    result = segment_image(tile.image, trainer, profile)
+    settings = InferenceConfig(finetune_epochs=1, tile_overlap=16, tile_size=PSEUDO.patch_size, region_halo=16)
+    trainer = Trainer.new(TINY, seed=0, device="cpu").fit(data, 1, progress=False)
+    result = segment_image(tile.image, trainer, settings, pseudo_config=PSEUDO)
     assert result.label.shape == tile.label.shape and result.label.dtype == np.int32
     assert len(result.finetune_history) == 1 and trainer.epoch == 1
-    plain = segment_image(tile.image, trainer, profile, finetune_epochs=0)
+    plain = segment_image(tile.image, trainer, dataclasses.replace(settings, finetune_epochs=0), pseudo_config=PSEUDO)
     assert plain.finetune_history == [] and not np.array_equal(plain.probability, result.probability)
     # one tile over the whole image predicts what the patch-size tiles do, but at their seams
-    whole = segment_image(tile.image, trainer, profile, finetune_epochs=0, max_tile=4096)
+    whole = segment_image(tile.image, trainer, dataclasses.replace(settings, finetune_epochs=0, tile_size=4096))
     assert whole.label.shape == plain.label.shape
     assert np.abs(whole.probability - plain.probability).mean() < 0.02
 
@@ -311,8 +311,7 @@ def test_unet_checks_input_size():
         UNet(depth=2, width=2)(torch.zeros(1, 3, 30, 30))
 
 
-def test_training_key_ignores_inference_settings():
+def test_training_key_ignores_fine_tuning_settings():
     base = TrainConfig()
-    assert base.training_settings() == dataclasses.replace(base, instances="cc", finetune_epochs=0, finetune_lr=1e-6,
-                                                           tile_overlap=32, min_size=10).training_settings()
+    assert base.training_settings() == dataclasses.replace(base, finetune_lr=1e-6, finetune_norm="frozen").training_settings()
     assert base.training_settings() != dataclasses.replace(base, lr=1e-3).training_settings()

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import DEFAULT_TRAIN, BaselineConfig
+from ..config import DEFAULT_INFERENCE, BaselineConfig
 from .clustering import cluster_foreground
 from .kanezaki import kanezaki_foreground
 from .supervised import supervised_patches
@@ -66,8 +66,8 @@ def segment_baseline(
     config: BaselineConfig,
     *,
     seed: int = 0,
-    min_size: int = DEFAULT_TRAIN.min_size,
-    max_hole: int = DEFAULT_TRAIN.max_hole,
+    min_size: int = DEFAULT_INFERENCE.min_size,
+    max_hole: int = DEFAULT_INFERENCE.max_hole,
     device: str | None = None,
 ) -> np.ndarray:
     """Instances of one image by a label-free baseline; (H, W) int32, 0 = background.

@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.color import rgb2hed
 
-from ..config import DEFAULT_BASELINES, DEFAULT_TRAIN
+from ..config import DEFAULT_BASELINES, DEFAULT_INFERENCE
 from ..generators import otsu_mask
 from ..touching import distance_watershed
 
@@ -46,8 +46,8 @@ def hematoxylin_watershed(
     *,
     sigma: float = DEFAULT_BASELINES.watershed_sigma,
     h: float = DEFAULT_BASELINES.watershed_h,
-    min_size: int = DEFAULT_TRAIN.min_size,
-    max_hole: int = DEFAULT_TRAIN.max_hole,
+    min_size: int = DEFAULT_INFERENCE.min_size,
+    max_hole: int = DEFAULT_INFERENCE.max_hole,
 ) -> np.ndarray:
     """Nuclei instances by Otsu on hematoxylin and a distance-transform watershed.
 

@@ -53,28 +53,32 @@ from .constants import (  # noqa: F401
 from .profiles import (  # noqa: F401
     ABLATION,
     AblationVariant,
+    DEFAULT_PROFILE,
     get_profile,
     PAPER_FINAL_LR,
     PROFILES,
+    TOOL_INFERENCE,
 )
 from .sections import (  # noqa: F401
     BaselineConfig,
     DEFAULT_BASELINES,
+    DEFAULT_INFERENCE,
     DEFAULT_PSEUDO,
     DEFAULT_TRAIN,
+    InferenceConfig,
     key_fields,
-    neutral,
+    METHOD_NEEDS,
     Profile,
     PseudoLabelConfig,
-    SegmentConfig,
+    split_train_dict,
     SyntheticConfig,
     TrainConfig,
 )
 
 __all__ = [
-    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "SegmentConfig", "BaselineConfig", "Profile",
-    "PAPER_FINAL_LR", "PROFILES", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
-    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields", "neutral",
+    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "InferenceConfig", "BaselineConfig", "Profile",
+    "PAPER_FINAL_LR", "PROFILES", "DEFAULT_PROFILE", "TOOL_INFERENCE", "METHOD_NEEDS", "split_train_dict", "DEFAULT_INFERENCE", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
+    "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields",
     "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
     "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
     "STAIN_SOLVER_TOL", "PNG_COMPRESSION",

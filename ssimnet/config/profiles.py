@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .sections import DEFAULT_TRAIN, BaselineConfig, Profile, SegmentConfig, SyntheticConfig, TrainConfig
+from .sections import DEFAULT_TRAIN, BaselineConfig, InferenceConfig, Profile, SyntheticConfig, TrainConfig
 
 #: The paper's learning rate after its schedule (``lr * lr_decay ** epochs``
 #: of :class:`TrainConfig`): the rate at which its per-image fine-tuning starts.
@@ -15,7 +15,16 @@ PAPER_FINAL_LR: float = DEFAULT_TRAIN.lr * DEFAULT_TRAIN.lr_decay**DEFAULT_TRAIN
 
 #: The `cpu` profile's network (see below).
 CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
-                                     selftrain_rounds=1, instances="distance")
+                                     selftrain_rounds=1)
+
+#: How ``ssimnet segment`` segments by default (stored with the shipped network):
+#: the whole image in tiles of up to 1024 pixels, its stains normalised, no
+#: per-image fine-tuning (on MoNuSeg *training* images fine-tuning lowered AJI
+#: at every learning rate tried: 27.3 without, 20.4-27.6 with).
+TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize=True)
+
+#: The name of the profile every command uses when given none: real images on a CPU.
+DEFAULT_PROFILE: str = "cpu"
 
 PROFILES: dict[str, Profile] = {
     # Synthetic data and a tiny network: every stage in a few minutes on two
@@ -24,8 +33,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         synthetic=SyntheticConfig(n_train=6, n_test=3, shape=(512, 512)),
-        train=TrainConfig(depth=3, width=8, epochs=15, batch_size=8, lr=3e-3, finetune_epochs=2, instances="distance"),
-        segment=SegmentConfig(finetune_epochs=0),
+        train=TrainConfig(depth=3, width=8, epochs=15, batch_size=8, lr=3e-3),
+        inference=InferenceConfig(instances="distance", finetune_epochs=2),
+        tool_inference=replace(TOOL_INFERENCE, instances="distance"),
         baselines=BaselineConfig(runs=2, network_runs=1, kanezaki_channels=16, kanezaki_iterations=50),
     ),
     # MoNuSeg on two CPU cores: a narrow U-Net (width 8, 0.49 M parameters)
@@ -49,13 +59,14 @@ PROFILES: dict[str, Profile] = {
         # 1.5 -> 46.1 +- 0.4, distance watershed, 3 seeds); the book's
         # reproduction chapters do not use it.
         train=CPU_TRAIN,
+        inference=InferenceConfig(instances="distance"),
         # `ssimnet train` and `ssimnet segment` add the boundary-aware target (4-pixel boundaries) and split nuclei
         # on its inside class, chosen on six MoNuSeg training images held out of training (studies/levers.py,
         # results/cpu/levers_*, seed 0).  They drop the nuclei whose mean probability is below 0.5, chosen on the
         # same six images (studies/object_probability.py, results/cpu/object_probability_*: Dice 78.0 -> 78.6,
         # AJI 53.0 -> 53.5, PQ 46.5 -> 48.6; 0.4-0.6 tried, 0.6 lowers recall by 7 points).
-        tool=replace(CPU_TRAIN, boundary_width=4, instances="boundary", min_object_probability=0.5),
-        segment=SegmentConfig(finetune_epochs=0),
+        tool_train=replace(CPU_TRAIN, boundary_width=4),
+        tool_inference=replace(TOOL_INFERENCE, instances="boundary", min_object_probability=0.5),
         # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
         # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).
         baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=50,
@@ -123,7 +134,7 @@ class AblationVariant:
         return "ssimnet" if self.finetuning else "ssimnet_noft"
 
     def profile(self, base: Profile) -> Profile:
-        """`base` with this variant's training switches."""
+        """`base` with this variant's training switches (fine-tuning is the evaluation's, :attr:`method`)."""
         return replace(base, train=replace(base.train, soft_labels=self.softening, purify=self.purification))
 
 

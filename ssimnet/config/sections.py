@@ -5,39 +5,20 @@ Part of :mod:`ssimnet.config`, which re-exports every name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
-
-def neutral(default: object) -> object:
-    """A field added after results were cached, whose `default` computes exactly what was computed before it existed.
-
-    :func:`key_fields` leaves such a field out while it holds its default, so
-    that cache keys made before the field existed stay valid.  Its default
-    must therefore never change.
-    """
-    return field(default=default, metadata={"neutral": True})
+from ..architecture import Architecture
+from .constants import INSTANCE_METHODS, NETWORK_MPP
 
 
 def key_fields(section: object) -> dict[str, object]:
-    """The fields of a settings dataclass that key a cache: all but the :func:`neutral` ones at their default.
+    """Every field of a settings dataclass, nested ones included: what keys a cache (:func:`ssimnet.store.stage_key`).
 
     >>> from ssimnet.config import TrainConfig
-    >>> "boundary_width" in key_fields(TrainConfig()), "boundary_width" in key_fields(TrainConfig(boundary_width=3))
-    (False, True)
+    >>> key_fields(TrainConfig())["boundary_width"], key_fields(TrainConfig(boundary_width=3))["boundary_width"]
+    (0, 3)
     """
-    return {f.name: _plain(getattr(section, f.name)) for f in fields(section)
-            if not (f.metadata.get("neutral") and getattr(section, f.name) == f.default)}
-
-
-def _plain(value: object) -> object:
-    """`value` with nested settings dataclasses turned into their :func:`key_fields`, as :func:`dataclasses.asdict` does."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return key_fields(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return asdict(section)
 
 
 @dataclass(frozen=True)
@@ -120,7 +101,10 @@ class PseudoLabelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Network, training, fine-tuning and inference settings (paper Sec. 2.2 and 3.1).
+    """Network, training, fine-tuning and self-training settings (paper Sec. 2.2 and 3.1).
+
+    How the trained network then segments an image is :class:`InferenceConfig`,
+    which is stored with the network.
 
     Network (:mod:`ssimnet.model`)
         U-Net with ``depth`` down-sampling steps and base width ``width``.
@@ -133,29 +117,15 @@ class TrainConfig:
         :mod:`ssimnet.augment`).
     Ablation switches (paper Table 3)
         ``soft_labels`` (False: the BCE target is the hard candidate map),
-        ``purify`` (False: train on every patch), ``finetune_epochs`` (0: no
-        per-image fine-tuning).
+        ``purify`` (False: train on every patch); per-image fine-tuning is
+        :attr:`InferenceConfig.finetune_epochs`.
     Fine-tuning (:meth:`ssimnet.train.Trainer.finetune_copy`)
-        ``finetune_epochs`` epochs on the image's own purified patches,
+        :attr:`InferenceConfig.finetune_epochs` epochs on the image's own purified patches,
         continuing from the saved optimiser state; its learning rate is the
         schedule's where training stopped (the paper), or ``finetune_lr``
         when that is set.  ``finetune_norm`` is ``"train"`` (batch
         normalisation re-estimates its statistics on the image, as a plain
         fine-tuning does) or ``"frozen"`` (it keeps the trained network's).
-    Inference (:mod:`ssimnet.infer`)
-        Tiles of the patch size overlapping by ``tile_overlap`` pixels;
-        instances by one of the four methods of :data:`INSTANCE_METHODS`:
-        connected components of probability > 0.5 (``"cc"``, the paper's
-        setting and this class's default, which the book's reproduction
-        uses), a marker-controlled watershed on the probability
-        (``"watershed"``), on the distance transform of the foreground
-        (``"distance"``, the choice of the ``smoke`` and ``cpu`` profiles) or
-        on the learned rim distance (``"learned"``); objects below
-        ``min_size`` pixels removed and holes up to ``max_hole`` pixels
-        filled; with ``min_object_probability`` > 0, nuclei whose mean
-        probability is below it are dropped (beyond the paper; 0, the
-        default, keeps every one; self-training's pseudo instances keep every
-        one too).
     Self-training (beyond the paper, :mod:`ssimnet.selftrain`)
         ``selftrain_rounds`` rounds, each continuing the previous round's
         network and schedule for ``selftrain_epochs`` epochs on pseudo labels
@@ -188,20 +158,14 @@ class TrainConfig:
     stain_jitter: float = 0.0
     soft_labels: bool = True
     purify: bool = True
-    finetune_epochs: int = 5
     finetune_lr: float | None = None
     finetune_norm: str = "train"
-    tile_overlap: int = 64
-    instances: str = "cc"
-    min_size: int = 30
-    max_hole: int = 200
     selftrain_rounds: int = 0
     selftrain_epochs: int = 5
     distance_weight: float = 0.0
     distance_solidity: float = 0.0
-    boundary_width: int = neutral(0)
-    boundary_weight: float = neutral(1.0)
-    min_object_probability: float = neutral(0.0)
+    boundary_width: int = 0
+    boundary_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.finetune_norm not in ("train", "frozen"):
@@ -210,8 +174,14 @@ class TrainConfig:
             raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
         if self.boundary_width < 0:
             raise ValueError(f"boundary_width must be >= 0, got {self.boundary_width}")
-        if not 0 <= self.min_object_probability < 1:
-            raise ValueError(f"min_object_probability must lie in [0, 1), got {self.min_object_probability}")
+
+    @property
+    def architecture(self) -> Architecture:
+        """The shape of the network these settings train (2 outputs, Eq. 5; one more for the rim distance,
+        and the boundary class last)."""
+        return Architecture(depth=self.depth, width=self.width,
+                            out_channels=2 + (self.distance_weight > 0) + (self.boundary_width > 0),
+                            boundary=self.boundary_width > 0)
 
     @property
     def distance_targets(self) -> float | None:
@@ -219,65 +189,158 @@ class TrainConfig:
         return self.distance_solidity if self.distance_weight > 0 else None
 
     def training_settings(self) -> dict[str, object]:
-        """The fields that change the first round's trained weights (not self-training, fine-tuning or inference)."""
-        skip = {"finetune_epochs", "finetune_lr", "finetune_norm", "tile_overlap", "instances", "min_size", "max_hole",
-                "min_object_probability", "selftrain_rounds", "selftrain_epochs"}
+        """The fields that change the first round's trained weights (not self-training or fine-tuning)."""
+        skip = {"finetune_lr", "finetune_norm", "selftrain_rounds", "selftrain_epochs"}
         return {k: v for k, v in key_fields(self).items() if k not in skip}
 
 
+#: Fields that checkpoints written before :class:`InferenceConfig` existed keep in their ``TrainConfig``:
+#: the inference settings ``ssimnet segment`` read from there (True), and the book's fine-tuning epochs,
+#: which it did not (False).
+LEGACY_TRAIN_FIELDS: dict[str, bool] = {"tile_overlap": True, "instances": True, "min_size": True, "max_hole": True,
+                                        "min_object_probability": True, "finetune_epochs": False}
+
+
+def split_train_dict(values: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """A stored ``TrainConfig`` dict split into its TrainConfig fields and the inference settings an older one held.
+
+    >>> split_train_dict({"depth": 3, "instances": "distance", "finetune_epochs": 5})
+    ({'depth': 3}, {'instances': 'distance'})
+    """
+    train = {k: v for k, v in values.items() if k not in LEGACY_TRAIN_FIELDS}
+    inference = {k: v for k, v in values.items() if LEGACY_TRAIN_FIELDS.get(k)}
+    return train, inference
+
+
+#: What each instance method needs of the network: the :class:`~ssimnet.architecture.Architecture`
+#: flag, and what it is in words.
+METHOD_NEEDS: dict[str, tuple[str, str]] = {
+    "learned": ("has_distance", "the learned separation output (distance_weight > 0)"),
+    "boundary": ("boundary", "the boundary output (boundary_width > 0)"),
+}
+
+
 @dataclass(frozen=True)
-class SegmentConfig:
-    """What ``ssimnet segment`` does to each image by default (:func:`ssimnet.infer.segment_image`).
+class InferenceConfig:
+    """How a trained network segments an image: every setting of :meth:`ssimnet.segmenter.Segmenter.segment`.
+
+    A network carries its own (in its checkpoint, its ONNX export and the
+    shipped network's model card), so that the same network segments the same
+    way from the command line, Python, a batch or the book.  The defaults
+    are the paper's protocol (Sec. 3.1), which the book's reproduction uses.
 
     Attributes
     ----------
+    instances : {"cc", "watershed", "distance", "learned", "boundary"}
+        Instance method (:func:`ssimnet.infer.instances`); ``"cc"``, connected
+        components, is the paper's.
+    threshold, h : float or None
+        Foreground threshold and marker height of that method; None: the
+        method's entry in :data:`INSTANCE_METHODS`.
+    min_size, max_hole : int
+        Smallest nucleus kept and largest hole filled, in pixels.
+    min_object_probability : float
+        Nuclei whose mean probability is below this are dropped (beyond the
+        paper; 0 keeps every one).
     finetune_epochs : int
-        Epochs of per-image fine-tuning (paper Sec. 2.2: 5; 0 = none).  The
-        ``smoke`` and ``cpu`` profiles do not fine-tune: on MoNuSeg *training*
-        images fine-tuning lowered AJI at every learning rate tried (27.3
-        without, 20.4-27.6 with), so the tool skips it there.
+        Epochs of per-image fine-tuning on the image's own purified patches
+        (paper Sec. 2.2: 5; 0 = none).
+    tile_size : int
+        Largest tile the network predicts at once
+        (:func:`ssimnet.infer.inference_tile`): the paper's patch size, 256,
+        or 1024, with which a 1000x1000 image is one tile instead of 36, twice
+        as fast (AJI 47.3 against 47.4 on the MoNuSeg training split).
+    tile_overlap : int
+        Overlap of neighbouring tiles, in pixels (blended linearly).
     tta : bool
-        Test-time augmentation (eight orientations, 8x the prediction time);
-        off: +0.1 AJI on the MoNuSeg training split.
-    normalize_stains : bool
+        Test-time augmentation: eight orientations averaged, 8x the time.
+    normalize : bool
         Map each image's stains onto :data:`STAIN_REFERENCE` before the
         network sees it (:mod:`ssimnet.normalize`).
-    stain_solver : {"exact", "cd"}
-        How each image's stains are measured (normalisation and hematoxylin
-        density; :class:`ssimnet.stain.VahadaneSeparator`).  ``"exact"``
-        reaches the same stain colours as the pseudo labels' ``"cd"`` within
-        about 2 degrees on MoNuSeg and TNBC, at a slightly lower objective, in
-        a tenth of the time.
     normalize_min_scale : float
-        Smallest factor of that mapping's density scaling: 1 strengthens
-        pale stains and never weakens dark ones.  Chosen on the MoNuSeg
-        *training* split with the ``cpu`` network (seed 0, watershed
-        candidates): AJI 45.4 as the images are, 46.3 matched both ways,
-        46.7 brightening only (``results/cpu/normalization_*``).
-    tile_size : int
-        Largest tile the network predicts at once (:func:`ssimnet.infer.inference_tile`):
-        a 1000x1000 image is one tile of 1008 pixels instead of 36 patch-size
-        tiles, twice as fast.  On the MoNuSeg training split (``cpu``
-        network, seed 0, watershed candidates, normalised) AJI was 47.3 with
-        it and 47.4 with 256-pixel tiles.
+        Smallest factor of that mapping's density scaling: 1 strengthens pale
+        stains and never weakens dark ones (``results/cpu/normalization_*``).
+    stain_solver : {"exact", "cd"}
+        How each image's stains are measured for normalisation and the
+        hematoxylin column (:class:`ssimnet.stain.VahadaneSeparator`).
+    network_mpp : float
+        Microns per pixel of the images the network learned from; an image
+        of another resolution is resampled to it and back.
     region_side : int
-        Images with a side longer than this are large regions, segmented tile
-        by tile (:mod:`ssimnet.region`) into a 32-bit TIFF label map.
-    region_tile, region_halo : int
-        Core size of those tiles and the context read around each, in
-        pixels (together one `tile_size` tile); the halo must exceed a nucleus (MoNuSeg nuclei at 40x are at
-        most about 60 pixels across).
+        Images with a side longer than this are segmented tile by tile
+        (:mod:`ssimnet.region`).
+    region_halo : int
+        Context read around each such tile's core, in pixels; it must exceed
+        a nucleus.  Core and halos make one `tile_size` tile
+        (:attr:`region_tile`).
+
+    Examples
+    --------
+    >>> InferenceConfig().instances, InferenceConfig(tile_size=1024).region_tile
+    ('cc', 832)
+    >>> InferenceConfig(instances="dots")
+    Traceback (most recent call last):
+    ...
+    ValueError: instances must be one of 'cc', 'watershed', 'distance', 'learned', 'boundary', got 'dots'
     """
 
+    instances: str = "cc"
+    threshold: float | None = None
+    h: float | None = None
+    min_size: int = 30
+    max_hole: int = 200
+    min_object_probability: float = 0.0
     finetune_epochs: int = 5
+    tile_size: int = 256
+    tile_overlap: int = 64
     tta: bool = False
-    normalize_stains: bool = True
-    stain_solver: str = "exact"
+    normalize: bool = False
     normalize_min_scale: float = 1.0
-    tile_size: int = 1024
+    stain_solver: str = "exact"
+    network_mpp: float = NETWORK_MPP
     region_side: int = 2048
-    region_tile: int = 832
     region_halo: int = 96
+
+    def __post_init__(self) -> None:
+        if self.instances not in INSTANCE_METHODS:
+            raise ValueError(f"instances must be one of {', '.join(map(repr, INSTANCE_METHODS))}, got {self.instances!r}")
+        checks = [
+            (self.threshold is None or 0 <= self.threshold < 1, "threshold must lie in [0, 1)", self.threshold),
+            (self.h is None or self.h >= 0, "h must be >= 0", self.h),
+            (self.min_size >= 0 and self.max_hole >= 0, "min_size and max_hole must be >= 0", (self.min_size, self.max_hole)),
+            (0 <= self.min_object_probability < 1, "min_object_probability must lie in [0, 1)", self.min_object_probability),
+            (self.finetune_epochs >= 0, "finetune_epochs must be >= 0", self.finetune_epochs),
+            (self.tile_size >= 16, "tile_size must be at least 16", self.tile_size),
+            (0 <= self.tile_overlap < self.tile_size, "tile_overlap must lie in [0, tile_size)", self.tile_overlap),
+            (self.normalize_min_scale >= 0, "normalize_min_scale must be >= 0", self.normalize_min_scale),
+            (self.stain_solver in ("exact", "cd"), "stain_solver must be 'exact' or 'cd'", self.stain_solver),
+            (self.network_mpp > 0, "network_mpp must be > 0", self.network_mpp),
+            (0 <= 2 * self.region_halo < self.tile_size, "a region tile's two halos must leave a core: 2 * region_halo "
+                                                         "< tile_size", (self.region_halo, self.tile_size)),
+            (self.region_side >= 1, "region_side must be positive", self.region_side),
+        ]
+        for ok, message, value in checks:
+            if not ok:
+                raise ValueError(f"{message}, got {value!r}")
+
+    @property
+    def region_tile(self) -> int:
+        """Core side of a large region's tiles: one `tile_size` tile less its two halos."""
+        return self.tile_size - 2 * self.region_halo
+
+    def check_network(self, architecture: object) -> None:
+        """Raise ValueError if the instance method needs an output the network (its Architecture) lacks."""
+        need = METHOD_NEEDS.get(self.instances)
+        if need and not getattr(architecture, need[0]):
+            raise ValueError(f"instances {self.instances!r} needs a network trained with {need[1]}; this one has none")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> InferenceConfig:
+        """Settings stored as a dict (:func:`dataclasses.asdict`); unknown keys are a ValueError."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown inference settings: {', '.join(sorted(unknown))}")
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -339,40 +402,43 @@ class Profile:
     pseudo : PseudoLabelConfig
         The pseudo-label pipeline.
     train : TrainConfig
-        Network, training, fine-tuning and inference.
-    segment : SegmentConfig
-        What ``ssimnet segment`` does to each image by default.
+        Network, training and fine-tuning: the network the book's chapters
+        reproduce the paper with.
+    inference : InferenceConfig
+        How the book's chapters segment with that network.
     baselines : BaselineConfig
         Comparison methods and the number of runs per method.
-    tool : TrainConfig or None
-        The network, training and inference of ``ssimnet train`` and
-        ``ssimnet segment`` where they differ from `train`: the levers chosen
-        beyond the paper.  `train` stays the network the book's chapters
-        reproduce the paper with.  None: `train`.
+    tool_train, tool_inference : TrainConfig and InferenceConfig, or None
+        The network ``ssimnet train`` (and ``segment --adapt``) trains and how
+        it segments, where they differ from `train` and `inference`: the
+        levers chosen beyond the paper.  None: the same.
 
     Examples
     --------
     >>> from ssimnet.config import get_profile
     >>> cpu = get_profile("cpu")
-    >>> cpu.train.boundary_width, cpu.for_tool().train.boundary_width, cpu.for_tool().tool is None
-    (0, 4, True)
+    >>> cpu.train.boundary_width, cpu.for_tool().train.boundary_width, cpu.for_tool().inference.instances
+    (0, 4, 'boundary')
     """
 
     name: str
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
-    tool: TrainConfig | None = neutral(None)
+    tool_train: TrainConfig | None = None
+    tool_inference: InferenceConfig | None = None
 
     def for_tool(self) -> Profile:
-        """This profile as ``ssimnet train`` and ``ssimnet segment`` run it: `train` replaced by `tool`, if set."""
-        return self if self.tool is None else replace(self, train=self.tool, tool=None)
+        """This profile as ``ssimnet train`` runs it: `train` and `inference` replaced by the tool's, where set."""
+        return replace(self, train=self.tool_train or self.train, inference=self.tool_inference or self.inference,
+                       tool_train=None, tool_inference=None)
 
 
 #: The default settings of each section: the paper's, and the defaults of the
 #: stage functions that take them one by one.
 DEFAULT_PSEUDO: PseudoLabelConfig = PseudoLabelConfig()
 DEFAULT_TRAIN: TrainConfig = TrainConfig()
+DEFAULT_INFERENCE: InferenceConfig = InferenceConfig()
 DEFAULT_BASELINES: BaselineConfig = BaselineConfig()

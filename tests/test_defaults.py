@@ -1,0 +1,101 @@
+"""One source for every default: the command line's, the functions' and the settings' agree."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+
+import pytest
+
+from ssimnet.cli import _OVERRIDES, _parser
+from ssimnet.config import (DEFAULT_INFERENCE, DEFAULT_PROFILE, DEFAULT_PSEUDO, DEFAULT_SEED, PROFILES, TOOL_INFERENCE,
+                            INSTANCE_METHODS, InferenceConfig, default_workers, get_profile)
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found[f"{prefix}{name}"] = sub
+                found |= _subcommands(sub, f"{prefix}{name} ")
+    return found
+
+
+COMMANDS = _subcommands(_parser())
+
+
+def _options(command: str) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in COMMANDS[command]._actions if a.option_strings}
+
+
+def test_every_command_with_a_profile_a_seed_or_workers_has_the_same_default():
+    profiles = seeds = workers = 0
+    for command in COMMANDS:
+        options = _options(command)
+        if "profile" in options:
+            profiles += 1
+            assert options["profile"].default == DEFAULT_PROFILE, command
+            assert options["profile"].choices == list(PROFILES), command
+        if "seed" in options:
+            seeds += 1
+            assert options["seed"].default == DEFAULT_SEED, command
+        if "workers" in options:
+            workers += 1
+            assert options["workers"].default == default_workers(), command
+    assert (profiles, seeds, workers) == (5, 4, 4)  # data synth, pseudo-labels, train, segment, book
+
+
+def test_segment_options_default_to_the_network_s_own_settings():
+    options = _options("segment")
+    fields = set(InferenceConfig.__dataclass_fields__)
+    for name in _OVERRIDES:  # every option that overrides a setting is one of InferenceConfig's, unset by default
+        assert name in fields and name in options, name
+        assert options[name].default is None, name
+    assert options["instances"].choices == list(INSTANCE_METHODS)
+    assert "the network's" in options["instances"].help and "default: %(default)s" in options["workers"].help
+
+
+def test_the_help_says_which_profile_is_the_default(capsys):
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "--help"])
+    assert f"default: {DEFAULT_PROFILE}" in " ".join(capsys.readouterr().out.split())
+
+
+def test_function_defaults_are_the_settings_defaults():
+    from ssimnet.architecture import Architecture
+    from ssimnet.infer import instances, predict_maps
+    from ssimnet.normalize import StainNormalizer
+    from ssimnet.segmenter import settings_for
+
+    def default(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    assert default(instances, "method") == DEFAULT_INFERENCE.instances
+    for name in ("min_size", "max_hole", "min_object_probability"):
+        assert default(instances, name) == getattr(DEFAULT_INFERENCE, name), name
+    assert default(predict_maps, "overlap") == DEFAULT_INFERENCE.tile_overlap
+    assert default(StainNormalizer.__init__, "min_scale") == DEFAULT_INFERENCE.normalize_min_scale == 1.0
+    assert default(StainNormalizer.__init__, "n_samples") == DEFAULT_PSEUDO.stain_samples
+    assert settings_for(Architecture()) == TOOL_INFERENCE  # what segment does with a network that stores nothing
+
+
+def test_profiles_differ_from_the_defaults_only_where_they_say_why():
+    smoke, cpu, paper = (get_profile(n) for n in ("smoke", "cpu", "paper"))
+    assert paper.inference == DEFAULT_INFERENCE and paper.for_tool() == paper
+    # the tool's inference: the same settings in every profile but the instance method and object threshold
+    for profile in (smoke, cpu):
+        tool = profile.for_tool().inference
+        assert dataclasses.replace(tool, instances="cc", min_object_probability=0.0) == TOOL_INFERENCE
+
+
+def test_inference_settings_check_their_invariants():
+    settings = InferenceConfig(tile_size=1024, region_halo=96)
+    assert settings.region_tile + 2 * settings.region_halo == settings.tile_size == 1024
+    for bad, match in [(dict(tile_size=200, region_halo=100), "2 \\* region_halo < tile_size"),
+                       (dict(tile_overlap=256), "tile_overlap"), (dict(threshold=1.0), "threshold"),
+                       (dict(stain_solver="svd"), "stain_solver"), (dict(region_side=0), "region_side"),
+                       (dict(finetune_epochs=-1), "finetune_epochs")]:
+        with pytest.raises(ValueError, match=match):
+            InferenceConfig(**bad)
