@@ -45,12 +45,12 @@ def _one(size: int, data: Path, repeat: int) -> dict[str, float]:
     import numpy as np
     from skimage.color import rgb2lab
 
-    from ssimnet.candidates import fuzzy_cmeans_mask, refine_candidates
     from ssimnet.config import PseudoLabelConfig
-    from ssimnet.purify import patch_usmi
-    from ssimnet.soften import soften_labels
-    from ssimnet.stain import VahadaneSeparator, hematoxylin_image
-    from ssimnet.voronoi import voronoi_label
+    from ssimnet.pseudo.candidates import fuzzy_cmeans_mask, refine_candidates
+    from ssimnet.pseudo.purify import patch_usmi
+    from ssimnet.pseudo.soften import soften_labels
+    from ssimnet.pseudo.stain import VahadaneSeparator, hematoxylin_image
+    from ssimnet.pseudo.voronoi import voronoi_label
 
     warnings.simplefilter("ignore")
     cfg = PseudoLabelConfig()

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ssimnet.config import get_profile
-from ssimnet.infer import predict_probability
-from ssimnet.train import Trainer, ssimnet_loss
+from ssimnet.net.train import Trainer, ssimnet_loss
+from ssimnet.predict import predict_probability
 
 
 def _train_rate(trainer: Trainer, batch: int, steps: int, memory_format: torch.memory_format = torch.channels_last) -> float:
@@ -64,7 +64,7 @@ def main() -> None:
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            predict_probability(trainer.model, image, tile=256, overlap=profile.train.tile_overlap, device=trainer.device)
+            predict_probability(trainer.model, image, tile=256, overlap=profile.inference.tile_overlap, device=trainer.device)
             times.append(time.perf_counter() - start)
         params = sum(p.numel() for p in trainer.model.parameters())
         print(f"{name:<8}{trainer.device.type:>8}{profile.train.depth:>6}{profile.train.width:>6}{params:>12,}"

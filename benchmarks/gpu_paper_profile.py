@@ -44,9 +44,9 @@ import numpy as np
 
 from ssimnet.config import INSTANCE_METHODS, get_profile
 from ssimnet.data import list_samples, read_image, read_label, write_image, write_table
-from ssimnet.pipeline import build_pseudo_labels, load_training_patches, pseudo_label_key, self_training_patches
-from ssimnet.store import array_digest, load_pseudo_labels, save_pseudo_labels
 from ssimnet.pseudo import labels_from_candidates
+from ssimnet.runs.pipeline import build_pseudo_labels, load_training_patches, pseudo_label_key, self_training_patches
+from ssimnet.runs.store import array_digest, load_pseudo_labels, save_pseudo_labels
 
 SPLITS = ("train", "test")
 STAGES = ("train", "test", "test_ft", "train_st1", "test_st1")
@@ -148,8 +148,8 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
         epochs: int | None) -> None:
     import torch
 
-    from ssimnet.infer import predict_probability, segment_image
-    from ssimnet.train import Trainer
+    from ssimnet.net.train import Trainer
+    from ssimnet.predict import predict_probability, segment_image
 
     start = time.perf_counter()
     elapsed = lambda: time.perf_counter() - start  # noqa: E731
@@ -176,7 +176,7 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
 
     def predict(model_trainer: Trainer, split: str) -> dict[str, np.ndarray]:
         return {name: predict_probability(model_trainer.model, read_image(path), tile=profile.pseudo.patch_size,
-                                          overlap=profile.train.tile_overlap, device=model_trainer.device)
+                                          overlap=profile.inference.tile_overlap, device=model_trainer.device)
                 for name, path in zip(labels[split].names, labels[split].images)}
 
     t = time.perf_counter()
@@ -186,7 +186,7 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
     t = time.perf_counter()
     tuned = {}
     for name, path in zip(labels["test"].names, labels["test"].images):
-        tuned[name] = segment_image(read_image(path), trainer, profile, method="cc",
+        tuned[name] = segment_image(read_image(path), trainer, profile.inference, pseudo_config=profile.pseudo,
                                     pseudo=load_pseudo_labels(labels["test"].path(name))).probability
     _save_maps(out / "prob_test_ft.npz.xz", tuned)
     info["finetune_s"] = time.perf_counter() - t
@@ -212,8 +212,8 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
 def score_maps(out: Path, data: Path, results: Path) -> None:
     import pandas as pd
 
-    from ssimnet.infer import instances
     from ssimnet.metrics import score
+    from ssimnet.predict import instances
 
     rows = []
     for stage in STAGES:
@@ -236,8 +236,8 @@ def score_maps(out: Path, data: Path, results: Path) -> None:
 
 
 def _score_image(job: tuple) -> list[dict]:
-    from ssimnet.infer import instances
     from ssimnet.metrics import score
+    from ssimnet.predict import instances
 
     split, name, probability, distance, label_path = job
     true = read_label(label_path)
@@ -255,8 +255,8 @@ def sweep(packed: Path, out: Path, configs: list[tuple[float, float]], seed: int
     """Learned-separation settings on the `cpu` profile's network: train, predict, score every image on both splits."""
     import torch
 
-    from ssimnet.infer import predict_maps
-    from ssimnet.train import Trainer
+    from ssimnet.net.train import Trainer
+    from ssimnet.predict import predict_maps
 
     start = time.perf_counter()
     torch.backends.cudnn.benchmark = True
@@ -279,7 +279,7 @@ def sweep(packed: Path, out: Path, configs: list[tuple[float, float]], seed: int
         for split in SPLITS:
             for sample in list_samples(data, split):
                 maps = predict_maps(trainer.model, read_image(sample.image_path), tile=profile.pseudo.patch_size,
-                                    overlap=profile.train.tile_overlap, device=trainer.device)
+                                    overlap=profile.inference.tile_overlap, device=trainer.device)
                 jobs.append((split, sample.name, maps.probability, maps.distance, sample.label_path))
         with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
             for image_rows in pool.map(_score_image, jobs):

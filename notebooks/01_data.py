@@ -40,7 +40,7 @@ import pandas as pd
 
 from ssimnet.book import setup_chapter
 from ssimnet.data import SPLITS, list_samples, nucleus_statistics, read_sample
-from ssimnet.viz import outline_overlay
+from ssimnet.tool.viz import outline_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 data_root = chapter.data_root

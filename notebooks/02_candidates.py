@@ -19,16 +19,16 @@
 #
 # 1. **Stain separation** (Eq. 1–2): optical density $V = \log(I_0/I) = WH$,
 #    factorised per image with Vahadane's sparse NMF
-#    ({py:obj}`ssimnet.stain.VahadaneSeparator`); the hematoxylin-only image is
-#    $I^T = I_0 \exp(-W[:,0]\,H[0,:])$ ({py:obj}`ssimnet.stain.hematoxylin_image`).
+#    ({py:obj}`ssimnet.pseudo.stain.VahadaneSeparator`); the hematoxylin-only image is
+#    $I^T = I_0 \exp(-W[:,0]\,H[0,:])$ ({py:obj}`ssimnet.pseudo.stain.hematoxylin_image`).
 # 2. **Candidates** (Eq. 3): $I^T$ in CIELAB, fuzzy c-means with two clusters,
 #    then a morphological Chan–Vese active contour as the smoothing step
-#    ({py:obj}`ssimnet.candidates`).
+#    ({py:obj}`ssimnet.pseudo.candidates`).
 # 3. **Softening** (Eq. 4): each candidate is eroded ring by ring; the rim gets
 #    $B[0] = 0.5$ and ring $k+1$ gets $B[k] + P[k]/(2A)$, until $B > 0.975$
-#    ({py:obj}`ssimnet.soften.soften_labels`).
+#    ({py:obj}`ssimnet.pseudo.soften.soften_labels`).
 #
-# All stages run through {py:obj}`ssimnet.pipeline.build_pseudo_labels`, which caches each
+# All stages run through {py:obj}`ssimnet.runs.pipeline.build_pseudo_labels`, which caches each
 # image's result in the run directory; the next chapter reuses it.
 
 # %% tags=["parameters"]
@@ -47,11 +47,11 @@ from IPython.display import Markdown
 
 from ssimnet.book import setup_chapter
 from ssimnet.data import list_samples, read_image
-from ssimnet.evaluate import pseudo_label_quality
-from ssimnet.pipeline import build_pseudo_labels
-from ssimnet.store import load_pseudo_labels
-from ssimnet.stain import RUIFROK_HE
-from ssimnet.viz import outline_overlay
+from ssimnet.pseudo.stain import RUIFROK_HE
+from ssimnet.runs.evaluate import pseudo_label_quality
+from ssimnet.runs.pipeline import build_pseudo_labels
+from ssimnet.runs.store import load_pseudo_labels
+from ssimnet.tool.viz import outline_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root
@@ -161,16 +161,16 @@ plt.show()
 # :class: dropdown
 # ```
 #
-# {py:obj}`ssimnet.candidates.candidate_nuclei` takes the hematoxylin image
+# {py:obj}`ssimnet.pseudo.candidates.candidate_nuclei` takes the hematoxylin image
 # and a configuration; {py:obj}`ssimnet.metrics.pixel_scores` gives precision,
 # recall and Dice (the labels are read only to score):
 
 # %%
 import dataclasses
 
-from ssimnet.candidates import candidate_nuclei
 from ssimnet.data import read_label
 from ssimnet.metrics import pixel_scores
+from ssimnet.pseudo.candidates import candidate_nuclei
 
 name = labels.names[0]
 truth = read_label(next(s.label_path for s in list_samples(data_root, "train") if s.name == name))

@@ -17,7 +17,7 @@
 #
 # Paper Sec. 2.2. Each training image is cut into overlapping 256×256 patches.
 # For each patch, the **Unsupervised Shape Measure Index** (Algorithm 1,
-# {py:obj}`ssimnet.purify.usmi`) divides the mean convex-hull area of its candidates
+# {py:obj}`ssimnet.pseudo.purify.usmi`) divides the mean convex-hull area of its candidates
 # by the mean area of the candidates between the lower and upper quartile:
 #
 # $$U = \frac{\bar H}{\bar A}, \qquad \bar H = \frac{1}{C}\sum_i h_i, \qquad
@@ -27,7 +27,7 @@
 # several nuclei have large, non-convex hulls and raise it. The
 # $\alpha = 70\,\%$ of patches with the lowest $U$ over the whole training set
 # are kept. Each kept patch also gets a Voronoi tri-label
-# ({py:obj}`ssimnet.voronoi.voronoi_label`, after Qu et al. 2020): centroids of the
+# ({py:obj}`ssimnet.pseudo.voronoi.voronoi_label`, after Qu et al. 2020): centroids of the
 # candidates are nuclei (1), the Voronoi edges between them background (0),
 # everything else is ignored (2).
 
@@ -42,16 +42,15 @@ workers = 2  # worker processes of the pseudo-label stage
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from IPython.display import Markdown
 from matplotlib.colors import ListedColormap
 
 from ssimnet.book import setup_chapter
 from ssimnet.data import read_image
-from ssimnet.evaluate import pseudo_label_quality
-from ssimnet.pipeline import build_pseudo_labels
-from ssimnet.store import load_pseudo_labels
-from ssimnet.viz import outline_overlay
+from ssimnet.runs.evaluate import pseudo_label_quality
+from ssimnet.runs.pipeline import build_pseudo_labels
+from ssimnet.runs.store import load_pseudo_labels
+from ssimnet.tool.viz import outline_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root
@@ -169,7 +168,7 @@ plt.show()
 #
 # Draw two toy patches: one with five nuclei of equal size, one with five
 # nuclei of very different sizes. Which has the lower USMI
-# ({py:obj}`ssimnet.purify.usmi`), and what does USMI give a patch with only
+# ({py:obj}`ssimnet.pseudo.purify.usmi`), and what does USMI give a patch with only
 # two nuclei?
 #
 # ```{exercise-end}
@@ -185,7 +184,7 @@ plt.show()
 # %%
 from skimage.draw import disk
 
-from ssimnet.purify import usmi
+from ssimnet.pseudo.purify import usmi
 
 
 def patch(radii):

@@ -15,7 +15,7 @@
 # (chapter-04_train)=
 # # Training SSimNet
 #
-# Paper Sec. 2.2, Eq. (5). A U-Net $F$ ({py:obj}`ssimnet.model.UNet`) is trained on
+# Paper Sec. 2.2, Eq. (5). A U-Net $F$ ({py:obj}`ssimnet.net.model.UNet`) is trained on
 # the purified patches only, with
 #
 # $$\mathcal{L} = \lambda\, L_{BCE}\big(p, \tilde y\big) + (1-\lambda)\, L_{CE}\big(F(\tilde x), \tilde z\big), \qquad \lambda = 0.9,$$
@@ -23,8 +23,8 @@
 # where $p = \operatorname{softmax}(F(\tilde x))_1$ is the nucleus probability,
 # $\tilde y$ the soft label and $\tilde z$ the Voronoi tri-label (label 2
 # ignored) -- both terms read the same two-channel output
-# ({py:obj}`ssimnet.train.ssimnet_loss`). Adam, learning rate decayed by 0.98 per
-# epoch, random flips and 90° rotations ({py:obj}`ssimnet.train.Trainer`). Training
+# ({py:obj}`ssimnet.net.train.ssimnet_loss`). Adam, learning rate decayed by 0.98 per
+# epoch, random flips and 90° rotations ({py:obj}`ssimnet.net.train.Trainer`). Training
 # writes a checkpoint after every epoch and resumes from it; rerunning this
 # chapter with unchanged settings reuses the finished network.
 
@@ -45,9 +45,9 @@ from matplotlib.colors import ListedColormap
 
 from ssimnet.book import setup_chapter
 from ssimnet.data import read_image
-from ssimnet.infer import predict_probability
-from ssimnet.pipeline import build_pseudo_labels, train_network
-from ssimnet.store import load_pseudo_labels
+from ssimnet.predict import predict_probability
+from ssimnet.runs.pipeline import build_pseudo_labels, train_network
+from ssimnet.runs.store import load_pseudo_labels
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root

@@ -18,16 +18,16 @@
 # Before predicting a test image, the paper fine-tunes the trained network
 # for five epochs on that image's own pseudo labels (its purified patches,
 # $SET_k$), starting from the optimiser state saved in the checkpoint
-# ({py:obj}`ssimnet.train.Trainer.finetune_copy`). The paper's schedule has decayed
+# ({py:obj}`ssimnet.net.train.Trainer.finetune_copy`). The paper's schedule has decayed
 # its learning rate to $5\cdot10^{-5} \times 0.98^{150} \approx 2.4\cdot10^{-6}$
 # by then; a profile with a shorter, steeper schedule sets
 # `TrainConfig.finetune_lr` to that value, since fine-tuning at a large rate
 # fits the image's own pseudo labels, merges included (the `cpu` profile's
 # comment in `ssimnet/config/profiles.py` lists the rates tried on training images).
 # Prediction runs on overlapping
-# tiles blended into one probability map ({py:obj}`ssimnet.infer.predict_probability`);
+# tiles blended into one probability map ({py:obj}`ssimnet.predict.maps.predict_probability`);
 # probability > 0.5, holes filled, small objects removed and connected
-# components give the nuclei ({py:obj}`ssimnet.infer.instances`, the paper's setting).
+# components give the nuclei ({py:obj}`ssimnet.predict.nuclei.instances`, the paper's setting).
 # Ground truth is read only to score ({py:obj}`ssimnet.metrics`).
 
 # %% tags=["parameters"]
@@ -46,11 +46,11 @@ import pandas as pd
 from IPython.display import Markdown
 
 from ssimnet.book import setup_chapter
+from ssimnet.book.paper import TABLE1
 from ssimnet.data import list_samples, read_label, read_sample
-from ssimnet.evaluate import evaluate_network
-from ssimnet.pipeline import train_network
-from ssimnet.paper import TABLE1
-from ssimnet.viz import error_overlay
+from ssimnet.runs.evaluate import evaluate_network
+from ssimnet.runs.pipeline import train_network
+from ssimnet.tool.viz import error_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root
@@ -100,9 +100,9 @@ Markdown(
 # pseudo labels (`studies/finetune.py`; committed, not rerun by the book):
 
 # %%
+from ssimnet.book.report import study_network
+from ssimnet.book.results import FINETUNE, load_results
 from ssimnet.config import get_profile
-from ssimnet.report import study_network
-from ssimnet.results import FINETUNE, load_results
 
 finetune_runs, finetune_info = load_results(results_dir, kind=FINETUNE)
 finetune = finetune_runs.groupby("config", sort=False)[["dice", "aji", "pq"]].mean().mul(100).round(1)
@@ -155,7 +155,7 @@ plt.show()
 # ## The pipeline on one test image (in place of the paper's Fig. 2)
 #
 # {numref}`fig-pipeline`: Every intermediate of the method on the best-scoring test image above,
-# computed by {py:obj}`ssimnet.infer.segment_image` (which runs {py:obj}`ssimnet.pseudo.pseudo_labels`,
+# computed by {py:obj}`ssimnet.predict.segment.segment_image` (which runs {py:obj}`ssimnet.pseudo.labels.pseudo_labels`,
 # fine-tunes and predicts), shown on the window where most predicted nuclei
 # touch: the image $I$; its hematoxylin reconstruction $I^T$ (Eq. 1–2); the
 # fuzzy c-means nucleus cluster and the candidates $P$ after the active
@@ -169,10 +169,10 @@ plt.show()
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Every intermediate of the method on one test image (in place of the paper's Fig. 2).", "name": "fig-pipeline"}}
 from matplotlib.patches import Rectangle
 
-from ssimnet.segmenter import Segmenter
-from ssimnet.candidates import label_candidates
-from ssimnet.purify import kept_patches
-from ssimnet.viz import crowded_window, outline_overlay
+from ssimnet.pseudo.candidates import label_candidates
+from ssimnet.pseudo.purify import kept_patches
+from ssimnet.tool.segmenter import Segmenter
+from ssimnet.tool.viz import crowded_window, outline_overlay
 
 image, _ = read_sample(samples[chosen[-1]])
 result = Segmenter(trainer, config.inference, pseudo=config.pseudo).segment(image, seed=seed)

@@ -59,14 +59,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown
 
-from ssimnet.book import setup_chapter
 from ssimnet.baselines import METHOD_NAMES
+from ssimnet.book import setup_chapter
+from ssimnet.book.paper import TABLE1, TABLE2
+from ssimnet.book.report import comparison_table, discrepancies
 from ssimnet.data import list_samples, read_label, read_sample
-from ssimnet.experiments import run_methods
 from ssimnet.metrics import summarise_runs
-from ssimnet.paper import TABLE1, TABLE2
-from ssimnet.report import comparison_table, discrepancies
-from ssimnet.viz import crowded_window, error_overlay
+from ssimnet.runs.experiments import run_methods
+from ssimnet.tool.viz import crowded_window, error_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root
@@ -191,8 +191,8 @@ Markdown("CPM17 was evaluated above." if cpm17_dir else
 # mean ± SD over the seeds scored.
 
 # %%
-from ssimnet.report import format_selection, selection_table
-from ssimnet.results import LEVERS, load_results
+from ssimnet.book.report import format_selection, selection_table
+from ssimnet.book.results import LEVERS, load_results
 
 lever_runs, _ = load_results(results_dir, kind=LEVERS)
 scored = lever_runs[lever_runs.split == "tnbc"]

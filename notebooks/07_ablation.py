@@ -40,11 +40,11 @@ import pandas as pd
 from IPython.display import Markdown
 
 from ssimnet.book import setup_chapter
+from ssimnet.book.paper import TABLE3
+from ssimnet.book.report import comparison_table, discrepancies
 from ssimnet.config import ABLATION
-from ssimnet.experiments import run_methods
 from ssimnet.metrics import summarise_runs
-from ssimnet.paper import TABLE3
-from ssimnet.report import comparison_table, discrepancies
+from ssimnet.runs.experiments import run_methods
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root

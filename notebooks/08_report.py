@@ -20,7 +20,7 @@
 # (MoNuSeg) the page shows the run that built this book; when the book is
 # built without real data (the `smoke` profile, as in CI) it shows the
 # reference results committed under `results/<profile>/`, which
-# `ssimnet book` writes for every run on real data ({py:obj}`ssimnet.experiments.export_results`).
+# `ssimnet book` writes for every run on real data ({py:obj}`ssimnet.runs.experiments.export_results`).
 # Either way the page says where the numbers come from: code version, profile,
 # hardware and library versions are recorded with them.
 
@@ -42,13 +42,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssimnet.book import setup_chapter
 from ssimnet.baselines import METHOD_NAMES
+from ssimnet.book import setup_chapter
+from ssimnet.book.paper import TABLE1
+from ssimnet.book.report import method_summaries, reproduction_report, study_network, table1, table3
+from ssimnet.book.results import RESULTS, SELECTION, load_results
 from ssimnet.config import ABLATION
-from ssimnet.experiments import export_results
-from ssimnet.report import method_summaries, reproduction_report, study_network, table1, table3
-from ssimnet.paper import TABLE1
-from ssimnet.results import RESULTS, SELECTION, load_results
+from ssimnet.runs.experiments import export_results
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 if chapter.real:

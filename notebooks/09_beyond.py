@@ -24,18 +24,18 @@
 # chapter adds, each as a switch, and measures:
 #
 # - **a distance-transform watershed on the network's foreground**
-#   (`instances(..., method="distance")`, {py:obj}`ssimnet.infer.instances`):
+#   (`instances(..., method="distance")`, {py:obj}`ssimnet.predict.nuclei.instances`):
 #   markers are maxima of the smoothed Euclidean distance transform at least
 #   $h$ pixels high, so two round nuclei joined by a waist get one each;
-# - **self-training** ({py:obj}`ssimnet.selftrain`,
-#   {py:obj}`ssimnet.pipeline.train_self_training`): the trained network's nuclei on
+# - **self-training** ({py:obj}`ssimnet.net.selftrain`,
+#   {py:obj}`ssimnet.runs.pipeline.train_self_training`): the trained network's nuclei on
 #   the training images, split by that watershed, become the next round's
 #   pseudo labels, with a one-pixel gap where two nuclei touch
-#   ({py:obj}`ssimnet.touching.separate_touching`). The Voronoi tri-label
+#   ({py:obj}`ssimnet.pseudo.touching.separate_touching`). The Voronoi tri-label
 #   then marks the gap as background and no longer cuts through a nucleus, so
 #   the cross-entropy term of Eq. (5) teaches the network where touching
 #   nuclei part. Each round continues the previous network for a few epochs;
-# - **a learned separation output** ({py:obj}`ssimnet.separation`): a third
+# - **a learned separation output** ({py:obj}`ssimnet.net.separation`): a third
 #   output channel of the U-Net learns each pseudo-label nucleus's distance to
 #   its rim, divided by the nucleus's largest (1 at every centre), by mean
 #   squared error beside Eq. (5) (weight `LEARNED_SEPARATION_WEIGHT` in
@@ -72,15 +72,15 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssimnet.book import setup_chapter
+from ssimnet.book.report import candidate_table, format_selection, normalization_table, selection_table, study_network
+from ssimnet.book.results import CANDIDATES, NORMALIZATION, SELECTION, load_results, provenance, save_results
 from ssimnet.config import LEARNED_SEPARATION_WEIGHT
 from ssimnet.data import list_samples, read_image, read_label
-from ssimnet.evaluate import evaluate_baseline, evaluate_network, evaluate_supervised
-from ssimnet.pipeline import train_self_training, train_supervised
-from ssimnet.experiments import candidate_study
-from ssimnet.generators import CANDIDATE_METHODS
-from ssimnet.report import candidate_table, format_selection, normalization_table, selection_table, study_network
-from ssimnet.results import CANDIDATES, NORMALIZATION, SELECTION, load_results, provenance, save_results
-from ssimnet.viz import crowded_window, outline_overlay
+from ssimnet.pseudo.generators import CANDIDATE_METHODS
+from ssimnet.runs.evaluate import evaluate_baseline, evaluate_network, evaluate_supervised
+from ssimnet.runs.experiments import candidate_study
+from ssimnet.runs.pipeline import train_self_training, train_supervised
+from ssimnet.tool.viz import crowded_window, outline_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 data_root = chapter.data_root
@@ -110,7 +110,7 @@ for name, (variant, r, method) in configurations.items():
             folders[name, s, split] = folder
 per_image = pd.concat(frames, ignore_index=True)
 real = chapter.real
-if real:  # kept with the run's other results (ssimnet.experiments.export_results); results/<profile>/ holds a committed copy
+if real:  # kept with the run's other results (ssimnet.runs.experiments.export_results); results/<profile>/ holds a committed copy
     save_results(f"{run_dir}/results", per_image, provenance(config, data_dir=data_root, seed=seed, device=chapter.device),
                  kind=SELECTION)
 print(f"{data_root.name}: {len(list_samples(data_root, 'train'))} training and {len(list_samples(data_root, 'test'))} test "
@@ -179,7 +179,7 @@ pd.DataFrame({name: (scores[["precision", "recall", "dice", "aji", "aji_plus", "
 # ## Touching nuclei, before and after
 #
 # {numref}`fig-touching`: The crowded corner of each of two test images: the region where most
-# ground-truth nuclei touch ({py:obj}`ssimnet.viz.crowded_window`), with the
+# ground-truth nuclei touch ({py:obj}`ssimnet.tool.viz.crowded_window`), with the
 # outlines of the ground truth and of three configurations of the first seed.
 
 # %% mystnb={"figure": {"caption": "The crowded corner of two test images: ground truth and three instance configurations.", "name": "fig-touching"}}
@@ -288,7 +288,7 @@ Markdown(
 # Every configuration above learns from the paper's candidates, and on
 # MoNuSeg those are the weak link: their AJI on the training split is far
 # below what the trained networks reach, because the FCM cluster joins
-# touching nuclei into one component. {py:obj}`ssimnet.generators` draws the
+# touching nuclei into one component. {py:obj}`ssimnet.pseudo.generators` draws the
 # candidate map $P$ in other ways, each a value of
 # `PseudoLabelConfig.candidate_method` (the paper's `"fcm"` stays the
 # default, so the reproduction chapters are unchanged): Otsu's threshold of
@@ -298,7 +298,7 @@ Markdown(
 # distance-transform watershed with a one-pixel gap between touching nuclei
 # (`"watershed"`). Softening, USMI purification and the Voronoi labels work on
 # each unchanged. The table scores the candidates themselves on the training
-# split ({py:obj}`ssimnet.experiments.candidate_study`; labels read only to
+# split ({py:obj}`ssimnet.runs.experiments.candidate_study`; labels read only to
 # score), as instance maps: their 8-connected components.
 
 # %%
@@ -365,7 +365,7 @@ Markdown(
 # most nuclei (the study below): its staining is visibly paler
 # than MoNuSeg's, and the nuclei's probability stays below the threshold.
 #
-# {py:obj}`ssimnet.normalize.StainNormalizer` maps each image onto one
+# {py:obj}`ssimnet.tool.normalize.StainNormalizer` maps each image onto one
 # reference (Vahadane et al. 2016). It keeps the image's own stain densities and
 # scales each stain so that its 99th percentile over tissue matches the
 # reference's. The image is then rebuilt with the reference's stain colours.
@@ -376,7 +376,7 @@ Markdown(
 # before and after.
 
 # %% mystnb={"figure": {"caption": "A test image as it is (left) and normalised onto the package's stain reference, brightening only as `ssimnet segment` does (right).", "name": "fig-normalization"}}
-from ssimnet.normalize import segment_normalizer
+from ssimnet.tool.normalize import segment_normalizer
 
 shown = read_image(list_samples(data_root, "test")[0].image_path)
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
@@ -391,14 +391,14 @@ fig.tight_layout()
 # (seed 0, trained on the `"watershed"` candidates of the section above),
 # scored with each normalisation on the MoNuSeg training and test splits and on
 # TNBC, beside the classical watershed
-# ({py:obj}`ssimnet.experiments.normalization_study`,
+# ({py:obj}`ssimnet.runs.experiments.normalization_study`,
 # `studies/normalization.py`). The choice is made on the training columns
 # alone. The brighten-only variant was added after the test figure of
 # matching both ways had been seen; it was then chosen on the training split
 # like the others, and every configuration's test and TNBC figures are shown.
 # The last row is what `ssimnet segment` does now that it is faster: the same
 # brightening, but each image's stains measured by the exact solver
-# ({py:obj}`ssimnet.stain.factorize_stains`, ten times faster than
+# ({py:obj}`ssimnet.pseudo.stain.factorize_stains`, ten times faster than
 # scikit-learn's, reaching a slightly lower objective) and the prediction made
 # in tiles of up to 1024 pixels rather than 256. It was made for speed and
 # scored once on each dataset.
@@ -437,7 +437,7 @@ Markdown(
 # for the image's pixel size for this reason, and so does
 # `ssimnet segment --mpp`: the image is resampled to the network's pixel size,
 # segmented there, and its label map brought back to the image's own grid
-# ({py:obj}`ssimnet.resample`). The study below is committed, not rerun by the
+# ({py:obj}`ssimnet.tool.resample`). The study below is committed, not rerun by the
 # book (`studies/resolution.py`): the MoNuSeg test images and their labels,
 # resampled to the pixel size of a 20x and of a 60x scan, segmented by the
 # `cpu` network of the section above with the tool's defaults, as they are and
@@ -445,8 +445,8 @@ Markdown(
 # about the scan, which the user gives.
 
 # %%
-from ssimnet.report import study_table
-from ssimnet.results import RESOLUTION
+from ssimnet.book.report import study_table
+from ssimnet.book.results import RESOLUTION
 
 resolution_runs, resolution_info = load_results(results_dir, kind=RESOLUTION)
 resolution = study_table(resolution_runs)
@@ -483,12 +483,12 @@ Markdown(
 # brightening only; large tiles):
 #
 # - the paper's network (today's default: the FCM candidates, the distance watershed);
-# - a *boundary-aware target* ({py:obj}`ssimnet.boundary`): one more output,
+# - a *boundary-aware target* ({py:obj}`ssimnet.net.boundary`): one more output,
 #   the probability that a nucleus pixel lies within 2 or 4 pixels of its
 #   pseudo instance's rim or between two touching pseudo instances, so that
 #   the network predicts inside / boundary / background; the
 #   `"boundary"` instance method seeds one nucleus per inside region;
-# - HED colour jitter of the training patches ({py:obj}`ssimnet.augment`, strength 0.05), for other labs' stains;
+# - HED colour jitter of the training patches ({py:obj}`ssimnet.net.augment`, strength 0.05), for other labs' stains;
 # - later, two more: the boundary target at 6 pixels, and the 4-pixel boundary target trained with that jitter.
 #
 # The chosen configuration and today's default were then trained with two
@@ -496,7 +496,7 @@ Markdown(
 # nothing; the classical watershed stands beside them.
 
 # %%
-from ssimnet.results import LEVERS
+from ssimnet.book.results import LEVERS
 
 lever_runs, lever_info = load_results(results_dir, kind=LEVERS)
 levers = selection_table(lever_runs, metrics=("dice", "aji", "pq"), splits=("heldout", "test", "tnbc"),
@@ -538,15 +538,15 @@ Markdown(
 # but a faint blob of tissue that rises above it becomes a nucleus too. The
 # tool therefore also asks of each nucleus that the network call it one on
 # average: its mean probability must reach `min_object_probability`
-# ({py:obj}`ssimnet.infer.drop_unsure`, an object threshold like StarDist's).
+# ({py:obj}`ssimnet.predict.nuclei.drop_unsure`, an object threshold like StarDist's).
 # The pixel threshold decides a nucleus's extent, the object threshold whether
 # it is one. It was chosen on the same six held-out training images, with
 # the chosen network above (`studies/object_probability.py`), as `ssimnet
 # segment` predicts:
 
 # %%
-from ssimnet.results import OBJECT_PROBABILITY
-from ssimnet.shipped import read_card
+from ssimnet.book.results import OBJECT_PROBABILITY
+from ssimnet.tool.shipped import read_card
 
 object_runs, _ = load_results(results_dir, kind=OBJECT_PROBABILITY)
 object_table = object_runs.groupby("config", sort=False)[["precision", "recall", "dice", "aji", "pq"]].mean().mul(100)

@@ -1,59 +1,114 @@
 """ssimnet: label-free nuclei segmentation using intra-image self similarity.
 
-A reproducible implementation of SSimNet (Chen, Li & Zhou, MICCAI 2023).
-The algorithm modules follow the paper's stages; each is array in, array out:
+A reproducible implementation of SSimNet (Chen, Li & Zhou, MICCAI 2023), and a
+tool that segments nuclei in H&E images without a single manual label:
+``ssimnet.Segmenter.pretrained().segment(image).labels``.
 
-- :mod:`ssimnet.stain` -- Beer-Lambert optics and stain separation (Eq. 1-2)
-- :mod:`ssimnet.candidates` -- candidate nuclei, FCM and active contour (Eq. 3)
-- :mod:`ssimnet.generators` -- other candidate generators (beyond the paper)
-- :mod:`ssimnet.touching` -- splitting touching nuclei, keeping them apart
-- :mod:`ssimnet.soften` -- label softening (Eq. 4)
-- :mod:`ssimnet.purify` -- patches, USMI and data purification (Algorithm 1)
-- :mod:`ssimnet.voronoi` -- Voronoi tri-labels
-- :mod:`ssimnet.pseudo` -- all pseudo-label stages of one image
-- :mod:`ssimnet.model` -- the U-Net
-- :mod:`ssimnet.train` -- the loss (Eq. 5), training and fine-tuning
-- :mod:`ssimnet.augment` -- HED stain jitter (beyond the paper)
-- :mod:`ssimnet.infer` -- tiled prediction, instances, per-image segmentation
-- :mod:`ssimnet.segmenter` -- :class:`Segmenter`, the one way to segment: a network and the settings it carries
-- :mod:`ssimnet.region` -- large regions tile by tile, every nucleus once across seams
-- :mod:`ssimnet.geojson` -- nuclei as GeoJSON polygons (QuPath detections)
-- :mod:`ssimnet.resample` -- images of another pixel size resampled to the network's and back
-- :mod:`ssimnet.selftrain` -- self-training rounds (beyond the paper)
-- :mod:`ssimnet.separation` -- the learned separation output (beyond the paper)
-- :mod:`ssimnet.baselines` -- the comparison methods of Table 1
-- :mod:`ssimnet.metrics` -- Dice, AJI, AJI+, PQ
-- :mod:`ssimnet.synthetic` -- synthetic H&E tiles with exact ground truth
+The folders follow the architecture:
 
-Data, orchestration and reporting (the only modules that touch files):
+The method (array in, array out; the paper's stages)
+    :mod:`ssimnet.pseudo` -- pseudo labels (Sec. 2.1: stains, candidates,
+    softening, USMI purification, Voronoi labels);
+    :mod:`ssimnet.net` -- the network and its training (Sec. 2.2: U-Net,
+    loss, fine-tuning, and the levers beyond the paper);
+    :mod:`ssimnet.predict` -- probability maps, instances, one image segmented;
+    :mod:`ssimnet.baselines` -- the comparison methods of Table 1;
+    :mod:`ssimnet.metrics` -- Dice, AJI, AJI+, PQ.
+The tool
+    :mod:`ssimnet.tool` -- :class:`~ssimnet.tool.segmenter.Segmenter`, the
+    shipped network, stain normalisation, resampling, large regions, batches,
+    GeoJSON; it never imports the book machinery.
+The reproduction
+    :mod:`ssimnet.runs` -- cached stages on a dataset on disk, training,
+    scoring, the repeated-runs protocol;
+    :mod:`ssimnet.book` -- executing the book, results and provenance, publishing.
+Shared
+    :mod:`ssimnet.config` (every setting and the run profiles),
+    :mod:`ssimnet.data` (image I/O, the dataset layout, input checks),
+    :mod:`ssimnet.datasets` (converters, the synthetic dataset),
+    :mod:`ssimnet.synthetic` (synthetic H&E tiles with exact ground truth),
+    :mod:`ssimnet.fingerprint` (the code a cached stage ran),
+    :mod:`ssimnet.cli` (the ``ssimnet`` command).
 
-- :mod:`ssimnet.config` -- every setting and the run profiles (smoke, cpu, paper)
-- :mod:`ssimnet.data` -- the uniform dataset layout, image I/O, input checks
-- :mod:`ssimnet.datasets` -- MoNuSeg and CPM17 converters, the synthetic dataset
-- :mod:`ssimnet.store` -- content keys, pseudo-label files, checkpoints
-- :mod:`ssimnet.pipeline` -- pseudo labels of a split, training
-- :mod:`ssimnet.evaluate` -- scoring every method on a split
-- :mod:`ssimnet.experiments` -- the repeated-runs protocol, Tables 1 and 3
-- :mod:`ssimnet.results` -- provenance, saving and loading results
-- :mod:`ssimnet.report` -- the book's tables from results
-- :mod:`ssimnet.paper` -- the paper's reported numbers
-- :mod:`ssimnet.viz` -- overlays for figures
-- :mod:`ssimnet.batch` -- segmenting folders and large regions to files, in parallel or on Dask
-- :mod:`ssimnet.book` -- executing the book's notebooks
-- :mod:`ssimnet.publish` -- chapter records, staleness, publishing a run
-- :mod:`ssimnet.bookext` -- the book's Sphinx extension (provenance line, stale note)
-- :mod:`ssimnet.cli` -- the ``ssimnet`` command
+The flat module names of version 0.1 (``ssimnet.stain`` is now
+:mod:`ssimnet.pseudo.stain`, ``ssimnet.infer`` :mod:`ssimnet.predict`, ...)
+still import, with a :class:`DeprecationWarning`, until version 0.3 (:data:`MOVED`).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-__all__ = ["Segmenter", "__version__"]
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import warnings
+
+__version__ = "0.2.0"
+
+__all__ = ["Segmenter", "MOVED", "__version__"]
+
+#: Where the modules of version 0.1's flat layout went (relative to ``ssimnet``).
+MOVED: dict[str, str] = {
+    "architecture": "net.architecture",
+    "augment": "net.augment",
+    "batch": "tool.batch",
+    "bookext": "book.sphinx",
+    "boundary": "net.boundary",
+    "candidates": "pseudo.candidates",
+    "evaluate": "runs.evaluate",
+    "experiments": "runs.experiments",
+    "generators": "pseudo.generators",
+    "geojson": "tool.geojson",
+    "infer": "predict",
+    "model": "net.model",
+    "normalize": "tool.normalize",
+    "onnxnet": "net.onnxnet",
+    "paper": "book.paper",
+    "pipeline": "runs.pipeline",
+    "publish": "book.publish",
+    "purify": "pseudo.purify",
+    "region": "tool.region",
+    "report": "book.report",
+    "resample": "tool.resample",
+    "results": "book.results",
+    "selftrain": "net.selftrain",
+    "separation": "net.separation",
+    "shipped": "tool.shipped",
+    "soften": "pseudo.soften",
+    "stain": "pseudo.stain",
+    "store": "runs.store",
+    "touching": "pseudo.touching",
+    "train": "net.train",
+    "viz": "tool.viz",
+    "voronoi": "pseudo.voronoi",
+}
 
 
 def __getattr__(name: str) -> object:
     # `ssimnet.Segmenter` is imported when first used, so that `import ssimnet` stays light
     if name == "Segmenter":
-        from .segmenter import Segmenter
+        from .tool.segmenter import Segmenter
 
         return Segmenter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports an old flat module name (:data:`MOVED`) as its new module, with a DeprecationWarning."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        old = fullname.removeprefix(__name__ + ".")
+        return importlib.util.spec_from_loader(fullname, self) if old != fullname and old in MOVED else None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> object:
+        new = f"{__name__}.{MOVED[spec.name.removeprefix(__name__ + '.')]}"
+        warnings.warn(f"{spec.name} is now {new}; the old name goes in ssimnet 0.3", DeprecationWarning, stacklevel=2)
+        return importlib.import_module(new)
+
+    def exec_module(self, module: object) -> None:
+        pass
+
+
+if not any(isinstance(finder, _MovedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

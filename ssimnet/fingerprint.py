@@ -1,7 +1,7 @@
 """Fingerprints of the code a stage runs: what keys its cache besides its settings and its data.
 
 A cached result is stale when the code that made it has changed.  Rather than
-judge that, each cached stage is keyed (:func:`ssimnet.store.stage_key`) by a
+judge that, each cached stage is keyed (:func:`ssimnet.runs.store.stage_key`) by a
 fingerprint of the source of the modules it runs: :func:`module_closure` finds
 them by reading the ``import`` statements of the package's modules (those
 inside functions too, where the package imports lazily), and
@@ -19,7 +19,7 @@ the keys as settings.
 
 Examples
 --------
->>> "ssimnet.soften" in module_closure(("ssimnet.pseudo",))
+>>> "ssimnet.pseudo.soften" in module_closure(("ssimnet.pseudo",))
 True
 >>> "ssimnet.metrics" in module_closure(("ssimnet.pseudo",))
 False
@@ -45,14 +45,14 @@ _SETTINGS_ONLY = frozenset({"ssimnet.config.profiles"})
 
 #: The modules each cached stage starts from; its fingerprint covers everything they import.
 STAGES: dict[str, tuple[str, ...]] = {
-    "pseudo": ("ssimnet.pseudo", "ssimnet.purify"),
-    "train": ("ssimnet.train", "ssimnet.pseudo"),
-    "selftrain": ("ssimnet.train", "ssimnet.selftrain", "ssimnet.infer"),
-    "supervised": ("ssimnet.train", "ssimnet.baselines.supervised"),
-    "segment": ("ssimnet.segmenter",),
+    "pseudo": ("ssimnet.pseudo", "ssimnet.pseudo.purify"),
+    "train": ("ssimnet.net.train", "ssimnet.pseudo"),
+    "selftrain": ("ssimnet.net.train", "ssimnet.net.selftrain", "ssimnet.predict"),
+    "supervised": ("ssimnet.net.train", "ssimnet.baselines.supervised"),
+    "segment": ("ssimnet.tool.segmenter",),
     "baseline": ("ssimnet.baselines",),
     "score": ("ssimnet.metrics",),
-    "segment_files": ("ssimnet.batch",),
+    "segment_files": ("ssimnet.tool.batch",),
 }
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.draw import disk, ellipse
 
-from .stain import RUIFROK_HE, od_to_rgb
+from .pseudo.stain import RUIFROK_HE, od_to_rgb
 
 __all__ = ["SyntheticTile", "synthetic_tile"]
 

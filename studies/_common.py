@@ -8,8 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ssimnet.config import DEFAULT_SEED
-from ssimnet.data import Sample
-from ssimnet.data import file_digest
+from ssimnet.data import Sample, file_digest
 
 
 def study_parser(doc: str) -> argparse.ArgumentParser:

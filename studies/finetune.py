@@ -5,7 +5,7 @@ MoNuSeg training split: without fine-tuning, with the paper's fine-tuning
 (batch normalisation re-estimates its statistics on the image) and with batch
 normalisation frozen (``TrainConfig.finetune_norm = "frozen"``).  Fine-tuning
 reads only the image's own pseudo labels; the labels score.  Writes
-``finetune_per_image.csv`` and its provenance (:data:`ssimnet.results.FINETUNE`).
+``finetune_per_image.csv`` and its provenance (:data:`ssimnet.book.results.FINETUNE`).
 
     python studies/finetune.py CHECKPOINT --monuseg DIR --candidates watershed --run-dir runs/study --out results/cpu
 """
@@ -16,14 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from _common import link_samples, network_record, study_parser
 
+from ssimnet.book.results import FINETUNE, provenance, save_results
 from ssimnet.config import get_profile
 from ssimnet.data import list_samples
-from ssimnet.evaluate import evaluate_network
-from ssimnet.results import FINETUNE, provenance, save_results
-from ssimnet.store import load_trainer
-
-from _common import link_samples, network_record, study_parser
+from ssimnet.net.checkpoint import load_trainer
+from ssimnet.runs.evaluate import evaluate_network
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ configuration named by ``--chosen`` on the test split and on TNBC once per
 seed of ``--seeds``, and those named by ``--compare`` (such as today's
 default) with the first seed, with the classical watershed beside them;
 every configuration scored on test is kept in the results.
-Writes ``levers_per_image.csv`` and its provenance (:data:`ssimnet.results.LEVERS`),
+Writes ``levers_per_image.csv`` and its provenance (:data:`ssimnet.book.results.LEVERS`),
 adding to what a previous stage wrote.
 
     python studies/levers.py --monuseg DIR --tnbc DIR --run-dir runs/levers --out results/cpu --stage select
@@ -30,15 +30,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from _common import link_samples
 
+from ssimnet.book.results import LEVERS, load_results, provenance, save_results
 from ssimnet.config import get_profile
 from ssimnet.data import list_samples
-from ssimnet.evaluate import evaluate_baseline, evaluate_network
-from ssimnet.normalize import segment_normalizer
-from ssimnet.pipeline import train_self_training
-from ssimnet.results import LEVERS, load_results, provenance, save_results
-
-from _common import link_samples
+from ssimnet.runs.evaluate import evaluate_baseline, evaluate_network
+from ssimnet.runs.pipeline import train_self_training
+from ssimnet.tool.normalize import segment_normalizer
 
 HELD_OUT = "heldout"
 #: Each lever's training settings (TrainConfig fields), the instance methods its network supports and its

@@ -1,7 +1,7 @@
 """Stain normalisation study: one trained network on MoNuSeg train and test and on TNBC, four ways.
 
 Writes ``results/cpu/normalization_per_image.csv`` and its provenance
-(:data:`ssimnet.results.NORMALIZATION`).  The stain reference is fitted on
+(:data:`ssimnet.book.results.NORMALIZATION`).  The stain reference is fitted on
 the MoNuSeg training images (no labels) and must equal
 :data:`ssimnet.config.STAIN_REFERENCE`.  The configuration is chosen on the
 training split; test and TNBC are scored for every configuration listed,
@@ -19,14 +19,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from _common import network_record, study_parser
+
+from ssimnet.book.results import NORMALIZATION, provenance, save_results
 from ssimnet.config import STAIN_REFERENCE, get_profile
 from ssimnet.data import list_samples
-from ssimnet.experiments import fit_stain_reference, normalization_study
-from ssimnet.normalize import StainNormalizer, segment_normalizer
-from ssimnet.results import NORMALIZATION, provenance, save_results
-from ssimnet.store import load_trainer
-
-from _common import network_record, study_parser
+from ssimnet.net.checkpoint import load_trainer
+from ssimnet.runs.experiments import fit_stain_reference, normalization_study
+from ssimnet.tool.normalize import StainNormalizer, segment_normalizer
 
 SEGMENT_DEFAULT = "segment's default (exact stain solver, large tiles)"
 

@@ -1,7 +1,7 @@
 """The tool's object probability threshold, chosen on six MoNuSeg training images held out of training.
 
 ``ssimnet segment`` keeps a nucleus only if its mean nucleus probability is at
-least ``min_object_probability`` (:func:`ssimnet.infer.drop_unsure`).  The
+least ``min_object_probability`` (:func:`ssimnet.predict.nuclei.drop_unsure`).  The
 tool's network (:meth:`ssimnet.config.Profile.for_tool`) is trained
 label-free, with one self-training round, on the 24 MoNuSeg training images
 of the levers study (:func:`levers.held_out_view`, the same cached network);
@@ -9,7 +9,7 @@ the six others score each threshold of :data:`THRESHOLDS` as ``ssimnet
 segment`` predicts (stains normalised, large tiles, no fine-tuning).  Their
 labels choose; nothing here reads the test split or TNBC.  Writes
 ``object_probability_per_image.csv`` and its provenance
-(:data:`ssimnet.results.OBJECT_PROBABILITY`).
+(:data:`ssimnet.book.results.OBJECT_PROBABILITY`).
 
     python studies/object_probability.py --monuseg ../shared/data/monuseg --run-dir runs/levers --out results/cpu
 """
@@ -21,14 +21,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
+from levers import HELD_OUT, held_out_view
 
+from ssimnet.book.results import OBJECT_PROBABILITY, provenance, save_results
 from ssimnet.config import DEFAULT_SEED, get_profile
 from ssimnet.data import list_samples
-from ssimnet.evaluate import evaluate_network
-from ssimnet.pipeline import train_self_training
-from ssimnet.results import OBJECT_PROBABILITY, provenance, save_results
-
-from levers import HELD_OUT, held_out_view
+from ssimnet.runs.evaluate import evaluate_network
+from ssimnet.runs.pipeline import train_self_training
 
 #: The thresholds scored (0: every nucleus kept, as before the setting existed).
 THRESHOLDS = (0.0, 0.4, 0.45, 0.5, 0.55, 0.6)

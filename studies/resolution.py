@@ -1,10 +1,10 @@
 """Pixel size study: ``ssimnet segment`` on MoNuSeg test images rescanned, in effect, at 20x and 60x, with and without ``--mpp``.
 
 Writes ``results/cpu/resolution_per_image.csv`` and its provenance
-(:data:`ssimnet.results.RESOLUTION`).  Each MoNuSeg test image (40x, about
+(:data:`ssimnet.book.results.RESOLUTION`).  Each MoNuSeg test image (40x, about
 :data:`ssimnet.config.NETWORK_MPP` um per pixel) and its labels are resampled
-to the pixel size of another scan (:func:`ssimnet.resample.rescale_image`,
-:func:`ssimnet.resample.resize_labels`); ``ssimnet segment`` then runs on them
+to the pixel size of another scan (:func:`ssimnet.tool.resample.rescale_image`,
+:func:`ssimnet.tool.resample.resize_labels`); ``ssimnet segment`` then runs on them
 as a user runs it, with the given network and the tool's defaults, once as
 they are and once told their pixel size.  Nothing is chosen here: ``--mpp``
 states a fact about the scan.
@@ -15,15 +15,14 @@ states a fact about the scan.
 from __future__ import annotations
 
 import pandas as pd
+from _common import network_record, study_parser
 
+from ssimnet.book.results import RESOLUTION, provenance, save_results
 from ssimnet.cli import main as ssimnet
 from ssimnet.config import NETWORK_MPP, get_profile
 from ssimnet.data import list_samples, read_image, read_label, write_image, write_label
 from ssimnet.metrics import score
-from ssimnet.resample import rescale_image, resize_labels
-from ssimnet.results import RESOLUTION, provenance, save_results
-
-from _common import network_record, study_parser
+from ssimnet.tool.resample import rescale_image, resize_labels
 
 #: The scans simulated: name -> microns per pixel.
 SCANS = {"20x": 2 * NETWORK_MPP, "60x": NETWORK_MPP * 2 / 3}

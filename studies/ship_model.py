@@ -4,8 +4,8 @@ The ``cpu`` profile's tool network (:meth:`ssimnet.config.Profile.for_tool`:
 the boundary-aware target, one self-training round) is trained label-free on
 all 30 MoNuSeg *training* images -- their pseudo labels only, no labels -- as
 ``ssimnet train`` trains it.  The checkpoint is stored compactly
-(:func:`ssimnet.shipped.compact_state`) and exported to ONNX
-(:func:`ssimnet.onnxnet.export_onnx`), and the export is scored as ``ssimnet
+(:func:`ssimnet.tool.shipped.compact_state`) and exported to ONNX
+(:func:`ssimnet.net.onnxnet.export_onnx`), and the export is scored as ``ssimnet
 segment`` predicts by default (ONNX Runtime, stains normalised, large tiles,
 the tool's instance method) on the MoNuSeg test images and on TNBC, once each,
 beside the classical watershed.  The compact and the uncompacted torch
@@ -28,14 +28,15 @@ from pathlib import Path
 
 import torch
 
+from ssimnet.book.results import provenance
 from ssimnet.config import DEFAULT_SEED, ONNX_OPSET, get_profile
 from ssimnet.data import atomic_path, file_sha256, list_samples
-from ssimnet.evaluate import evaluate_baseline, evaluate_network
-from ssimnet.onnxnet import OnnxNetwork, export_onnx
-from ssimnet.pipeline import train_self_training
-from ssimnet.results import provenance
-from ssimnet.shipped import compact_state, shipped_card_path, shipped_model_path
-from ssimnet.store import INFERENCE_KEY, load_checkpoint, load_trainer, save_checkpoint, split_digest
+from ssimnet.net.checkpoint import INFERENCE_KEY, load_checkpoint, load_trainer, save_checkpoint
+from ssimnet.net.onnxnet import OnnxNetwork, export_onnx
+from ssimnet.runs.evaluate import evaluate_baseline, evaluate_network
+from ssimnet.runs.pipeline import train_self_training
+from ssimnet.runs.store import split_digest
+from ssimnet.tool.shipped import compact_state, shipped_card_path, shipped_model_path
 
 SCORES = ("dice", "aji", "pq")
 LICENCE = ("trained on MoNuSeg 2018 images (CC BY-NC-SA 4.0): the weights are for non-commercial use, "

@@ -35,10 +35,10 @@ def segmenting_checkpoint(tmp_path_factory) -> Path:
     import torch
 
     from ssimnet.baselines.supervised import supervised_patches
-    from ssimnet.segmenter import Segmenter
-    from ssimnet.store import save_model
+    from ssimnet.net.checkpoint import save_model
+    from ssimnet.net.train import Trainer
     from ssimnet.synthetic import synthetic_tile
-    from ssimnet.train import Trainer
+    from ssimnet.tool.segmenter import Segmenter
 
     torch.set_num_threads(2)
     tiles = {f"t{i}": synthetic_tile((128, 128), seed=100 + i) for i in range(4)}

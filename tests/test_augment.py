@@ -9,11 +9,11 @@ import pytest
 import torch
 from skimage.color import rgb2hed
 
-from ssimnet.augment import draw_hed_jitter, hed_jitter
 from ssimnet.config import PseudoLabelConfig, TrainConfig
+from ssimnet.net.augment import draw_hed_jitter, hed_jitter
+from ssimnet.net.train import PatchData, Trainer
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import PatchData, Trainer
 
 
 def test_hed_jitter_moves_the_hematoxylin_density_by_the_drawn_amount():

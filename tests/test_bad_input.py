@@ -27,9 +27,9 @@ from ssimnet.book import BookError
 from ssimnet.cli import main
 from ssimnet.config import get_profile
 from ssimnet.data import DataError, DataErrors, read_label, write_image, write_label
-from ssimnet.store import save_checkpoint
+from ssimnet.net.checkpoint import save_checkpoint
+from ssimnet.net.train import Trainer
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import Trainer
 
 SMOKE = get_profile("smoke")
 
@@ -241,7 +241,7 @@ def test_keyboard_interrupt_is_one_line_and_exit_130(small_dataset, tmp_path, ca
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("ssimnet.pipeline.build_pseudo_labels", interrupted)
+    monkeypatch.setattr("ssimnet.runs.pipeline.build_pseudo_labels", interrupted)
     lines = _errors(capsys, 130, ["pseudo-labels", str(small_dataset), "--out", str(tmp_path), "--profile", "smoke"])
     assert lines == ["ssimnet: error: interrupted"]
 

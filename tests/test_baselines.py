@@ -15,17 +15,17 @@ from ssimnet.baselines import IMAGE_METHODS, segment_baseline, supervised_patche
 from ssimnet.baselines.clustering import cluster_foreground
 from ssimnet.baselines.kanezaki import kanezaki_foreground, kanezaki_labels, superpixel_refine
 from ssimnet.baselines.watershed import hematoxylin_watershed
+from ssimnet.book.report import comparison_table, discrepancies
 from ssimnet.config import BaselineConfig, InferenceConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
-from ssimnet.data import DataError, list_samples, read_image, read_label, write_image, write_label
+from ssimnet.data import list_samples, read_image, read_label, write_image, write_label
 from ssimnet.datasets import write_synthetic_dataset
-from ssimnet.infer import instances, predict_probability
-from ssimnet.evaluate import evaluate_baseline, evaluate_supervised
-from ssimnet.experiments import run_methods
-from ssimnet.pipeline import train_supervised
 from ssimnet.metrics import pixel_scores, score, summarise_runs
-from ssimnet.report import comparison_table, discrepancies
+from ssimnet.predict import instances, predict_probability
+from ssimnet.runs.evaluate import evaluate_baseline, evaluate_supervised
+from ssimnet.runs.experiments import run_methods
+from ssimnet.runs.pipeline import train_supervised
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.viz import crowded_window
+from ssimnet.tool.viz import crowded_window
 
 FAST = BaselineConfig(runs=2, cluster_samples=5000, kanezaki_channels=16, kanezaki_iterations=30, kanezaki_superpixel_area=64)
 

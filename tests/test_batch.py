@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-
 from conftest import SMOKE, overlap
-from ssimnet.batch import BatchSettings, Job, find_images, is_done, output_paths, segment_file
+
 from ssimnet.cli import main
 from ssimnet.config import NETWORK_MPP
 from ssimnet.data import DataError, read_label, write_image
-from ssimnet.geojson import rasterize
-from ssimnet.infer import Segmentation
-from ssimnet.onnxnet import export_onnx
-from ssimnet.segmenter import Segmenter
-from ssimnet.store import load_model, save_model
+from ssimnet.net.checkpoint import load_model, save_model
+from ssimnet.net.onnxnet import export_onnx
+from ssimnet.net.train import Trainer
+from ssimnet.predict import Segmentation
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import Trainer
+from ssimnet.tool.batch import BatchSettings, Job, find_images, is_done, output_paths, segment_file
+from ssimnet.tool.geojson import rasterize
+from ssimnet.tool.segmenter import Segmenter
 
 
 @pytest.fixture(scope="module")
@@ -178,12 +178,11 @@ def _threshold(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_a_large_region_goes_tile_by_tile_into_a_32_bit_tiff(tmp_path, checkpoint, monkeypatch):
-    from scipy import ndimage as ndi
 
-    import ssimnet.segmenter
+    import ssimnet.tool.segmenter
 
     # a deterministic segmenter in place of the network: the test is about the tiles' plumbing
-    monkeypatch.setattr(ssimnet.segmenter, "segment_image", lambda rgb, *a, **k: _fake(_threshold(rgb)))
+    monkeypatch.setattr(ssimnet.tool.segmenter, "segment_image", lambda rgb, *a, **k: _fake(_threshold(rgb)))
     path = tmp_path / "region.png"
     write_image(path, synthetic_tile((300, 420), seed=5).image)
     settings = _settings(checkpoint, region_side=256, tile_size=128 + 2 * 48, region_halo=48)
@@ -241,7 +240,7 @@ def test_mpp_resamples_for_the_network_and_labels_the_image_grid(folder, tmp_pat
 
 
 def test_mpp_segments_at_the_network_pixel_size(tmp_path, checkpoint, monkeypatch):
-    import ssimnet.segmenter
+    import ssimnet.tool.segmenter
 
     seen = []
 
@@ -249,7 +248,7 @@ def test_mpp_segments_at_the_network_pixel_size(tmp_path, checkpoint, monkeypatc
         seen.append(rgb.shape[:2])
         return _fake(_threshold(rgb))
 
-    monkeypatch.setattr(ssimnet.segmenter, "segment_image", threshold)
+    monkeypatch.setattr(ssimnet.tool.segmenter, "segment_image", threshold)
     image = synthetic_tile((96, 128), seed=4).image
     write_image(tmp_path / "a.png", image)
     trainer = Segmenter.from_checkpoint(checkpoint)

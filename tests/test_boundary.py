@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from ssimnet.boundary import boundary_target
 from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig, get_profile, key_fields
-from ssimnet.infer import instances, predict_maps, segment_image
+from ssimnet.net.boundary import boundary_target
+from ssimnet.net.selftrain import self_training_labels
+from ssimnet.net.train import PatchData, Trainer, output_channels, ssimnet_loss
+from ssimnet.predict import instances, predict_maps, segment_image
 from ssimnet.pseudo import PseudoLabels, pseudo_labels
-from ssimnet.selftrain import self_training_labels
-from ssimnet.store import stage_key
+from ssimnet.pseudo.touching import separate_touching
+from ssimnet.runs.store import stage_key
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.touching import separate_touching
-from ssimnet.train import PatchData, Trainer, output_channels, ssimnet_loss
 
 TINY = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3, boundary_width=2)
 PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)

@@ -8,10 +8,10 @@ from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 from skimage.draw import disk, ellipse
 
-from ssimnet.candidates import candidate_nuclei, fuzzy_cmeans_mask, refine_candidates
 from ssimnet.metrics import pixel_scores
-from ssimnet.soften import erosion_rings, soften_labels
-from ssimnet.stain import VahadaneSeparator, hematoxylin_image
+from ssimnet.pseudo.candidates import candidate_nuclei, fuzzy_cmeans_mask, refine_candidates
+from ssimnet.pseudo.soften import erosion_rings, soften_labels
+from ssimnet.pseudo.stain import VahadaneSeparator, hematoxylin_image
 from ssimnet.synthetic import synthetic_tile
 
 # ----------------------------------------------------------------- candidates
@@ -58,7 +58,7 @@ def test_candidates_find_synthetic_nuclei(seed):
 
 
 def _soften_by_erosion(mask, stop=0.975):
-    """Eq. 4 literally: erode each component step by step (independent of ssimnet.soften)."""
+    """Eq. 4 literally: erode each component step by step (independent of ssimnet.pseudo.soften)."""
     out = np.zeros(mask.shape)
     labels, n = ndi.label(mask, structure=np.ones((3, 3)))
     for i in range(1, n + 1):

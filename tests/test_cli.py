@@ -10,15 +10,15 @@ import nbformat
 import numpy as np
 import pytest
 
+from ssimnet.book.publish import METADATA_KEY, ChapterRecord, chapter_state
 from ssimnet.cli import main
-from ssimnet.segmenter import Segmenter
 from ssimnet.config import SyntheticConfig, get_profile
 from ssimnet.data import list_samples, read_sample, write_image, write_label
 from ssimnet.datasets import resolve_dataset, write_synthetic_dataset
-from ssimnet.publish import METADATA_KEY, ChapterRecord, chapter_state
-from ssimnet.store import save_checkpoint
+from ssimnet.net.checkpoint import save_checkpoint
+from ssimnet.net.train import Trainer
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import Trainer
+from ssimnet.tool.segmenter import Segmenter
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW_SAMPLE = ROOT.parent / "shared" / "data" / "monuseg-raw-sample"

@@ -21,7 +21,13 @@ from ssimnet.data import (
     write_image,
     write_label,
 )
-from ssimnet.datasets import convert_cpm17, convert_monuseg, polygons_to_label, read_monuseg_xml, write_synthetic_dataset
+from ssimnet.datasets import (
+    convert_cpm17,
+    convert_monuseg,
+    polygons_to_label,
+    read_monuseg_xml,
+    write_synthetic_dataset,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MONUSEG = SHARED / "monuseg"

@@ -8,9 +8,19 @@ import inspect
 
 import pytest
 
-from ssimnet.cli import _OVERRIDES, _parser
-from ssimnet.config import (DEFAULT_INFERENCE, DEFAULT_PROFILE, DEFAULT_PSEUDO, DEFAULT_SEED, PROFILES, TOOL_INFERENCE,
-                            INSTANCE_METHODS, InferenceConfig, default_workers, get_profile)
+from ssimnet.cli import OVERRIDES, parser
+from ssimnet.config import (
+    DEFAULT_INFERENCE,
+    DEFAULT_PROFILE,
+    DEFAULT_PSEUDO,
+    DEFAULT_SEED,
+    INSTANCE_METHODS,
+    PROFILES,
+    TOOL_INFERENCE,
+    InferenceConfig,
+    default_workers,
+    get_profile,
+)
 
 
 def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
@@ -23,7 +33,7 @@ def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str,
     return found
 
 
-COMMANDS = _subcommands(_parser())
+COMMANDS = _subcommands(parser())
 
 
 def _options(command: str) -> dict[str, argparse.Action]:
@@ -50,7 +60,7 @@ def test_every_command_with_a_profile_a_seed_or_workers_has_the_same_default():
 def test_segment_options_default_to_the_network_s_own_settings():
     options = _options("segment")
     fields = set(InferenceConfig.__dataclass_fields__)
-    for name in _OVERRIDES:  # every option that overrides a setting is one of InferenceConfig's, unset by default
+    for name in OVERRIDES:  # every option that overrides a setting is one of InferenceConfig's, unset by default
         assert name in fields and name in options, name
         assert options[name].default is None, name
     assert options["instances"].choices == list(INSTANCE_METHODS)
@@ -59,15 +69,15 @@ def test_segment_options_default_to_the_network_s_own_settings():
 
 def test_the_help_says_which_profile_is_the_default(capsys):
     with pytest.raises(SystemExit):
-        _parser().parse_args(["train", "--help"])
+        parser().parse_args(["train", "--help"])
     assert f"default: {DEFAULT_PROFILE}" in " ".join(capsys.readouterr().out.split())
 
 
 def test_function_defaults_are_the_settings_defaults():
-    from ssimnet.architecture import Architecture
-    from ssimnet.infer import instances, predict_maps
-    from ssimnet.normalize import StainNormalizer
-    from ssimnet.segmenter import settings_for
+    from ssimnet.net.architecture import Architecture
+    from ssimnet.predict import instances, predict_maps
+    from ssimnet.tool.normalize import StainNormalizer
+    from ssimnet.tool.segmenter import settings_for
 
     def default(function, name):
         return inspect.signature(function).parameters[name].default

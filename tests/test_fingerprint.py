@@ -34,7 +34,7 @@ def _all(root: Path) -> dict[str, str]:
 def test_a_stage_whose_code_changed_gets_a_new_key_and_the_others_keep_theirs(copy):
     before = _all(copy)
     assert before == _all(PACKAGE)  # the copy is the package
-    _edit(copy / "soften.py", "return dist.astype(np.int64) - 1", "return dist.astype(np.int64) - 2")  # Eq. (4)'s rings
+    _edit(copy / "pseudo" / "soften.py", "return dist.astype(np.int64) - 1", "return dist.astype(np.int64) - 2")  # Eq. (4)'s rings
     after = _all(copy)
     changed = {stage for stage in STAGES if after[stage] != before[stage]}
     assert {"pseudo", "train", "segment"} <= changed  # everything that runs label softening
@@ -47,19 +47,19 @@ def test_a_stage_whose_code_changed_gets_a_new_key_and_the_others_keep_theirs(co
 def test_docstrings_comments_and_layout_move_no_key_but_the_bytes_fingerprint(copy):
     before = _all(copy)
     raw = code_fingerprint("pseudo", normalized=False, root=copy)
-    _edit(copy / "soften.py", '"""', '"""A docstring edited. ')
-    _edit(copy / "stain.py", "\nimport ", "\n# a comment\n\nimport ")
+    _edit(copy / "pseudo" / "soften.py", '"""', '"""A docstring edited. ')
+    _edit(copy / "pseudo" / "stain.py", "\nimport ", "\n# a comment\n\nimport ")
     assert _all(copy) == before
     assert code_fingerprint("pseudo", normalized=False, root=copy) != raw  # the fast fingerprint moves
 
 
 def test_the_closure_follows_lazy_imports_and_skips_the_profiles():
     closure = module_closure(STAGES["segment"])
-    assert "ssimnet.normalize" in closure  # imported inside a function of the segmenter
-    assert "ssimnet.train" in closure  # fine-tuning, imported lazily by segment_image
+    assert "ssimnet.tool.normalize" in closure  # imported inside a function of the segmenter
+    assert "ssimnet.net.train" in closure  # fine-tuning, imported lazily by segment_image
     assert "ssimnet.config.constants" in closure  # INSTANCE_METHODS' thresholds are code a stage runs
     assert "ssimnet.config.profiles" not in closure  # settings, keyed by value
-    assert not {"ssimnet.metrics", "ssimnet.book", "ssimnet.publish"} & set(closure)
+    assert not {"ssimnet.metrics", "ssimnet.book", "ssimnet.book.publish"} & set(closure)
     fingerprints = module_fingerprints(STAGES["score"])
     assert list(fingerprints) == ["ssimnet.metrics"] and len(fingerprints["ssimnet.metrics"]) == 12
 
@@ -67,7 +67,7 @@ def test_the_closure_follows_lazy_imports_and_skips_the_profiles():
 def test_stage_keys_of_the_run_include_their_code(monkeypatch):
     from ssimnet import fingerprint
     from ssimnet.config import PseudoLabelConfig
-    from ssimnet.pipeline import pseudo_label_key
+    from ssimnet.runs.pipeline import pseudo_label_key
 
     key = pseudo_label_key(PseudoLabelConfig(), 0)
     real = fingerprint.code_fingerprint

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from skimage.color import rgb2hed
 
-from ssimnet.candidates import candidate_maps, label_candidates
 from ssimnet.config import PseudoLabelConfig
-from ssimnet.generators import CANDIDATE_METHODS, generate_candidates, otsu_mask
 from ssimnet.metrics import pixel_scores
 from ssimnet.pseudo import pseudo_labels
-from ssimnet.stain import VahadaneSeparator, hematoxylin_image
+from ssimnet.pseudo.candidates import candidate_maps, label_candidates
+from ssimnet.pseudo.generators import CANDIDATE_METHODS, generate_candidates, otsu_mask
+from ssimnet.pseudo.stain import VahadaneSeparator, hematoxylin_image
 from ssimnet.synthetic import synthetic_tile
 
 CONFIG = PseudoLabelConfig(patch_size=128, patch_stride=64)
@@ -84,10 +84,10 @@ def test_pseudo_labels_with_another_generator_carry_it_through_every_stage(tile)
 
 
 def test_candidate_study_scores_every_generator_on_the_split(tmp_path):
+    from ssimnet.book.report import candidate_table
     from ssimnet.config import get_profile
     from ssimnet.data import write_image, write_label
-    from ssimnet.experiments import candidate_study
-    from ssimnet.report import candidate_table
+    from ssimnet.runs.experiments import candidate_study
 
     for i in range(2):
         tile = synthetic_tile((128, 128), seed=20 + i)
@@ -106,8 +106,8 @@ def test_candidate_study_scores_every_generator_on_the_split(tmp_path):
 def test_committed_candidate_study_covers_the_monuseg_training_split():
     from pathlib import Path
 
-    from ssimnet.report import candidate_table
-    from ssimnet.results import CANDIDATES, load_results
+    from ssimnet.book.report import candidate_table
+    from ssimnet.book.results import CANDIDATES, load_results
 
     per_image, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=CANDIDATES)
     assert info["profile"] == "cpu" and info["data"]["name"] == "monuseg"

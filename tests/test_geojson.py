@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from ssimnet.geojson import feature_collection, nucleus_polygons, rasterize
-from ssimnet.infer import measure_nuclei
+from ssimnet.predict import measure_nuclei
 from ssimnet.synthetic import synthetic_tile
+from ssimnet.tool.geojson import feature_collection, nucleus_polygons, rasterize
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Stain normalisation (ssimnet.normalize): known stains and densities in, the reference's out."""
+"""Stain normalisation (ssimnet.tool.normalize): known stains and densities in, the reference's out."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from ssimnet.config import STAIN_REFERENCE, StainReference
-from ssimnet.normalize import StainNormalizer, max_density
-from ssimnet.stain import od_to_rgb
+from ssimnet.pseudo.stain import od_to_rgb
 from ssimnet.synthetic import synthetic_tile
+from ssimnet.tool.normalize import StainNormalizer, max_density
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "cpu"
 
@@ -115,8 +115,8 @@ def test_the_package_reference_is_the_one_recorded_with_the_study():
 def test_normalization_study_scores_every_configuration_on_every_dataset(tmp_path):
     from ssimnet.config import SyntheticConfig, get_profile
     from ssimnet.datasets import write_synthetic_dataset
-    from ssimnet.experiments import fit_stain_reference, normalization_study
-    from ssimnet.train import Trainer
+    from ssimnet.net.train import Trainer
+    from ssimnet.runs.experiments import fit_stain_reference, normalization_study
 
     smoke = get_profile("smoke")
     data = write_synthetic_dataset(tmp_path / "syn", SyntheticConfig(n_train=2, n_test=1, shape=(128, 128), seed=5))

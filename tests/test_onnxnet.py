@@ -1,4 +1,4 @@
-"""A network's ONNX export (ssimnet.onnxnet): the same maps as the torch network, without torch at prediction."""
+"""A network's ONNX export (ssimnet.net.onnxnet): the same maps as the torch network, without torch at prediction."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import torch
 
 from ssimnet.config import get_profile
 from ssimnet.data import DataError, read_label, write_image
-from ssimnet.infer import predict_maps, segment_image
-from ssimnet.model import Predictor, UNet
-from ssimnet.onnxnet import ONNX_FORMAT, OnnxNetwork, export_onnx
+from ssimnet.net.model import Predictor, UNet
+from ssimnet.net.onnxnet import ONNX_FORMAT, OnnxNetwork, export_onnx
+from ssimnet.net.train import Trainer
+from ssimnet.predict import predict_maps, segment_image
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import Trainer
 
 SMOKE = get_profile("smoke")
 
@@ -131,7 +131,7 @@ def test_segment_drops_exactly_the_nuclei_below_the_object_probability(tmp_path,
     from scipy import ndimage as ndi
 
     from ssimnet.cli import main
-    from ssimnet.shipped import shipped_model_path
+    from ssimnet.tool.shipped import shipped_model_path
 
     image = synthetic_tile((256, 256), seed=4).image
     write_image(tmp_path / "tile.png", image)

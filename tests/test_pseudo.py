@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import re
 import dataclasses
+import re
 import warnings
 
 import numpy as np
@@ -14,9 +14,9 @@ from ssimnet.cli import main
 from ssimnet.config import PseudoLabelConfig, SyntheticConfig
 from ssimnet.data import DataError, DataErrors, list_samples, write_image
 from ssimnet.datasets import write_synthetic_dataset
-from ssimnet.pipeline import build_pseudo_labels, pseudo_label_key
-from ssimnet.store import load_pseudo_labels
 from ssimnet.pseudo import pseudo_labels
+from ssimnet.runs.pipeline import build_pseudo_labels, pseudo_label_key
+from ssimnet.runs.store import load_pseudo_labels
 from ssimnet.synthetic import synthetic_tile
 
 CONFIG = PseudoLabelConfig(patch_size=128, patch_stride=64, stain_samples=5000, fcm_samples=5000)

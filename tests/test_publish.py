@@ -13,9 +13,7 @@ import pytest
 from docutils import nodes
 from PIL import Image
 
-from ssimnet.bookext import chapter_nodes
-from ssimnet.cli import main
-from ssimnet.publish import (
+from ssimnet.book.publish import (
     METADATA_KEY,
     ChapterRecord,
     PublishError,
@@ -25,6 +23,8 @@ from ssimnet.publish import (
     package_digest,
     publish_run,
 )
+from ssimnet.book.sphinx import chapter_nodes
+from ssimnet.cli import main
 
 FIGURES = {"max_width": 400, "quality": 80, "min_bytes": 10_000}
 
@@ -72,7 +72,7 @@ def test_a_chapter_is_stale_when_code_it_ran_changed_and_the_note_names_it(book,
     import shutil
 
     import ssimnet
-    from ssimnet.publish import chapter_record
+    from ssimnet.book.publish import chapter_record
 
     (book / "notebooks" / "03_score.py").write_text("# %%\nfrom ssimnet.metrics import score\n")
     info = {"hardware": {"cpus": 2, "machine": "x86_64"}, "data": {"name": "x", "test_images": 1}, "commit": "abc",
@@ -83,7 +83,7 @@ def test_a_chapter_is_stale_when_code_it_ran_changed_and_the_note_names_it(book,
     shutil.copytree(Path(ssimnet.__file__).parent, package, ignore=shutil.ignore_patterns("weights", "__pycache__"))
     state = chapter_state(record, book_dir=book, package_dir=package)
     assert state.changed_modules == () and state.note is None
-    (package / "soften.py").write_text((package / "soften.py").read_text() + "\nX = 1\n")  # code it did not run
+    (package / "pseudo" / "soften.py").write_text((package / "pseudo" / "soften.py").read_text() + "\nX = 1\n")  # code it did not run
     (package / "metrics.py").write_text((package / "metrics.py").read_text().replace('"""', '"""Edited. ', 1))
     assert chapter_state(record, book_dir=book, package_dir=package).note is None  # a docstring: nothing ran otherwise
     (package / "metrics.py").write_text((package / "metrics.py").read_text() + "\nX = 1\n")

@@ -16,7 +16,7 @@ import nbformat
 import pandas as pd
 
 from ssimnet.book import toc_notebooks
-from ssimnet.publish import METADATA_KEY, ChapterRecord
+from ssimnet.book.publish import METADATA_KEY, ChapterRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "book" / "published"

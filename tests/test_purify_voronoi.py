@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
-from ssimnet.purify import patch_grid, patch_usmi, select_patches, usmi
-from ssimnet.voronoi import BACKGROUND, IGNORE, NUCLEUS, candidate_points, voronoi_label
+from ssimnet.pseudo.purify import patch_grid, patch_usmi, select_patches, usmi
+from ssimnet.pseudo.voronoi import BACKGROUND, IGNORE, NUCLEUS, candidate_points, voronoi_label
 
 # ----------------------------------------------------------------- patches and USMI
 

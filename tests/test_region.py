@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage as ndi
 from skimage.draw import disk
 
-from ssimnet.region import segment_region, tile_windows
+from ssimnet.tool.region import segment_region, tile_windows
 
 
 def _threshold(rgb: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ssimnet.config import NETWORK_MPP
-from ssimnet.resample import rescale_image, resize_labels, scale_factor
+from ssimnet.tool.resample import rescale_image, resize_labels, scale_factor
 
 
 def test_scale_factor_is_the_ratio_of_pixel_sizes():

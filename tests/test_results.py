@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +12,10 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from ssimnet.baselines import METHOD_NAMES, TABLE1_METHODS
+from ssimnet.book.report import SCORE_COLUMNS, format_selection, reproduction_report, run_means, selection_table, table3
+from ssimnet.book.results import RESULTS, SELECTION, load_results, save_results
 from ssimnet.config import ABLATION
 from ssimnet.data import DataError
-from ssimnet.results import RESULTS, SELECTION, load_results, save_results
-from ssimnet.report import SCORE_COLUMNS, format_selection, reproduction_report, run_means, selection_table, table3
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted(p.parent for p in (ROOT / "results").glob("*/provenance.json"))

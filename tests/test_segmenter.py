@@ -10,17 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import ssimnet
 from conftest import overlap
-from ssimnet.architecture import Architecture
+
 from ssimnet.cli import main
 from ssimnet.config import TOOL_INFERENCE, get_profile
 from ssimnet.data import DataError, read_image, read_label, write_image
-from ssimnet.onnxnet import OnnxNetwork, with_inference
-from ssimnet.segmenter import Segmenter, settings_for
-from ssimnet.shipped import read_card, shipped_model_path
+from ssimnet.net.architecture import Architecture
+from ssimnet.net.onnxnet import OnnxNetwork, with_inference
 from ssimnet.synthetic import synthetic_tile
+from ssimnet.tool.segmenter import Segmenter, settings_for
+from ssimnet.tool.shipped import read_card, shipped_model_path
 
 MONUSEG_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg" / "test" / "images"
 
@@ -91,6 +90,9 @@ def test_overrides_are_checked(pretrained):
     with pytest.raises(ValueError, match="min_object_probability"):
         pretrained.with_settings(min_object_probability=1.0)
     assert pretrained.with_settings(tta=True).settings.tta and not pretrained.settings.tta  # a copy
+    for bad in (image.astype(np.float32), image[..., 0], image[..., :2]):
+        with pytest.raises(ValueError, match="expected an \\(H, W, 3\\) uint8 RGB image"):
+            pretrained.segment(bad)
 
 
 def test_a_stored_setting_decides_and_a_damaged_one_is_refused(tmp_path, pretrained):
@@ -131,8 +133,8 @@ def test_import_and_segment_load_neither_torch_nor_the_book_machinery(tmp_path):
     write_image(tmp_path / "tile.png", synthetic_tile((128, 128), seed=2).image)
     code = ("import sys, ssimnet; from ssimnet.data import read_image; "
             f"n = int(ssimnet.Segmenter.pretrained().segment(read_image({str(tmp_path / 'tile.png')!r})).labels.max()); "
-            "heavy = [m for m in ('torch', 'jupyter_book', 'papermill', 'sphinx', 'nbformat', 'ssimnet.publish', "
-            "'ssimnet.book', 'ssimnet.results', 'ssimnet.report') if m in sys.modules]; print(n, heavy)")
+            "heavy = [m for m in ('torch', 'jupyter_book', 'papermill', 'sphinx', 'nbformat', 'ssimnet.book.publish', "
+            "'ssimnet.book', 'ssimnet.book.results', 'ssimnet.book.report') if m in sys.modules]; print(n, heavy)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     count, heavy = done.stdout.split(" ", 1)
     assert int(count) > 0 and heavy.strip() == "[]", done.stdout + done.stderr

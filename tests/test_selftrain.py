@@ -10,14 +10,21 @@ import pytest
 import torch
 from scipy import ndimage as ndi
 
-from ssimnet.config import INSTANCE_METHODS, InferenceConfig, PseudoLabelConfig, SyntheticConfig, TrainConfig, get_profile
+from ssimnet.config import (
+    INSTANCE_METHODS,
+    InferenceConfig,
+    PseudoLabelConfig,
+    SyntheticConfig,
+    TrainConfig,
+    get_profile,
+)
 from ssimnet.datasets import write_synthetic_dataset
-from ssimnet.infer import instances
-from ssimnet.pipeline import train_self_training
+from ssimnet.net.selftrain import self_training_labels, separate_touching
+from ssimnet.predict import instances
 from ssimnet.pseudo import pseudo_labels
-from ssimnet.selftrain import self_training_labels, separate_touching
+from ssimnet.pseudo.voronoi import BACKGROUND, IGNORE, NUCLEUS
+from ssimnet.runs.pipeline import train_self_training
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.voronoi import BACKGROUND, IGNORE, NUCLEUS
 
 PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)
 

@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-import ssimnet.shipped as shipped
+import ssimnet.tool.shipped as shipped
 from ssimnet.cli import main
 from ssimnet.config import get_profile
 from ssimnet.data import DataError, file_sha256, list_samples, read_label
-from ssimnet.infer import predict_maps
 from ssimnet.metrics import score
-from ssimnet.onnxnet import OnnxNetwork
-from ssimnet.shipped import check_shipped, compact_state, read_card, shipped_model_path
-from ssimnet.store import load_checkpoint, load_trainer, save_checkpoint
+from ssimnet.net.checkpoint import load_checkpoint, load_trainer, save_checkpoint
+from ssimnet.net.onnxnet import OnnxNetwork
+from ssimnet.net.train import Trainer
+from ssimnet.predict import predict_maps
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import Trainer
+from ssimnet.tool.shipped import check_shipped, compact_state, read_card, shipped_model_path
 
 MONUSEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from ssimnet.stain import (
+from ssimnet.pseudo.stain import (
     RUIFROK_HE,
     StainFallbackWarning,
     VahadaneSeparator,

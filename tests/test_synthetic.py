@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from ssimnet.stain import RUIFROK_HE, rgb_to_od
+from ssimnet.pseudo.stain import RUIFROK_HE, rgb_to_od
 from ssimnet.synthetic import synthetic_tile
 
 

@@ -10,15 +10,15 @@ import pytest
 import torch
 from skimage.draw import disk
 
-from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig, get_profile
+from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig
 from ssimnet.data import DataError
-from ssimnet.infer import inference_tile, instances, measure_nuclei, predict_probability, segment_image
-from ssimnet.store import load_checkpoint, save_checkpoint
 from ssimnet.metrics import pixel_scores
-from ssimnet.model import Architecture, UNet
+from ssimnet.net.checkpoint import load_checkpoint, save_checkpoint
+from ssimnet.net.model import Architecture, UNet
+from ssimnet.net.train import PatchData, Trainer, TrainingDiverged, ssimnet_loss
+from ssimnet.predict import inference_tile, instances, measure_nuclei, predict_probability, segment_image
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.train import PatchData, Trainer, TrainingDiverged, ssimnet_loss
 
 TINY = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3)
 PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)

@@ -31,12 +31,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
+from ssimnet.book.publish import file_digest  # noqa: E402
+from ssimnet.book.results import provenance  # noqa: E402
 from ssimnet.config import DEFAULT_SEED, get_profile  # noqa: E402
 from ssimnet.data import read_image, read_label  # noqa: E402
-from ssimnet.publish import file_digest  # noqa: E402
-from ssimnet.results import provenance  # noqa: E402
-from ssimnet.shipped import read_card  # noqa: E402
-from ssimnet.viz import crowded_window  # noqa: E402
+from ssimnet.tool.shipped import read_card  # noqa: E402
+from ssimnet.tool.viz import crowded_window  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MONUSEG_IMAGE = "test/images/TCGA-2Z-A9J9-01A-01-TS1.png"

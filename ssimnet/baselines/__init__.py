@@ -14,7 +14,7 @@ The first four are label-free and segment one image at a time:
 :func:`segment_baseline`.  The mask methods' instances are the connected
 components of the mask after the same clean-up as SSimNet's (small objects
 removed, holes filled), as in the paper's protocol.  The supervised U-Net is
-trained once on the training split (:func:`ssimnet.pipeline.train_supervised`).
+trained once on the training split (:func:`ssimnet.runs.pipeline.train_supervised`).
 
 Examples
 --------
@@ -83,7 +83,7 @@ def segment_baseline(
     device : str, optional
         Torch device of the Kanezaki CNN.
     """
-    from ..infer import instances
+    from ..predict import instances
 
     if method == "watershed":
         return hematoxylin_watershed(image, sigma=config.watershed_sigma, h=config.watershed_h, min_size=min_size, max_hole=max_hole)

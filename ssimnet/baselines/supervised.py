@@ -1,7 +1,7 @@
 """The supervised upper bound: the SSimNet U-Net trained on ground-truth masks.
 
 The paper's "U-Net (supervised)" row.  The same architecture, loss, optimiser,
-schedule and augmentation as SSimNet (:mod:`ssimnet.train`), but the targets
+schedule and augmentation as SSimNet (:mod:`ssimnet.net.train`), but the targets
 are the annotated nuclei of the training split: the binary foreground is both
 the BCE target and the two-class CE target (no pixel ignored), and every
 256x256 patch of the grid is used (no purification, nothing to purify).
@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import DEFAULT_PSEUDO
-from ..purify import patch_grid
-from ..train import PatchData
+from ..net.train import PatchData
+from ..pseudo.purify import patch_grid
 
 __all__ = ["supervised_patches"]
 
@@ -36,7 +36,7 @@ def supervised_patches(items: dict[str, tuple[np.ndarray, np.ndarray]], *, size:
     ----------
     items : dict name -> (image (H, W, 3) uint8, instance label (H, W) int)
     size, stride : int
-        The patch grid (:func:`ssimnet.purify.patch_grid`); every patch is used.
+        The patch grid (:func:`ssimnet.pseudo.purify.patch_grid`); every patch is used.
 
     Raises
     ------

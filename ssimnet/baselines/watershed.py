@@ -11,7 +11,7 @@ instead of a deep label-free method:
 3. markers = regional maxima of the Euclidean distance transform at least
    `h` pixels high, so that each roughly convex blob gets one marker;
 4. watershed of the negated distance within the foreground
-   (:func:`ssimnet.touching.distance_watershed`, shared with the
+   (:func:`ssimnet.pseudo.touching.distance_watershed`, shared with the
    ``"watershed"`` candidate generator).
 
 Examples
@@ -32,8 +32,8 @@ import numpy as np
 from skimage.color import rgb2hed
 
 from ..config import DEFAULT_BASELINES, DEFAULT_INFERENCE
-from ..generators import otsu_mask
-from ..touching import distance_watershed
+from ..pseudo.generators import otsu_mask
+from ..pseudo.touching import distance_watershed
 
 __all__ = ["hematoxylin_watershed"]
 

@@ -19,15 +19,15 @@ MIN_IMAGE_RANGE: float = 10.0
 
 #: Microns per pixel of the images the networks learn from: MoNuSeg's 40x
 #: scans, about 0.25 um per pixel.  ``ssimnet segment --mpp`` resamples an
-#: image of another resolution to it (:mod:`ssimnet.resample`).
+#: image of another resolution to it (:mod:`ssimnet.tool.resample`).
 NETWORK_MPP: float = 0.25
 
-#: Name of the network shipped in ``ssimnet/weights/`` (:mod:`ssimnet.shipped`), the
+#: Name of the network shipped in ``ssimnet/weights/`` (:mod:`ssimnet.tool.shipped`), the
 #: default of ``ssimnet segment``: the ``cpu`` profile's tool network trained on
 #: the MoNuSeg training images' pseudo labels by ``studies/ship_model.py``.
 SHIPPED_MODEL: str = "ssimnet-cpu-monuseg"
 
-#: ONNX opset of a network's export (:func:`ssimnet.onnxnet.export_onnx`), which
+#: ONNX opset of a network's export (:func:`ssimnet.net.onnxnet.export_onnx`), which
 #: ``ssimnet segment`` runs with ONNX Runtime instead of torch when it only predicts.
 ONNX_OPSET: int = 17
 
@@ -43,7 +43,7 @@ BOOK_EXECUTED: str = "book/executed"
 
 
 class PublishFigures(NamedTuple):
-    """How ``ssimnet publish`` stores figures (:func:`ssimnet.publish.compress_outputs`).
+    """How ``ssimnet publish`` stores figures (:func:`ssimnet.book.publish.compress_outputs`).
 
     PNG outputs above ``min_bytes`` (base64) become JPEG of this ``quality``,
     at most ``max_width`` pixels wide: screen resolution.
@@ -62,21 +62,21 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-#: How the pseudo labels factorise stains (:class:`ssimnet.stain.VahadaneSeparator`):
+#: How the pseudo labels factorise stains (:class:`ssimnet.pseudo.stain.VahadaneSeparator`):
 #: ``"cd"``, scikit-learn's mini-batch dictionary learning, with which every
 #: committed result under ``results/`` was made.  ``ssimnet segment`` uses the
 #: ``"exact"`` solver (:attr:`SegmentConfig.stain_solver`), ten times faster.
 PSEUDO_STAIN_SOLVER: str = "cd"
 
 #: Iteration limit and tolerance (largest change of a stain colour) of
-#: :func:`ssimnet.stain.factorize_stains`.
+#: :func:`ssimnet.pseudo.stain.factorize_stains`.
 STAIN_SOLVER_MAX_ITER: int = 300
 STAIN_SOLVER_TOL: float = 1e-5
 
 
 @dataclass(frozen=True)
 class StainReference:
-    """Reference stain colours and densities of stain normalisation (:class:`ssimnet.normalize.StainNormalizer`).
+    """Reference stain colours and densities of stain normalisation (:class:`ssimnet.tool.normalize.StainNormalizer`).
 
     Attributes
     ----------
@@ -103,13 +103,13 @@ STAIN_REFERENCE: StainReference = StainReference(
 
 
 class InstanceDefaults(NamedTuple):
-    """Default settings of one instance method of :func:`ssimnet.infer.instances`."""
+    """Default settings of one instance method of :func:`ssimnet.predict.nuclei.instances`."""
 
     threshold: float
     h: float | None
 
 
-#: Instance methods of :func:`ssimnet.infer.instances` with their default
+#: Instance methods of :func:`ssimnet.predict.nuclei.instances` with their default
 #: foreground threshold and marker height `h` (probability units for
 #: "watershed", pixels of distance for "distance"; "cc" has no markers).
 #: "cc" is the paper's setting.  The "distance" defaults were chosen on the
@@ -130,7 +130,7 @@ INSTANCE_METHODS: dict[str, InstanceDefaults] = {
 }
 
 #: ``distance_weight`` of the learned separation output when it is switched on
-#: (:mod:`ssimnet.separation`).  Chosen, with ``distance_solidity`` 0 and the
+#: (:mod:`ssimnet.net.separation`).  Chosen, with ``distance_solidity`` 0 and the
 #: "learned" marker height 0.05, on the MoNuSeg *training* split (``cpu``
 #: profile, seed 0, trained on a lent H100; ``results/gpu/``): training AJI
 #: 45.1, against 44.5-44.7 for the weights 1 and 3 with solidity 0.9 and 43.8

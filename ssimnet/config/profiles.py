@@ -125,7 +125,7 @@ class AblationVariant:
 
     @property
     def components(self) -> tuple[bool, bool, bool]:
-        """``(softening, purification, finetuning)``, the key of :data:`ssimnet.paper.TABLE3`."""
+        """``(softening, purification, finetuning)``, the key of :data:`ssimnet.book.paper.TABLE3`."""
         return (self.softening, self.purification, self.finetuning)
 
     @property

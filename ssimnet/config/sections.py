@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from ..architecture import Architecture
+from ..net.architecture import Architecture
 from .constants import INSTANCE_METHODS, NETWORK_MPP
 
 
 def key_fields(section: object) -> dict[str, object]:
-    """Every field of a settings dataclass, nested ones included: what keys a cache (:func:`ssimnet.store.stage_key`).
+    """Every field of a settings dataclass, nested ones included: what keys a cache (:func:`ssimnet.runs.store.stage_key`).
 
     >>> from ssimnet.config import TrainConfig
     >>> key_fields(TrainConfig())["boundary_width"], key_fields(TrainConfig(boundary_width=3))["boundary_width"]
@@ -46,32 +46,32 @@ class SyntheticConfig:
 class PseudoLabelConfig:
     """Settings of the label-free pseudo-label pipeline (paper Sec. 2.1-2.2).
 
-    Stain separation (Eq. 1-2, :mod:`ssimnet.stain`)
+    Stain separation (Eq. 1-2, :mod:`ssimnet.pseudo.stain`)
         ``stain_samples`` tissue pixels are factorised with L1 weight
         ``stain_sparsity`` (Vahadane et al.'s lambda = 0.1).  A tissue pixel
         has CIELAB ``L*/100`` below ``tissue_lightness`` (Vahadane et al.'s
         0.8) and summed optical density above ``tissue_min_od``; with fewer
         than ``stain_min_tissue`` of them, or stain colours less than
         ``stain_min_angle`` degrees apart, the reference matrix is used.
-    Candidates (Eq. 3, :mod:`ssimnet.candidates`)
+    Candidates (Eq. 3, :mod:`ssimnet.pseudo.candidates`)
         Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels (an
         image whose ``L*`` spans less than ``min_lightness_range`` has no
         nucleus cluster);
         ``contour_iterations`` steps of a morphological Chan-Vese active
         contour with ``contour_smoothing``; components below ``min_size``
         pixels removed and holes below ``max_hole`` pixels filled.
-    Candidate generator (beyond the paper, :mod:`ssimnet.generators`)
+    Candidate generator (beyond the paper, :mod:`ssimnet.pseudo.generators`)
         ``candidate_method`` draws ``P``: ``"fcm"`` is the paper's Eq. (3);
         the others threshold the hematoxylin density (Otsu after a Gaussian
         of ``threshold_sigma``) and ``"watershed"`` splits it by a distance
         watershed with markers ``split_h`` pixels high.
-    Softening (Eq. 4, :mod:`ssimnet.soften`)
+    Softening (Eq. 4, :mod:`ssimnet.pseudo.soften`)
         Erosion stops once the confidence exceeds ``soften_stop`` (0.975).
-    Purification (Algorithm 1, :mod:`ssimnet.purify`)
+    Purification (Algorithm 1, :mod:`ssimnet.pseudo.purify`)
         ``patch_size`` patches every ``patch_stride`` pixels; the fraction
         ``keep_fraction`` (alpha = 70 %) of lowest USMI is kept; patches with
         fewer than ``min_components`` candidates get USMI = inf.
-    Voronoi labels (:mod:`ssimnet.voronoi`)
+    Voronoi labels (:mod:`ssimnet.pseudo.voronoi`)
         Points dilated to discs of radius ``point_radius``.
     """
 
@@ -106,37 +106,37 @@ class TrainConfig:
     How the trained network then segments an image is :class:`InferenceConfig`,
     which is stored with the network.
 
-    Network (:mod:`ssimnet.model`)
+    Network (:mod:`ssimnet.net.model`)
         U-Net with ``depth`` down-sampling steps and base width ``width``.
-    Training (:mod:`ssimnet.train`)
+    Training (:mod:`ssimnet.net.train`)
         Adam at ``lr``, multiplied by ``lr_decay`` after every epoch, for
         ``epochs`` epochs of ``batch_size`` patches; loss
         ``loss_lambda * BCE + (1 - loss_lambda) * CE`` (Eq. 5); random flips
         and 90-degree rotations when ``augment``; with ``stain_jitter`` > 0
         also HED-space colour jitter of that strength (beyond the paper,
-        :mod:`ssimnet.augment`).
+        :mod:`ssimnet.net.augment`).
     Ablation switches (paper Table 3)
         ``soft_labels`` (False: the BCE target is the hard candidate map),
         ``purify`` (False: train on every patch); per-image fine-tuning is
         :attr:`InferenceConfig.finetune_epochs`.
-    Fine-tuning (:meth:`ssimnet.train.Trainer.finetune_copy`)
+    Fine-tuning (:meth:`ssimnet.net.train.Trainer.finetune_copy`)
         :attr:`InferenceConfig.finetune_epochs` epochs on the image's own purified patches,
         continuing from the saved optimiser state; its learning rate is the
         schedule's where training stopped (the paper), or ``finetune_lr``
         when that is set.  ``finetune_norm`` is ``"train"`` (batch
         normalisation re-estimates its statistics on the image, as a plain
         fine-tuning does) or ``"frozen"`` (it keeps the trained network's).
-    Self-training (beyond the paper, :mod:`ssimnet.selftrain`)
+    Self-training (beyond the paper, :mod:`ssimnet.net.selftrain`)
         ``selftrain_rounds`` rounds, each continuing the previous round's
         network and schedule for ``selftrain_epochs`` epochs on pseudo labels
         rebuilt from its own predictions on the training images.
-    Learned separation (beyond the paper, :mod:`ssimnet.separation`)
+    Learned separation (beyond the paper, :mod:`ssimnet.net.separation`)
         With ``distance_weight`` > 0 the U-Net has a third output, the
         normalised distance to the nucleus rim, trained with that weight
         (mean squared error) on the candidates whose solidity is at least
         ``distance_solidity``; the ``"learned"`` instance method splits
         nuclei with it.  0 (the default) is the paper's network.
-    Boundary-aware target (beyond the paper, :mod:`ssimnet.boundary`)
+    Boundary-aware target (beyond the paper, :mod:`ssimnet.net.boundary`)
         With ``boundary_width`` > 0 the U-Net has one more output, the
         probability that a nucleus pixel lies on a nucleus boundary: within
         ``boundary_width`` pixels of its rim, or between two touching
@@ -212,7 +212,7 @@ def split_train_dict(values: dict[str, object]) -> tuple[dict[str, object], dict
     return train, inference
 
 
-#: What each instance method needs of the network: the :class:`~ssimnet.architecture.Architecture`
+#: What each instance method needs of the network: the :class:`~ssimnet.net.architecture.Architecture`
 #: flag, and what it is in words.
 METHOD_NEEDS: dict[str, tuple[str, str]] = {
     "learned": ("has_distance", "the learned separation output (distance_weight > 0)"),
@@ -222,7 +222,7 @@ METHOD_NEEDS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class InferenceConfig:
-    """How a trained network segments an image: every setting of :meth:`ssimnet.segmenter.Segmenter.segment`.
+    """How a trained network segments an image: every setting of :meth:`ssimnet.tool.segmenter.Segmenter.segment`.
 
     A network carries its own (in its checkpoint, its ONNX export and the
     shipped network's model card), so that the same network segments the same
@@ -232,7 +232,7 @@ class InferenceConfig:
     Attributes
     ----------
     instances : {"cc", "watershed", "distance", "learned", "boundary"}
-        Instance method (:func:`ssimnet.infer.instances`); ``"cc"``, connected
+        Instance method (:func:`ssimnet.predict.nuclei.instances`); ``"cc"``, connected
         components, is the paper's.
     threshold, h : float or None
         Foreground threshold and marker height of that method; None: the
@@ -247,7 +247,7 @@ class InferenceConfig:
         (paper Sec. 2.2: 5; 0 = none).
     tile_size : int
         Largest tile the network predicts at once
-        (:func:`ssimnet.infer.inference_tile`): the paper's patch size, 256,
+        (:func:`ssimnet.predict.maps.inference_tile`): the paper's patch size, 256,
         or 1024, with which a 1000x1000 image is one tile instead of 36, twice
         as fast (AJI 47.3 against 47.4 on the MoNuSeg training split).
     tile_overlap : int
@@ -256,19 +256,19 @@ class InferenceConfig:
         Test-time augmentation: eight orientations averaged, 8x the time.
     normalize : bool
         Map each image's stains onto :data:`STAIN_REFERENCE` before the
-        network sees it (:mod:`ssimnet.normalize`).
+        network sees it (:mod:`ssimnet.tool.normalize`).
     normalize_min_scale : float
         Smallest factor of that mapping's density scaling: 1 strengthens pale
         stains and never weakens dark ones (``results/cpu/normalization_*``).
     stain_solver : {"exact", "cd"}
         How each image's stains are measured for normalisation and the
-        hematoxylin column (:class:`ssimnet.stain.VahadaneSeparator`).
+        hematoxylin column (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
     network_mpp : float
         Microns per pixel of the images the network learned from; an image
         of another resolution is resampled to it and back.
     region_side : int
         Images with a side longer than this are segmented tile by tile
-        (:mod:`ssimnet.region`).
+        (:mod:`ssimnet.tool.region`).
     region_halo : int
         Context read around each such tile's core, in pixels; it must exceed
         a nucleus.  Core and halos make one `tile_size` tile

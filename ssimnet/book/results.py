@@ -1,0 +1,219 @@
+"""Results with their provenance: what produced them, and one save/load pair for every results folder.
+
+A results folder holds per-image scores (one CSV) and a ``provenance.json``
+(:func:`provenance`: code version and commit, settings, data, hardware,
+libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
+
+- :data:`RESULTS` -- every Table 1 method and Table 3 variant
+  (``per_image.csv``, with ``runs.csv``, the means per method and run);
+- :data:`SELECTION` -- the "Beyond the paper" selection study
+  (``selection_per_image.csv``, one row per configuration, split, run and image);
+- :data:`CANDIDATES` -- the candidate generators' pseudo-label quality on
+  the training split (``candidates_per_image.csv``);
+- :data:`NORMALIZATION` -- one network with and without stain normalisation,
+  and the classical watershed, on MoNuSeg and TNBC (``normalization_per_image.csv``);
+- :data:`FINETUNE` -- per-image fine-tuning with batch norm re-estimated or
+  frozen (``finetune_per_image.csv``);
+- :data:`RESOLUTION` -- ``ssimnet segment`` on MoNuSeg test images rescaled
+  to 20x and 60x, with and without ``--mpp`` (``resolution_per_image.csv``);
+- :data:`LEVERS` -- the levers of better pseudo labels, chosen on held-out
+  training images, then scored on test and TNBC (``levers_per_image.csv``);
+- :data:`OBJECT_PROBABILITY` -- the tool's object probability threshold on
+  the same held-out images (``object_probability_per_image.csv``).
+
+The committed reference results under ``results/<profile>/`` are such folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import __version__
+from ..data import DataError, atomic_path, file_digest, list_samples
+from .report import SCORE_COLUMNS, run_means
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import Profile
+
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "provenance", "save_results", "load_results"]
+
+
+@dataclass(frozen=True)
+class ResultKind:
+    """The files and columns of one kind of results folder.
+
+    Attributes
+    ----------
+    per_image, provenance : str
+        File names of the per-image scores and of the provenance.
+    keys : tuple of str
+        Columns that identify a row (besides the score columns).
+    runs : str or None
+        File of the means per method and run (:func:`ssimnet.book.report.run_means`), if this kind has one.
+    """
+
+    per_image: str
+    provenance: str
+    keys: tuple[str, ...]
+    runs: str | None = None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Every file of the folder."""
+        return (self.per_image, *((self.runs,) if self.runs else ()), self.provenance)
+
+
+#: Every Table 1 method and Table 3 variant (:func:`ssimnet.runs.experiments.export_results`).
+RESULTS = ResultKind("per_image.csv", "provenance.json", ("method", "run", "seed", "image"), runs="runs.csv")
+#: The "Beyond the paper" selection study (book chapter 09).
+SELECTION = ResultKind("selection_per_image.csv", "selection_provenance.json", ("config", "split", "run", "seed", "image"))
+#: Pseudo-label quality of each candidate generator on the training split
+#: (:func:`ssimnet.runs.experiments.candidate_study`).
+CANDIDATES = ResultKind("candidates_per_image.csv", "candidates_provenance.json", ("candidates", "image"))
+#: One network with and without stain normalisation, and the classical
+#: watershed, on MoNuSeg and on data never tuned on
+#: (:func:`ssimnet.runs.experiments.normalization_study`).
+NORMALIZATION = ResultKind("normalization_per_image.csv", "normalization_provenance.json", ("config", "split", "image"))
+#: ``ssimnet segment`` on rescaled MoNuSeg test images, with and without
+#: their pixel size (``studies/resolution.py``).
+RESOLUTION = ResultKind("resolution_per_image.csv", "resolution_provenance.json", ("config", "split", "image"))
+#: Per-image fine-tuning with batch norm re-estimated or frozen (``studies/finetune.py``).
+FINETUNE = ResultKind("finetune_per_image.csv", "finetune_provenance.json", ("config", "split", "image"))
+#: The levers of better pseudo labels, chosen on held-out training images and scored on test and TNBC
+#: (``studies/levers.py``).
+LEVERS = ResultKind("levers_per_image.csv", "levers_provenance.json", ("config", "split", "run", "seed", "image"))
+#: The tool's object probability threshold on the levers study's held-out images (``studies/object_probability.py``).
+OBJECT_PROBABILITY = ResultKind("object_probability_per_image.csv", "object_probability_provenance.json",
+                                ("config", "split", "image"))
+
+
+def _git_commit(directory: Path) -> dict[str, object]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def provenance(
+    profile: Profile,
+    *,
+    data_dir: str | os.PathLike[str],
+    seed: int,
+    device: str | None = None,
+    stage_seconds: dict[str, float] | None = None,
+    compute_seconds: dict[str, float] | None = None,
+) -> dict[str, object]:
+    """What produced a set of results: code version, settings, data, hardware, libraries and times.
+
+    ``lock`` is the :func:`ssimnet.book.publish.file_digest` of ``requirements.lock``
+    (the locked environment) when the package runs from a checkout.
+
+    ``stage_seconds`` are wall times of the book's notebooks in the run that
+    collected the results (stages cached by an earlier run take little time
+    there); ``compute_seconds`` are each method's training and segmentation
+    times, measured when they were computed.
+    """
+    import torch
+
+    from ..net.train import resolve_device
+
+    resolved = resolve_device(device)
+    libraries = {}
+    for name in ("numpy", "scipy", "scikit-image", "scikit-learn", "scikit-fuzzy", "pandas", "torch"):
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    data = Path(data_dir)
+    lock = Path(__file__).resolve().parents[2] / "requirements.lock"
+    return {
+        "ssimnet": __version__,
+        **_git_commit(Path(__file__).resolve().parent),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "profile": profile.name,
+        "seed": seed,
+        "parameters": dataclasses.asdict(profile),
+        "data": {"name": data.name, "test_images": len(list_samples(data, "test", labels=False))},
+        "hardware": {
+            "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "memory_gb": round(memory / 2**30, 1) if memory else None,
+            "device": str(resolved),
+            "gpu": torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else None,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "python": platform.python_version(),
+        "libraries": libraries,
+        "lock": file_digest(lock) if lock.is_file() else None,
+        "stage_seconds": dict(stage_seconds or {}),
+        "compute_seconds": dict(compute_seconds or {}),
+    }
+
+
+def save_results(
+    directory: str | os.PathLike[str], per_image: pd.DataFrame, info: dict[str, object], *, kind: ResultKind
+) -> Path:
+    """Write a results folder of `kind`: the per-image scores, the run means if the kind has them, the provenance.
+
+    Each file is written atomically.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tables = {kind.per_image: per_image, **({kind.runs: run_means(per_image)} if kind.runs else {})}
+    for name, table in tables.items():
+        with atomic_path(directory / name) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6f")
+    with atomic_path(directory / kind.provenance) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return directory
+
+
+def load_results(directory: str | os.PathLike[str], *, kind: ResultKind) -> tuple[pd.DataFrame, dict[str, object]]:
+    """Read a results folder written by :func:`save_results`; returns ``(per_image, provenance)``.
+
+    Raises
+    ------
+    DataError
+        If a file is missing or unreadable, a column is missing, or the run
+        means do not agree with the per-image scores.
+    """
+    import pandas as pd
+
+    directory = Path(directory)
+    for name in kind.files:
+        if not (directory / name).is_file():
+            raise DataError(directory / name, "results file not found")
+    try:
+        per_image = pd.read_csv(directory / kind.per_image)
+        runs = pd.read_csv(directory / kind.runs) if kind.runs else None
+        info = json.loads((directory / kind.provenance).read_text())
+    except (ValueError, OSError) as exc:
+        raise DataError(directory, f"unreadable results: {exc}") from None
+    missing = [c for c in (*kind.keys, *SCORE_COLUMNS) if c not in per_image.columns]
+    if missing:
+        raise DataError(directory / kind.per_image, f"missing columns {', '.join(missing)}")
+    if runs is not None:
+        expected = run_means(per_image)
+        if list(runs.columns) != list(expected.columns) or len(runs) != len(expected) or not np.allclose(
+            runs[list(SCORE_COLUMNS)].to_numpy(float), expected[list(SCORE_COLUMNS)].to_numpy(float), atol=1e-5
+        ):
+            raise DataError(directory / kind.runs, "does not match the means of per_image.csv")
+    return per_image, info

@@ -1,0 +1,442 @@
+"""Segmenting many images to files: inputs, resumable outputs, large regions, worker processes and Dask.
+
+``ssimnet segment`` calls :func:`find_images` on its inputs (files, folders
+searched recursively, glob patterns), then :func:`segment_file` on each image
+-- in this process, in a pool of worker processes, or on a Dask cluster
+(:func:`run_batch`).  Every image gets, under the output folder and its path
+relative to the input folder:
+
+- ``<name>_label.png`` (16-bit instance map; ``<name>_label.tif``, 32-bit,
+  for large regions or more than 65535 nuclei),
+- ``<name>_overlay.png`` (outlines on the image; not for large regions),
+- ``<name>_nuclei.csv`` (one row per nucleus, :func:`ssimnet.predict.nuclei.measure_nuclei`),
+- ``<name>_nuclei.geojson`` (QuPath detections, :mod:`ssimnet.tool.geojson`),
+- ``<name>_summary.json``, written last: an image with it is done, and is
+  skipped when the batch is run again unless ``overwrite``.
+
+:func:`summary_rows` gathers the per-image summaries into ``summary.csv``.
+Images larger than ``SegmentConfig.region_side`` are segmented tile by tile
+(:mod:`ssimnet.tool.region`), so memory stays bounded by a tile.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, InferenceConfig, Profile, PseudoLabelConfig
+from ..data import (
+    IMAGE_SUFFIXES,
+    DataError,
+    atomic_path,
+    check_image,
+    read_image,
+    write_image,
+    write_label,
+    write_table,
+)
+from ..net.onnxnet import OnnxNetwork
+from .segmenter import Segmenter, settings_for
+
+if TYPE_CHECKING:
+    from ..net.train import Trainer
+
+__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "load_segmenter", "output_paths", "job_key",
+           "finished_row", "is_done",
+           "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
+
+#: Columns of ``summary.csv``, one row per image.
+SUMMARY_COLUMNS = ["image", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
+                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image of a batch: where it is and the output name (its path relative to its input, no suffix)."""
+
+    path: Path
+    name: str
+
+
+def find_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
+    """The images named by `inputs`: files, folders (searched recursively) and glob patterns.
+
+    Files in a folder keep their sub-folders in their output names; a file
+    named directly, or found by a pattern, is named by its stem.
+
+    Raises
+    ------
+    DataError
+        If an input matches nothing, a folder holds no image, or two images
+        would write the same outputs.
+    """
+    jobs: list[Job] = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise DataError(path, f"is a folder with no images ({', '.join(IMAGE_SUFFIXES)}) in it")
+            jobs += [Job(p, p.relative_to(path).with_suffix("").as_posix()) for p in found]
+        elif path.exists() or not glob.has_magic(item):
+            jobs.append(Job(path, path.stem))  # a missing file is reported when it is read
+        else:
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise DataError(path, "no file matches this pattern")
+            jobs += [Job(p, p.stem) for p in matches]
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.name in seen and seen[job.name] != job.path:
+            raise DataError(job.path, f"same output name {job.name!r} as {seen[job.name]}; their outputs would collide")
+        seen[job.name] = job.path
+    return list({job.name: job for job in jobs}.values())
+
+
+def read_images(jobs: Sequence[Job], *, min_side: int, why: str) -> tuple[dict[str, np.ndarray], list[DataError]]:
+    """Every job's image, read and checked (:func:`ssimnet.data.check_image`), by output name; and the bad ones' errors."""
+    images, errors = {}, []
+    for job in jobs:
+        try:
+            images[job.name] = check_image(job.path, read_image(job.path), min_side=min_side, why=why)
+        except DataError as exc:
+            errors.append(exc)
+    return images, errors
+
+
+def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
+                    device: str | None = None, progress: bool = True) -> Trainer:
+    """A network trained label-free on `images` (``segment --adapt``): they, and only they, are the training set.
+
+    They are written to ``<out>/.train-data`` and the run is cached in ``<out>/.run``
+    (:func:`ssimnet.runs.pipeline.train_self_training`), so a resumed batch reuses it.
+    """
+    import shutil
+
+    from ..runs.pipeline import train_self_training
+
+    shutil.rmtree(out / ".train-data", ignore_errors=True)
+    for name, image in images.items():
+        write_image(out / ".train-data" / "train" / "images" / f"{name.replace('/', '__')}.png", image)
+    return train_self_training(out / ".train-data", out / ".run", profile, seed=seed, device=device,
+                               progress=progress)[-1][0]
+
+
+def output_paths(out: Path, name: str) -> dict[str, Path]:
+    """Every output file of image `name` under `out` (the label's suffix is decided when written)."""
+    base = out / name
+    return {kind: base.with_name(f"{base.name}_{file}") for kind, file in
+            (("label", "label.png"), ("overlay", "overlay.png"), ("nuclei", "nuclei.csv"),
+             ("geojson", "nuclei.geojson"), ("summary", "summary.json"))}
+
+
+def job_key(job: Job, settings: BatchSettings) -> str:
+    """What an image's outputs are made from: the image's bytes, the settings, the model and the code that
+    segments and writes them."""
+    from ..data import file_digest
+    from ..runs.store import stage_key
+
+    try:
+        image = file_digest(job.path)
+    except OSError:
+        image = "unreadable"
+    from ..fingerprint import code_fingerprint
+
+    return stage_key(image, settings, code_fingerprint("segment_files", normalized=False))
+
+
+def finished_row(out: Path, name: str, key: str) -> dict[str, object] | None:
+    """The summary row of image `name` if an earlier run finished it from `key` (:func:`job_key`), else None.
+
+    The summary is written last, so an image with it is done.
+    """
+    try:
+        row = json.loads(output_paths(out, name)["summary"].read_text())
+    except (OSError, ValueError):
+        return None
+    return row if row.get("key") == key else None
+
+
+def is_done(out: Path, job: Job, settings: BatchSettings) -> bool:
+    """Whether an earlier run finished this image, from these bytes with these settings."""
+    return finished_row(out, job.name, job_key(job, settings)) is not None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What every image of a batch is segmented with, besides the network (picklable, for worker processes and Dask).
+
+    `inference` is the segmenter's settings after the command's overrides
+    (:attr:`ssimnet.tool.segmenter.Segmenter.settings`); `model` keys the outputs
+    by the network's file.
+    """
+
+    inference: InferenceConfig
+    seed: int = DEFAULT_SEED
+    mpp: float | None = None  # the images' microns per pixel, resampled to the network's (None: as they are)
+    min_side: int = 1
+    why: str = ""
+    model: str = ""  # digest of the network's file ("" when the images train their own network)
+    pseudo: PseudoLabelConfig = DEFAULT_PSEUDO
+
+
+def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
+    area = np.asarray(table["area"], float)
+    mean = (lambda v: float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
+    return {"image": job.name, "width": int(shape[1]), "height": int(shape[0]), "nuclei": len(area),
+            "nuclei_per_megapixel": round(len(area) / (shape[0] * shape[1]) * 1e6, 2),
+            "mean_area": mean(area), "median_area": float(np.median(area)) if len(area) else float("nan"),
+            "mean_eccentricity": mean(np.asarray(table["eccentricity"], float)),
+            "mean_hematoxylin": mean(np.asarray(table["mean_hematoxylin"], float)),
+            "tiles": tiles, "seconds": round(seconds, 2)}
+
+
+def _write_geojson(path: Path, features: Iterable[dict[str, object]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write('{"type": "FeatureCollection", "features": [')
+        for i, feature in enumerate(features):
+            f.write((",\n" if i else "\n") + json.dumps(feature))
+        f.write("\n]}\n")
+
+
+def _rows(table: dict[str, np.ndarray]) -> list[dict[str, object]]:
+    return [dict(zip(table, values)) for values in zip(*(np.asarray(v).tolist() for v in table.values()))]
+
+
+def load_segmenter(model: str | os.PathLike[str] | None, *, predict_only: bool, device: str | None = None) -> Segmenter:
+    """The segmenter of a batch: the network of `model` with its stored settings.
+
+    `model` is a checkpoint (``ssimnet train``) or its ONNX export
+    (:mod:`ssimnet.net.onnxnet`); by default the network shipped in the package
+    (:mod:`ssimnet.tool.shipped`, its bytes checked), as its ONNX export when it
+    only predicts on the CPU, which needs no torch, and else as its checkpoint.
+
+    Raises
+    ------
+    DataError
+        If the file is missing or damaged, or is an ONNX export and the batch
+        does more than predict on the CPU.
+    """
+    from .shipped import check_shipped
+
+    path = Path(model) if model else check_shipped(onnx=predict_only)
+    if path.suffix == ".onnx" and not predict_only:
+        raise DataError(path, "an ONNX network only predicts on the CPU: give its torch checkpoint to fine-tune "
+                              "or to use --device")
+    return Segmenter.from_checkpoint(path, device=device)
+
+
+def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter) -> dict[str, object]:
+    """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
+    returns its summary row.
+
+    The row's ``warnings`` lists the image's stain fallbacks, if any.
+
+    Raises
+    ------
+    DataError
+        If the image cannot be read or segmented (it names the file).
+    """
+    from ..pseudo.stain import StainFallbackWarning
+
+    start = time.perf_counter()
+    image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
+    segmenter = Segmenter(segmenter.network, settings.inference, pseudo=settings.pseudo, path=segmenter.path)
+    with warnings.catch_warnings(record=True) as caught:  # stain fallbacks, reported with the image's name
+        warnings.simplefilter("always", StainFallbackWarning)
+        row = _segment_and_write(job, image, out, settings, segmenter, start)
+    row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)))
+    return row
+
+
+def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSettings, segmenter: Segmenter,
+                       start: float) -> dict[str, object]:
+    from .geojson import feature_collection, nucleus_polygons
+    from .viz import outline_overlay
+
+    paths = output_paths(out, job.name)
+    if not segmenter.is_region(image, mpp=settings.mpp):
+        result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
+        label, table, tiles = result.labels, result.table, result.tiles
+        if int(label.max()) > 65535:
+            _write_label_tiff(paths["label"].with_suffix(".tif"), label)
+        else:
+            write_label(paths["label"], label)
+        write_image(paths["overlay"], outline_overlay(image, label))
+        _write_geojson(paths["geojson"], feature_collection(nucleus_polygons(label), table)["features"])
+    else:  # a large region: tile by tile into a 32-bit TIFF, the polygons streamed to the file tile by tile
+        import tifffile
+
+        tables: list[dict[str, np.ndarray]] = []
+        with atomic_path(paths["label"].with_suffix(".tif")) as tmp:
+            region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
+
+            def features() -> Iterator[dict[str, object]]:
+                for part in segmenter.segment_tiles(image, mpp=settings.mpp, seed=settings.seed):
+                    r, c = part.tile.offset
+                    h, w = part.tile.label.shape
+                    window = region[r : r + h, c : c + w]
+                    paint = (part.tile.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
+                    window[paint] = part.tile.label[paint]
+                    tables.append(part.table)
+                    yield from feature_collection(nucleus_polygons(part.tile.label, offset=(r, c)), part.table)["features"]
+                    _release_memory()
+
+            _write_geojson(paths["geojson"], features())
+            region.flush()
+            del region
+        tiles = len(tables)
+        table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+    write_table(paths["nuclei"], _rows(table), columns=list(table))
+    row = _summary(job, image.shape, table, tiles, time.perf_counter() - start)
+    with atomic_path(paths["summary"]) as tmp:
+        tmp.write_text(json.dumps({**row, "key": job_key(job, settings)}, indent=1) + "\n")
+    return row
+
+
+def _release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc): without it, each tile's temporaries
+    fragment the heap and a large region's resident memory grows tile after tile."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).malloc_trim(0)  # type: ignore[union-attr]
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to do
+        pass
+
+
+def _write_label_tiff(path: Path, label: np.ndarray) -> None:
+    import tifffile
+
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, label.astype(np.uint32), compression="zlib")
+
+
+def summary_rows(out: Path, jobs: Sequence[Job], keys: Mapping[str, str]) -> list[dict[str, object]]:
+    """The summary rows of the finished images among `jobs`, in their order; `keys` maps names to :func:`job_key`."""
+    rows = (finished_row(out, job.name, keys[job.name]) for job in jobs)
+    return [row for row in rows if row is not None]
+
+
+# ----------------------------------------------------------------------------- running a batch
+
+_WORKER: dict[str, object] = {}
+
+
+def _portable(network: Trainer | OnnxNetwork) -> dict[str, object] | OnnxNetwork:
+    """What of `network` crosses to another process: a torch network's state, or the ONNX network (its bytes)."""
+    return network if isinstance(network, OnnxNetwork) else network.state()
+
+
+def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int | None) -> Segmenter:
+    """A segmenter around the network `portable` carries (its settings come with each image's BatchSettings)."""
+    if isinstance(portable, OnnxNetwork):
+        network: Trainer | OnnxNetwork = portable.with_threads(threads) if threads else portable
+    else:
+        import torch
+
+        from ..net.train import Trainer
+
+        if threads:
+            torch.set_num_threads(threads)
+        network = Trainer.from_state(portable, None, device=device)
+    return Segmenter(network, settings_for(network.architecture))
+
+
+def _worker_init(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _WORKER["segmenter"] = _rebuild(portable, device, threads)
+
+
+def _worker_segment(job: Job, out: Path, settings: BatchSettings) -> dict[str, object]:
+    return segment_file(job, out, settings, _WORKER["segmenter"])
+
+
+def _remote_segment(job: Job, out: Path, settings: BatchSettings,
+                    portable: dict[str, object] | OnnxNetwork) -> dict[str, object]:
+    key = id(portable)
+    if _WORKER.get("portable") != key:  # one network per Dask worker process and model
+        _WORKER["segmenter"], _WORKER["portable"] = _rebuild(portable, None, None), key
+    return segment_file(job, out, settings, _WORKER["segmenter"])
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    out: Path,
+    settings: BatchSettings,
+    segmenter: Segmenter,
+    *,
+    workers: int = 1,
+    scheduler: str = "",
+    on_done: Callable[[Job, dict[str, object] | DataError], None] | None = None,
+) -> list[DataError]:
+    """Segment `jobs` into `out` with `segmenter`'s network: here, in `workers` processes, or on the Dask
+    cluster at `scheduler`.
+
+    Calls `on_done` after each image (with its summary row, or the error
+    naming it); returns the errors.  ``scheduler="local"`` starts a local Dask
+    cluster of `workers` processes.
+    """
+    errors: list[DataError] = []
+
+    def done(job: Job, result: dict[str, object] | DataError) -> None:
+        if isinstance(result, DataError):
+            errors.append(result)
+        if on_done is not None:
+            on_done(job, result)
+
+    if scheduler:
+        from distributed import Client, LocalCluster, as_completed
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
+        with Client(cluster if cluster is not None else scheduler) as client:
+            state = client.scatter(_portable(segmenter.network), broadcast=True)
+            futures = {client.submit(_remote_segment, job, out, settings, state, pure=False): job for job in jobs}
+            for future in as_completed(futures):
+                try:
+                    done(futures[future], future.result())
+                except DataError as exc:
+                    done(futures[future], exc)
+        if cluster is not None:
+            cluster.close()
+    elif workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed as completed
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        network = segmenter.network
+        device = None if isinstance(network, OnnxNetwork) else str(network.device)
+        with ProcessPoolExecutor(workers, initializer=_worker_init,
+                                 initargs=(_portable(network), device, threads)) as pool:
+            futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
+            try:
+                for future in completed(futures):
+                    try:
+                        done(futures[future], future.result())
+                    except DataError as exc:
+                        done(futures[future], exc)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    else:
+        for job in jobs:
+            try:
+                done(job, segment_file(job, out, settings, segmenter))
+            except DataError as exc:
+                done(job, exc)
+    return errors

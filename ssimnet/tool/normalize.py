@@ -1,0 +1,221 @@
+"""Stain normalisation: every image's stains mapped onto one reference (beyond the paper).
+
+A network trained on one lab's slides sees another lab's paler or bluer
+slides as out of distribution: the probability of its nuclei drops below the
+threshold and most of them are missed.  Vahadane et al. (IEEE TMI 2016,
+Sec. III-C; paper ref. [21]) normalise an image by keeping its stain
+*densities* and replacing its stain *colours*:
+
+1. the image's own stain matrix ``W`` and densities ``H`` (``V = W H``, paper
+   Eq. 1, by :class:`ssimnet.pseudo.stain.VahadaneSeparator`);
+2. each stain's densities scaled so that their 99th percentile over tissue
+   pixels equals the reference's (``max_density``);
+3. the image rebuilt with the reference colours: ``I = I0 exp(-W_ref H')``.
+
+:class:`StainNormalizer` follows the ``fit`` / ``transform`` convention of
+tiatoolbox's ``StainNormalizer``: ``fit`` learns the reference from one or
+more images (label-free: the median stain colours and 99th-percentile
+densities of the images), ``transform`` maps any image onto it.  The
+package's reference, :data:`ssimnet.config.STAIN_REFERENCE`, was fitted on
+the 30 MoNuSeg training images.
+
+Examples
+--------
+>>> from ssimnet.synthetic import synthetic_tile
+>>> tile = synthetic_tile((96, 96), seed=0)
+>>> norm = StainNormalizer(seed=0).fit(tile.image)
+>>> out = norm.transform(tile.image)
+>>> out.shape, out.dtype
+((96, 96, 3), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict
+
+import numpy as np
+
+from ..config import (
+    DEFAULT_INFERENCE,
+    DEFAULT_PSEUDO,
+    PSEUDO_STAIN_SOLVER,
+    STAIN_REFERENCE,
+    InferenceConfig,
+    Profile,
+    StainReference,
+)
+from ..pseudo.stain import VahadaneSeparator, check_solver, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
+
+__all__ = ["StainNormalizer", "max_density", "stain_normalizer", "inference_normalizer", "segment_normalizer"]
+
+
+def max_density(density: np.ndarray, tissue: np.ndarray, *, percentile: float) -> np.ndarray:
+    """The `percentile` of each stain's density over the tissue pixels, shape (2,).
+
+    Parameters
+    ----------
+    density : (H, W, 2) array
+        Stain densities (:meth:`ssimnet.pseudo.stain.VahadaneSeparator.transform`).
+    tissue : (H, W) bool
+        Tissue pixels (:func:`ssimnet.pseudo.stain.tissue_mask`); all pixels when none is tissue.
+
+    Examples
+    --------
+    >>> d = np.stack([np.arange(100.0).reshape(10, 10), np.ones((10, 10))], axis=-1)
+    >>> max_density(d, d[..., 0] >= 50, percentile=50).tolist()
+    [74.5, 1.0]
+    """
+    pixels = density[tissue] if np.any(tissue) else density.reshape(-1, density.shape[-1])
+    return np.percentile(pixels, percentile, axis=0)
+
+
+class StainNormalizer:
+    """Map images onto reference stain colours and densities (Vahadane et al. 2016).
+
+    Parameters
+    ----------
+    percentile : float
+        Percentile of a stain's tissue densities that is matched to the
+        reference's (Vahadane et al. use 99).
+    min_scale : float
+        Smallest factor a stain's densities are scaled by: 0 matches the
+        reference both ways, 1 (the default, :attr:`InferenceConfig.normalize_min_scale`)
+        only ever strengthens a pale stain and leaves a darker-than-reference
+        image's densities as they are.
+    n_samples : int
+        Tissue pixels sampled to fit each image's stain matrix.
+    seed : int
+        Seed of the stain fits.
+    solver : {"cd", "exact"}
+        How each image's stain matrix is fitted (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
+
+    Attributes
+    ----------
+    stain_matrix_ : (2, 3) array
+        Reference unit stain colours, row 0 hematoxylin.
+    max_density_ : (2,) array
+        Reference densities at `percentile`, hematoxylin and eosin.
+    """
+
+    def __init__(self, *, percentile: float = 99.0, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale, n_samples: int = DEFAULT_PSEUDO.stain_samples,
+                 seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER) -> None:
+        if not 50.0 <= percentile <= 100.0:
+            raise ValueError(f"percentile must lie in [50, 100], got {percentile}")
+        if min_scale < 0:
+            raise ValueError(f"min_scale must be >= 0, got {min_scale}")
+        self.percentile = percentile
+        self.min_scale = min_scale
+        self.n_samples = n_samples
+        self.seed = seed
+        self.solver = check_solver(solver)
+
+    @classmethod
+    def from_reference(cls, reference: StainReference, *, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale,
+                       n_samples: int = DEFAULT_PSEUDO.stain_samples, seed: int = 0,
+                       solver: str = PSEUDO_STAIN_SOLVER) -> StainNormalizer:
+        """A normaliser onto a stored reference (such as :data:`ssimnet.config.STAIN_REFERENCE`)."""
+        norm = cls(percentile=reference.percentile, min_scale=min_scale, n_samples=n_samples, seed=seed, solver=solver)
+        norm.stain_matrix_ = np.asarray(reference.stain_matrix, dtype=np.float64)
+        norm.max_density_ = np.asarray(reference.max_density, dtype=np.float64)
+        return norm
+
+    def reference(self) -> StainReference:
+        """The fitted reference, to store in a configuration."""
+        self._check_fitted()
+        return _reference(self.stain_matrix_, self.max_density_, self.percentile)
+
+    def settings(self) -> dict[str, object]:
+        """Everything that decides :meth:`transform`'s output: what keys cached results of it."""
+        settings = {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
+                    "seed": self.seed}
+        return settings if self.solver == PSEUDO_STAIN_SOLVER else {**settings, "solver": self.solver}
+
+    def measure(self, image: np.ndarray) -> StainReference:
+        """The stain colours and `percentile` densities of one (H, W, 3) uint8 image.
+
+        What :meth:`transform` maps from; measured on a thumbnail, it maps
+        every tile of a large region the same way.
+        """
+        return self.measure_densities(image)[0]
+
+    def measure_densities(self, image: np.ndarray) -> tuple[StainReference, np.ndarray]:
+        """:meth:`measure`, and the image's (H, W, 2) stain densities it was measured from.
+
+        Both can go to :meth:`transform`, which then need not unmix the image again.
+        """
+        tissue = tissue_mask(image)
+        separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
+        density = separator.transform(image)
+        top = max_density(density, tissue, percentile=self.percentile)
+        return _reference(separator.stain_matrix_, top, self.percentile), density
+
+    def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:
+        """Learn the reference from one (H, W, 3) uint8 image or several: the median of their stain colours and densities.
+
+        The images may come from a generator: each is measured and released in turn.
+        """
+        images = [images] if isinstance(images, np.ndarray) and images.ndim == 3 else images
+        measured = [self.measure(image) for image in images]
+        if not measured:
+            raise ValueError("fit needs at least one image")
+        stains = np.median([m.stain_matrix for m in measured], axis=0)
+        self.stain_matrix_ = stains / np.linalg.norm(stains, axis=1, keepdims=True)
+        self.max_density_ = np.median([m.max_density for m in measured], axis=0)
+        return self
+
+    def transform(self, image: np.ndarray, *, source: StainReference | None = None,
+                  density: np.ndarray | None = None) -> np.ndarray:
+        """`image` ((H, W, 3) uint8) with the reference's stain colours and density range; (H, W, 3) uint8.
+
+        Parameters
+        ----------
+        source : StainReference, optional
+            The image's own stains (:meth:`measure`); measured on `image` when not given.
+        density : (H, W, 2) array, optional
+            `image`'s densities under `source`'s stains (:meth:`measure_densities`),
+            when computed already; unmixed from `image` when not given.
+
+        A stain absent from the image (no density at the percentile) is
+        left at zero rather than scaled.
+        """
+        self._check_fitted()
+        if source is None:
+            source, density = self.measure_densities(image)
+        elif density is None:
+            density = nonnegative_unmix(rgb_to_od(image), np.asarray(source.stain_matrix))
+        elif density.shape != (*image.shape[:2], 2):
+            raise ValueError(f"density must be of shape {(*image.shape[:2], 2)}, got {density.shape}")
+        own = np.asarray(source.max_density, dtype=np.float64)
+        scale = np.where(own > 1e-6, np.maximum(self.max_density_ / np.maximum(own, 1e-6), self.min_scale), 1.0)
+        return od_to_rgb((density * scale) @ self.stain_matrix_)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "stain_matrix_"):
+            raise RuntimeError("call fit() or from_reference() before transform()")
+
+
+def _reference(stains: np.ndarray, top: np.ndarray, percentile: float) -> StainReference:
+    return StainReference(stain_matrix=tuple(tuple(float(v) for v in row) for row in stains),
+                          max_density=(float(top[0]), float(top[1])), percentile=percentile)
+
+
+def stain_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
+                     seed: int = 0) -> StainNormalizer:
+    """The normalisation onto :data:`STAIN_REFERENCE` with `settings`' density scaling and stain solver."""
+    return StainNormalizer.from_reference(STAIN_REFERENCE, min_scale=settings.normalize_min_scale,
+                                          n_samples=n_samples, seed=seed, solver=settings.stain_solver)
+
+
+def inference_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
+                         seed: int = 0) -> StainNormalizer | None:
+    """What a network segmenting with `settings` normalises with (:func:`stain_normalizer`), or None
+    when ``settings.normalize`` is off."""
+    return stain_normalizer(settings, n_samples=n_samples, seed=seed) if settings.normalize else None
+
+
+def segment_normalizer(profile: Profile, *, seed: int = 0) -> StainNormalizer:
+    """The normalisation ``ssimnet segment`` uses with the network `profile` trains for the tool
+    (:meth:`ssimnet.config.Profile.for_tool`), whether or not that network normalises."""
+    tool = profile.for_tool()
+    return stain_normalizer(tool.inference, n_samples=profile.pseudo.stain_samples, seed=seed)
