@@ -8,21 +8,12 @@
 - :mod:`ssimnet.book.sphinx` -- the book's Sphinx extension (provenance line, stale note)
 
 The names of :mod:`ssimnet.book.execute` are importable from here, as they
-were when it was the module ``ssimnet.book``.
+were when it was the module ``ssimnet.book`` (importing it costs no papermill).
 """
 
 from __future__ import annotations
 
+from .execute import BookError, Chapter, execute_book, executed_toc, notebook_parameters, setup_chapter, toc_notebooks
+
 __all__ = ["BookError", "Chapter", "setup_chapter", "toc_notebooks", "executed_toc", "execute_book",
            "notebook_parameters"]
-
-
-def __getattr__(name: str) -> object:  # papermill and jupytext are imported only when a name is first used
-    if name.startswith("__") or name == "execute":  # dunders, and the submodule while it is being imported
-        raise AttributeError(name)
-    from . import execute
-
-    try:
-        return getattr(execute, name)
-    except AttributeError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

@@ -45,7 +45,8 @@ from ..data import (
     write_table,
 )
 from ..net.onnxnet import OnnxNetwork
-from .segmenter import Segmenter, settings_for
+from .region import paint_tile
+from .segmenter import Segmenter, concatenate_tables, settings_for
 
 if TYPE_CHECKING:
     from ..net.train import Trainer
@@ -283,20 +284,17 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
             def features() -> Iterator[dict[str, object]]:
                 for part in segmenter.segment_tiles(image, mpp=settings.mpp, seed=settings.seed):
-                    r, c = part.tile.offset
-                    h, w = part.tile.label.shape
-                    window = region[r : r + h, c : c + w]
-                    paint = (part.tile.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
-                    window[paint] = part.tile.label[paint]
+                    paint_tile(region, part.tile)
                     tables.append(part.table)
-                    yield from feature_collection(nucleus_polygons(part.tile.label, offset=(r, c)), part.table)["features"]
+                    polygons = nucleus_polygons(part.tile.label, offset=part.tile.offset)
+                    yield from feature_collection(polygons, part.table)["features"]
                     _release_memory()
 
             _write_geojson(paths["geojson"], features())
             region.flush()
             del region
         tiles = len(tables)
-        table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+        table = concatenate_tables(tables)
     write_table(paths["nuclei"], _rows(table), columns=list(table))
     row = _summary(job, image.shape, table, tiles, time.perf_counter() - start)
     with atomic_path(paths["summary"]) as tmp:

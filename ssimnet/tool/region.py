@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Window", "tile_windows", "RegionTile", "segment_region"]
+__all__ = ["Window", "tile_windows", "RegionTile", "segment_region", "paint_tile"]
 
 
 class Window(NamedTuple):
@@ -101,3 +101,18 @@ def segment_region(
         lut[mine] = np.arange(next_id, next_id + len(mine))
         yield RegionTile((rows.start, cols.start), lut[label], len(mine))
         next_id += len(mine)
+
+
+def paint_tile(region: np.ndarray, tile: RegionTile) -> None:
+    """Paint `tile`'s nuclei into the `region`'s label map, in place, where no earlier tile placed one.
+
+    >>> region = np.zeros((2, 4), np.int32); region[0, 1] = 7
+    >>> paint_tile(region, RegionTile((0, 1), np.array([[3, 3], [0, 3]]), 1))
+    >>> region.tolist()
+    [[0, 7, 3, 0], [0, 0, 3, 0]]
+    """
+    r, c = tile.offset
+    h, w = tile.label.shape
+    window = region[r : r + h, c : c + w]
+    new = (tile.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
+    window[new] = tile.label[new]

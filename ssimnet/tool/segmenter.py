@@ -37,14 +37,14 @@ from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, METHOD_NEEDS, TOOL_INFERENCE,
 from ..data import DataError
 from ..net.onnxnet import OnnxNetwork
 from ..predict import Segmentation, measure_nuclei, segment_image
+from .region import RegionTile, paint_tile, segment_region
 
 if TYPE_CHECKING:
     from ..net.train import Trainer
     from ..pseudo.labels import PseudoLabels
     from .normalize import StainNormalizer
-    from .region import RegionTile
 
-__all__ = ["Segmenter", "settings_for", "RegionPart"]
+__all__ = ["Segmenter", "settings_for", "RegionPart", "concatenate_tables"]
 
 
 def settings_for(architecture: object, stored: dict[str, object] | None = None) -> InferenceConfig:
@@ -72,6 +72,15 @@ def settings_for(architecture: object, stored: dict[str, object] | None = None) 
         own = [m for m, (flag, _) in METHOD_NEEDS.items() if getattr(architecture, flag)]
         settings["instances"] = own[-1] if own else "cc"
     return InferenceConfig.from_dict(settings)
+
+
+def concatenate_tables(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-nucleus tables of the same columns (:func:`ssimnet.predict.nuclei.measure_nuclei`) as one.
+
+    >>> concatenate_tables([{"id": np.array([1])}, {"id": np.array([2, 3])}])["id"].tolist()
+    [1, 2, 3]
+    """
+    return {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
 
 
 class RegionPart(NamedTuple):
@@ -237,7 +246,6 @@ class Segmenter:
         once, on a thumbnail, and serve every tile.  Each yielded part holds
         one tile's nuclei with region-wide ids and their table.
         """
-        from .region import segment_region
         from .resample import scale_factor
 
         settings = self._settings(overrides)
@@ -288,15 +296,10 @@ class Segmenter:
         label = np.zeros(image.shape[:2], np.int32)
         tables = []
         for part in self.segment_tiles(image, mpp=mpp, seed=seed, **asdict(settings)):
-            r, c = part.tile.offset
-            h, w = part.tile.label.shape
-            window = label[r : r + h, c : c + w]
-            paint = (part.tile.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
-            window[paint] = part.tile.label[paint]
+            paint_tile(label, part.tile)
             tables.append(part.table)
-        table = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
-        return Segmentation(label=label, probability=None, pseudo=None, finetune_history=[], table=table,
-                            tiles=len(tables))
+        return Segmentation(label=label, probability=None, pseudo=None, finetune_history=[],
+                            table=concatenate_tables(tables), tiles=len(tables))
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
