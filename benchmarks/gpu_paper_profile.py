@@ -196,7 +196,7 @@ def run(packed: Path, out: Path, budget: float, reserve: float, device: str | No
         try:  # needs scikit-image >= 0.26 there; the maps above are kept whatever happens here
             t = time.perf_counter()
             data_st = self_training_patches(trainer, labels["train"], profile, progress=False)
-            config = replace(profile.train, epochs=trainer.epoch + profile.train.selftrain_epochs)
+            config = replace(profile.train, epochs=trainer.epoch + profile.selftrain.epochs)
             second = Trainer.from_state(copy.deepcopy(trainer.state()), config, device=device)
             second.fit(data_st, config.epochs, progress=False)
             for split in SPLITS:

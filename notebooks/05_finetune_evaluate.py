@@ -21,7 +21,7 @@
 # ({py:obj}`ssimnet.net.train.Trainer.finetune_copy`). The paper's schedule has decayed
 # its learning rate to $5\cdot10^{-5} \times 0.98^{150} \approx 2.4\cdot10^{-6}$
 # by then; a profile with a shorter, steeper schedule sets
-# `TrainConfig.finetune_lr` to that value, since fine-tuning at a large rate
+# `InferenceConfig.finetune_lr` to that value, since fine-tuning at a large rate
 # fits the image's own pseudo labels, merges included (the `cpu` profile's
 # comment in `ssimnet/config/profiles.py` lists the rates tried on training images).
 # Prediction runs on overlapping
@@ -60,7 +60,7 @@ for label, epochs in [("SSimNet w/o ft", 0), ("SSimNet", config.inference.finetu
     runs[label] = evaluate_network(data_root, run_dir, config, trainer, split="test", finetune_epochs=epochs,
                                    method="cc", seed=seed, workers=chapter.workers, progress=False)
 print(f"test split of {data_root.name}: {len(runs['SSimNet'][0])} images; profile {profile!r}, seed {seed}; "
-      f"fine-tuning {config.inference.finetune_epochs} epochs per image at learning rate {trainer.finetune_lr:.2g}")
+      f"fine-tuning {config.inference.finetune_epochs} epochs per image at learning rate {config.inference.finetune_lr or trainer.learning_rate:.2g}")
 
 # %% [markdown]
 # ## Scores beside the paper's
@@ -95,7 +95,7 @@ Markdown(
 # The paper reports +5.7 AJI from fine-tuning (Table 3). A plain fine-tuning
 # also re-estimates the batch-normalisation statistics on the one image, so a
 # variant keeps them frozen at the trained network's
-# (`TrainConfig.finetune_norm = "frozen"`). Both were measured on the first 8
+# (`InferenceConfig.finetune_norm = "frozen"`). Both were measured on the first 8
 # MoNuSeg *training* images with one `cpu` network (seed 0), from its own
 # pseudo labels (`studies/finetune.py`; committed, not rerun by the book):
 

@@ -84,7 +84,7 @@ from ssimnet.tool.viz import crowded_window, outline_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 data_root = chapter.data_root
-config = dataclasses.replace(chapter.profile, train=dataclasses.replace(chapter.profile.train, selftrain_rounds=rounds))
+config = dataclasses.replace(chapter.profile, selftrain=dataclasses.replace(chapter.profile.selftrain, rounds=rounds))
 with_head = dataclasses.replace(config, train=dataclasses.replace(config.train, distance_weight=LEARNED_SEPARATION_WEIGHT))
 seeds = [seed + k for k in range(runs or config.baselines.network_runs)]
 variants = {"plain": config, "head": with_head}  # the paper's network, and one with the learned separation output
@@ -115,7 +115,7 @@ if real:  # kept with the run's other results (ssimnet.runs.experiments.export_r
                  kind=SELECTION)
 print(f"{data_root.name}: {len(list_samples(data_root, 'train'))} training and {len(list_samples(data_root, 'test'))} test "
       f"images; profile {profile!r}; {len(seeds)} seed(s) from {seed}; "
-      f"{config.train.selftrain_epochs} epochs per self-training round")
+      f"{config.selftrain.epochs} epochs per self-training round")
 
 # %% [markdown]
 # ## Selection on the training split, and every configuration's test figures
@@ -210,7 +210,7 @@ fig.tight_layout()
 # `ssimnet segment` uses the instance method and the number of self-training
 # rounds chosen by a three-seed run of the study above on the `cpu` profile,
 # committed in `results/cpu/selection_*` (`TrainConfig.instances`,
-# `TrainConfig.selftrain_rounds` in {py:obj}`ssimnet.config`); the `paper`
+# `SelfTrainConfig.rounds` in {py:obj}`ssimnet.config`); the `paper`
 # profile keeps the paper's connected components. The learned separation
 # below, measured on one seed, is a switch (`TrainConfig.distance_weight`) and
 # off by default.

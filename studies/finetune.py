@@ -3,7 +3,7 @@
 One trained network is scored on the first `--images` images (by name) of the
 MoNuSeg training split: without fine-tuning, with the paper's fine-tuning
 (batch normalisation re-estimates its statistics on the image) and with batch
-normalisation frozen (``TrainConfig.finetune_norm = "frozen"``).  Fine-tuning
+normalisation frozen (``InferenceConfig.finetune_norm = "frozen"``).  Fine-tuning
 reads only the image's own pseudo labels; the labels score.  Writes
 ``finetune_per_image.csv`` and its provenance (:data:`ssimnet.book.results.FINETUNE`).
 
@@ -38,7 +38,7 @@ def main() -> None:
                "fine-tuning, batch norm frozen": (base.inference.finetune_epochs, "frozen")}
     frames = []
     for name, (epochs, norm) in configs.items():
-        profile = replace(base, train=replace(base.train, finetune_norm=norm))
+        profile = replace(base, inference=replace(base.inference, finetune_norm=norm))
         trainer = load_trainer(args.checkpoint, profile.train)
         scores, _ = evaluate_network(data, args.run_dir, profile, trainer, split="train", finetune_epochs=epochs,
                                      seed=args.seed)

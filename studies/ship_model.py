@@ -106,6 +106,7 @@ def main() -> None:
         "libraries": {**info["libraries"], **{name: metadata.version(name) for name in ("onnx", "onnxruntime")}},
         "profile": f"{profile.name} (Profile.for_tool)",
         "train": asdict(profile.train),
+        "selftrain": asdict(profile.selftrain),
         "inference": inference,
         "seed": args.seed,
         "trained_on": f"MoNuSeg 2018 train ({len(list_samples(args.monuseg, 'train', labels=False))} images, "

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 from skimage.color import rgb2hed
 
-from ssimnet.config import PseudoLabelConfig, TrainConfig
+from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig
 from ssimnet.net.augment import draw_hed_jitter, hed_jitter
 from ssimnet.net.train import PatchData, Trainer
 from ssimnet.pseudo import pseudo_labels
@@ -50,15 +48,17 @@ def test_stain_jitter_changes_only_the_images_and_is_reproducible(data):
 
 @pytest.mark.parametrize("norm", ["train", "frozen"])
 def test_finetuning_with_frozen_batch_norm_keeps_the_running_statistics(norm, data):
-    config = TrainConfig(depth=2, width=4, epochs=1, batch_size=2, lr=1e-3, finetune_norm=norm)
+    config = TrainConfig(depth=2, width=4, epochs=1, batch_size=2, lr=1e-3)
     trainer = Trainer.new(config, seed=0, device="cpu").fit(data, 1, progress=False)
 
     def stats(t):
         return [b.clone() for name, b in t.model.named_buffers() if "running" in name]
 
-    tuned = trainer.finetune_copy(data, 1)
+    tuned = trainer.finetune_copy(data, 1, norm=norm)
     unchanged = all(torch.equal(a, b) for a, b in zip(stats(trainer), stats(tuned)))
     assert unchanged == (norm == "frozen")
     assert not all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(), tuned.model.parameters()))
+    with pytest.raises(ValueError, match="norm must be"):
+        trainer.finetune_copy(data, 1, norm="eval")
     with pytest.raises(ValueError, match="finetune_norm"):
-        dataclasses.replace(config, finetune_norm="eval")
+        InferenceConfig(finetune_norm="eval")

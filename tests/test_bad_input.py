@@ -21,17 +21,15 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from conftest import SMOKE
 from PIL import Image
 
 from ssimnet.book import BookError
 from ssimnet.cli import main
-from ssimnet.config import get_profile
 from ssimnet.data import DataError, DataErrors, read_label, write_image, write_label
 from ssimnet.net.checkpoint import save_checkpoint
 from ssimnet.net.train import Trainer
 from ssimnet.synthetic import synthetic_tile
-
-SMOKE = get_profile("smoke")
 
 
 def _png16(path: Path, rgb: np.ndarray) -> Path:

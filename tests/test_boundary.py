@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
+import conftest
 import numpy as np
 import pytest
 import torch
+from conftest import PSEUDO
 
-from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig, get_profile, key_fields
+from ssimnet.config import InferenceConfig, TrainConfig, get_profile, key_fields
 from ssimnet.net.boundary import boundary_target
 from ssimnet.net.selftrain import self_training_labels
 from ssimnet.net.train import PatchData, Trainer, output_channels, ssimnet_loss
@@ -18,8 +20,7 @@ from ssimnet.pseudo.touching import separate_touching
 from ssimnet.runs.store import stage_key
 from ssimnet.synthetic import synthetic_tile
 
-TINY = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3, boundary_width=2)
-PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)
+TINY = dataclasses.replace(conftest.TINY, boundary_width=2)
 
 
 def test_boundary_target_hand_computed():
@@ -81,7 +82,6 @@ def test_boundary_instances_cut_touching_nuclei_on_the_inside_class():
 def test_boundary_settings_key_the_training():
     plain = TrainConfig()
     assert key_fields(plain) == dataclasses.asdict(plain)  # every field, at its default or not
-    assert plain.training_settings() != dataclasses.replace(plain, boundary_width=3).training_settings()
     assert stage_key(plain) != stage_key(dataclasses.replace(plain, boundary_width=3))
     assert stage_key(plain) != stage_key(dataclasses.replace(plain, boundary_width=3, boundary_weight=2.0)) != \
         stage_key(dataclasses.replace(plain, boundary_width=3))

@@ -97,7 +97,7 @@ def test_profiles_differ_from_the_defaults_only_where_they_say_why():
     # the tool's inference: the same settings in every profile but the instance method and object threshold
     for profile in (smoke, cpu):
         tool = profile.for_tool().inference
-        assert dataclasses.replace(tool, instances="cc", min_object_probability=0.0) == TOOL_INFERENCE
+        assert dataclasses.replace(tool, instances="cc", min_object_probability=0.0, finetune_lr=None) == TOOL_INFERENCE
 
 
 def test_inference_settings_check_their_invariants():

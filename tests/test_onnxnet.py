@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from conftest import SMOKE
 
 from ssimnet.config import get_profile
 from ssimnet.data import DataError, read_label, write_image
@@ -20,8 +21,6 @@ from ssimnet.net.onnxnet import ONNX_FORMAT, OnnxNetwork, export_onnx
 from ssimnet.net.train import Trainer
 from ssimnet.predict import predict_maps, segment_image
 from ssimnet.synthetic import synthetic_tile
-
-SMOKE = get_profile("smoke")
 
 
 @pytest.fixture(scope="module")

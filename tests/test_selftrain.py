@@ -8,14 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import PSEUDO, TINY
 from scipy import ndimage as ndi
 
 from ssimnet.config import (
     INSTANCE_METHODS,
     InferenceConfig,
-    PseudoLabelConfig,
+    SelfTrainConfig,
     SyntheticConfig,
-    TrainConfig,
     get_profile,
 )
 from ssimnet.datasets import write_synthetic_dataset
@@ -25,8 +25,6 @@ from ssimnet.pseudo import pseudo_labels
 from ssimnet.pseudo.voronoi import BACKGROUND, IGNORE, NUCLEUS
 from ssimnet.runs.pipeline import train_self_training
 from ssimnet.synthetic import synthetic_tile
-
-PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)
 
 
 def _two_touching_discs(shape=(60, 90), centres=((30, 30), (30, 54)), radius=13):
@@ -98,8 +96,8 @@ def unlabelled(tmp_path_factory):
 
 
 def _profile() -> object:
-    train = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3, selftrain_rounds=2, selftrain_epochs=1)
-    return dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=train, inference=InferenceConfig(tile_overlap=16))
+    return dataclasses.replace(get_profile("smoke"), pseudo=PSEUDO, train=TINY, selftrain=SelfTrainConfig(rounds=2, epochs=1),
+                               inference=InferenceConfig(tile_overlap=16))
 
 
 def test_self_training_rounds_continue_deterministically_and_resume(unlabelled, tmp_path):
@@ -119,6 +117,11 @@ def test_self_training_rounds_continue_deterministically_and_resume(unlabelled, 
         train_self_training(unlabelled, tmp_path / "a", profile, rounds=-1, progress=False)
 
 
-def test_training_key_ignores_self_training_settings():
-    base = TrainConfig()
-    assert base.training_settings() == dataclasses.replace(base, selftrain_rounds=3, selftrain_epochs=9).training_settings()
+def test_the_first_round_is_shared_by_runs_that_differ_in_self_training_only(unlabelled, tmp_path):
+    profile = _profile()
+    first = train_self_training(unlabelled, tmp_path, profile, rounds=0, progress=False)[0][1]
+    longer = dataclasses.replace(profile, selftrain=SelfTrainConfig(rounds=1, epochs=2))
+    rounds = train_self_training(unlabelled, tmp_path, longer, progress=False)
+    assert rounds[0][1] == first and [t.epoch for t, _ in rounds] == [2, 4]  # round 0 reused, round 1 its own
+    other = dataclasses.replace(profile, train=dataclasses.replace(TINY, lr=1e-3))
+    assert train_self_training(unlabelled, tmp_path, other, rounds=0, progress=False)[0][1] != first

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 
+import conftest
 import numpy as np
 import pytest
 import torch
+from conftest import PSEUDO
 
-from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig
+from ssimnet.config import InferenceConfig
 from ssimnet.net.separation import IGNORE_DISTANCE, rim_distance_target
 from ssimnet.net.train import PatchData, Trainer, output_channels, ssimnet_loss
 from ssimnet.predict import instances, predict_maps, segment_image
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.synthetic import synthetic_tile
 
-TINY = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3, distance_weight=1.0)
-PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)
+TINY = dataclasses.replace(conftest.TINY, distance_weight=1.0)
 
 
 def test_rim_distance_target_hand_computed():

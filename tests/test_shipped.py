@@ -67,13 +67,15 @@ def test_the_onnx_export_predicts_what_the_checkpoint_predicts():
 
 def test_the_shipped_network_is_the_tool_of_the_cpu_profile():
     """When the tool's settings change, the shipped network must be retrained (studies/ship_model.py)."""
-    tool = get_profile("cpu").for_tool().train
+    profile = get_profile("cpu").for_tool()
+    tool, selftrain = profile.train, profile.selftrain
     card = read_card()
-    assert card["train"] == dataclasses.asdict(tool)
+    assert card["train"] == dataclasses.asdict(tool) and card["selftrain"] == dataclasses.asdict(selftrain)
+    assert card["inference"] == dataclasses.asdict(profile.inference)
     trainer = load_trainer(check_shipped())
     arch = trainer.model.architecture
     assert (arch.depth, arch.width, arch.boundary) == (tool.depth, tool.width, True)
-    assert trainer.epoch == card["epochs"] == tool.epochs + tool.selftrain_rounds * tool.selftrain_epochs
+    assert trainer.epoch == card["epochs"] == tool.epochs + selftrain.rounds * selftrain.epochs
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # float16 on disk, float32 in use
 
 

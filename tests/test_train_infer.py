@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import PSEUDO, TINY
 from skimage.draw import disk
 
-from ssimnet.config import InferenceConfig, PseudoLabelConfig, TrainConfig
+from ssimnet.config import InferenceConfig
 from ssimnet.data import DataError
 from ssimnet.metrics import pixel_scores
 from ssimnet.net.checkpoint import load_checkpoint, save_checkpoint
@@ -19,9 +20,6 @@ from ssimnet.net.train import PatchData, Trainer, TrainingDiverged, ssimnet_loss
 from ssimnet.predict import inference_tile, instances, measure_nuclei, predict_probability, segment_image
 from ssimnet.pseudo import pseudo_labels
 from ssimnet.synthetic import synthetic_tile
-
-TINY = TrainConfig(depth=2, width=4, epochs=2, batch_size=4, lr=3e-3)
-PSEUDO = PseudoLabelConfig(patch_size=64, patch_stride=32, stain_samples=4000, fcm_samples=4000)
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +156,13 @@ def test_finetune_copy_leaves_the_original_and_continues_its_optimiser(data):
 
 
 def test_finetune_lr_overrides_the_schedule(data):
-    config = dataclasses.replace(TINY, finetune_lr=0.0)
-    trainer = Trainer.new(config, seed=1, device="cpu").fit(data, 2, progress=False)
-    tuned = trainer.finetune_copy(data, 1)
+    trainer = Trainer.new(TINY, seed=1, device="cpu").fit(data, 2, progress=False)
+    tuned = trainer.finetune_copy(data, 1, lr=0.0)
     assert tuned.history[0]["lr"] == 0.0
     # a zero rate moves no weight; only batch-norm statistics follow the new data
     for (name, a), b in zip(trainer.model.state_dict().items(), tuned.model.state_dict().values()):
         assert torch.equal(a, b) == (not ("running" in name or "num_batches" in name)), name
-    tuned = Trainer.new(dataclasses.replace(TINY, finetune_lr=1e-4), seed=1, device="cpu").fit(data, 2, progress=False).finetune_copy(data, 2)
+    tuned = Trainer.new(TINY, seed=1, device="cpu").fit(data, 2, progress=False).finetune_copy(data, 2, lr=1e-4)
     assert [h["lr"] for h in tuned.history] == pytest.approx([1e-4, 1e-4 * 0.98])
 
 
@@ -311,7 +308,13 @@ def test_unet_checks_input_size():
         UNet(depth=2, width=2)(torch.zeros(1, 3, 30, 30))
 
 
-def test_training_key_ignores_fine_tuning_settings():
-    base = TrainConfig()
-    assert base.training_settings() == dataclasses.replace(base, finetune_lr=1e-6, finetune_norm="frozen").training_settings()
-    assert base.training_settings() != dataclasses.replace(base, lr=1e-3).training_settings()
+def test_a_checkpoint_of_the_old_layout_keeps_its_inference_settings(tmp_path):
+    from ssimnet.net.checkpoint import load_model
+
+    state = Trainer.new(TINY, seed=0, device="cpu").state()
+    state["config"] = {**state["config"], "instances": "distance", "min_size": 12, "finetune_lr": 1e-5,
+                       "finetune_epochs": 5, "selftrain_rounds": 1}  # as 0.1 wrote it
+    save_checkpoint(tmp_path / "old.pt", state)
+    trainer, inference = load_model(tmp_path / "old.pt")
+    assert trainer.config == TINY  # fine-tuning, inference and self-training are no training settings
+    assert inference == {"instances": "distance", "min_size": 12, "finetune_lr": 1e-5}  # what segment read of them

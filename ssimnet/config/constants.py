@@ -17,6 +17,12 @@ DEFAULT_SEED: int = 0
 #: rejected as input: it holds no tissue to segment.
 MIN_IMAGE_RANGE: float = 10.0
 
+#: The smallest nucleus kept and the largest hole filled, in pixels at 40x: the default both of the
+#: candidates' clean-up (:class:`PseudoLabelConfig`) and of the network's instances (:class:`InferenceConfig`),
+#: two settings of two stages that start from one number.
+MIN_NUCLEUS_AREA: int = 30
+MAX_HOLE_AREA: int = 200
+
 #: Microns per pixel of the images the networks learn from: MoNuSeg's 40x
 #: scans, about 0.25 um per pixel.  ``ssimnet segment --mpp`` resamples an
 #: image of another resolution to it (:mod:`ssimnet.tool.resample`).

@@ -7,15 +7,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .sections import DEFAULT_TRAIN, BaselineConfig, InferenceConfig, Profile, SyntheticConfig, TrainConfig
+from .sections import (
+    DEFAULT_TRAIN,
+    BaselineConfig,
+    InferenceConfig,
+    Profile,
+    SelfTrainConfig,
+    SyntheticConfig,
+    TrainConfig,
+)
 
 #: The paper's learning rate after its schedule (``lr * lr_decay ** epochs``
 #: of :class:`TrainConfig`): the rate at which its per-image fine-tuning starts.
 PAPER_FINAL_LR: float = DEFAULT_TRAIN.lr * DEFAULT_TRAIN.lr_decay**DEFAULT_TRAIN.epochs
 
 #: The `cpu` profile's network (see below).
-CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3, finetune_lr=PAPER_FINAL_LR,
-                                     selftrain_rounds=1)
+CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3)
 
 #: How ``ssimnet segment`` segments by default (stored with the shipped network):
 #: the whole image in tiles of up to 1024 pixels, its stains normalised, no
@@ -59,14 +66,16 @@ PROFILES: dict[str, Profile] = {
         # 1.5 -> 46.1 +- 0.4, distance watershed, 3 seeds); the book's
         # reproduction chapters do not use it.
         train=CPU_TRAIN,
-        inference=InferenceConfig(instances="distance"),
+        selftrain=SelfTrainConfig(rounds=1),
+        inference=InferenceConfig(instances="distance", finetune_lr=PAPER_FINAL_LR),
         # `ssimnet train` and `ssimnet segment` add the boundary-aware target (4-pixel boundaries) and split nuclei
         # on its inside class, chosen on six MoNuSeg training images held out of training (studies/levers.py,
         # results/cpu/levers_*, seed 0).  They drop the nuclei whose mean probability is below 0.5, chosen on the
         # same six images (studies/object_probability.py, results/cpu/object_probability_*: Dice 78.0 -> 78.6,
         # AJI 53.0 -> 53.5, PQ 46.5 -> 48.6; 0.4-0.6 tried, 0.6 lowers recall by 7 points).
         tool_train=replace(CPU_TRAIN, boundary_width=4),
-        tool_inference=replace(TOOL_INFERENCE, instances="boundary", min_object_probability=0.5),
+        tool_inference=replace(TOOL_INFERENCE, instances="boundary", min_object_probability=0.5,
+                               finetune_lr=PAPER_FINAL_LR),
         # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
         # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).
         baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=50,

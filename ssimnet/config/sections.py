@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ..net.architecture import Architecture
-from .constants import INSTANCE_METHODS, NETWORK_MPP
+from .constants import INSTANCE_METHODS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA, NETWORK_MPP
 
 
 def key_fields(section: object) -> dict[str, object]:
@@ -86,8 +86,8 @@ class PseudoLabelConfig:
     min_lightness_range: float = 5.0
     contour_iterations: int = 10
     contour_smoothing: int = 2
-    min_size: int = 30
-    max_hole: int = 200
+    min_size: int = MIN_NUCLEUS_AREA
+    max_hole: int = MAX_HOLE_AREA
     candidate_method: str = "fcm"
     threshold_sigma: float = 1.0
     split_h: float = 1.0
@@ -101,10 +101,11 @@ class PseudoLabelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Network, training, fine-tuning and self-training settings (paper Sec. 2.2 and 3.1).
+    """The network and its training (paper Sec. 2.2 and 3.1): every field changes the trained weights.
 
-    How the trained network then segments an image is :class:`InferenceConfig`,
-    which is stored with the network.
+    Self-training rounds after it are :class:`SelfTrainConfig`; how the
+    trained network then segments an image, per-image fine-tuning included, is
+    :class:`InferenceConfig`, which is stored with the network.
 
     Network (:mod:`ssimnet.net.model`)
         U-Net with ``depth`` down-sampling steps and base width ``width``.
@@ -119,17 +120,6 @@ class TrainConfig:
         ``soft_labels`` (False: the BCE target is the hard candidate map),
         ``purify`` (False: train on every patch); per-image fine-tuning is
         :attr:`InferenceConfig.finetune_epochs`.
-    Fine-tuning (:meth:`ssimnet.net.train.Trainer.finetune_copy`)
-        :attr:`InferenceConfig.finetune_epochs` epochs on the image's own purified patches,
-        continuing from the saved optimiser state; its learning rate is the
-        schedule's where training stopped (the paper), or ``finetune_lr``
-        when that is set.  ``finetune_norm`` is ``"train"`` (batch
-        normalisation re-estimates its statistics on the image, as a plain
-        fine-tuning does) or ``"frozen"`` (it keeps the trained network's).
-    Self-training (beyond the paper, :mod:`ssimnet.net.selftrain`)
-        ``selftrain_rounds`` rounds, each continuing the previous round's
-        network and schedule for ``selftrain_epochs`` epochs on pseudo labels
-        rebuilt from its own predictions on the training images.
     Learned separation (beyond the paper, :mod:`ssimnet.net.separation`)
         With ``distance_weight`` > 0 the U-Net has a third output, the
         normalised distance to the nucleus rim, trained with that weight
@@ -158,18 +148,12 @@ class TrainConfig:
     stain_jitter: float = 0.0
     soft_labels: bool = True
     purify: bool = True
-    finetune_lr: float | None = None
-    finetune_norm: str = "train"
-    selftrain_rounds: int = 0
-    selftrain_epochs: int = 5
     distance_weight: float = 0.0
     distance_solidity: float = 0.0
     boundary_width: int = 0
     boundary_weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.finetune_norm not in ("train", "frozen"):
-            raise ValueError(f"finetune_norm must be 'train' or 'frozen', got {self.finetune_norm!r}")
         if self.stain_jitter < 0:
             raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
         if self.boundary_width < 0:
@@ -188,17 +172,33 @@ class TrainConfig:
         """The solidity threshold of the rim-distance targets, or None when the network has no distance output."""
         return self.distance_solidity if self.distance_weight > 0 else None
 
-    def training_settings(self) -> dict[str, object]:
-        """The fields that change the first round's trained weights (not self-training or fine-tuning)."""
-        skip = {"finetune_lr", "finetune_norm", "selftrain_rounds", "selftrain_epochs"}
-        return {k: v for k, v in key_fields(self).items() if k not in skip}
+
+@dataclass(frozen=True)
+class SelfTrainConfig:
+    """Self-training (beyond the paper, :mod:`ssimnet.net.selftrain`): `rounds` rounds, each continuing the
+    previous round's network and schedule for `epochs` epochs on pseudo labels rebuilt from its own
+    predictions on the training images.  0 rounds (the default) is the paper's training.
+
+    >>> SelfTrainConfig(rounds=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: rounds must be >= 0 and epochs >= 1, got -1 and 5
+    """
+
+    rounds: int = 0
+    epochs: int = 5
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0 or self.epochs < 1:
+            raise ValueError(f"rounds must be >= 0 and epochs >= 1, got {self.rounds} and {self.epochs}")
 
 
 #: Fields that checkpoints written before :class:`InferenceConfig` existed keep in their ``TrainConfig``:
 #: the inference settings ``ssimnet segment`` read from there (True), and the book's fine-tuning epochs,
 #: which it did not (False).
 LEGACY_TRAIN_FIELDS: dict[str, bool] = {"tile_overlap": True, "instances": True, "min_size": True, "max_hole": True,
-                                        "min_object_probability": True, "finetune_epochs": False}
+                                        "min_object_probability": True, "finetune_lr": True, "finetune_norm": True,
+                                        "finetune_epochs": False, "selftrain_rounds": False, "selftrain_epochs": False}
 
 
 def split_train_dict(values: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
@@ -244,7 +244,15 @@ class InferenceConfig:
         paper; 0 keeps every one).
     finetune_epochs : int
         Epochs of per-image fine-tuning on the image's own purified patches
-        (paper Sec. 2.2: 5; 0 = none).
+        (paper Sec. 2.2: 5; 0 = none), continuing from the saved optimiser
+        state (:meth:`ssimnet.net.train.Trainer.finetune_copy`).
+    finetune_lr : float or None
+        The learning rate fine-tuning starts at; None: the schedule's where
+        training stopped (the paper).
+    finetune_norm : {"train", "frozen"}
+        ``"train"``: batch normalisation re-estimates its statistics on the
+        image, as a plain fine-tuning does; ``"frozen"``: it keeps the
+        trained network's.
     tile_size : int
         Largest tile the network predicts at once
         (:func:`ssimnet.predict.maps.inference_tile`): the paper's patch size, 256,
@@ -287,10 +295,12 @@ class InferenceConfig:
     instances: str = "cc"
     threshold: float | None = None
     h: float | None = None
-    min_size: int = 30
-    max_hole: int = 200
+    min_size: int = MIN_NUCLEUS_AREA
+    max_hole: int = MAX_HOLE_AREA
     min_object_probability: float = 0.0
     finetune_epochs: int = 5
+    finetune_lr: float | None = None
+    finetune_norm: str = "train"
     tile_size: int = 256
     tile_overlap: int = 64
     tta: bool = False
@@ -310,6 +320,8 @@ class InferenceConfig:
             (self.min_size >= 0 and self.max_hole >= 0, "min_size and max_hole must be >= 0", (self.min_size, self.max_hole)),
             (0 <= self.min_object_probability < 1, "min_object_probability must lie in [0, 1)", self.min_object_probability),
             (self.finetune_epochs >= 0, "finetune_epochs must be >= 0", self.finetune_epochs),
+            (self.finetune_lr is None or self.finetune_lr >= 0, "finetune_lr must be >= 0", self.finetune_lr),
+            (self.finetune_norm in ("train", "frozen"), "finetune_norm must be 'train' or 'frozen'", self.finetune_norm),
             (self.tile_size >= 16, "tile_size must be at least 16", self.tile_size),
             (0 <= self.tile_overlap < self.tile_size, "tile_overlap must lie in [0, tile_size)", self.tile_overlap),
             (self.normalize_min_scale >= 0, "normalize_min_scale must be >= 0", self.normalize_min_scale),
@@ -402,8 +414,10 @@ class Profile:
     pseudo : PseudoLabelConfig
         The pseudo-label pipeline.
     train : TrainConfig
-        Network, training and fine-tuning: the network the book's chapters
+        The network and its training: the network the book's chapters
         reproduce the paper with.
+    selftrain : SelfTrainConfig
+        Self-training rounds after it (``ssimnet train``; chapter 9).
     inference : InferenceConfig
         How the book's chapters segment with that network.
     baselines : BaselineConfig
@@ -425,6 +439,7 @@ class Profile:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    selftrain: SelfTrainConfig = field(default_factory=SelfTrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)
     tool_train: TrainConfig | None = None

@@ -82,9 +82,9 @@ def load_model(
 ) -> tuple[Trainer, dict[str, object]]:
     """:func:`load_trainer`, and the inference settings the checkpoint stores.
 
-    Those are its ``inference`` entry (:func:`save_model`), or, for a
-    checkpoint without one, the inference fields an older checkpoint's
-    training settings held (``{}`` when there are none either).
+    Those are its ``inference`` entry (:func:`save_model`) over the inference
+    fields that an older checkpoint's training settings held (``{}`` when it
+    has neither).
     """
     from ..config import split_train_dict
     from .train import Trainer
@@ -92,7 +92,8 @@ def load_model(
     state = load_checkpoint(path)
     try:
         trainer = Trainer.from_state(state, config, device=device)
-        inference = dict(state.get(INFERENCE_KEY) or split_train_dict(state["config"])[1])
+        # what an older checkpoint's training settings held, under what a newer one stores
+        inference = {**split_train_dict(state["config"])[1], **(state.get(INFERENCE_KEY) or {})}
     except ValueError as exc:  # another architecture than asked for
         raise DataError(path, str(exc)) from None
     except (KeyError, TypeError, RuntimeError, AttributeError) as exc:  # missing or mismatched entries

@@ -465,23 +465,25 @@ class Trainer:
         return self
 
     @property
-    def finetune_lr(self) -> float:
-        """The learning rate per-image fine-tuning starts at (:meth:`finetune_copy`)."""
-        if self.config.finetune_lr is not None:
-            return self.config.finetune_lr
+    def learning_rate(self) -> float:
+        """The schedule's learning rate where training stopped: where fine-tuning starts by default."""
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def finetune_copy(self, data: PatchData, epochs: int, *, progress: bool = False) -> Trainer:
+    def finetune_copy(self, data: PatchData, epochs: int, *, lr: float | None = None, norm: str = "train",
+                      progress: bool = False) -> Trainer:
         """A copy of this trainer fine-tuned for `epochs` more epochs on `data` (paper Sec. 2.2).
 
         The copy starts from these weights *and* this optimiser state (Adam's
         moments and the decayed learning rate), as the paper's "optimizer
         parameter saved in checkpoint"; this trainer is left unchanged.  With
-        ``config.finetune_lr`` set, the copy's learning rate starts there instead.
+        `lr`, the copy's learning rate starts there instead; with `norm`
+        ``"frozen"``, batch normalisation keeps its statistics
+        (:class:`ssimnet.config.InferenceConfig`'s ``finetune_lr`` and ``finetune_norm``).
         """
+        if norm not in ("train", "frozen"):
+            raise ValueError(f"norm must be 'train' or 'frozen', got {norm!r}")
         twin = Trainer.from_state(copy.deepcopy(self.state()), self.config, device=self.device)
         twin.history = []
         for group in twin.optimizer.param_groups:
-            group["lr"] = self.finetune_lr
-        return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning",
-                        freeze_norm=self.config.finetune_norm == "frozen")
+            group["lr"] = self.learning_rate if lr is None else lr
+        return twin.fit(data, twin.epoch + epochs, progress=progress, desc="fine-tuning", freeze_norm=norm == "frozen")

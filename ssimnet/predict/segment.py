@@ -121,7 +121,7 @@ def segment_image(
             soft_labels=network.config.soft_labels, distance_solidity=network.config.distance_targets,  # the network's
             boundary_width=network.config.boundary_width,
         )
-        tuned = network.finetune_copy(data, epochs)
+        tuned = network.finetune_copy(data, epochs, lr=settings.finetune_lr, norm=settings.finetune_norm)
         model, history = tuned.model, tuned.history
     tile = inference_tile(seen.shape, largest=settings.tile_size, multiple=2 ** model.architecture.depth)
     # a tile below twice the overlap holds the whole image (inference_tile), where no overlap is needed

@@ -28,22 +28,22 @@ import numpy as np
 from tqdm import tqdm
 
 from ..baselines import DETERMINISTIC, IMAGE_METHODS, segment_baseline
-from ..pseudo.candidates import label_candidates
 from ..config import DEFAULT_SEED
 from ..data import list_samples, read_image, read_label, write_label, write_table
-from ..predict import instances, predict_probability
 from ..metrics import score
-from .pipeline import build_pseudo_labels
 from ..net.checkpoint import weights_digest
+from ..predict import instances, predict_probability
+from ..pseudo.candidates import label_candidates
+from .pipeline import build_pseudo_labels
 from .store import PseudoLabelSet, load_pseudo_labels, split_digest, stage_key
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..config import InferenceConfig, Profile
-    from ..tool.normalize import StainNormalizer
     from ..net.onnxnet import OnnxNetwork
     from ..net.train import Trainer
+    from ..tool.normalize import StainNormalizer
 
 __all__ = ["pseudo_label_quality", "segment_split", "evaluate_network", "evaluate_supervised", "evaluate_baseline"]
 

@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..baselines import DETERMINISTIC, IMAGE_METHODS, METHOD_NAMES, TABLE1_METHODS
+from ..book.results import RESULTS, provenance, save_results
 from ..config import ABLATION, DEFAULT_SEED
 from .evaluate import evaluate_baseline, evaluate_network, evaluate_supervised, pseudo_label_quality
 from .pipeline import build_pseudo_labels, train_network, train_supervised
-from ..book.results import RESULTS, provenance, save_results
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ..config import Profile, StainReference
-    from ..tool.normalize import StainNormalizer
     from ..net.train import Trainer
+    from ..tool.normalize import StainNormalizer
 
 __all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "candidate_study", "fit_stain_reference",
            "normalization_study"]

@@ -38,15 +38,22 @@ from tqdm import tqdm
 from ..baselines import supervised_patches
 from ..config import DEFAULT_SEED, PseudoLabelConfig
 from ..data import DataError, DataErrors, check_image, list_samples, read_image, read_sample, write_table
+from ..net.checkpoint import load_trainer, save_checkpoint
+from ..net.selftrain import self_training_labels
+from ..net.train import PatchData, Trainer
 from ..predict import predict_probability
 from ..pseudo.labels import pseudo_labels
 from ..pseudo.purify import select_patches
-from ..net.selftrain import self_training_labels
 from ..pseudo.stain import StainFallbackWarning
-from ..net.checkpoint import load_trainer, save_checkpoint
-from .store import (PseudoLabelSet, array_digest, load_pseudo_labels, save_pseudo_labels, split_digest, stage_key,
-                    stored_digest)
-from ..net.train import PatchData, Trainer
+from .store import (
+    PseudoLabelSet,
+    array_digest,
+    load_pseudo_labels,
+    save_pseudo_labels,
+    split_digest,
+    stage_key,
+    stored_digest,
+)
 
 if TYPE_CHECKING:
     from ..config import Profile, TrainConfig
@@ -250,7 +257,7 @@ def train_network(
     """
     labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
     cfg = profile.train
-    directory = Path(run_dir) / "train" / stage_key(profile.pseudo, cfg.training_settings(), seed,
+    directory = Path(run_dir) / "train" / stage_key(profile.pseudo, cfg, seed,
                                                     split_digest(data_dir, "train"), code=("pseudo", "train"))
     return _fit_with_checkpoints(
         directory, cfg,
@@ -275,11 +282,11 @@ def train_self_training(
     """SSimNet training (:func:`train_network`, round 0), then `rounds` rounds of self-training.
 
     Round ``r`` continues round ``r - 1``'s network and optimiser for
-    ``profile.train.selftrain_epochs`` epochs on pseudo labels rebuilt from
+    ``profile.selftrain.epochs`` epochs on pseudo labels rebuilt from
     that network's predictions on the training images
     (:func:`self_training_patches`).  Each round has its checkpoint under
     ``<run_dir>/selftrain/<key>/`` and resumes like :func:`train_network`.
-    `rounds` defaults to ``profile.train.selftrain_rounds``.  No ground truth
+    `rounds` defaults to ``profile.selftrain.rounds``.  No ground truth
     is read.
 
     Returns
@@ -288,7 +295,7 @@ def train_self_training(
         Every round's network and checkpoint, round 0 first.
     """
     cfg = profile.train
-    rounds = cfg.selftrain_rounds if rounds is None else rounds
+    rounds = profile.selftrain.rounds if rounds is None else rounds
     if rounds < 0:
         raise ValueError(f"rounds must be >= 0, got {rounds}")
     result = [train_network(data_dir, run_dir, profile, seed=seed, device=device, workers=workers, restart=restart,
@@ -298,9 +305,9 @@ def train_self_training(
     images = split_digest(data_dir, "train")
     for r in range(1, rounds + 1):
         previous = result[-1][0]
-        config = replace(cfg, epochs=previous.epoch + cfg.selftrain_epochs)
-        directory = Path(run_dir) / "selftrain" / stage_key(profile.pseudo, cfg.training_settings(), seed, r,
-                                                            cfg.selftrain_epochs, profile.inference.min_size, images,
+        config = replace(cfg, epochs=previous.epoch + profile.selftrain.epochs)
+        directory = Path(run_dir) / "selftrain" / stage_key(profile.pseudo, cfg, seed, r,
+                                                            profile.selftrain.epochs, profile.inference.min_size, images,
                                                             code=("pseudo", "train", "selftrain"))
 
         def data(previous: Trainer = previous) -> PatchData:
@@ -358,7 +365,7 @@ def train_supervised(
     """
     cfg = profile.pseudo
     directory = Path(run_dir) / "supervised" / stage_key("supervised", cfg.patch_size, cfg.patch_stride,
-                                                         profile.train.training_settings(), seed,
+                                                         profile.train, seed,
                                                          split_digest(data_dir, "train", labels=True),
                                                          code=("supervised",))
 
