@@ -76,3 +76,27 @@ def test_stage_keys_of_the_run_include_their_code(monkeypatch):
     assert pseudo_label_key(PseudoLabelConfig(), 0) != key
     with pytest.raises(KeyError):
         code_fingerprint("no such stage")
+
+
+def test_a_change_to_the_metrics_scores_the_stored_labels_again_without_segmenting(tmp_path, monkeypatch):
+    from ssimnet import fingerprint
+    from ssimnet.config import SyntheticConfig, get_profile
+    from ssimnet.datasets import write_synthetic_dataset
+    from ssimnet.runs import evaluate
+
+    data = write_synthetic_dataset(tmp_path / "data", SyntheticConfig(n_train=0, n_test=2, shape=(96, 96), seed=3))
+    calls = []
+    real_baseline = evaluate.segment_baseline
+    monkeypatch.setattr(evaluate, "segment_baseline", lambda *a, **k: calls.append(1) or real_baseline(*a, **k))
+    first, folder = evaluate.evaluate_baseline(data, tmp_path / "run", "watershed", get_profile("smoke"), progress=False)
+    assert len(calls) == 2 and (folder / "segmented.csv").is_file()
+    again, _ = evaluate.evaluate_baseline(data, tmp_path / "run", "watershed", get_profile("smoke"), progress=False)
+    assert len(calls) == 2 and again.equals(first)  # read back
+    real = fingerprint.code_fingerprint
+    monkeypatch.setattr(fingerprint, "code_fingerprint", lambda stage, **k: "new" if stage == "score" else real(stage, **k))
+    monkeypatch.setattr(evaluate, "code_fingerprint", fingerprint.code_fingerprint)
+    rescored, same_folder = evaluate.evaluate_baseline(data, tmp_path / "run", "watershed", get_profile("smoke"),
+                                                       progress=False)
+    assert same_folder == folder and len(calls) == 2  # the metrics changed: scored again, nothing segmented
+    assert (folder / "scores-new.csv").is_file() and rescored.drop(columns="seconds").equals(first.drop(columns="seconds"))
+    assert rescored.seconds.tolist() == pytest.approx(first.seconds.tolist())  # the segmenting time, kept

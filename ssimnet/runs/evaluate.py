@@ -1,10 +1,11 @@
 """Scoring on a dataset on disk: pseudo-label quality, and every method's segmentation of a split.
 
 Ground truth is read here, and only to score: after the prediction, never by
-the method.  Each evaluation writes its 16-bit label PNGs and ``scores.csv``
-(one row per image, :func:`ssimnet.metrics.score`) under a folder keyed by
-the method's settings and the content of the split's images and labels
-(:func:`ssimnet.runs.store.split_digest`); a finished folder is read back.
+the method.  Each evaluation writes its 16-bit label PNGs and its scores (one
+row per image, :func:`ssimnet.metrics.score`) under a folder keyed by the
+method's settings, the code it runs and the content of the split's images and
+labels (:func:`ssimnet.runs.store.split_digest`); a finished folder is read
+back, and a change to the metrics alone scores the stored labels again.
 
 - :func:`evaluate_network` -- SSimNet's label-free segmentation
   (``<run_dir>/predictions/<key>/``);
@@ -30,6 +31,7 @@ from tqdm import tqdm
 from ..baselines import DETERMINISTIC, IMAGE_METHODS, segment_baseline
 from ..config import DEFAULT_SEED
 from ..data import list_samples, read_image, read_label, write_label, write_table
+from ..fingerprint import code_fingerprint
 from ..metrics import score
 from ..net.checkpoint import weights_digest
 from ..predict import instances, predict_probability
@@ -95,23 +97,36 @@ def segment_split(
     progress: bool,
     desc: str,
 ) -> pd.DataFrame:
-    """Run ``segment(name, image_path)`` on every image of a split; write label PNGs and ``scores.csv``.
+    """Run ``segment(name, image_path)`` on every image of a split; write label PNGs, ``segmented.csv`` and
+    the scores.
 
-    An existing ``scores.csv`` is read back instead.  Ground truth is read only
-    to score, after the prediction.  The ``seconds`` column times `segment`.
+    `directory` is keyed by what segments (its settings and code); the
+    scores go to ``scores-<fingerprint>.csv``, keyed by the metrics' code
+    (:func:`ssimnet.fingerprint.code_fingerprint` of ``"score"``).  Scores
+    already made are read back; labels already made (``segmented.csv`` lists
+    them with the seconds each took) are scored again without segmenting when
+    only the metrics changed.  Ground truth is read only to score, after the
+    prediction.  The ``seconds`` column times `segment`.
     """
     import pandas as pd
 
-    if (directory / "scores.csv").is_file():
-        return pd.read_csv(directory / "scores.csv")
-    rows = []
-    for sample in tqdm(list_samples(data_dir, split), desc=desc, unit="image", disable=not progress):
-        start = time.perf_counter()
-        label = segment(sample.name, sample.image_path)
-        seconds = time.perf_counter() - start
-        write_label(directory / f"{sample.name}.png", label)
-        rows.append({"image": sample.name, **score(read_label(sample.label_path), label).as_dict(), "seconds": seconds})
-    write_table(directory / "scores.csv", rows)
+    scores = directory / f"scores-{code_fingerprint('score')}.csv"
+    if scores.is_file():
+        return pd.read_csv(scores)
+    samples = list_samples(data_dir, split)
+    done = directory / "segmented.csv"
+    if not done.is_file():
+        timed = []
+        for sample in tqdm(samples, desc=desc, unit="image", disable=not progress):
+            start = time.perf_counter()
+            label = segment(sample.name, sample.image_path)
+            timed.append({"image": sample.name, "seconds": time.perf_counter() - start})
+            write_label(directory / f"{sample.name}.png", label)
+        write_table(done, timed)
+    seconds = dict(pd.read_csv(done)[["image", "seconds"]].itertuples(index=False))
+    rows = [{"image": s.name, **score(read_label(s.label_path), read_label(directory / f"{s.name}.png")).as_dict(),
+             "seconds": seconds[s.name]} for s in samples]
+    write_table(scores, rows)
     return pd.DataFrame(rows)
 
 
@@ -157,9 +172,9 @@ def evaluate_network(
     segmenter = Segmenter(trainer, settings, pseudo=profile.pseudo)
     directory = Path(run_dir) / "predictions" / stage_key(
         weights_digest(trainer), getattr(trainer, "config", None), profile.pseudo, settings, seed, split, split_digest(data_dir, split, labels=True),
-        normalizer.settings() if normalizer is not None else None, code=("segment", "score"))
+        normalizer.settings() if normalizer is not None else None, code=("segment",))
     labels = None
-    if settings.finetune_epochs > 0 and not (directory / "scores.csv").is_file():  # only fine-tuning needs them
+    if settings.finetune_epochs > 0 and not (directory / "segmented.csv").is_file():  # only fine-tuning needs them
         labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers,
                                      progress=progress)
 
@@ -192,7 +207,7 @@ def evaluate_supervised(
     directory = Path(run_dir) / "predictions" / stage_key("plain", weights_digest(trainer), cfg.tile_overlap, cfg.min_size,
                                                           cfg.max_hole, split, method,
                                                           split_digest(data_dir, split, labels=True),
-                                                          code=("segment", "score"))
+                                                          code=("segment",))
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         prob = predict_probability(trainer.model, read_image(image_path), tile=profile.pseudo.patch_size,
@@ -215,7 +230,7 @@ def evaluate_baseline(
 ) -> tuple[pd.DataFrame, Path]:
     """Run a label-free baseline (:func:`ssimnet.baselines.segment_baseline`) on a split and score it.
 
-    Predictions and ``scores.csv`` go to ``<run_dir>/baselines/<method>/<key>/``,
+    Predictions and their scores go to ``<run_dir>/baselines/<method>/<key>/``,
     ``key`` hashing the baseline settings, the seed (not for a deterministic
     method), the split and its content; a finished folder is read back.
     """
@@ -225,7 +240,7 @@ def evaluate_baseline(
     settings = dataclasses.replace(profile.baselines, runs=0, network_runs=0)  # how many runs is not a setting of one
     directory = Path(run_dir) / "baselines" / method / stage_key(
         method, settings, cfg.min_size, cfg.max_hole, None if method in DETERMINISTIC else seed, split,
-        split_digest(data_dir, split, labels=True), code=("baseline", "score"))
+        split_digest(data_dir, split, labels=True), code=("baseline",))
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         return segment_baseline(read_image(image_path), method, profile.baselines, seed=seed, min_size=cfg.min_size,

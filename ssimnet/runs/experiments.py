@@ -44,7 +44,7 @@ class MethodRuns:
     method : str
         Key of :data:`ssimnet.baselines.METHOD_NAMES`.
     scores : list of DataFrame
-        Per-image scores of each run (as written to its ``scores.csv``).
+        Per-image scores of each run (as written to its scores file).
     folders : list of Path
         Where each run's predictions lie.
     seconds : float
@@ -133,7 +133,7 @@ def collect_results(
     -------
     per_image : DataFrame
         One row per method, run and image: ``method, run, seed, image`` and
-        the columns of the runs' ``scores.csv``.
+        the columns of the runs' scores files.
     seconds : dict
         Method -> compute time of all its runs (training plus segmentation).
     """
