@@ -101,3 +101,29 @@ def test_the_old_flat_names_still_import_with_a_warning(old):
     with pytest.warns(DeprecationWarning, match=f"ssimnet.{old} is now ssimnet.{ssimnet.MOVED[old]}"):
         module = importlib.import_module(f"ssimnet.{old}")
     assert module is importlib.import_module(f"ssimnet.{ssimnet.MOVED[old]}")
+
+
+def test_the_old_calls_still_work_with_a_warning(tmp_path):
+    import numpy as np
+
+    from ssimnet.config import get_profile
+    from ssimnet.net.train import Trainer
+    from ssimnet.predict import segment_image
+    from ssimnet.synthetic import synthetic_tile
+    from ssimnet.tool.batch import load_network
+
+    smoke = get_profile("smoke")
+    trainer = Trainer.new(smoke.train, seed=0, device="cpu")
+    image = synthetic_tile((64, 64), seed=1).image
+    with pytest.warns(DeprecationWarning, match="segment_image\\(image, network, profile"):
+        old = segment_image(image, trainer, smoke, finetune_epochs=0, method="cc")
+    new = segment_image(image, trainer, smoke.inference.__class__(instances="cc", finetune_epochs=0),
+                        pseudo_config=smoke.pseudo)
+    np.testing.assert_array_equal(old.probability, new.probability)
+    with pytest.raises(TypeError, match="unexpected keyword arguments: colour"):
+        segment_image(image, trainer, smoke, colour=1)
+    with pytest.warns(DeprecationWarning, match="Trainer.finetune_lr"):
+        assert trainer.finetune_lr == trainer.learning_rate
+    with pytest.warns(DeprecationWarning, match="load_network is deprecated"):
+        network, path = load_network(None, predict_only=True)
+    assert path.suffix == ".onnx" and network.architecture.boundary

@@ -465,6 +465,15 @@ class Trainer:
         return self
 
     @property
+    def finetune_lr(self) -> float:
+        """Deprecated (0.1): :attr:`learning_rate`, where fine-tuning starts unless given a rate; goes in 0.3."""
+        import warnings
+
+        warnings.warn("Trainer.finetune_lr is deprecated: use Trainer.learning_rate, or InferenceConfig.finetune_lr",
+                      DeprecationWarning, stacklevel=2)
+        return self.learning_rate
+
+    @property
     def learning_rate(self) -> float:
         """The schedule's learning rate where training stopped: where fine-tuning starts by default."""
         return float(self.optimizer.param_groups[0]["lr"])

@@ -8,12 +8,13 @@ wraps it with stain normalisation, resampling and large regions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import DEFAULT_INFERENCE, DEFAULT_PSEUDO, DEFAULT_SEED
+from ..config import DEFAULT_INFERENCE, DEFAULT_PSEUDO, DEFAULT_SEED, Profile
 from ..net.onnxnet import OnnxNetwork
 from .maps import inference_tile, predict_maps
 from .nuclei import instances
@@ -63,7 +64,7 @@ class Segmentation:
 def segment_image(
     image: np.ndarray,
     network: Trainer | OnnxNetwork,
-    settings: InferenceConfig = DEFAULT_INFERENCE,
+    settings: InferenceConfig | Profile = DEFAULT_INFERENCE,
     *,
     pseudo_config: PseudoLabelConfig = DEFAULT_PSEUDO,
     seed: int = DEFAULT_SEED,
@@ -71,6 +72,7 @@ def segment_image(
     normalizer: StainNormalizer | None = None,
     source: StainReference | None = None,
     density: np.ndarray | None = None,
+    **legacy: object,
 ) -> Segmentation:
     """Label-free segmentation of one image with a trained network: the step under
     :meth:`ssimnet.tool.segmenter.Segmenter.segment`, which measures stains, resamples and tiles large regions.
@@ -102,7 +104,13 @@ def segment_image(
     density : (H, W, 2) array, optional
         The image's densities under `source`'s stains
         (:meth:`StainNormalizer.measure_densities`), when computed already.
+    **legacy
+        Version 0.1's call, ``segment_image(image, network, profile,
+        finetune_epochs=, method=, tta=, max_tile=)``, still works with a
+        :class:`DeprecationWarning` until 0.3.
     """
+    if isinstance(settings, Profile) or legacy:
+        settings, pseudo_config = _from_profile(settings, pseudo_config, legacy)
     seen = image if normalizer is None else normalizer.transform(image, source=source, density=density)
     epochs = settings.finetune_epochs
     onnx = isinstance(network, OnnxNetwork)
@@ -132,3 +140,19 @@ def segment_image(
                       boundary=maps.boundary, min_object_probability=settings.min_object_probability)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
                         distance=maps.distance, boundary=maps.boundary)
+
+
+def _from_profile(settings: InferenceConfig | Profile, pseudo_config: PseudoLabelConfig,
+                  legacy: dict[str, object]) -> tuple[InferenceConfig, PseudoLabelConfig]:
+    """The settings of version 0.1's ``segment_image(image, network, profile, finetune_epochs=, method=, tta=,
+    max_tile=)``, with a DeprecationWarning."""
+    names = {"finetune_epochs": "finetune_epochs", "method": "instances", "tta": "tta", "max_tile": "tile_size"}
+    unknown = set(legacy) - set(names)
+    if unknown:
+        raise TypeError(f"segment_image() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    warnings.warn("segment_image(image, network, profile, ...) is deprecated: pass the InferenceConfig "
+                  "(profile.inference) and pseudo_config=profile.pseudo, or use ssimnet.Segmenter; the old call "
+                  "goes in ssimnet 0.3", DeprecationWarning, stacklevel=3)
+    if isinstance(settings, Profile):
+        settings, pseudo_config = settings.inference, settings.pseudo
+    return replace(settings, **{names[k]: v for k, v in legacy.items() if v is not None}), pseudo_config

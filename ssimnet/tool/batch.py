@@ -237,6 +237,15 @@ def load_segmenter(model: str | os.PathLike[str] | None, *, predict_only: bool, 
     return Segmenter.from_checkpoint(path, device=device)
 
 
+def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
+                 device: str | None = None) -> tuple[Trainer | OnnxNetwork, Path]:
+    """Deprecated (0.1): the network of :func:`load_segmenter` and its file; goes in 0.3."""
+    warnings.warn("ssimnet.batch.load_network is deprecated: use load_segmenter (or ssimnet.Segmenter.from_checkpoint)",
+                  DeprecationWarning, stacklevel=2)
+    segmenter = load_segmenter(model, predict_only=predict_only, device=device)
+    return segmenter.network, segmenter.path
+
+
 def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter) -> dict[str, object]:
     """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
     returns its summary row.
