@@ -43,7 +43,8 @@ _ROOT = Path(__file__).resolve().parent
 #: Modules whose values are settings (keyed as such), not code a stage runs.
 _SETTINGS_ONLY = frozenset({"ssimnet.config.profiles"})
 
-#: The modules each cached stage starts from; its fingerprint covers everything they import.
+#: The modules each cached stage starts from; its fingerprint covers everything they import (a name
+#: written ``=module`` counts that module's own code only, not what it imports).
 STAGES: dict[str, tuple[str, ...]] = {
     "pseudo": ("ssimnet.pseudo", "ssimnet.pseudo.purify"),
     "train": ("ssimnet.net.train", "ssimnet.pseudo"),
@@ -52,6 +53,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "segment": ("ssimnet.tool.segmenter",),
     "baseline": ("ssimnet.baselines",),
     "score": ("ssimnet.metrics",),
+    "evaluate": ("=ssimnet.runs.evaluate",),
     "segment_files": ("ssimnet.tool.batch",),
 }
 
@@ -119,9 +121,11 @@ def _tree(source: str) -> str:
 def module_closure(modules: tuple[str, ...], root: Path = _ROOT) -> tuple[str, ...]:
     """Every module of the package that `modules` import, directly or not, themselves included; sorted.
 
-    The parent packages' ``__init__`` modules are not followed unless imported by name.
+    The parent packages' ``__init__`` modules are not followed unless imported by name; a name written
+    ``=module`` is that module alone.
     """
-    todo = list(modules)
+    alone = {m[1:] for m in modules if m.startswith("=")}
+    todo = [m for m in modules if not m.startswith("=")]
     seen: set[str] = set()
     while todo:
         module = todo.pop()
@@ -132,7 +136,7 @@ def module_closure(modules: tuple[str, ...], root: Path = _ROOT) -> tuple[str, .
             continue
         seen.add(module)
         todo += sorted(_imports(module, path.read_text(), path.name == "__init__.py") - seen)
-    return tuple(sorted(seen))
+    return tuple(sorted(seen | {m for m in alone if _path(m, root) is not None}))
 
 
 def imported_modules(source: str) -> tuple[str, ...]:

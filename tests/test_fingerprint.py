@@ -100,3 +100,12 @@ def test_a_change_to_the_metrics_scores_the_stored_labels_again_without_segmenti
     assert same_folder == folder and len(calls) == 2  # the metrics changed: scored again, nothing segmented
     assert (folder / "scores-new.csv").is_file() and rescored.drop(columns="seconds").equals(first.drop(columns="seconds"))
     assert rescored.seconds.tolist() == pytest.approx(first.seconds.tolist())  # the segmenting time, kept
+
+
+def test_a_module_alone_counts_its_own_code_only(copy):
+    assert module_closure(("=ssimnet.runs.evaluate",), copy) == ("ssimnet.runs.evaluate",)
+    before = code_fingerprint("evaluate", root=copy)
+    _edit(copy / "pseudo" / "soften.py", "return dist.astype(np.int64) - 1", "return dist.astype(np.int64) - 2")
+    assert code_fingerprint("evaluate", root=copy) == before  # not what it imports
+    _edit(copy / "runs" / "evaluate.py", "def segment_split(", "def _unused():\n    return 1\n\n\ndef segment_split(")
+    assert code_fingerprint("evaluate", root=copy) != before

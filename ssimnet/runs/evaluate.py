@@ -172,7 +172,7 @@ def evaluate_network(
     segmenter = Segmenter(trainer, settings, pseudo=profile.pseudo)
     directory = Path(run_dir) / "predictions" / stage_key(
         weights_digest(trainer), getattr(trainer, "config", None), profile.pseudo, settings, seed, split, split_digest(data_dir, split, labels=True),
-        normalizer.settings() if normalizer is not None else None, code=("segment",))
+        normalizer.settings() if normalizer is not None else None, code=("segment", "evaluate"))
     labels = None
     if settings.finetune_epochs > 0 and not (directory / "segmented.csv").is_file():  # only fine-tuning needs them
         labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split=split, seed=seed, workers=workers,
@@ -207,7 +207,7 @@ def evaluate_supervised(
     directory = Path(run_dir) / "predictions" / stage_key("plain", weights_digest(trainer), cfg.tile_overlap, cfg.min_size,
                                                           cfg.max_hole, split, method,
                                                           split_digest(data_dir, split, labels=True),
-                                                          code=("segment",))
+                                                          code=("segment", "evaluate"))
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         prob = predict_probability(trainer.model, read_image(image_path), tile=profile.pseudo.patch_size,
@@ -240,7 +240,7 @@ def evaluate_baseline(
     settings = dataclasses.replace(profile.baselines, runs=0, network_runs=0)  # how many runs is not a setting of one
     directory = Path(run_dir) / "baselines" / method / stage_key(
         method, settings, cfg.min_size, cfg.max_hole, None if method in DETERMINISTIC else seed, split,
-        split_digest(data_dir, split, labels=True), code=("baseline",))
+        split_digest(data_dir, split, labels=True), code=("baseline", "evaluate"))
 
     def segment(name: str, image_path: Path) -> np.ndarray:
         return segment_baseline(read_image(image_path), method, profile.baselines, seed=seed, min_size=cfg.min_size,
