@@ -100,7 +100,7 @@ def test_the_exact_solver_measures_what_scikit_learns_does_and_keys_its_results(
     angles = np.degrees(np.arccos(np.clip((cd.stain_matrix_ * exact.stain_matrix_).sum(1), -1, 1)))
     assert angles.max() < 3.0
     assert np.allclose(exact.max_density_, cd.max_density_, rtol=0.05)
-    assert "solver" not in cd.settings() and exact.settings()["solver"] == "exact"
+    assert cd.settings()["solver"] == "cd" and exact.settings()["solver"] == "exact"  # each keys its results
 
 
 def test_the_package_reference_is_the_one_recorded_with_the_study():

@@ -127,9 +127,8 @@ class StainNormalizer:
 
     def settings(self) -> dict[str, object]:
         """Everything that decides :meth:`transform`'s output: what keys cached results of it."""
-        settings = {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
-                    "seed": self.seed}
-        return settings if self.solver == PSEUDO_STAIN_SOLVER else {**settings, "solver": self.solver}
+        return {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
+                "seed": self.seed, "solver": self.solver}
 
     def measure(self, image: np.ndarray) -> StainReference:
         """The stain colours and `percentile` densities of one (H, W, 3) uint8 image.
