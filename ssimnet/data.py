@@ -10,10 +10,12 @@ give each image's organ.  ``../shared/data/monuseg`` is in this layout; the
 official MoNuSeg and CPM17 downloads are converted into it, and the synthetic
 dataset written into it, by :mod:`ssimnet.datasets`.
 
-Every problem with an input raises :class:`DataError`, whose message is one
-line that names the file; it survives pickling, so a worker process can
-report it.  A batch that goes on past bad files collects them in
-:class:`DataErrors`.  Every write is atomic (temporary file, then rename).
+Images are read by :func:`ssimnet.imread.read_image` (importable from here),
+whose contract says what is accepted, converted and refused.  Every problem
+with an input raises :class:`ssimnet.errors.DataError`, whose message is one
+line that names the file; a batch that goes on past bad files collects them
+in :class:`ssimnet.errors.DataErrors` (both importable from here).  Every
+write is atomic (temporary file, then rename).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ import csv
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .config import MIN_IMAGE_RANGE, PNG_COMPRESSION
+from .errors import DataError, DataErrors, InputWarning  # noqa: F401  (importable from here, as before)
+from .imread import open_array, read_image
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,14 +43,11 @@ if TYPE_CHECKING:
 __all__ = [
     "file_sha256",
     "file_digest",
-    "DataError",
-    "DataErrors",
     "Sample",
     "SPLITS",
     "IMAGE_SUFFIXES",
     "as_label",
     "list_samples",
-    "read_image",
     "read_label",
     "read_sample",
     "write_image",
@@ -80,35 +81,6 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 def file_digest(path: str | os.PathLike[str]) -> str:
     """:func:`file_sha256` of a file, first 16 hex digits: what keys results made from it."""
     return file_sha256(path)[:16]
-
-
-class DataError(ValueError):
-    """A problem with an input file or folder; the message names it."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
-        return type(self), (self.path, self.problem)
-
-
-class DataErrors(Exception):
-    """Several bad inputs of one batch, each a :class:`DataError`; the rest of the batch was done.
-
-    >>> import pickle
-    >>> e = DataErrors([DataError("a.png", "blank image"), DataError("b.png", "file not found")])
-    >>> str(pickle.loads(pickle.dumps(e)))
-    'a.png: blank image\\nb.png: file not found'
-    """
-
-    def __init__(self, errors: Sequence[DataError]) -> None:
-        self.errors = list(errors)
-        super().__init__("\n".join(map(str, self.errors)))
-
-    def __reduce__(self) -> tuple[type, tuple[list[DataError]]]:
-        return type(self), (self.errors,)
 
 
 @dataclass(frozen=True)
@@ -176,82 +148,6 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, str]:
 # --------------------------------------------------------------------------- reading
 
 
-def _check_tiff_depth(path: Path) -> None:
-    """Reject TIFFs of more than 8 bits per sample (Pillow would silently reduce some)."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            bits = tif.pages[0].bitspersample
-    except Exception as exc:  # tifffile raises many kinds
-        raise DataError(path, f"cannot read TIFF ({exc})") from None
-    if bits not in (1, 8):
-        raise DataError(path, f"expected 8 bits per channel, got {bits}; convert it to 8-bit RGB first")
-
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _check_png_depth(path: Path) -> None:
-    """Reject PNGs of 16 bits per sample, which Pillow reads cut to 8 bits without a word.
-
-    The bit depth is byte 24 of the file, in the IHDR chunk that must come first.
-    """
-    with open(path, "rb") as f:
-        head = f.read(26)
-    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6):
-        raise DataError(path, "expected 8 bits per channel, got a 16-bit PNG; convert it to 8-bit RGB first")
-
-
-def _open_array(path: Path, *, rgb: bool = False) -> np.ndarray:
-    if path.is_dir():
-        raise DataError(path, "is a folder, not an image file")
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    is_tiff = path.suffix.lower() in (".tif", ".tiff")
-    if is_tiff:
-        _check_tiff_depth(path)
-    elif rgb:
-        _check_png_depth(path)
-    try:
-        with Image.open(path) as im:
-            if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            return np.array(im)
-    except (UnidentifiedImageError, OSError) as exc:
-        if not is_tiff:
-            raise DataError(path, f"cannot read image ({exc})") from None
-    import tifffile  # TIFF variants Pillow cannot decode (tiled, float, many samples)
-
-    try:
-        return tifffile.imread(path)
-    except Exception as exc:  # tifffile raises many kinds
-        raise DataError(path, f"cannot read TIFF ({exc})") from None
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an 8-bit RGB image as an ``(H, W, 3)`` uint8 array.
-
-    An alpha channel is dropped.  Grayscale, 16-bit and other non-RGB images
-    are rejected: silently converting them would change what the stain
-    separation sees.
-
-    Raises
-    ------
-    DataError
-        If the file is missing, unreadable, or not an 8-bit RGB(A) image.
-    """
-    path = Path(path)
-    array = _open_array(path, rgb=True)
-    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 1):
-        raise DataError(path, "expected an RGB image, got a single-channel (grayscale) image")
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise DataError(path, f"expected an RGB image, got an array of shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise DataError(path, f"expected 8 bits per channel, got {array.dtype}; convert it to 8-bit RGB first")
-    return np.ascontiguousarray(array[..., :3])
-
-
 def as_label(path: Path, array: np.ndarray) -> np.ndarray:
     """Validate an instance map and return it as int32."""
     if array.ndim != 2:
@@ -279,7 +175,7 @@ def read_label(path: str | os.PathLike[str]) -> np.ndarray:
         If the file is missing, unreadable, or not a single-channel integer map.
     """
     path = Path(path)
-    return as_label(path, _open_array(path))
+    return as_label(path, open_array(path))
 
 
 def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
@@ -310,7 +206,7 @@ def check_image(path: str | os.PathLike[str], image: np.ndarray, *, min_side: in
     >>> check_image("x.png", np.full((8, 8, 3), 255, dtype=np.uint8))
     Traceback (most recent call last):
     ...
-    ssimnet.data.DataError: x.png: blank image (grey levels span 0 of 255): no tissue to segment
+    ssimnet.errors.DataError: x.png: blank image (grey levels span 0 of 255): no tissue to segment
     """
     h, w = image.shape[:2]
     if min(h, w) < min_side:

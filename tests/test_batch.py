@@ -236,7 +236,7 @@ def test_mpp_resamples_for_the_network_and_labels_the_image_grid(folder, tmp_pat
     assert err == "ssimnet: error: --mpp resamples the images for a trained network; it does not go with --adapt"
     assert not (tmp_path / "none").exists()
     assert _segment(image, tmp_path / "bad", checkpoint, "--mpp", "0") == 2
-    assert "--mpp must be a positive number" in capsys.readouterr().err
+    assert capsys.readouterr().err == "ssimnet: error: segment: argument --mpp: 0 µm per pixel is outside 0.05-5\n"
 
 
 def test_mpp_segments_at_the_network_pixel_size(tmp_path, checkpoint, monkeypatch):

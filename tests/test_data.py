@@ -28,6 +28,7 @@ from ssimnet.datasets import (
     read_monuseg_xml,
     write_synthetic_dataset,
 )
+from ssimnet.errors import InputWarning
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MONUSEG = SHARED / "monuseg"
@@ -43,13 +44,21 @@ def _rgb(h=8, w=10, seed=0):
 # ----------------------------------------------------------------- reading and validation
 
 
-def test_image_round_trip_and_alpha_is_dropped(tmp_path):
+def test_image_round_trip_an_opaque_alpha_is_dropped_and_transparency_is_white(tmp_path):
     image = _rgb()
     write_image(tmp_path / "a.png", image)
     assert np.array_equal(read_image(tmp_path / "a.png"), image)
-    rgba = np.dstack([image, np.full(image.shape[:2], 7, np.uint8)])
-    Image.fromarray(rgba).save(tmp_path / "rgba.png")
-    assert np.array_equal(read_image(tmp_path / "rgba.png"), image)
+    opaque = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    Image.fromarray(opaque).save(tmp_path / "opaque.png")
+    assert np.array_equal(read_image(tmp_path / "opaque.png"), image)
+    half = opaque.copy()
+    half[:, : image.shape[1] // 2, 3] = 0  # a transparent half, black underneath
+    half[:, : image.shape[1] // 2, :3] = 0
+    Image.fromarray(half).save(tmp_path / "half.png")
+    with pytest.warns(InputWarning, match="50% of its pixels are transparent: composited onto white"):
+        read = read_image(tmp_path / "half.png")
+    assert (read[:, : image.shape[1] // 2] == 255).all() and np.array_equal(read[:, image.shape[1] // 2 :],
+                                                                            image[:, image.shape[1] // 2 :])
 
 
 def test_bad_images_are_rejected_with_the_file_named(tmp_path):

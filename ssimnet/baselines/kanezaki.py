@@ -36,7 +36,7 @@ from skimage.transform import resize
 from torch import nn
 
 from ..config import DEFAULT_BASELINES
-from ..net.train import resolve_device
+from ..net.model import resolve_device
 
 __all__ = ["KanezakiNet", "superpixel_refine", "kanezaki_labels", "kanezaki_foreground"]
 

@@ -131,7 +131,7 @@ def provenance(
     """
     import torch
 
-    from ..net.train import resolve_device
+    from ..net.model import resolve_device
 
     resolved = resolve_device(device)
     libraries = {}

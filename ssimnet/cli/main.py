@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from ..config import DEFAULT_PROFILE, DEFAULT_SEED, INSTANCE_METHODS, NETWORK_MPP, PROFILES, default_workers
 from ..data import DataError, DataErrors
 from .common import CommandError
+from .options import OneLineParser, device, mpp, non_negative, scheduler, workers
 from .run import cmd_book, cmd_convert, cmd_evaluate, cmd_pseudo_labels, cmd_publish, cmd_synth, cmd_train
 from .segment import ShippedVersion, cmd_segment
 
@@ -20,10 +21,11 @@ _PROFILE_HELP = "run profile: smoke (synthetic, CI), cpu (real images on a CPU) 
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ssimnet", description="Label-free nuclei segmentation (SSimNet, MICCAI 2023).")
-    sub = top.add_subparsers(dest="command", required=True)
+    top = OneLineParser(prog="ssimnet", description="Label-free nuclei segmentation (SSimNet, MICCAI 2023).")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    data = sub.add_parser("data", help="convert or draw datasets").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="convert or draw datasets").add_subparsers(dest="data_command", required=True,
+                                                                                     parser_class=OneLineParser)
     convert = data.add_parser("convert", help="convert an official download into the uniform layout")
     convert.add_argument("format", choices=["monuseg", "cpm17"])
     convert.add_argument("src", help="the downloaded folder")
@@ -40,8 +42,8 @@ def parser() -> argparse.ArgumentParser:
     pseudo.add_argument("--out", required=True, help="run directory; results go to OUT/pseudo/<split>/<key>/")
     pseudo.add_argument("--split", default="train")
     pseudo.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
-    pseudo.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    pseudo.add_argument("--workers", type=int, default=default_workers())
+    pseudo.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
+    pseudo.add_argument("--workers", type=workers, default=default_workers())
     pseudo.add_argument("--quiet", action="store_true", help="no progress bar")
     pseudo.set_defaults(func=cmd_pseudo_labels)
 
@@ -49,9 +51,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
-    train.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    train.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
-    train.add_argument("--workers", type=int, default=default_workers())
+    train.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
+    train.add_argument("--device", type=device, default="", help="torch device (default: cuda if present, else cpu)")
+    train.add_argument("--workers", type=workers, default=default_workers())
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=cmd_train)
@@ -67,7 +69,7 @@ def parser() -> argparse.ArgumentParser:
     segment.add_argument("--version", action=ShippedVersion, help="describe the shipped network and exit")
     segment.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
                          help="the profile whose network --adapt trains (default: %(default)s)")
-    segment.add_argument("--finetune-epochs", type=int, default=None,
+    segment.add_argument("--finetune-epochs", type=non_negative, default=None,
                          help="per-image fine-tuning epochs (default: the network's; the paper fine-tunes 5, the "
                               "shipped network does not)")
     segment.add_argument("--instances", choices=list(INSTANCE_METHODS), default=None,
@@ -80,17 +82,17 @@ def parser() -> argparse.ArgumentParser:
     segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                          help="map each image's stains onto the MoNuSeg reference before the network sees it "
                               "(default: the network's; off with --adapt)")
-    segment.add_argument("--mpp", type=float, default=None,
+    segment.add_argument("--mpp", type=mpp, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
                               "and back; not with --adapt (default: as they are)")
-    segment.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    segment.add_argument("--device", default="", help="torch device (default: the CPU, through ONNX Runtime, when the "
+    segment.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
+    segment.add_argument("--device", type=device, default="", help="torch device (default: the CPU, through ONNX Runtime, when the "
                                                        "network only predicts; else cuda if present)")
     segment.add_argument("--quiet", action="store_true", help="no progress bars")
-    segment.add_argument("--workers", type=int, default=default_workers(),
+    segment.add_argument("--workers", type=workers, default=default_workers(),
                          help="worker processes, images in parallel (default: %(default)s, the CPUs up to 4)")
     segment.add_argument("--overwrite", action="store_true", help="redo images already done in --out")
-    segment.add_argument("--scheduler", default="",
+    segment.add_argument("--scheduler", type=scheduler, default="",
                          help="run the images on the Dask cluster at this address (dask.distributed); 'local' starts one")
     segment.set_defaults(func=cmd_segment)
 
@@ -105,9 +107,9 @@ def parser() -> argparse.ArgumentParser:
                       help=_PROFILE_HELP + "; CI executes the book with smoke")
     book.add_argument("--data-dir", default="", help="dataset root (default: the profile's synthetic data)")
     book.add_argument("--run-dir", default="", help="where results go (default: runs/<profile>)")
-    book.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    book.add_argument("--workers", type=int, default=default_workers(), help="worker processes of the pseudo labels")
-    book.add_argument("--device", default="", help="torch device (default: cuda if present, else cpu)")
+    book.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
+    book.add_argument("--workers", type=workers, default=default_workers(), help="worker processes of the pseudo labels")
+    book.add_argument("--device", type=device, default="", help="torch device (default: cuda if present, else cpu)")
     book.add_argument("--cpm17-dir", default="", help="CPM17 in the uniform layout, for Table 2 (optional)")
     book.add_argument("--only", nargs="*", default=[], help="execute only these notebooks (names as in _toc.yml)")
     book.add_argument("--book-dir", default=".", help="folder holding _toc.yml and notebooks/")
@@ -160,7 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebook fails or training diverges, 130 on Ctrl-C, 143 on SIGTERM), and
     no traceback; an interrupted run leaves no temporary file.
     """
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a bad option (one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     in_main_thread = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -79,12 +79,13 @@ def _label_files(folder: Path) -> dict[str, Path]:
         folder = folder / "labels"
     if not folder.is_dir():
         raise DataError(folder, "folder not found")
-    # `ssimnet segment` writes <name>_label.png (beside <name>_overlay.png): read it as <name>.
-    pngs = [p for p in sorted(folder.glob("*.png")) if not p.stem.endswith("_overlay")]
-    files = {p.stem.removesuffix("_label"): p for p in pngs if p.stem.endswith("_label")}
-    files.update({p.stem: p for p in pngs if not p.stem.endswith("_label")})
+    # `ssimnet segment` writes <name>_label.png, or .tif for a large region (beside <name>_overlay.png): <name>
+    found = [p for p in sorted([*folder.glob("*.png"), *folder.glob("*.tif"), *folder.glob("*.tiff")])
+             if not p.stem.endswith("_overlay")]
+    files = {p.stem.removesuffix("_label"): p for p in found if p.stem.endswith("_label")}
+    files.update({p.stem: p for p in found if not p.stem.endswith("_label")})
     if not files:
-        raise DataError(folder, "no label PNGs found")
+        raise DataError(folder, "no label PNGs or TIFFs found")
     return files
 
 

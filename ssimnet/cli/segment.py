@@ -93,7 +93,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
     why = ("training on it needs one (segment it without --adapt)" if args.adapt else
            "fine-tuning needs one (use --finetune-epochs 0)")
     min_side = profile.pseudo.patch_size if (settings.finetune_epochs > 0 or args.adapt) else 1
-    jobs = find_images(args.images)
+    jobs = find_images(args.images, exclude=out)  # never its own outputs
     batch = BatchSettings(inference=settings, seed=args.seed, mpp=args.mpp, min_side=min_side, why=why,
                           model=file_digest(segmenter.path) if segmenter else "", pseudo=profile.pseudo)
     keys = {job.name: job_key(job, batch) for job in jobs}  # each image's bytes hashed once here

@@ -23,6 +23,11 @@ MIN_IMAGE_RANGE: float = 10.0
 MIN_NUCLEUS_AREA: int = 30
 MAX_HOLE_AREA: int = 200
 
+#: The most pixels an image may have to be read at once (:func:`ssimnet.imread.read_image`), judged from its
+#: header before any decoding: 20000x20000, 1.2 GB as RGB.  Pillow's own limit (about 179 M pixels, an
+#: error rather than a one-line refusal) is replaced by this one.
+MAX_IMAGE_PIXELS: int = 400_000_000
+
 #: Microns per pixel of the images the networks learn from: MoNuSeg's 40x
 #: scans, about 0.25 um per pixel.  ``ssimnet segment --mpp`` resamples an
 #: image of another resolution to it (:mod:`ssimnet.tool.resample`).

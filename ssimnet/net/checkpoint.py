@@ -90,6 +90,12 @@ def load_model(
     from .train import Trainer
 
     state = load_checkpoint(path)
+    import torch
+
+    weights = state.get("model") if isinstance(state.get("model"), dict) else {}
+    if any(isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()
+           for v in weights.values()):
+        raise DataError(path, "the network's weights hold NaN or infinite values (a diverged training?)")
     try:
         trainer = Trainer.from_state(state, config, device=device)
         # what an older checkpoint's training settings held, under what a newer one stores

@@ -31,7 +31,7 @@ from torch import nn
 from ..config import DEFAULT_TRAIN
 from .architecture import Architecture
 
-__all__ = ["UNet", "output_maps", "Predictor"]  # Architecture is ssimnet.net.architecture's
+__all__ = ["UNet", "output_maps", "Predictor", "resolve_device"]  # Architecture is ssimnet.net.architecture's
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -110,3 +110,21 @@ class Predictor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return output_maps(self.model(x.float() / 255.0))
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The torch device to use: `device` if given, else CUDA when available, else the CPU.
+
+    Raises
+    ------
+    ValueError
+        If `device` names CUDA (or MPS) and this torch has none.
+    """
+    if device:
+        device = torch.device(device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} was asked for, but this torch has no CUDA (use --device cpu)")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {str(device)!r} was asked for, but this torch has no MPS (use --device cpu)")
+        return device
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -101,6 +101,24 @@ def with_inference(model: bytes, inference: dict[str, object]) -> bytes:
     return proto.SerializeToString()
 
 
+def _architecture(stored: str) -> Architecture:
+    """The :class:`Architecture` an export's metadata describes, or a ValueError saying what is wrong with it."""
+    try:
+        values = json.loads(stored)
+    except ValueError:
+        raise ValueError(f"its {ONNX_FORMAT} metadata is not JSON") from None
+    fields = set(Architecture.__dataclass_fields__)
+    if not isinstance(values, dict) or set(values) - fields:
+        raise ValueError(f"its {ONNX_FORMAT} metadata is not an architecture ({', '.join(sorted(fields))})")
+    arch = Architecture(**values)
+    ints = (arch.depth, arch.width, arch.in_channels, arch.out_channels)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or not isinstance(arch.boundary, bool) \
+            or not (1 <= arch.depth <= 8 and arch.width >= 1 and arch.in_channels == 3
+                    and 2 + arch.boundary <= arch.out_channels <= 4):
+        raise ValueError(f"its {ONNX_FORMAT} metadata describes no ssimnet network: {values}")
+    return arch
+
+
 def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -137,7 +155,13 @@ class OnnxNetwork:
         stored = self._session.get_modelmeta().custom_metadata_map.get(ONNX_FORMAT)
         if stored is None:
             raise ValueError(f"an ONNX model, but not an ssimnet network (no {ONNX_FORMAT} metadata)")
-        self.architecture = Architecture(**json.loads(stored))
+        self.architecture = _architecture(stored)
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != "image" or inputs[0].type != "tensor(uint8)" or \
+                inputs[0].shape[1] != self.architecture.in_channels:
+            found = ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
+            raise ValueError(f"its input is not the uint8 'image' of {self.architecture.in_channels} channels an "
+                             f"ssimnet export takes ({found})")
         settings = self._session.get_modelmeta().custom_metadata_map.get(ONNX_INFERENCE)
         #: The inference settings stored with the export (a dict), or None for an export without them.
         self.inference: dict[str, object] | None = json.loads(settings) if settings else None

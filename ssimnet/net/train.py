@@ -45,12 +45,11 @@ from ..pseudo.purify import kept_patches
 from ..pseudo.voronoi import IGNORE
 from .augment import draw_hed_jitter, hed_jitter
 from .boundary import boundary_target
-from .model import Architecture, UNet
+from .model import Architecture, UNet, resolve_device
 from .separation import IGNORE_DISTANCE, rim_distance_target
 
 __all__ = [
     "CHECKPOINT_FORMAT",
-    "resolve_device",
     "output_channels",
     "PatchData",
     "Batch",
@@ -69,13 +68,6 @@ def output_channels(config: TrainConfig) -> int:
     """Output channels of the profile's U-Net: 2 (Eq. 5), one more for the learned separation's rim distance and
     one more (the last) for the boundary class."""
     return config.architecture.out_channels
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The torch device to use: `device` if given, else CUDA when available, else the CPU."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass

@@ -56,8 +56,7 @@ def _forward(model: UNet | OnnxNetwork, device: str | torch.device | None) -> Ca
         return model.maps
     import torch
 
-    from ..net.model import Predictor
-    from ..net.train import resolve_device
+    from ..net.model import Predictor, resolve_device
 
     device = resolve_device(device)
     predictor = Predictor(model.to(device).eval())

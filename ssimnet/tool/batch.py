@@ -27,7 +27,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from ..data import (
     write_label,
     write_table,
 )
+from ..errors import InputWarning
 from ..net.onnxnet import OnnxNetwork
 from .region import paint_tile
 from .segmenter import Segmenter, concatenate_tables, settings_for
@@ -51,7 +52,7 @@ from .segmenter import Segmenter, concatenate_tables, settings_for
 if TYPE_CHECKING:
     from ..net.train import Trainer
 
-__all__ = ["Job", "BatchSettings", "find_images", "read_images", "train_on_images", "load_segmenter", "output_paths", "job_key",
+__all__ = ["Job", "BatchSettings", "find_images", "output_name", "read_images", "train_on_images", "load_segmenter", "output_paths", "job_key",
            "finished_row", "is_done",
            "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
@@ -68,11 +69,24 @@ class Job:
     name: str
 
 
-def find_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
+def output_name(name: str) -> str:
+    """`name` (a path relative to an input, without suffix) made safe as an output name under ``--out``:
+    every part that is empty, ``.`` or ``..`` (or starts with a dot) becomes a plain name, so that no output
+    can land outside the output folder or be hidden.
+
+    >>> output_name(".."), output_name("a/../b"), output_name("sub/x")
+    ('_', 'a/_/b', 'sub/x')
+    """
+    return "/".join(part.lstrip(".") or "_" for part in name.replace("\\", "/").split("/"))
+
+
+def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | None = None) -> list[Job]:
     """The images named by `inputs`: files, folders (searched recursively) and glob patterns.
 
     Files in a folder keep their sub-folders in their output names; a file
-    named directly, or found by a pattern, is named by its stem.
+    named directly, or found by a pattern, is named by its stem; each name is
+    made safe (:func:`output_name`).  Files under `exclude` (the output
+    folder) are not inputs, so that a rerun never reads its own outputs.
 
     Raises
     ------
@@ -80,22 +94,27 @@ def find_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Job]:
         If an input matches nothing, a folder holds no image, or two images
         would write the same outputs.
     """
+    skip = exclude.resolve() if exclude is not None else None
+
+    def wanted(p: Path) -> bool:
+        return skip is None or not p.resolve().is_relative_to(skip)
+
     jobs: list[Job] = []
     for item in map(str, inputs):
         path = Path(item)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts) and wanted(p))
             if not found:
                 raise DataError(path, f"is a folder with no images ({', '.join(IMAGE_SUFFIXES)}) in it")
-            jobs += [Job(p, p.relative_to(path).with_suffix("").as_posix()) for p in found]
+            jobs += [Job(p, output_name(p.relative_to(path).with_suffix("").as_posix())) for p in found]
         elif path.exists() or not glob.has_magic(item):
-            jobs.append(Job(path, path.stem))  # a missing file is reported when it is read
+            jobs.append(Job(path, output_name(path.stem)))  # a missing file is reported when it is read
         else:
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file() and wanted(Path(p)))
             if not matches:
                 raise DataError(path, "no file matches this pattern")
-            jobs += [Job(p, p.stem) for p in matches]
+            jobs += [Job(p, output_name(p.stem)) for p in matches]
     seen: dict[str, Path] = {}
     for job in jobs:
         if job.name in seen and seen[job.name] != job.path:
@@ -231,7 +250,7 @@ def load_segmenter(model: str | os.PathLike[str] | None, *, predict_only: bool, 
     from .shipped import check_shipped
 
     path = Path(model) if model else check_shipped(onnx=predict_only)
-    if path.suffix == ".onnx" and not predict_only:
+    if path.suffix.lower() == ".onnx" and not predict_only:
         raise DataError(path, "an ONNX network only predicts on the CPU: give its torch checkpoint to fine-tune "
                               "or to use --device")
     return Segmenter.from_checkpoint(path, device=device)
@@ -250,7 +269,8 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
     """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
     returns its summary row.
 
-    The row's ``warnings`` lists the image's stain fallbacks, if any.
+    The row's ``warnings`` lists what was changed on reading it
+    (:class:`ssimnet.errors.InputWarning`) and its stain fallbacks, if any.
 
     Raises
     ------
@@ -260,12 +280,14 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
     from ..pseudo.stain import StainFallbackWarning
 
     start = time.perf_counter()
-    image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
     segmenter = Segmenter(segmenter.network, settings.inference, pseudo=settings.pseudo, path=segmenter.path)
-    with warnings.catch_warnings(record=True) as caught:  # stain fallbacks, reported with the image's name
-        warnings.simplefilter("always", StainFallbackWarning)
+    reported = (InputWarning, StainFallbackWarning)
+    with warnings.catch_warnings(record=True) as caught:  # reported with the image's name
+        for category in reported:
+            warnings.simplefilter("always", category)
+        image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
         row = _segment_and_write(job, image, out, settings, segmenter, start)
-    row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, StainFallbackWarning)))
+    row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, reported)))
     return row
 
 
@@ -275,11 +297,13 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     from .viz import outline_overlay
 
     paths = output_paths(out, job.name)
+    tiff = paths["label"].with_suffix(".tif")
     if not segmenter.is_region(image, mpp=settings.mpp):
         result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
         label, table, tiles = result.labels, result.table, result.tiles
+        written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}
         if int(label.max()) > 65535:
-            _write_label_tiff(paths["label"].with_suffix(".tif"), label)
+            _write_label_tiff(tiff, label)
         else:
             write_label(paths["label"], label)
         write_image(paths["overlay"], outline_overlay(image, label))
@@ -288,7 +312,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
         import tifffile
 
         tables: list[dict[str, np.ndarray]] = []
-        with atomic_path(paths["label"].with_suffix(".tif")) as tmp:
+        written = {tiff}
+        with atomic_path(tiff) as tmp:
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
 
             def features() -> Iterator[dict[str, object]]:
@@ -305,9 +330,13 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
         tiles = len(tables)
         table = concatenate_tables(tables)
     write_table(paths["nuclei"], _rows(table), columns=list(table))
+    for stale in {paths["label"], tiff, paths["overlay"]} - written:  # an earlier run's, with other settings
+        stale.unlink(missing_ok=True)
     row = _summary(job, image.shape, table, tiles, time.perf_counter() - start)
+    made_with = {"inference": asdict(settings.inference), "mpp": settings.mpp, "seed": settings.seed,
+                 "model": settings.model}
     with atomic_path(paths["summary"]) as tmp:
-        tmp.write_text(json.dumps({**row, "key": job_key(job, settings)}, indent=1) + "\n")
+        tmp.write_text(json.dumps({**row, "key": job_key(job, settings), "settings": made_with}, indent=1) + "\n")
     return row
 
 
@@ -362,9 +391,24 @@ def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, thre
     return Segmenter(network, settings_for(network.architecture))
 
 
-def _worker_init(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int) -> None:
+def _die_with(parent: int) -> None:
+    """Have the kernel end this worker when `parent` dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG);
+    a worker whose parent is already gone ends now."""
+    import ctypes
     import signal
 
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _worker_init(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int, parent: int) -> None:
+    import signal
+
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     _WORKER["segmenter"] = _rebuild(portable, device, threads)
 
@@ -427,8 +471,8 @@ def run_batch(
         threads = max(1, (os.cpu_count() or 1) // workers)
         network = segmenter.network
         device = None if isinstance(network, OnnxNetwork) else str(network.device)
-        with ProcessPoolExecutor(workers, initializer=_worker_init,
-                                 initargs=(_portable(network), device, threads)) as pool:
+        with ProcessPoolExecutor(min(workers, len(jobs)), initializer=_worker_init,
+                                 initargs=(_portable(network), device, threads, os.getpid())) as pool:
             futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
             try:
                 for future in completed(futures):

@@ -150,7 +150,7 @@ class Segmenter:
             on a device other than the CPU, or its stored settings are invalid.
         """
         path = Path(path)
-        if path.suffix == ".onnx":
+        if path.suffix.lower() == ".onnx":
             if device not in (None, "", "cpu"):
                 raise DataError(path, f"an ONNX network runs on the CPU, not on {device!r}: give its torch checkpoint")
             network: Trainer | OnnxNetwork = OnnxNetwork.from_file(path)

@@ -55,11 +55,16 @@ def read_card() -> dict:
     """
     path = shipped_card_path()
     try:
-        return json.loads(path.read_text())
+        card = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(path, "the shipped model's card is missing (reinstall ssimnet, or give --model)") from None
     except (OSError, ValueError) as exc:
         raise DataError(path, f"damaged model card ({exc})") from None
+    needed = ("name", "sha256", "onnx_sha256", "trained_on", "commit", "training_seconds", "inference")
+    if not isinstance(card, dict) or any(k not in card for k in needed):
+        raise DataError(path, f"damaged model card (it must be a JSON object with {', '.join(needed)}; reinstall "
+                              "ssimnet)")
+    return card
 
 
 def check_shipped(*, onnx: bool = False) -> Path:
