@@ -11,10 +11,11 @@ argparse.ArgumentTypeError: 40 µm per pixel is outside 0.05-5; 40 looks like a 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from typing import NoReturn
+
+from ..config import usable_cpus
 
 __all__ = ["OneLineParser", "non_negative", "workers", "mpp", "scheduler", "device", "MPP_RANGE"]
 
@@ -49,7 +50,7 @@ def non_negative(text: str) -> int:
 def workers(text: str) -> int:
     """Worker processes: from 1 to the CPUs this process may use."""
     value = int(_number(text, int))
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = usable_cpus()
     if not 1 <= value <= cpus:
         raise argparse.ArgumentTypeError(f"{value} is not between 1 and {cpus}, the CPUs this machine gives")
     return value

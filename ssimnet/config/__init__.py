@@ -52,6 +52,7 @@ from .constants import (  # noqa: F401
     PublishFigures,
     StainReference,
     default_workers,
+    usable_cpus,
 )
 from .profiles import (  # noqa: F401
     ABLATION,
@@ -83,7 +84,7 @@ __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "InferenceConfig", "SelfTrainConfig", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "DEFAULT_PROFILE", "TOOL_INFERENCE", "METHOD_NEEDS", "split_train_dict", "DEFAULT_INFERENCE", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
     "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields",
-    "DEFAULT_SEED", "default_workers", "MIN_IMAGE_RANGE", "MIN_NUCLEUS_AREA", "MAX_HOLE_AREA", "MAX_IMAGE_PIXELS", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
+    "DEFAULT_SEED", "default_workers", "usable_cpus", "MIN_IMAGE_RANGE", "MIN_NUCLEUS_AREA", "MAX_HOLE_AREA", "MAX_IMAGE_PIXELS", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
     "PublishFigures", "StainReference", "STAIN_REFERENCE", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
     "STAIN_SOLVER_TOL", "PNG_COMPRESSION",
 ]

@@ -68,9 +68,14 @@ class PublishFigures(NamedTuple):
 PUBLISH_FIGURES = PublishFigures()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which a container or ``taskset`` may narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_workers() -> int:
-    """Worker processes of a command when none are asked for: the CPU count, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Worker processes of a command when none are asked for: the usable CPUs, at most 4."""
+    return max(1, min(4, usable_cpus()))
 
 
 #: How the pseudo labels factorise stains (:class:`ssimnet.pseudo.stain.VahadaneSeparator`):
