@@ -308,3 +308,52 @@ def test_evaluate_reads_what_segment_writes_and_a_rerun_leaves_no_stale_output(t
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "gt"), str(out)]) == 0
     assert "x" in capsys.readouterr().out
+
+
+def test_a_region_with_mpp_has_one_set_of_nuclei_in_its_map_table_and_polygons(tmp_path):
+    import csv
+    import json
+
+    write_image(tmp_path / "in" / "r.png", synthetic_tile((300, 420), seed=9).image)
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "in"), "--out", str(out), "--quiet", "--mpp", "1.25"]) == 0  # 5x: a region
+    label = tifffile.imread(out / "r_label.tif")
+    ids, areas = np.unique(label[label > 0], return_counts=True)
+    with open(out / "r_nuclei.csv") as f:
+        rows = {int(r["id"]): int(r["area"]) for r in csv.DictReader(f)}
+    features = json.loads((out / "r_nuclei.geojson").read_text())["features"]
+    assert len(ids) > 10 and json.loads((out / "r_summary.json").read_text())["tiles"] > 1
+    assert rows == dict(zip(ids.tolist(), areas.tolist()))  # the same nuclei, the same areas
+    assert sorted(f["properties"]["nucleus"] for f in features) == ids.tolist()
+
+
+def test_patterns_and_folders_do_not_follow_symlink_loops(tmp_path):
+    import time
+
+    from ssimnet.tool.batch import find_images
+
+    write_image(tmp_path / "s" / "a" / "x.png", synthetic_tile((32, 32), seed=1).image)
+    (tmp_path / "s" / "a" / "up").symlink_to(tmp_path / "s")
+    (tmp_path / "s" / "a" / "again").symlink_to(tmp_path / "s" / "a")
+    start = time.perf_counter()
+    assert [j.path for j in find_images([str(tmp_path / "s" / "**" / "*.png")])] == [tmp_path / "s" / "a" / "x.png"]
+    assert [j.name for j in find_images([tmp_path / "s"])] == ["a/x"]
+    assert time.perf_counter() - start < 5
+
+
+def test_a_run_removes_what_an_interrupted_run_left_but_not_a_live_run_s_temporaries(tmp_path):
+    import os
+    import time
+
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    old = out / "sub" / ".x_label.tif.k3j_9qzb.tif"  # as ssimnet.data.atomic_path names its temporaries
+    live = out / ".y_nuclei.geojson.a1b2c3d4.geojson"
+    other = out / ".x_label.tif.notes"  # a hidden file of another shape
+    for path in (old, live, other):
+        path.write_bytes(b"half written")
+    for path in (old, other):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    write_image(tmp_path / "a.png", synthetic_tile((64, 64), seed=1).image)
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(out), "--quiet"]) == 0
+    assert not old.exists() and live.exists() and other.exists()

@@ -67,6 +67,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
     from ..tool.batch import (
         SUMMARY_COLUMNS,
         BatchSettings,
+        clean_temporaries,
         find_images,
         finished_row,
         job_key,
@@ -89,6 +90,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
     profile = get_profile(args.profile).for_tool()
     segmenter, settings = _segmenter(args, profile, _overrides(args))
     out = output_folder(args.out)
+    clean_temporaries(out)  # what an interrupted run left
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.
     why = ("training on it needs one (segment it without --adapt)" if args.adapt else
            "fine-tuning needs one (use --finetune-epochs 0)")

@@ -1,6 +1,6 @@
 """Segmenting many images to files: inputs, resumable outputs, large regions, worker processes and Dask.
 
-``ssimnet segment`` calls :func:`find_images` on its inputs (files, folders
+``ssimnet segment`` calls :func:`ssimnet.tool.inputs.find_images` on its inputs (files, folders
 searched recursively, glob patterns), then :func:`segment_file` on each image
 -- in this process, in a pool of worker processes, or on a Dask cluster
 (:func:`run_batch`).  Every image gets, under the output folder and its path
@@ -21,9 +21,9 @@ Images larger than ``SegmentConfig.region_side`` are segmented tile by tile
 
 from __future__ import annotations
 
-import glob
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -35,7 +35,6 @@ import numpy as np
 
 from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, InferenceConfig, Profile, PseudoLabelConfig
 from ..data import (
-    IMAGE_SUFFIXES,
     DataError,
     atomic_path,
     check_image,
@@ -46,92 +45,18 @@ from ..data import (
 )
 from ..errors import InputWarning
 from ..net.onnxnet import OnnxNetwork
-from .region import paint_tile
+from .inputs import Job, find_images, output_name, read_images  # noqa: F401  (importable from here)
 from .segmenter import Segmenter, concatenate_tables, settings_for
 
 if TYPE_CHECKING:
     from ..net.train import Trainer
 
-__all__ = ["Job", "BatchSettings", "find_images", "output_name", "read_images", "train_on_images", "load_segmenter", "output_paths", "job_key",
-           "finished_row", "is_done",
-           "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
+__all__ = ["BatchSettings", "train_on_images", "load_segmenter", "output_paths", "job_key", "finished_row", "is_done",
+           "clean_temporaries", "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
 #: Columns of ``summary.csv``, one row per image.
 SUMMARY_COLUMNS = ["image", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
                    "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds"]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image of a batch: where it is and the output name (its path relative to its input, no suffix)."""
-
-    path: Path
-    name: str
-
-
-def output_name(name: str) -> str:
-    """`name` (a path relative to an input, without suffix) made safe as an output name under ``--out``:
-    every part that is empty, ``.`` or ``..`` (or starts with a dot) becomes a plain name, so that no output
-    can land outside the output folder or be hidden.
-
-    >>> output_name(".."), output_name("a/../b"), output_name("sub/x")
-    ('_', 'a/_/b', 'sub/x')
-    """
-    return "/".join(part.lstrip(".") or "_" for part in name.replace("\\", "/").split("/"))
-
-
-def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | None = None) -> list[Job]:
-    """The images named by `inputs`: files, folders (searched recursively) and glob patterns.
-
-    Files in a folder keep their sub-folders in their output names; a file
-    named directly, or found by a pattern, is named by its stem; each name is
-    made safe (:func:`output_name`).  Files under `exclude` (the output
-    folder) are not inputs, so that a rerun never reads its own outputs.
-
-    Raises
-    ------
-    DataError
-        If an input matches nothing, a folder holds no image, or two images
-        would write the same outputs.
-    """
-    skip = exclude.resolve() if exclude is not None else None
-
-    def wanted(p: Path) -> bool:
-        return skip is None or not p.resolve().is_relative_to(skip)
-
-    jobs: list[Job] = []
-    for item in map(str, inputs):
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts) and wanted(p))
-            if not found:
-                raise DataError(path, f"is a folder with no images ({', '.join(IMAGE_SUFFIXES)}) in it")
-            jobs += [Job(p, output_name(p.relative_to(path).with_suffix("").as_posix())) for p in found]
-        elif path.exists() or not glob.has_magic(item):
-            jobs.append(Job(path, output_name(path.stem)))  # a missing file is reported when it is read
-        else:
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file() and wanted(Path(p)))
-            if not matches:
-                raise DataError(path, "no file matches this pattern")
-            jobs += [Job(p, output_name(p.stem)) for p in matches]
-    seen: dict[str, Path] = {}
-    for job in jobs:
-        if job.name in seen and seen[job.name] != job.path:
-            raise DataError(job.path, f"same output name {job.name!r} as {seen[job.name]}; their outputs would collide")
-        seen[job.name] = job.path
-    return list({job.name: job for job in jobs}.values())
-
-
-def read_images(jobs: Sequence[Job], *, min_side: int, why: str) -> tuple[dict[str, np.ndarray], list[DataError]]:
-    """Every job's image, read and checked (:func:`ssimnet.data.check_image`), by output name; and the bad ones' errors."""
-    images, errors = {}, []
-    for job in jobs:
-        try:
-            images[job.name] = check_image(job.path, read_image(job.path), min_side=min_side, why=why)
-        except DataError as exc:
-            errors.append(exc)
-    return images, errors
 
 
 def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
@@ -150,6 +75,26 @@ def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profil
         write_image(out / ".train-data" / "train" / "images" / f"{name.replace('/', '__')}.png", image)
     return train_self_training(out / ".train-data", out / ".run", profile, seed=seed, device=device,
                                progress=progress)[-1][0]
+
+
+#: A temporary file of an output being written (:func:`ssimnet.data.atomic_path`): ``.<output>.<8 random
+#: characters><suffix>``, for the outputs :func:`output_paths` names and ``summary.csv``.
+_TEMPORARY = re.compile(r"\.(.*(_label\.png|_label\.tif|_overlay\.png|_nuclei\.csv|_nuclei\.geojson|_summary\.json)"
+                        r"|summary\.csv)\.\w{8}\.(png|tif|csv|geojson|json)")
+
+
+def clean_temporaries(out: Path, *, older_than: float = 3600.0) -> list[Path]:
+    """Remove the temporaries an interrupted run left under `out` (killed while writing an output); returns them.
+
+    Only files of that pattern last changed more than `older_than` seconds ago go, so that a run writing
+    into the same folder keeps its own.
+    """
+    now, removed = time.time(), []
+    for path in out.rglob(".*"):
+        if _TEMPORARY.fullmatch(path.name) and path.is_file() and now - path.stat().st_mtime > older_than:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def output_paths(out: Path, name: str) -> dict[str, Path]:
@@ -317,8 +262,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
 
             def features() -> Iterator[dict[str, object]]:
-                for part in segmenter.segment_tiles(image, mpp=settings.mpp, seed=settings.seed):
-                    paint_tile(region, part.tile)
+                for part in segmenter.segment_tiles(image, region, mpp=settings.mpp, seed=settings.seed):
                     tables.append(part.table)
                     polygons = nucleus_polygons(part.tile.label, offset=part.tile.offset)
                     yield from feature_collection(polygons, part.table)["features"]

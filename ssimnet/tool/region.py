@@ -103,16 +103,21 @@ def segment_region(
         next_id += len(mine)
 
 
-def paint_tile(region: np.ndarray, tile: RegionTile) -> None:
-    """Paint `tile`'s nuclei into the `region`'s label map, in place, where no earlier tile placed one.
+def paint_tile(region: np.ndarray, tile: RegionTile) -> RegionTile:
+    """Paint `tile`'s nuclei into the `region`'s label map, in place, where no earlier tile placed one;
+    return the tile as it now stands in the region: only the pixels of its nuclei that were painted.
+
+    What is measured and outlined of a tile must be what the region's map holds, so that the map, the
+    table and the polygons are one set of nuclei.
 
     >>> region = np.zeros((2, 4), np.int32); region[0, 1] = 7
-    >>> paint_tile(region, RegionTile((0, 1), np.array([[3, 3], [0, 3]]), 1))
-    >>> region.tolist()
-    [[0, 7, 3, 0], [0, 0, 3, 0]]
+    >>> visible = paint_tile(region, RegionTile((0, 1), np.array([[3, 3], [0, 3]]), 1))
+    >>> region.tolist(), visible.label.tolist()
+    ([[0, 7, 3, 0], [0, 0, 3, 0]], [[0, 3], [0, 3]])
     """
     r, c = tile.offset
     h, w = tile.label.shape
     window = region[r : r + h, c : c + w]
     new = (tile.label > 0) & (window == 0)  # a nucleus placed by an earlier tile keeps its pixels
     window[new] = tile.label[new]
+    return tile._replace(label=np.where(window == tile.label, tile.label, 0).astype(tile.label.dtype))

@@ -237,14 +237,17 @@ class Segmenter:
         """Whether :meth:`segment` does `image` tile by tile (a side above ``region_side`` at the network's resolution)."""
         return self._is_region(image, self._settings(overrides), mpp)
 
-    def segment_tiles(self, image: object, *, mpp: float | None = None, seed: int = DEFAULT_SEED,
+    def segment_tiles(self, image: object, into: np.ndarray, *, mpp: float | None = None, seed: int = DEFAULT_SEED,
                       **overrides: object) -> Iterator[RegionPart]:
-        """A large region segmented tile by tile (:func:`ssimnet.tool.region.segment_region`), every nucleus once.
+        """A large region segmented tile by tile (:func:`ssimnet.tool.region.segment_region`) into the label map
+        `into` (zeros of the image's height and width; a memory map), every nucleus once.
 
         `image` is anything with ``shape`` that returns an ndarray when
         sliced (a memory map reads only the tiles).  Its stains are measured
         once, on a thumbnail, and serve every tile.  Each yielded part holds
-        one tile's nuclei with region-wide ids and their table.
+        one tile's nuclei as painted into `into`, with region-wide ids, and
+        their table: the map, the tables and anything drawn from the parts are
+        one set of nuclei.
         """
         from .resample import scale_factor
 
@@ -261,6 +264,7 @@ class Segmenter:
         # tiles and halos of the same size at the network's resolution, whatever the image's
         tile, halo = round(settings.region_tile / factor), round(settings.region_halo / factor)
         for part in segment_region(image, segment, tile=tile, halo=halo):
+            part = paint_tile(into, part)  # what of this tile's nuclei the region holds
             r, c = part.offset
             h, w = part.label.shape
             table = measure_nuclei(part.label, stains.hematoxylin(np.asarray(image[r : r + h, c : c + w])))  # type: ignore[index]
@@ -295,8 +299,7 @@ class Segmenter:
     def _assemble(self, image: np.ndarray, settings: InferenceConfig, *, mpp: float | None, seed: int) -> Segmentation:
         label = np.zeros(image.shape[:2], np.int32)
         tables = []
-        for part in self.segment_tiles(image, mpp=mpp, seed=seed, **asdict(settings)):
-            paint_tile(label, part.tile)
+        for part in self.segment_tiles(image, label, mpp=mpp, seed=seed, **asdict(settings)):
             tables.append(part.table)
         return Segmentation(label=label, probability=None, pseudo=None, finetune_history=[],
                             table=concatenate_tables(tables), tiles=len(tables))

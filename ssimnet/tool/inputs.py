@@ -1,0 +1,104 @@
+"""A batch's inputs: files, folders and glob patterns found, named for their outputs, read and checked.
+
+Output names derive from the inputs so that no output can land outside the
+output folder (:func:`output_name`); the output folder itself is never an
+input; patterns do not follow symbolic links to folders.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import IMAGE_SUFFIXES, check_image, read_image
+from ..errors import DataError
+
+__all__ = ["Job", "output_name", "find_images", "read_images"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image of a batch: where it is and the output name (its path relative to its input, no suffix)."""
+
+    path: Path
+    name: str
+
+
+def output_name(name: str) -> str:
+    """`name` (a path relative to an input, without suffix) made safe as an output name under ``--out``:
+    every part that is empty, ``.`` or ``..`` (or starts with a dot) becomes a plain name, so that no output
+    can land outside the output folder or be hidden.
+
+    >>> output_name(".."), output_name("a/../b"), output_name("sub/x")
+    ('_', 'a/_/b', 'sub/x')
+    """
+    return "/".join(part.lstrip(".") or "_" for part in name.replace("\\", "/").split("/"))
+
+
+def _glob(pattern: str) -> list[Path]:
+    """The files `pattern` matches, without following symbolic links to folders (a link loop would never
+    end) and without hidden files, as :func:`glob.glob` skips them."""
+    parts = Path(pattern).parts
+    first = next(k for k, part in enumerate(parts) if glob.has_magic(part))
+    root = Path(*parts[:first]) if first else Path()
+    found = (p for p in root.glob(str(Path(*parts[first:]))) if p.is_file())
+    return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | None = None) -> list[Job]:
+    """The images named by `inputs`: files, folders (searched recursively) and glob patterns.
+
+    Files in a folder keep their sub-folders in their output names; a file
+    named directly, or found by a pattern, is named by its stem; each name is
+    made safe (:func:`output_name`).  Files under `exclude` (the output
+    folder) are not inputs, so that a rerun never reads its own outputs.
+
+    Raises
+    ------
+    DataError
+        If an input matches nothing, a folder holds no image, or two images
+        would write the same outputs.
+    """
+    skip = exclude.resolve() if exclude is not None else None
+
+    def wanted(p: Path) -> bool:
+        return skip is None or not p.resolve().is_relative_to(skip)
+
+    jobs: list[Job] = []
+    for item in map(str, inputs):
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts) and wanted(p))
+            if not found:
+                raise DataError(path, f"is a folder with no images ({', '.join(IMAGE_SUFFIXES)}) in it")
+            jobs += [Job(p, output_name(p.relative_to(path).with_suffix("").as_posix())) for p in found]
+        elif path.exists() or not glob.has_magic(item):
+            jobs.append(Job(path, output_name(path.stem)))  # a missing file is reported when it is read
+        else:
+            matches = [p for p in _glob(item) if wanted(p)]
+            if not matches:
+                raise DataError(path, "no file matches this pattern")
+            jobs += [Job(p, output_name(p.stem)) for p in matches]
+    seen: dict[str, Path] = {}
+    for job in jobs:
+        if job.name in seen and seen[job.name] != job.path:
+            raise DataError(job.path, f"same output name {job.name!r} as {seen[job.name]}; their outputs would collide")
+        seen[job.name] = job.path
+    return list({job.name: job for job in jobs}.values())
+
+
+def read_images(jobs: Sequence[Job], *, min_side: int, why: str) -> tuple[dict[str, np.ndarray], list[DataError]]:
+    """Every job's image, read and checked (:func:`ssimnet.data.check_image`), by output name; and the bad ones' errors."""
+    images, errors = {}, []
+    for job in jobs:
+        try:
+            images[job.name] = check_image(job.path, read_image(job.path), min_side=min_side, why=why)
+        except DataError as exc:
+            errors.append(exc)
+    return images, errors
