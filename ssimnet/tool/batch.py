@@ -27,7 +27,7 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +44,7 @@ from ..data import (
     write_table,
 )
 from ..errors import InputWarning
+from ..fingerprint import code_fingerprint
 from ..net.onnxnet import OnnxNetwork
 from .inputs import Job, find_images, output_name, read_images  # noqa: F401  (importable from here)
 from .segmenter import Segmenter, concatenate_tables, settings_for
@@ -115,9 +116,7 @@ def job_key(job: Job, settings: BatchSettings) -> str:
         image = file_digest(job.path)
     except OSError:
         image = "unreadable"
-    from ..fingerprint import code_fingerprint
-
-    return stage_key(image, settings, code_fingerprint("segment_files", normalized=False))
+    return stage_key(image, settings)
 
 
 def finished_row(out: Path, name: str, key: str) -> dict[str, object] | None:
@@ -143,7 +142,9 @@ class BatchSettings:
 
     `inference` is the segmenter's settings after the command's overrides
     (:attr:`ssimnet.tool.segmenter.Segmenter.settings`); `model` keys the outputs
-    by the network's file.
+    by the network's file and `code` by the code that segments and writes them
+    (:func:`ssimnet.fingerprint.code_fingerprint` of its files' bytes, taken
+    once for the whole batch).
     """
 
     inference: InferenceConfig
@@ -153,6 +154,7 @@ class BatchSettings:
     why: str = ""
     model: str = ""  # digest of the network's file ("" when the images train their own network)
     pseudo: PseudoLabelConfig = DEFAULT_PSEUDO
+    code: str = field(default_factory=lambda: code_fingerprint("segment_files", normalized=False))
 
 
 def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
