@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DataError", "DataErrors", "InputWarning"]
+__all__ = ["DataError", "DataErrors", "InputWarning", "first_line"]
 
 
 class DataError(ValueError):
@@ -48,3 +48,17 @@ class DataErrors(Exception):
 
 class InputWarning(UserWarning):
     """An input that was read, but changed on the way in (the message says how)."""
+
+
+def first_line(exc: BaseException, *, limit: int = 160) -> str:
+    """What a reader's or loader's exception says, in one line: its first line, or its kind where the message
+    says nothing readable (a bare key or number).
+
+    >>> first_line(OSError("bad header\\nmore")), first_line(KeyError(101)), first_line(ValueError())
+    ('bad header', 'KeyError: 101', 'ValueError')
+    """
+    lines = str(exc).strip().splitlines()
+    text = lines[0][:limit] if lines else ""
+    if not any(c.isalpha() for c in text):
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text

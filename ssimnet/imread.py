@@ -48,18 +48,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .config import MAX_IMAGE_PIXELS
-from .errors import DataError, InputWarning
+from .errors import DataError, InputWarning, first_line
 
 __all__ = ["read_image", "open_array"]
 
 _TIFF = (".tif", ".tiff")
 _GREY = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0][:160] if lines else "") or type(exc).__name__
 
 
 def _check_file(path: Path) -> None:
@@ -210,11 +205,11 @@ def open_array(path: str | os.PathLike[str], *, rgb: bool = False) -> np.ndarray
         raise DataError(path, "cannot read image (out of memory)") from None
     except Exception as exc:  # Pillow, tifffile and the OS raise many kinds on a damaged or foreign file
         if not is_tiff:
-            raise DataError(path, f"cannot read image ({_first_line(exc)})") from None
+            raise DataError(path, f"cannot read image ({first_line(exc)})") from None
         first = exc
     try:
         return _with_tifffile(path, rgb=rgb)
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(path, f"cannot read TIFF ({_first_line(exc)}; {_first_line(first)})") from None
+        raise DataError(path, f"cannot read TIFF ({first_line(exc)}; {first_line(first)})") from None

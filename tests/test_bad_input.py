@@ -6,6 +6,8 @@ that in a batch the good inputs are still done.
 
 from __future__ import annotations
 
+import csv
+
 import dataclasses
 import os
 import pickle
@@ -126,8 +128,14 @@ def test_segment_names_both_images_that_share_a_name(tmp_path, checkpoint, capsy
     a, b = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
     for p in (a, b):
         write_image(p, synthetic_tile((64, 64), seed=1).image)
-    lines = _errors(capsys, 2, ["segment", str(a), str(b), "--out", str(tmp_path / "o"), "--model", str(checkpoint)])
-    assert len(lines) == 1 and str(a) in lines[0] and str(b) in lines[0]
+    write_image(tmp_path / "a" / "x\ny.png", synthetic_tile((64, 64), seed=2).image)  # a newline in a name
+    out = tmp_path / "o"
+    assert main(["segment", str(a), str(b), str(tmp_path / "a" / "x?y.png"), "--out", str(out), "--model",
+                 str(checkpoint), "--profile", "smoke", "--quiet"]) == 0
+    with open(out / "summary.csv") as f:
+        rows = {row["image"]: row["source"] for row in csv.DictReader(f)}
+    assert rows == {"x": str(a), "x-2": str(b), "x_y": str(tmp_path / "a" / "x\ny.png")}
+    assert sorted(p.name for p in out.glob("*_label.png")) == ["x-2_label.png", "x_label.png", "x_y_label.png"]
 
 
 def test_segment_with_a_model_takes_images_smaller_than_a_patch(tmp_path, checkpoint, capsys):

@@ -73,8 +73,10 @@ def test_find_images_searches_folders_and_patterns(folder, tmp_path):
         find_images([str(folder / "*.jpg")])
     (tmp_path / "other").mkdir()
     write_image(tmp_path / "other" / "a.png", synthetic_tile((64, 64), seed=1).image)
-    with pytest.raises(DataError, match="same output name 'a'"):
-        find_images([folder / "a.png", tmp_path / "other" / "a.png"])
+    write_image(tmp_path / "other" / "a\nb.png", synthetic_tile((64, 64), seed=1).image)
+    jobs = find_images([folder / "a.png", tmp_path / "other" / "a.png", folder / "a.png", tmp_path / "other"])
+    assert [(j.path, j.name) for j in jobs] == [(folder / "a.png", "a"), (tmp_path / "other" / "a.png", "a-2"),
+                                               (tmp_path / "other" / "a\nb.png", "a_b")]
 
 
 def _segment(folder: Path, out: Path, checkpoint: Path, *extra: str) -> int:
@@ -127,6 +129,45 @@ def test_one_bad_file_does_not_stop_the_others(folder, tmp_path, checkpoint, cap
     assert len(err) == 1 and "broken.png" in err[0] and "cannot read image" in err[0]
     done = {j.name for j in find_images([folder]) if is_done(out, j, _settings(checkpoint))}
     assert done == {"a", "sub/b", "sub/deeper/c"}
+
+
+def test_an_unreadable_file_is_listed_and_the_others_are_done(folder, checkpoint):
+    """A file the user may not read (mode 000) is one line on stderr; the batch goes on.  Root reads any file,
+    so as root the batch runs as user nobody (setpriv), in a folder nobody may use."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if as_nobody and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: every file is readable")
+    root = Path(tempfile.mkdtemp(prefix="ssimnet-unreadable-"))
+    try:
+        root.chmod(0o777)
+        shutil.copytree(folder, root / "slides")
+        shutil.copy(checkpoint, root / "net.pt")
+        for path in [root / "slides", *(root / "slides").rglob("*")]:
+            path.chmod(0o777 if path.is_dir() else 0o644)
+        secret = root / "slides" / "sub" / "secret.png"
+        write_image(secret, synthetic_tile((96, 128), seed=40).image)
+        secret.chmod(0o000)
+        out = root / "out"
+        done = subprocess.run([*as_nobody, sys.executable, "-m", "ssimnet", "segment", str(root / "slides"),
+                               "--out", str(out), "--model", str(root / "net.pt"), "--profile", "smoke",
+                               "--finetune-epochs", "0", "--quiet", "--workers", "1"],
+                              capture_output=True, text=True, cwd=root, env={**os.environ, "HOME": str(root)})
+        err = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert len(err) == 1 and "secret.png" in err[0] and "permission denied" in err[0], err
+        assert sorted(p.name for p in out.rglob("*_summary.json")) == ["a_summary.json", "b_summary.json",
+                                                                       "c_summary.json"]
+        assert not list(out.rglob("secret*"))
+    finally:
+        for path in root.rglob("*"):
+            path.chmod(0o777 if path.is_dir() else 0o666)
+        shutil.rmtree(root)
 
 
 def _settings(checkpoint: Path, *, mpp: float | None = None, **changes) -> BatchSettings:

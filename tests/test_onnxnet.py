@@ -160,3 +160,56 @@ def test_segment_drops_exactly_the_nuclei_below_the_object_probability(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--min-object-probability" in err[0] and "[0, 1)" in err[0]
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_wire_schema_is_onnx_s_own():
+    """The field numbers external_tensors follows are those of the onnx package's own descriptors."""
+    from ssimnet.net.onnxwire import SCHEMA
+
+    for message, fields in SCHEMA.items():
+        descriptor = getattr(onnx, message).DESCRIPTOR
+        for number, held in fields.items():
+            field = descriptor.fields_by_number[number]
+            assert field.message_type is not None and field.message_type.name == held, (message, number)
+
+
+@pytest.mark.parametrize("where", ["initializer", "constant", "subgraph"])
+def test_external_data_is_refused_wherever_the_tensor_is(unet, tmp_path, monkeypatch, where):
+    """A crafted export whose tensor points at another file (ONNX Runtime would read it from the working
+    directory) is refused before ONNX Runtime sees it: in the graph's initializers, in a Constant node's
+    attribute, and in a graph nested in an If node."""
+    from onnx import TensorProto, helper
+    from onnx.external_data_helper import set_external_data
+
+    from ssimnet.net.onnxwire import external_tensors
+
+    proto = onnx.load_from_string(export_onnx(unet))
+    assert external_tensors(proto.SerializeToString()) == 0
+    secret = helper.make_tensor("w", TensorProto.FLOAT, [4], np.ones(4, np.float32).tobytes(), raw=True)
+    set_external_data(secret, location="secret.bin")
+    secret.ClearField("raw_data")
+    (tmp_path / "secret.bin").write_bytes(np.full(4, 7, np.float32).tobytes())
+    if where == "initializer":
+        proto.graph.initializer.append(secret)
+    else:
+        constant = helper.make_node("Constant", [], ["c"], value=secret)
+        if where == "constant":
+            proto.graph.node.append(constant)
+        else:
+            branch = helper.make_graph([constant], "branch", [], [helper.make_tensor_value_info("c", 1, [4])])
+            empty = helper.make_graph([], "empty", [], [])
+            proto.graph.node.append(helper.make_node("If", ["cond"], ["c"], then_branch=branch, else_branch=empty))
+    crafted = proto.SerializeToString()
+    assert external_tensors(crafted) == 1
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"keeps tensors in other files \(external data: 1\)"):
+        OnnxNetwork(crafted)
+    (tmp_path / "crafted.onnx").write_bytes(crafted)
+    with pytest.raises(DataError, match="crafted.onnx: it keeps tensors in other files"):
+        OnnxNetwork.from_file(tmp_path / "crafted.onnx")
+
+
+def test_a_truncated_model_is_refused_in_one_line(unet):
+    model = export_onnx(unet)
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        OnnxNetwork(model[: len(model) // 2])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data import DataError, atomic_path
+from ..errors import first_line
 from .onnxnet import OnnxNetwork
 
 if TYPE_CHECKING:
@@ -32,11 +33,6 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict) -> None:
 
     with atomic_path(Path(path)) as tmp:
         torch.save(state, tmp)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0][:120] if lines else "") or type(exc).__name__
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict:
@@ -57,7 +53,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many kinds on a foreign file
-        raise DataError(path, f"not an ssimnet checkpoint ({_first_line(exc)})") from None
+        raise DataError(path, f"not an ssimnet checkpoint ({first_line(exc, limit=120)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise DataError(path, f"not an ssimnet checkpoint (no {CHECKPOINT_FORMAT} format tag)")
     return state
@@ -103,7 +99,7 @@ def load_model(
     except ValueError as exc:  # another architecture than asked for
         raise DataError(path, str(exc)) from None
     except (KeyError, TypeError, RuntimeError, AttributeError) as exc:  # missing or mismatched entries
-        raise DataError(path, f"damaged ssimnet checkpoint ({_first_line(exc)})") from None
+        raise DataError(path, f"damaged ssimnet checkpoint ({first_line(exc, limit=120)})") from None
     return trainer, inference
 
 

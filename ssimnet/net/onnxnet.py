@@ -36,7 +36,9 @@ import numpy as np
 
 from ..config import ONNX_OPSET
 from ..data import DataError
+from ..errors import first_line
 from .architecture import Architecture
+from .onnxwire import external_tensors
 
 if TYPE_CHECKING:
     from .model import UNet
@@ -136,7 +138,8 @@ class OnnxNetwork:
     Raises
     ------
     ValueError
-        If `model` is not an ssimnet ONNX export.
+        If `model` is not an ssimnet ONNX export, or keeps tensors in other
+        files (:func:`ssimnet.net.onnxwire.external_tensors`).
     """
 
     def __init__(self, model: bytes, *, threads: int | None = None) -> None:
@@ -144,6 +147,13 @@ class OnnxNetwork:
 
         self.model = bytes(model)
         self.threads = threads or _threads()
+        try:
+            external = external_tensors(self.model)
+        except ValueError as exc:
+            raise ValueError(f"not an ONNX model ({exc})") from None
+        if external:
+            raise ValueError(f"it keeps tensors in other files (external data: {external}), which ssimnet refuses; "
+                             "save the model with every tensor inside it")
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -151,7 +161,7 @@ class OnnxNetwork:
         try:
             self._session = ort.InferenceSession(self.model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # ONNX Runtime raises its own kinds on a damaged model
-            raise ValueError(f"not an ONNX model ({str(exc).strip().splitlines()[0][:120]})") from None
+            raise ValueError(f"not an ONNX model ({first_line(exc, limit=120)})") from None
         stored = self._session.get_modelmeta().custom_metadata_map.get(ONNX_FORMAT)
         if stored is None:
             raise ValueError(f"an ONNX model, but not an ssimnet network (no {ONNX_FORMAT} metadata)")

@@ -56,7 +56,7 @@ __all__ = ["BatchSettings", "train_on_images", "load_segmenter", "output_paths",
            "clean_temporaries", "segment_file", "summary_rows", "SUMMARY_COLUMNS", "run_batch"]
 
 #: Columns of ``summary.csv``, one row per image.
-SUMMARY_COLUMNS = ["image", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
+SUMMARY_COLUMNS = ["image", "source", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
                    "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds"]
 
 
@@ -160,7 +160,7 @@ class BatchSettings:
 def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
     area = np.asarray(table["area"], float)
     mean = (lambda v: float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
-    return {"image": job.name, "width": int(shape[1]), "height": int(shape[0]), "nuclei": len(area),
+    return {"image": job.name, "source": str(job.path), "width": int(shape[1]), "height": int(shape[0]), "nuclei": len(area),
             "nuclei_per_megapixel": round(len(area) / (shape[0] * shape[1]) * 1e6, 2),
             "mean_area": mean(area), "median_area": float(np.median(area)) if len(area) else float("nan"),
             "mean_eccentricity": mean(np.asarray(table["eccentricity"], float)),

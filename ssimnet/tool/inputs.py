@@ -1,7 +1,8 @@
 """A batch's inputs: files, folders and glob patterns found, named for their outputs, read and checked.
 
 Output names derive from the inputs so that no output can land outside the
-output folder (:func:`output_name`); the output folder itself is never an
+output folder (:func:`output_name`), and two inputs of one name get two
+(:func:`unique_names`); the output folder itself is never an
 input; patterns do not follow symbolic links to folders.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import numpy as np
 from ..data import IMAGE_SUFFIXES, check_image, read_image
 from ..errors import DataError
 
-__all__ = ["Job", "output_name", "find_images", "read_images"]
+__all__ = ["Job", "output_name", "unique_names", "find_images", "read_images"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,42 @@ class Job:
 def output_name(name: str) -> str:
     """`name` (a path relative to an input, without suffix) made safe as an output name under ``--out``:
     every part that is empty, ``.`` or ``..`` (or starts with a dot) becomes a plain name, so that no output
-    can land outside the output folder or be hidden.
+    can land outside the output folder or be hidden, and control characters (a newline would split a line
+    of the summary or of a message) become ``_``.
 
-    >>> output_name(".."), output_name("a/../b"), output_name("sub/x")
-    ('_', 'a/_/b', 'sub/x')
+    >>> output_name(".."), output_name("a/../b"), output_name("sub/x"), output_name("a\\nb")
+    ('_', 'a/_/b', 'sub/x', 'a_b')
     """
-    return "/".join(part.lstrip(".") or "_" for part in name.replace("\\", "/").split("/"))
+    name = _CONTROL.sub("_", name.replace("\\", "/"))
+    return "/".join(part.lstrip(".") or "_" for part in name.split("/"))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def unique_names(jobs: Sequence[Job]) -> list[Job]:
+    """`jobs` with each file once, and a file whose output name an earlier file already has renamed
+    ``<name>-2`` (``-3``, ...), so that no two images write the same outputs.
+
+    >>> [j.name for j in unique_names([Job(Path("x/a.png"), "a"), Job(Path("y/a.png"), "a"),
+    ...                                Job(Path("x/a.png"), "a")])]
+    ['a', 'a-2']
+    """
+    kept: dict[Path, Job] = {}
+    taken = {job.name for job in jobs}
+    used: set[str] = set()
+    for job in jobs:
+        if job.path in kept:
+            continue
+        name = job.name
+        if name in used:
+            n = 2
+            while f"{job.name}-{n}" in taken or f"{job.name}-{n}" in used:
+                n += 1
+            name = f"{job.name}-{n}"
+        used.add(name)
+        kept[job.path] = Job(job.path, name)
+    return list(kept.values())
 
 
 def _glob(pattern: str) -> list[Path]:
@@ -55,14 +87,13 @@ def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | Non
 
     Files in a folder keep their sub-folders in their output names; a file
     named directly, or found by a pattern, is named by its stem; each name is
-    made safe (:func:`output_name`).  Files under `exclude` (the output
+    made safe (:func:`output_name`) and unique (:func:`unique_names`).  Files under `exclude` (the output
     folder) are not inputs, so that a rerun never reads its own outputs.
 
     Raises
     ------
     DataError
-        If an input matches nothing, a folder holds no image, or two images
-        would write the same outputs.
+        If an input matches nothing or a folder holds no image.
     """
     skip = exclude.resolve() if exclude is not None else None
 
@@ -85,12 +116,7 @@ def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | Non
             if not matches:
                 raise DataError(path, "no file matches this pattern")
             jobs += [Job(p, output_name(p.stem)) for p in matches]
-    seen: dict[str, Path] = {}
-    for job in jobs:
-        if job.name in seen and seen[job.name] != job.path:
-            raise DataError(job.path, f"same output name {job.name!r} as {seen[job.name]}; their outputs would collide")
-        seen[job.name] = job.path
-    return list({job.name: job for job in jobs}.values())
+    return unique_names(jobs)
 
 
 def read_images(jobs: Sequence[Job], *, min_side: int, why: str) -> tuple[dict[str, np.ndarray], list[DataError]]:
