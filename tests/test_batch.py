@@ -305,3 +305,19 @@ def test_mpp_segments_at_the_network_pixel_size(tmp_path, checkpoint, monkeypatc
     row = segment_file(Job(tmp_path / "a.png", "b"), tmp_path / "out", settings, trainer)
     assert row["tiles"] == 3 * 4 and (tmp_path / "out" / "b_label.tif").is_file()
     assert max(max(s) for s in seen) <= 2 * (32 + 2 * 8)  # 32-px cores and 8-px halos on the image, doubled
+
+
+def test_a_summary_without_nuclei_is_strict_json_with_empty_cells():
+    """No NaN in summary.json (JSON has none; jq and browsers refuse it): a mean over no nuclei is null."""
+    from ssimnet.tool.batch import _summary
+
+    empty = {"area": [], "eccentricity": [], "mean_hematoxylin": []}
+    row = _summary(Job(Path("x.png"), "x"), (64, 48), empty, tiles=1, seconds=0.5)
+    assert row["nuclei"] == 0 and row["mean_area"] is None and row["median_area"] is None
+    assert row["mean_eccentricity"] is None and row["mean_hematoxylin"] is None
+    text = json.dumps(row, allow_nan=False)  # raises on NaN
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard {c}")) == row
+    one = _summary(Job(Path("x.png"), "x"), (64, 48), {"area": [30.0], "eccentricity": [float("nan")],
+                                                       "mean_hematoxylin": [0.5]}, tiles=1, seconds=0.5)
+    assert (one["mean_area"], one["median_area"], one["mean_eccentricity"], one["mean_hematoxylin"]) == \
+        (30.0, 30.0, None, 0.5)

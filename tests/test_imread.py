@@ -140,12 +140,23 @@ def test_a_batch_survives_a_bomb_and_a_damaged_file_and_reports_the_changes(tmp_
     (["--scheduler", "http://127.0.0.1:8787"], "is a web address, such as the Dask dashboard's"),
     (["--scheduler", "not a scheduler"], "is not local, tcp://HOST:PORT or HOST:PORT"),
     (["--device", "bogus"], "argument --device: 'bogus' is not cpu, cuda, cuda:N or mps"),
+    (["--model", ""], "argument --model: empty path"),
+    (["--out", " "], "argument --out: empty path"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_every_bad_option_is_one_line_before_any_work(tmp_path, capsys, argv, message):
     write_image(tmp_path / "a.png", synthetic_tile((64, 64), seed=1).image)
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ssimnet: error: segment: ") and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_input_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "a.png", synthetic_tile((64, 64), seed=1).image)
+    assert main(["segment", "a.png", "", "--out", "out"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ssimnet: error: segment: argument images: empty path (an unset variable?); give a file or folder\n"
     assert not (tmp_path / "out").exists()
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from ..config import DEFAULT_PROFILE, DEFAULT_SEED, INSTANCE_METHODS, NETWORK_MPP, PROFILES, default_workers
 from ..data import DataError, DataErrors
 from .common import CommandError
-from .options import OneLineParser, device, mpp, non_negative, scheduler, workers
+from .options import OneLineParser, device, mpp, non_negative, path, scheduler, workers
 from .run import cmd_book, cmd_convert, cmd_evaluate, cmd_pseudo_labels, cmd_publish, cmd_synth, cmd_train
 from .segment import ShippedVersion, cmd_segment
 
@@ -28,18 +28,18 @@ def parser() -> argparse.ArgumentParser:
                                                                                      parser_class=OneLineParser)
     convert = data.add_parser("convert", help="convert an official download into the uniform layout")
     convert.add_argument("format", choices=["monuseg", "cpm17"])
-    convert.add_argument("src", help="the downloaded folder")
-    convert.add_argument("dst", help="dataset root to write")
+    convert.add_argument("src", type=path, help="the downloaded folder")
+    convert.add_argument("dst", type=path, help="dataset root to write")
     convert.add_argument("--split", choices=["train", "test"], help="split for a folder that holds one split only")
     convert.set_defaults(func=cmd_convert)
     synth = data.add_parser("synth", help="write the synthetic H&E dataset")
-    synth.add_argument("dst")
+    synth.add_argument("dst", type=path)
     synth.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
     synth.set_defaults(func=cmd_synth)
 
     pseudo = sub.add_parser("pseudo-labels", help="label-free pseudo labels and purified patches of a split")
-    pseudo.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
-    pseudo.add_argument("--out", required=True, help="run directory; results go to OUT/pseudo/<split>/<key>/")
+    pseudo.add_argument("data_dir", type=path, help="dataset root in the uniform layout (labels are not read)")
+    pseudo.add_argument("--out", type=path, required=True, help="run directory; results go to OUT/pseudo/<split>/<key>/")
     pseudo.add_argument("--split", default="train")
     pseudo.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
     pseudo.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
@@ -48,8 +48,8 @@ def parser() -> argparse.ArgumentParser:
     pseudo.set_defaults(func=cmd_pseudo_labels)
 
     train = sub.add_parser("train", help="train SSimNet on the pseudo labels of a training split")
-    train.add_argument("data_dir", help="dataset root in the uniform layout (labels are not read)")
-    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("data_dir", type=path, help="dataset root in the uniform layout (labels are not read)")
+    train.add_argument("--out", type=path, required=True, help="run directory")
     train.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help=_PROFILE_HELP)
     train.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
     train.add_argument("--device", type=device, default="", help="torch device (default: cuda if present, else cpu)")
@@ -59,10 +59,10 @@ def parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     segment = sub.add_parser("segment", help="segment nuclei in H&E images, without labels")
-    segment.add_argument("images", nargs="+", help="RGB images (PNG, TIFF, JPEG), folders (searched recursively) or "
+    segment.add_argument("images", type=path, nargs="+", help="RGB images (PNG, TIFF, JPEG), folders (searched recursively) or "
                                                    "glob patterns")
-    segment.add_argument("--out", required=True, help="output folder")
-    segment.add_argument("--model", help="checkpoint from 'ssimnet train', or its ONNX export (default: the network "
+    segment.add_argument("--out", type=path, required=True, help="output folder")
+    segment.add_argument("--model", type=path, help="checkpoint from 'ssimnet train', or its ONNX export (default: the network "
                                           "shipped with ssimnet, trained label-free on MoNuSeg)")
     segment.add_argument("--adapt", action="store_true",
                          help="train a network label-free on the given images themselves instead (minutes)")
@@ -97,9 +97,9 @@ def parser() -> argparse.ArgumentParser:
     segment.set_defaults(func=cmd_segment)
 
     evaluate = sub.add_parser("evaluate", help="score predicted instance maps against ground truth")
-    evaluate.add_argument("gt_dir", help="folder of ground-truth label PNGs (or a split folder with labels/)")
-    evaluate.add_argument("pred_dir", help="folder of predicted label PNGs with the same names")
-    evaluate.add_argument("--csv", help="also write the per-image table here")
+    evaluate.add_argument("gt_dir", type=path, help="folder of ground-truth label maps, PNG or TIFF (or a split folder with labels/)")
+    evaluate.add_argument("pred_dir", type=path, help="folder of predicted label maps with the same names (as segment writes them: <name>_label.png or .tif, or <name>.png)")
+    evaluate.add_argument("--csv", type=path, help="also write the per-image table here")
     evaluate.set_defaults(func=cmd_evaluate)
 
     book = sub.add_parser("book", help="execute the book's notebooks with papermill")

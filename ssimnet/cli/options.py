@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from ..config import usable_cpus
 
-__all__ = ["OneLineParser", "non_negative", "workers", "mpp", "scheduler", "device", "MPP_RANGE"]
+__all__ = ["OneLineParser", "path", "non_negative", "workers", "mpp", "scheduler", "device", "MPP_RANGE"]
 
 #: Plausible microns per pixel of a histology image: a 100x oil objective (about 0.05) to a 2x overview (about 5).
 MPP_RANGE: tuple[float, float] = (0.05, 5.0)
@@ -37,6 +37,18 @@ def _number(text: str, kind: type) -> float:
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
+def path(text: str) -> str:
+    """A file or folder name that is not empty: an empty one (an unset shell variable) would mean the
+    current folder, silently.
+
+    >>> path("masks/")
+    'masks/'
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path (an unset variable?); give a file or folder")
+    return text
 
 
 def non_negative(text: str) -> int:

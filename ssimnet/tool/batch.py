@@ -158,11 +158,13 @@ class BatchSettings:
 
 
 def _summary(job: Job, shape: tuple[int, ...], table: dict[str, np.ndarray], tiles: int, seconds: float) -> dict[str, object]:
+    """An image's row of ``summary.csv``; a mean over no nuclei is None (``null`` in JSON, which has no NaN,
+    and an empty cell in the CSV, whether the row is new or read back from an earlier run)."""
     area = np.asarray(table["area"], float)
-    mean = (lambda v: float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
-    return {"image": job.name, "source": str(job.path), "width": int(shape[1]), "height": int(shape[0]), "nuclei": len(area),
-            "nuclei_per_megapixel": round(len(area) / (shape[0] * shape[1]) * 1e6, 2),
-            "mean_area": mean(area), "median_area": float(np.median(area)) if len(area) else float("nan"),
+    mean = (lambda v: float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else None)
+    return {"image": job.name, "source": str(job.path), "width": int(shape[1]), "height": int(shape[0]),
+            "nuclei": len(area), "nuclei_per_megapixel": round(len(area) / (shape[0] * shape[1]) * 1e6, 2),
+            "mean_area": mean(area), "median_area": float(np.median(area)) if len(area) else None,
             "mean_eccentricity": mean(np.asarray(table["eccentricity"], float)),
             "mean_hematoxylin": mean(np.asarray(table["mean_hematoxylin"], float)),
             "tiles": tiles, "seconds": round(seconds, 2)}
@@ -282,7 +284,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     made_with = {"inference": asdict(settings.inference), "mpp": settings.mpp, "seed": settings.seed,
                  "model": settings.model}
     with atomic_path(paths["summary"]) as tmp:
-        tmp.write_text(json.dumps({**row, "key": job_key(job, settings), "settings": made_with}, indent=1) + "\n")
+        tmp.write_text(json.dumps({**row, "key": job_key(job, settings), "settings": made_with}, indent=1,
+                                  allow_nan=False) + "\n")
     return row
 
 
