@@ -45,10 +45,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--region", type=int, default=0, help="also one region of this side (pixels)")
     parser.add_argument("--source", default="", help="a 1000x1000 RGB tile (default: synthetic)")
-    parser.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                        help="passed on to ssimnet segment (default: the profile's)")
+    parser.add_argument("--normalize", choices=["auto", "on", "off"], default=None,
+                        help="passed on to ssimnet segment (default: the network's)")
     args = parser.parse_args()
-    extra = [] if args.normalize is None else ["--normalize" if args.normalize else "--no-normalize"]
+    extra = [] if args.normalize is None else ["--normalize", args.normalize]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = args.model

@@ -5,7 +5,7 @@ so a worker process can report it.  A batch that goes on past bad files
 collects them in :class:`DataErrors`.  What is accepted but changed on the
 way in (a CMYK image converted, transparent pixels made white, the first
 frame of many) is an :class:`InputWarning`, which ``ssimnet segment`` reports
-with the file's name.
+with the file's name, as it does a :class:`SegmentationWarning`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["DataError", "DataErrors", "InputWarning", "first_line"]
+__all__ = ["DataError", "DataErrors", "InputWarning", "SegmentationWarning", "first_line"]
 
 
 class DataError(ValueError):
@@ -48,6 +48,11 @@ class DataErrors(Exception):
 
 class InputWarning(UserWarning):
     """An input that was read, but changed on the way in (the message says how)."""
+
+
+class SegmentationWarning(UserWarning):
+    """An image that was segmented, but not as asked (its stains left as they are by ``normalize="auto"``),
+    or whose result looks implausible (nuclei over most of the tissue); the message says which and what to try."""
 
 
 def first_line(exc: BaseException, *, limit: int = 160) -> str:

@@ -55,6 +55,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "score": ("ssimnet.metrics",),
     "evaluate": ("=ssimnet.runs.evaluate",),
     "segment_files": ("ssimnet.tool.batch",),
+    "stress": ("ssimnet.runs.stress", "ssimnet.tool.segmenter", "ssimnet.baselines", "ssimnet.metrics"),
 }
 
 

@@ -251,15 +251,23 @@ def test_a_large_region_goes_tile_by_tile_into_a_32_bit_tiff(tmp_path, checkpoin
 
 def test_stain_normalisation_is_a_setting_of_the_batch(folder, tmp_path, checkpoint, capsys):
     out = tmp_path / "out"
-    assert _segment(folder, out, checkpoint) == 0  # with --model: normalised by default
+    assert _segment(folder, out, checkpoint) == 0  # with --model: the network's setting, auto
     capsys.readouterr()
-    assert _segment(folder, out, checkpoint, "--normalize") == 0
+    assert _segment(folder, out, checkpoint, "--normalize", "auto") == 0
     assert "3 of 3 images already done" in capsys.readouterr().out
-    assert _segment(folder, out, checkpoint, "--no-normalize") == 0  # another setting: every image again
+    assert json.loads((out / "a_summary.json").read_text())["normalization"] == "normalised"
+    assert _segment(folder, out, checkpoint, "--normalize") == 0  # on: another setting, every image again
     assert "already done" not in capsys.readouterr().out
+    assert _segment(folder, out, checkpoint, "--no-normalize") == 0  # and off
+    assert "already done" not in capsys.readouterr().out
+    assert json.loads((out / "a_summary.json").read_text())["normalization"] == "not normalised (off)"
+    with open(out / "summary.csv") as f:
+        assert {row["normalization"] for row in csv.DictReader(f)} == {"not normalised (off)"}
+    assert _segment(folder, out, checkpoint, "--normalize", "off") == 0  # --normalize off is --no-normalize
+    assert "3 of 3 images already done" in capsys.readouterr().out
     jobs = find_images([folder])
-    assert all(is_done(out, j, _settings(checkpoint, normalize=False)) for j in jobs)
-    assert not any(is_done(out, j, _settings(checkpoint, normalize=True)) for j in jobs)
+    assert all(is_done(out, j, _settings(checkpoint, normalize="off")) for j in jobs)
+    assert not any(is_done(out, j, _settings(checkpoint, normalize="on")) for j in jobs)
 
 
 def test_mpp_resamples_for_the_network_and_labels_the_image_grid(folder, tmp_path, checkpoint, capsys):

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,12 @@ CANDIDATES = ResultKind("candidates_per_image.csv", "candidates_provenance.json"
 #: watershed, on MoNuSeg and on data never tuned on
 #: (:func:`ssimnet.runs.experiments.normalization_study`).
 NORMALIZATION = ResultKind("normalization_per_image.csv", "normalization_provenance.json", ("config", "split", "image"))
+#: The stain stress test (``studies/stain_stress.py``): MoNuSeg test and TNBC under colour transforms, four ways.
+STAIN_STRESS = ResultKind("stain_stress_per_image.csv", "stain_stress_provenance.json",
+                          ("dataset", "transform", "config", "image"))
+#: What chose the stain guard's thresholds: MoNuSeg training images and their stressed copies.
+STAIN_GUARD_SELECTION = ResultKind("stain_guard_selection_per_image.csv", "stain_guard_selection_provenance.json",
+                                   ("transform", "way", "image"))
 #: ``ssimnet segment`` on rescaled MoNuSeg test images, with and without
 #: their pixel size (``studies/resolution.py``).
 RESOLUTION = ResultKind("resolution_per_image.csv", "resolution_provenance.json", ("config", "split", "image"))

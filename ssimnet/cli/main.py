@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..config import DEFAULT_PROFILE, DEFAULT_SEED, INSTANCE_METHODS, NETWORK_MPP, PROFILES, default_workers
+from ..config import DEFAULT_PROFILE, DEFAULT_SEED, INSTANCE_METHODS, NETWORK_MPP, NORMALIZE_MODES, PROFILES, default_workers
 from ..data import DataError, DataErrors
 from .common import CommandError
 from .options import OneLineParser, device, mpp, non_negative, path, scheduler, workers
@@ -79,9 +79,12 @@ def parser() -> argparse.ArgumentParser:
                               "network's)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                          help="average the prediction over 8 orientations, 8x slower (default: the network's)")
-    segment.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                         help="map each image's stains onto the MoNuSeg reference before the network sees it "
-                              "(default: the network's; off with --adapt)")
+    segment.add_argument("--normalize", choices=list(NORMALIZE_MODES), nargs="?", const="on", default=None,
+                         help="map each image's stains onto the MoNuSeg reference before the network sees it: "
+                              "auto (unless the image has one stain only), on, or off (default: the network's; "
+                              "off with --adapt)")
+    segment.add_argument("--no-normalize", dest="normalize", action="store_const", const="off",
+                         help="the same as --normalize off")
     segment.add_argument("--mpp", type=mpp, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
                               "and back; not with --adapt (default: as they are)")

@@ -118,6 +118,42 @@ STAIN_REFERENCE: StainReference = StainReference(
 )
 
 
+class StainGuard(NamedTuple):
+    """Thresholds of the stain guard (:mod:`ssimnet.tool.stain_guard`) and of the check on a result.
+
+    Chosen on ten MoNuSeg training images and their stress-tested copies
+    (``studies/stain_stress.py``); MoNuSeg test and TNBC were not looked at.
+
+    Attributes
+    ----------
+    order_margin, order_min_density : float
+        The stain called hematoxylin becomes the counterstain when it is more
+        than `order_margin` times as spread over the tissue as the other, and
+        the other's 99th-percentile density is at least `order_min_density`
+        times its own (not noise).
+    one_stain_angle, one_stain_spread : float
+        An image is one-stain (not normalised by ``normalize="auto"``) when
+        its stain colours are less than `one_stain_angle` degrees apart and
+        their spreads within a factor `one_stain_spread`.
+    max_foreground : float
+        A result whose nuclei cover more than this share of the tissue is
+        implausible and warned about.
+    """
+
+    order_margin: float = 1.5
+    order_min_density: float = 0.5
+    one_stain_angle: float = 8.0
+    one_stain_spread: float = 1.8
+    max_foreground: float = 0.6
+
+
+#: The stain guard's thresholds.
+STAIN_GUARD: StainGuard = StainGuard()
+
+#: Stain normalisation modes of :attr:`ssimnet.config.InferenceConfig.normalize` (and ``segment --normalize``).
+NORMALIZE_MODES: tuple[str, ...] = ("auto", "on", "off")
+
+
 class InstanceDefaults(NamedTuple):
     """Default settings of one instance method of :func:`ssimnet.predict.nuclei.instances`."""
 

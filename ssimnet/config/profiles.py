@@ -25,10 +25,11 @@ PAPER_FINAL_LR: float = DEFAULT_TRAIN.lr * DEFAULT_TRAIN.lr_decay**DEFAULT_TRAIN
 CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, lr=1e-3)
 
 #: How ``ssimnet segment`` segments by default (stored with the shipped network):
-#: the whole image in tiles of up to 1024 pixels, its stains normalised, no
+#: the whole image in tiles of up to 1024 pixels, its stains normalised unless
+#: the stain guard finds one stain only (``normalize="auto"``), no
 #: per-image fine-tuning (on MoNuSeg *training* images fine-tuning lowered AJI
 #: at every learning rate tried: 27.3 without, 20.4-27.6 with).
-TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize=True)
+TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize="auto")
 
 #: The name of the profile every command uses when given none: real images on a CPU.
 DEFAULT_PROFILE: str = "cpu"

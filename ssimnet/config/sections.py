@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ..net.architecture import Architecture
-from .constants import INSTANCE_METHODS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA, NETWORK_MPP
+from .constants import INSTANCE_METHODS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA, NETWORK_MPP, NORMALIZE_MODES
 
 
 def key_fields(section: object) -> dict[str, object]:
@@ -262,9 +262,12 @@ class InferenceConfig:
         Overlap of neighbouring tiles, in pixels (blended linearly).
     tta : bool
         Test-time augmentation: eight orientations averaged, 8x the time.
-    normalize : bool
+    normalize : {"off", "on", "auto"}
         Map each image's stains onto :data:`STAIN_REFERENCE` before the
-        network sees it (:mod:`ssimnet.tool.normalize`).
+        network sees it (:mod:`ssimnet.tool.normalize`): ``"on"`` always,
+        ``"auto"`` unless the stain guard finds one stain only
+        (:mod:`ssimnet.tool.stain_guard`), ``"off"`` never.  ``True`` and
+        ``False`` (version 0.2's settings) read as ``"on"`` and ``"off"``.
     normalize_min_scale : float
         Smallest factor of that mapping's density scaling: 1 strengthens pale
         stains and never weakens dark ones (``results/cpu/normalization_*``).
@@ -304,7 +307,7 @@ class InferenceConfig:
     tile_size: int = 256
     tile_overlap: int = 64
     tta: bool = False
-    normalize: bool = False
+    normalize: str = "off"
     normalize_min_scale: float = 1.0
     stain_solver: str = "exact"
     network_mpp: float = NETWORK_MPP
@@ -312,6 +315,8 @@ class InferenceConfig:
     region_halo: int = 96
 
     def __post_init__(self) -> None:
+        if isinstance(self.normalize, bool):  # version 0.2 stored a bool
+            object.__setattr__(self, "normalize", "on" if self.normalize else "off")
         if self.instances not in INSTANCE_METHODS:
             raise ValueError(f"instances must be one of {', '.join(map(repr, INSTANCE_METHODS))}, got {self.instances!r}")
         checks = [
@@ -324,6 +329,7 @@ class InferenceConfig:
             (self.finetune_norm in ("train", "frozen"), "finetune_norm must be 'train' or 'frozen'", self.finetune_norm),
             (self.tile_size >= 16, "tile_size must be at least 16", self.tile_size),
             (0 <= self.tile_overlap < self.tile_size, "tile_overlap must lie in [0, tile_size)", self.tile_overlap),
+            (self.normalize in NORMALIZE_MODES, f"normalize must be one of {', '.join(NORMALIZE_MODES)}", self.normalize),
             (self.normalize_min_scale >= 0, "normalize_min_scale must be >= 0", self.normalize_min_scale),
             (self.stain_solver in ("exact", "cd"), "stain_solver must be 'exact' or 'cd'", self.stain_solver),
             (self.network_mpp > 0, "network_mpp must be > 0", self.network_mpp),

@@ -44,6 +44,9 @@ class Segmentation:
     table : dict of per-nucleus columns (:func:`measure_nuclei`), or None when not measured
     tiles : int
         How many tiles of a large region it was segmented in (1: the whole image at once).
+    normalization : str
+        What was done with the image's stains (:class:`ssimnet.Segmenter` fills it in):
+        ``"normalised"``, ``"not normalised (off)"``, or why ``normalize="auto"`` left them.
     """
 
     label: np.ndarray
@@ -54,6 +57,7 @@ class Segmentation:
     boundary: np.ndarray | None = None
     table: dict[str, np.ndarray] | None = None
     tiles: int = 1
+    normalization: str = ""
 
     @property
     def labels(self) -> np.ndarray:

@@ -43,7 +43,7 @@ from ..data import (
     write_label,
     write_table,
 )
-from ..errors import InputWarning
+from ..errors import InputWarning, SegmentationWarning
 from ..fingerprint import code_fingerprint
 from ..net.onnxnet import OnnxNetwork
 from .inputs import Job, find_images, output_name, read_images  # noqa: F401  (importable from here)
@@ -57,7 +57,7 @@ __all__ = ["BatchSettings", "train_on_images", "load_segmenter", "output_paths",
 
 #: Columns of ``summary.csv``, one row per image.
 SUMMARY_COLUMNS = ["image", "source", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
-                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds"]
+                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization"]
 
 
 def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
@@ -218,8 +218,11 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
     """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
     returns its summary row.
 
-    The row's ``warnings`` lists what was changed on reading it
-    (:class:`ssimnet.errors.InputWarning`) and its stain fallbacks, if any.
+    The row's ``normalization`` says what was done with the image's stains;
+    its ``warnings`` list what was changed on reading it
+    (:class:`ssimnet.errors.InputWarning`), its stain fallbacks and what the
+    segmenter warned of (:class:`ssimnet.errors.SegmentationWarning`), if any.
+    Both are in the image's summary JSON too.
 
     Raises
     ------
@@ -230,13 +233,18 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
 
     start = time.perf_counter()
     segmenter = Segmenter(segmenter.network, settings.inference, pseudo=settings.pseudo, path=segmenter.path)
-    reported = (InputWarning, StainFallbackWarning)
+    reported = (InputWarning, StainFallbackWarning, SegmentationWarning)
     with warnings.catch_warnings(record=True) as caught:  # reported with the image's name
         for category in reported:
             warnings.simplefilter("always", category)
         image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
         row = _segment_and_write(job, image, out, settings, segmenter, start)
     row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, reported)))
+    made_with = {"inference": asdict(settings.inference), "mpp": settings.mpp, "seed": settings.seed,
+                 "model": settings.model}
+    with atomic_path(output_paths(out, job.name)["summary"]) as tmp:  # written last: the image is done
+        tmp.write_text(json.dumps({**row, "key": job_key(job, settings), "settings": made_with}, indent=1,
+                                  allow_nan=False) + "\n")
     return row
 
 
@@ -249,7 +257,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     tiff = paths["label"].with_suffix(".tif")
     if not segmenter.is_region(image, mpp=settings.mpp):
         result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
-        label, table, tiles = result.labels, result.table, result.tiles
+        label, table, tiles, normalization = result.labels, result.table, result.tiles, result.normalization
         written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}
         if int(label.max()) > 65535:
             _write_label_tiff(tiff, label)
@@ -261,6 +269,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
         import tifffile
 
         tables: list[dict[str, np.ndarray]] = []
+        notes: list[str] = []
         written = {tiff}
         with atomic_path(tiff) as tmp:
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
@@ -268,6 +277,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             def features() -> Iterator[dict[str, object]]:
                 for part in segmenter.segment_tiles(image, region, mpp=settings.mpp, seed=settings.seed):
                     tables.append(part.table)
+                    notes.append(part.normalization)
                     polygons = nucleus_polygons(part.tile.label, offset=part.tile.offset)
                     yield from feature_collection(polygons, part.table)["features"]
                     _release_memory()
@@ -275,18 +285,12 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             _write_geojson(paths["geojson"], features())
             region.flush()
             del region
-        tiles = len(tables)
+        tiles, normalization = len(tables), (notes[0] if notes else "")
         table = concatenate_tables(tables)
     write_table(paths["nuclei"], _rows(table), columns=list(table))
     for stale in {paths["label"], tiff, paths["overlay"]} - written:  # an earlier run's, with other settings
         stale.unlink(missing_ok=True)
-    row = _summary(job, image.shape, table, tiles, time.perf_counter() - start)
-    made_with = {"inference": asdict(settings.inference), "mpp": settings.mpp, "seed": settings.seed,
-                 "model": settings.model}
-    with atomic_path(paths["summary"]) as tmp:
-        tmp.write_text(json.dumps({**row, "key": job_key(job, settings), "settings": made_with}, indent=1,
-                                  allow_nan=False) + "\n")
-    return row
+    return {**_summary(job, image.shape, table, tiles, time.perf_counter() - start), "normalization": normalization}
 
 
 def _release_memory() -> None:

@@ -46,6 +46,7 @@ from ..config import (
     StainReference,
 )
 from ..pseudo.stain import VahadaneSeparator, check_solver, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
+from .stain_guard import StainCheck, check_stains, order_stains
 
 __all__ = ["StainNormalizer", "max_density", "stain_normalizer", "inference_normalizer", "segment_normalizer"]
 
@@ -89,6 +90,10 @@ class StainNormalizer:
         Seed of the stain fits.
     solver : {"cd", "exact"}
         How each image's stain matrix is fitted (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
+    order : bool
+        Name hematoxylin by where each stain is when the separation's
+        colour rule is clearly wrong (:func:`ssimnet.tool.stain_guard.order_stains`);
+        False measures as version 0.2 did (the stress test's comparison).
 
     Attributes
     ----------
@@ -99,7 +104,7 @@ class StainNormalizer:
     """
 
     def __init__(self, *, percentile: float = 99.0, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale, n_samples: int = DEFAULT_PSEUDO.stain_samples,
-                 seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER) -> None:
+                 seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER, order: bool = True) -> None:
         if not 50.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must lie in [50, 100], got {percentile}")
         if min_scale < 0:
@@ -109,13 +114,15 @@ class StainNormalizer:
         self.n_samples = n_samples
         self.seed = seed
         self.solver = check_solver(solver)
+        self.order = order
 
     @classmethod
     def from_reference(cls, reference: StainReference, *, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale,
                        n_samples: int = DEFAULT_PSEUDO.stain_samples, seed: int = 0,
-                       solver: str = PSEUDO_STAIN_SOLVER) -> StainNormalizer:
+                       solver: str = PSEUDO_STAIN_SOLVER, order: bool = True) -> StainNormalizer:
         """A normaliser onto a stored reference (such as :data:`ssimnet.config.STAIN_REFERENCE`)."""
-        norm = cls(percentile=reference.percentile, min_scale=min_scale, n_samples=n_samples, seed=seed, solver=solver)
+        norm = cls(percentile=reference.percentile, min_scale=min_scale, n_samples=n_samples, seed=seed, solver=solver,
+                   order=order)
         norm.stain_matrix_ = np.asarray(reference.stain_matrix, dtype=np.float64)
         norm.max_density_ = np.asarray(reference.max_density, dtype=np.float64)
         return norm
@@ -128,7 +135,7 @@ class StainNormalizer:
     def settings(self) -> dict[str, object]:
         """Everything that decides :meth:`transform`'s output: what keys cached results of it."""
         return {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
-                "seed": self.seed, "solver": self.solver}
+                "seed": self.seed, "solver": self.solver, "order": self.order}
 
     def measure(self, image: np.ndarray) -> StainReference:
         """The stain colours and `percentile` densities of one (H, W, 3) uint8 image.
@@ -143,11 +150,26 @@ class StainNormalizer:
 
         Both can go to :meth:`transform`, which then need not unmix the image again.
         """
+        source, density, _ = self.measure_checked(image)
+        return source, density
+
+    def measure_checked(self, image: np.ndarray) -> tuple[StainReference, np.ndarray, StainCheck]:
+        """:meth:`measure_densities`, and what the stain guard found (:func:`ssimnet.tool.stain_guard.check_stains`).
+
+        Hematoxylin is the stain the separation names so, unless the other
+        is clearly the one concentrated in nuclei
+        (:func:`~ssimnet.tool.stain_guard.order_stains`): a lavender or blue
+        counterstain absorbs more red than the nuclei do, and would be
+        mapped onto the reference's hematoxylin.
+        """
         tissue = tissue_mask(image)
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
-        density = separator.transform(image)
+        stains, density, swapped = separator.stain_matrix_, separator.transform(image), False
+        if self.order:
+            stains, density, swapped = order_stains(stains, density, tissue)
         top = max_density(density, tissue, percentile=self.percentile)
-        return _reference(separator.stain_matrix_, top, self.percentile), density
+        check = check_stains(stains, density, tissue, swapped=swapped)
+        return _reference(stains, top, self.percentile), density, check
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:
         """Learn the reference from one (H, W, 3) uint8 image or several: the median of their stain colours and densities.
@@ -200,17 +222,19 @@ def _reference(stains: np.ndarray, top: np.ndarray, percentile: float) -> StainR
 
 
 def stain_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
-                     seed: int = 0) -> StainNormalizer:
-    """The normalisation onto :data:`STAIN_REFERENCE` with `settings`' density scaling and stain solver."""
+                     seed: int = 0, order: bool = True) -> StainNormalizer:
+    """The normalisation onto :data:`STAIN_REFERENCE` with `settings`' density scaling and stain solver
+    (`order`: :class:`StainNormalizer`'s)."""
     return StainNormalizer.from_reference(STAIN_REFERENCE, min_scale=settings.normalize_min_scale,
-                                          n_samples=n_samples, seed=seed, solver=settings.stain_solver)
+                                          n_samples=n_samples, seed=seed, solver=settings.stain_solver, order=order)
 
 
 def inference_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
                          seed: int = 0) -> StainNormalizer | None:
     """What a network segmenting with `settings` normalises with (:func:`stain_normalizer`), or None
-    when ``settings.normalize`` is off."""
-    return stain_normalizer(settings, n_samples=n_samples, seed=seed) if settings.normalize else None
+    when ``settings.normalize`` is ``"off"``.  With ``"auto"`` the segmenter still leaves a one-stain
+    image as it is (:attr:`ssimnet.tool.stain_guard.StainCheck.one_stain`)."""
+    return None if settings.normalize == "off" else stain_normalizer(settings, n_samples=n_samples, seed=seed)
 
 
 def segment_normalizer(profile: Profile, *, seed: int = 0) -> StainNormalizer:

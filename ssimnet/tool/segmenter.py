@@ -89,6 +89,7 @@ class RegionPart(NamedTuple):
 
     tile: RegionTile
     table: dict[str, np.ndarray]
+    normalization: str = ""  # what was done with the region's stains (Segmentation.normalization)
 
 
 class Segmenter:
@@ -228,6 +229,9 @@ class Segmenter:
         stains = _Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
         result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo,
                                    density=stains.densities)
+        result = replace(result, normalization=stains.note)
+        check_foreground(result.label, stains.tissue if stains.tissue is not None else tissue_share(image),
+                         normalized=stains.normalizer is not None)
         if not measure:
             return result
         hematoxylin = stains.densities[..., 0] if stains.densities is not None else stains.hematoxylin(image)
@@ -257,6 +261,8 @@ class Segmenter:
         step = -(-max(shape) // 1024)
         thumbnail = np.ascontiguousarray(np.asarray(image[::step, ::step]))  # type: ignore[index]
         stains = _Stains.measure(thumbnail, settings, self.pseudo, seed=seed, keep_densities=False)
+        share = stains.tissue if stains.tissue is not None else tissue_share(thumbnail)
+        painted = 0
 
         def segment(rgb: np.ndarray) -> np.ndarray:
             return self._segment_one(rgb, settings, stains, mpp=mpp, seed=seed).label
@@ -270,7 +276,9 @@ class Segmenter:
             table = measure_nuclei(part.label, stains.hematoxylin(np.asarray(image[r : r + h, c : c + w])))  # type: ignore[index]
             table["centroid_row"] = table["centroid_row"] + r  # region coordinates
             table["centroid_col"] = table["centroid_col"] + c
-            yield RegionPart(part, table)
+            painted += int(np.count_nonzero(part.label))
+            yield RegionPart(part, table, stains.note)
+        check_foreground(painted / max(1, shape[0] * shape[1]), share, normalized=stains.normalizer is not None)
 
     # ------------------------------------------------------------------ the steps
 
@@ -298,11 +306,12 @@ class Segmenter:
 
     def _assemble(self, image: np.ndarray, settings: InferenceConfig, *, mpp: float | None, seed: int) -> Segmentation:
         label = np.zeros(image.shape[:2], np.int32)
-        tables = []
+        tables, note = [], ""
         for part in self.segment_tiles(image, label, mpp=mpp, seed=seed, **asdict(settings)):
             tables.append(part.table)
+            note = part.normalization
         return Segmentation(label=label, probability=None, pseudo=None, finetune_history=[],
-                            table=concatenate_tables(tables), tiles=len(tables))
+                            table=concatenate_tables(tables), tiles=len(tables), normalization=note)
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
@@ -321,23 +330,63 @@ class _Stains(NamedTuple):
     source: object  # the image's own StainReference when normalising, else None
     stain_matrix: np.ndarray | None  # None when not asked for (no table) and not normalising
     densities: np.ndarray | None  # (H, W, 2) of the measured image itself, when the measurement made them
+    note: str = ""  # what was done with the stains (Segmentation.normalization)
+    tissue: float | None = None  # share of the image that is tissue, when the measurement found it
 
     @classmethod
     def measure(cls, image: np.ndarray, settings: InferenceConfig, pseudo: PseudoLabelConfig, *, seed: int,
                 normalizer: StainNormalizer | None = None, keep_densities: bool = True, matrix: bool = True) -> _Stains:
+        import warnings
+
+        from ..errors import SegmentationWarning
         from ..pseudo.stain import VahadaneSeparator
         from .normalize import inference_normalizer
 
+        asked = normalizer is not None  # a study's own normalisation is always applied
         normalizer = normalizer or inference_normalizer(settings, n_samples=pseudo.stain_samples, seed=seed)
         if normalizer is not None:  # one measurement serves the normalisation and the densities
-            source, densities = normalizer.measure_densities(image)
-            return cls(normalizer, source, np.asarray(source.stain_matrix), densities if keep_densities else None)
+            source, densities, check = normalizer.measure_checked(image)
+            kept = densities if keep_densities else None
+            swapped = "; stain names swapped by where each stain is" if check.swapped else ""
+            if check.one_stain and settings.normalize == "auto" and not asked:
+                note = f"not normalised: {check.describe()}"
+                warnings.warn(f"stains not normalised (--normalize auto): {check.describe()}; --normalize on forces it",
+                              SegmentationWarning, stacklevel=3)
+                return cls(None, None, np.asarray(source.stain_matrix), kept, note + swapped, check.tissue)
+            return cls(normalizer, source, np.asarray(source.stain_matrix), kept, "normalised" + swapped, check.tissue)
         if not matrix:
-            return cls(None, None, None, None)
+            return cls(None, None, None, None, "not normalised (off)")
         stains = VahadaneSeparator.from_config(pseudo, seed=seed, solver=settings.stain_solver).fit(image).stain_matrix_
-        return cls(None, None, stains, None)
+        return cls(None, None, stains, None, "not normalised (off)")
 
     def hematoxylin(self, rgb: np.ndarray) -> np.ndarray:
         from ..pseudo.stain import nonnegative_unmix, rgb_to_od
 
         return nonnegative_unmix(rgb_to_od(rgb), self.stain_matrix)[..., 0]
+
+
+def tissue_share(image: np.ndarray) -> float:
+    """The share of `image`'s pixels that are tissue (:func:`ssimnet.pseudo.stain.tissue_mask`)."""
+    from ..pseudo.stain import tissue_mask
+
+    return float(np.mean(tissue_mask(image)))
+
+
+def check_foreground(label: np.ndarray | float, tissue: float, *, normalized: bool) -> float | None:
+    """The share of the tissue that `label` (or a nucleus share of the image) calls nucleus; above
+    :attr:`ssimnet.config.STAIN_GUARD.max_foreground` a :class:`~ssimnet.errors.SegmentationWarning`
+    says so and what to try.  None when the image has almost no tissue."""
+    import warnings
+
+    from ..config import STAIN_GUARD
+    from ..errors import SegmentationWarning
+
+    nuclei = float(label) if np.isscalar(label) else float(np.count_nonzero(label)) / max(1, np.size(label))
+    if tissue < 0.01:
+        return None
+    share = min(1.0, nuclei / tissue)
+    if share > STAIN_GUARD.max_foreground:
+        other = "--normalize off" if normalized else "--normalize on"
+        warnings.warn(f"nuclei cover {share:.0%} of the tissue, more than the {STAIN_GUARD.max_foreground:.0%} of a "
+                      f"plausible result: unusual staining? try {other}, or --adapt", SegmentationWarning, stacklevel=3)
+    return share

@@ -1,0 +1,265 @@
+"""The stain stress test: an H&E image's colours changed as other labs' slides differ, its nuclei kept.
+
+Each transform takes an image and its instance labels and returns a changed
+image and the labels that still hold for it.  Stain transforms work in
+optical density (paper Eq. 1): the image's own stains are measured
+(:class:`ssimnet.pseudo.stain.VahadaneSeparator`, exact solver), its
+densities changed, and the difference added back, so that what the two
+stains do not explain (the residual) stays as it was:
+``V' = V + (H' - H) W``.  Labels are used by one transform only, *nuclei on
+white*, to know where the nuclei are; the method under test never sees them.
+
+=====================  ==========================================================
+transform              what it does
+=====================  ==========================================================
+``none``               nothing (the untransformed image)
+``eosin x0.5``         eosin densities halved
+``eosin removed``      eosin densities set to 0: hematoxylin only
+``lavender``           eosin recoloured lavender (same densities) and a faint
+                       lavender cast over everything, background included
+``blue``, ``yellow``   the same with a blue or a yellow tint
+``hematoxylin x1.5``   hematoxylin densities x1.5 (over-stained); ``x2`` likewise
+``hematoxylin x0.5``   hematoxylin densities halved (faded)
+``HED jitter``         each stain's densities scaled by U(0.75, 1.25) and shifted
+                       by U(-0.05, 0.05) on tissue, per image (scanners differ)
+``JPEG q15``           JPEG compression at quality 15
+``half resolution``    the image and labels at half size (a 20x slide without
+                       ``--mpp``)
+``nuclei on white``    eosin set to 0 outside the nuclei, as in a smear
+=====================  ==========================================================
+
+Examples
+--------
+>>> from ssimnet.synthetic import synthetic_tile
+>>> tile = synthetic_tile((64, 64), seed=0)
+>>> image, label = stress(tile.image, tile.label, "eosin removed", seed=0)
+>>> image.shape == tile.image.shape and bool((label == tile.label).all())
+True
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import SegmentationWarning
+from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
+
+__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction"]
+
+#: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
+TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
+                                          "yellow": (235, 225, 170)}
+_CAST = 0.35  # the faint cast over everything, as a fraction of the tint's own optical density
+
+
+def _unit(rgb: tuple[int, int, int]) -> np.ndarray:
+    od = rgb_to_od(np.array(rgb, np.uint8))
+    return od / np.linalg.norm(od)
+
+
+def _unmix(image: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image's optical density, its (H, W, 2) stain densities and its (2, 3) stain colours."""
+    stains = VahadaneSeparator(seed=seed, solver="exact").fit(image).stain_matrix_
+    od = rgb_to_od(image)
+    return od, nonnegative_unmix(od, stains), stains
+
+
+def _restain(image: np.ndarray, change: Callable[[np.ndarray], np.ndarray], seed: int) -> np.ndarray:
+    od, density, stains = _unmix(image, seed)
+    return od_to_rgb(od + (change(density.copy()) - density) @ stains)
+
+
+def _scale(stain: int, factor: float) -> Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+    def transform(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        def change(d: np.ndarray) -> np.ndarray:
+            d[..., stain] *= factor
+            return d
+
+        return _restain(image, change, seed), label
+    return transform
+
+
+def _tint(name: str) -> Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+    colour = _unit(TINTS[name])
+    cast = rgb_to_od(np.array(TINTS[name], np.uint8)) * _CAST
+
+    def transform(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        od, density, stains = _unmix(image, seed)  # eosin keeps its densities and takes the tint's colour
+        return od_to_rgb(od + density[..., 1:] * (colour - stains[1]) + cast), label
+    return transform
+
+
+def _jitter(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scale, shift = rng.uniform(0.75, 1.25, 2), rng.uniform(-0.05, 0.05, 2)
+    tissue = tissue_mask(image)[..., None]
+
+    def change(d: np.ndarray) -> np.ndarray:
+        return np.maximum(d * scale + shift * tissue, 0.0)
+
+    return _restain(image, change, seed), label
+
+
+def _jpeg(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=15)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")), label
+
+
+def _half(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    size = (max(1, image.shape[1] // 2), max(1, image.shape[0] // 2))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BOX))
+    return small, label[::2, ::2][: size[1], : size[0]].copy()
+
+
+def _on_white(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def change(d: np.ndarray) -> np.ndarray:
+        d[..., 1] *= label > 0
+        return d
+
+    return _restain(image, change, seed), label
+
+
+#: The stress transforms by name: ``(image, label, seed) -> (image, label)``.
+TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]] = {
+    "none": lambda image, label, seed: (image, label),
+    "eosin x0.5": _scale(1, 0.5),
+    "eosin removed": _scale(1, 0.0),
+    "lavender": _tint("lavender"),
+    "blue": _tint("blue"),
+    "yellow": _tint("yellow"),
+    "hematoxylin x1.5": _scale(0, 1.5),
+    "hematoxylin x2": _scale(0, 2.0),
+    "hematoxylin x0.5": _scale(0, 0.5),
+    "HED jitter": _jitter,
+    "JPEG q15": _jpeg,
+    "half resolution": _half,
+    "nuclei on white": _on_white,
+}
+
+
+def stress(image: np.ndarray, label: np.ndarray, transform: str, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`image` ((H, W, 3) uint8) under the stress `transform` (:data:`TRANSFORMS`), and its labels.
+
+    Raises
+    ------
+    ValueError
+        If `transform` is not one of :data:`TRANSFORMS`.
+    """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"unknown stress transform {transform!r}; one of {', '.join(TRANSFORMS)}")
+    return TRANSFORMS[transform](np.asarray(image), np.asarray(label), seed)
+
+
+def foreground_fraction(label: np.ndarray) -> float:
+    """The fraction of the pixels that are nucleus (label > 0).
+
+    >>> foreground_fraction(np.array([[0, 1], [2, 0]]))
+    0.5
+    """
+    return float(np.count_nonzero(label)) / max(1, np.size(label))
+
+
+#: The ways the stress test segments each transformed image.
+STRESS_CONFIGS: tuple[str, ...] = ("default", "0.2 normaliser", "off", "classical watershed")
+
+
+def _scored(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    from ..metrics import score
+
+    s = score(true, pred)
+    return {"precision": s.precision, "recall": s.recall, "dice": s.dice, "aji": s.aji, "aji_plus": s.aji_plus,
+            "pq": s.pq,
+            "foreground": foreground_fraction(pred), "true_foreground": foreground_fraction(true)}
+
+
+def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
+                transforms: tuple[str, ...] = tuple(TRANSFORMS), baselines: object = None) -> list[dict[str, object]]:
+    """Every :data:`STRESS_CONFIGS` way of segmenting `image` under each stress transform, scored against
+    the transformed labels: one row per transform and way.
+
+    ``default`` is `segmenter` with ``normalize="auto"`` (what ``ssimnet segment`` does),
+    ``0.2 normaliser`` always normalises with the stains measured as
+    version 0.2 did (no stain guard), ``off`` never normalises, and
+    ``classical watershed`` is the hematoxylin watershed baseline.
+    """
+    from ..baselines import segment_baseline
+    from ..config import DEFAULT_BASELINES
+    from ..tool.normalize import stain_normalizer
+
+    old = stain_normalizer(segmenter.settings, seed=seed, order=False)  # type: ignore[attr-defined]
+    rows = []
+    for transform in transforms:
+        seen, truth = stress(image, label, transform, seed=seed)
+        with warnings.catch_warnings():  # the foreground column records what the warning would say
+            warnings.simplefilter("ignore", SegmentationWarning)
+            results = {way: segmenter.segment(seen, seed=seed, measure=False, **how)  # type: ignore[attr-defined]
+                       for way, how in (("default", {"normalize": "auto"}), ("0.2 normaliser", {"normalizer": old}),
+                                        ("off", {"normalize": "off"}))}
+        for config, result in results.items():
+            rows.append({"transform": transform, "config": config, **_scored(truth, result.label),
+                         "normalization": result.normalization})
+        water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
+        rows.append({"transform": transform, "config": "classical watershed", **_scored(truth, water),
+                     "normalization": ""})
+    return rows
+
+
+def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
+                         transforms: tuple[str, ...] = tuple(TRANSFORMS)) -> list[dict[str, object]]:
+    """What the stain guard's thresholds were chosen from, for one *training* image: under each transform,
+    the stains as the separation names them (their angle, each stain's spread and 99th-percentile density)
+    and three results (``way``) -- normalised as named, normalised with the names swapped, and not
+    normalised; a row per transform and way.  :func:`guard_outcome` then scores any thresholds on these rows
+    without segmenting again."""
+    from ..config import StainReference
+    from ..tool.normalize import stain_normalizer
+    from ..tool.stain_guard import check_stains
+
+    norm = stain_normalizer(segmenter.settings, seed=seed, order=False)  # type: ignore[attr-defined]
+    rows = []
+    for transform in transforms:
+        seen, truth = stress(image, label, transform, seed=seed)
+        source, density, _ = norm.measure_checked(seen)
+        tissue = tissue_mask(seen)
+        check = check_stains(np.asarray(source.stain_matrix), density, tissue)
+        swapped = StainReference(stain_matrix=source.stain_matrix[::-1], max_density=source.max_density[::-1],
+                                 percentile=source.percentile)
+        ways = {"as named": norm.transform(seen, source=source, density=density),
+                "swapped": norm.transform(seen, source=swapped, density=density[..., ::-1].copy()), "off": seen}
+        stains = {"angle": check.angle, "spread_h": check.spread[0], "spread_e": check.spread[1],
+                  "density_h": source.max_density[0], "density_e": source.max_density[1], "tissue": check.tissue}
+        for way, shown in ways.items():
+            with warnings.catch_warnings():  # a collapse here is what the rows are for
+                warnings.simplefilter("ignore", SegmentationWarning)
+                result = segmenter.segment(shown, seed=seed, measure=False, normalize="off")  # type: ignore[attr-defined]
+            rows.append({"transform": transform, "way": way, **stains, **_scored(truth, result.label)})
+    return rows
+
+
+def guard_outcome(rows: object, *, order_margin: float, order_min_density: float, one_stain_angle: float,
+                  one_stain_spread: float, score: str = "aji") -> object:
+    """The mean `score` per transform of :func:`guard_selection_rows`' rows (a DataFrame) had the guard used
+    these thresholds (:class:`ssimnet.config.StainGuard`): swap when hematoxylin is more than
+    `order_margin` times as spread and the other stain is dense enough, leave the image as it is when its
+    stains are one (closer than `one_stain_angle` degrees, spreads within `one_stain_spread`)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).pivot_table(index=["image", "transform"], columns="way", values=score).join(
+        pd.DataFrame(rows).groupby(["image", "transform"])[["angle", "spread_h", "spread_e", "density_h",
+                                                              "density_e"]].first()).reset_index()
+    swap = (frame["spread_h"] > order_margin * frame["spread_e"]) & \
+        (frame["density_e"] >= order_min_density * frame["density_h"])
+    ratio = np.maximum(frame["spread_h"], frame["spread_e"]) / np.maximum(
+        np.minimum(frame["spread_h"], frame["spread_e"]), 1e-6)
+    one = (frame["angle"] < one_stain_angle) & (ratio < one_stain_spread)
+    chosen = np.where(one, frame["off"], np.where(swap, frame["swapped"], frame["as named"]))
+    return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()

@@ -1,0 +1,120 @@
+"""The stain stress test: the shipped network under colour changes other labs' slides show.
+
+Two parts, in this order:
+
+1. **Selection** (``results/cpu/stain_guard_selection_*``).  Ten MoNuSeg
+   *training* images (every third) under every stress transform
+   (:data:`ssimnet.runs.stress.TRANSFORMS`): the stains as the separation
+   names them, and three results (normalised as named, normalised with the
+   names swapped, not normalised).  The stain guard's thresholds
+   (:data:`ssimnet.config.STAIN_GUARD`) were chosen on these rows; the script
+   prints what each candidate threshold would have given
+   (:func:`ssimnet.runs.stress.guard_outcome`).
+2. **Stress test** (``results/cpu/stain_stress_*``).  The 14 MoNuSeg test
+   images and the 50 TNBC images under every transform, segmented four ways
+   (:data:`ssimnet.runs.stress.STRESS_CONFIGS`): segment's default
+   (``normalize="auto"``), version 0.2's normaliser, no normalisation, and the
+   classical watershed.  Scored once; nothing is chosen here.
+
+Each image's rows are cached in ``--run-dir`` by the image's bytes, the
+settings and the code of the stages that made them.
+
+    python studies/stain_stress.py --monuseg ../shared/data/monuseg --tnbc ../shared/data/tnbc --out results/cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, provenance, save_results
+from ssimnet.config import DEFAULT_SEED, STAIN_GUARD, get_profile
+from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
+from ssimnet.runs.store import stage_key
+from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, stress_rows
+
+_SEGMENTER = None
+
+
+def _segmenter():
+    global _SEGMENTER
+    if _SEGMENTER is None:
+        from ssimnet import Segmenter
+
+        shipped = Segmenter.pretrained()
+        _SEGMENTER = Segmenter(shipped.network.with_threads(1), shipped.settings, path=shipped.path)
+    return _SEGMENTER
+
+
+def _unit(task: tuple[str, str, str, str, int, Path]) -> list[dict[str, object]]:
+    """One image's rows, from the cache or computed (in a worker process)."""
+    part, dataset, image_path, label_path, seed, run_dir = task
+    segmenter = _segmenter()
+    key = stage_key(part, file_digest(image_path), file_digest(label_path), list(TRANSFORMS), seed,
+                    asdict(segmenter.settings), file_digest(segmenter.path), code=("stress",))
+    cached = run_dir / part / f"{Path(image_path).stem}-{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    image, label = read_image(image_path), read_label(label_path)
+    make = guard_selection_rows if part == "selection" else stress_rows
+    rows = [{"dataset": dataset, "image": Path(image_path).stem, **row}
+            for row in make(image, label, segmenter, seed=seed)]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cached) as tmp:
+        Path(tmp).write_text(json.dumps(rows))
+    return rows
+
+
+def _run(tasks: list[tuple], workers: int) -> pd.DataFrame:
+    with ProcessPoolExecutor(workers) as pool:
+        return pd.DataFrame([row for rows in pool.map(_unit, tasks) for row in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--monuseg", required=True, type=Path)
+    parser.add_argument("--tnbc", required=True, type=Path)
+    parser.add_argument("--run-dir", default="runs/stress", type=Path)
+    parser.add_argument("--out", default="results/cpu", type=Path)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", choices=["selection", "stress"], default=None)
+    args = parser.parse_args()
+    profile = get_profile("cpu").for_tool()
+    record = {"network": "the shipped network (ssimnet/weights), as ssimnet segment runs it",
+              "stain_guard": STAIN_GUARD._asdict(), "transforms": list(TRANSFORMS)}
+
+    if args.only in (None, "selection"):
+        train = list_samples(args.monuseg, "train")[::3]
+        tasks = [("selection", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir)
+                 for s in train]
+        selection = _run(tasks, args.workers)
+        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+        info.update(record, images=[s.name for s in train], split="train (every third image)")
+        save_results(args.out, selection, info, kind=STAIN_GUARD_SELECTION)
+        guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
+        unguarded = {**guard, "order_margin": float("inf"), "one_stain_angle": 0.0}
+        print("AJI per transform, training images, without the guard and with the chosen thresholds:")
+        print(pd.DataFrame({"no guard": guard_outcome(selection, **unguarded),
+                            "chosen guard": guard_outcome(selection, **guard)}).round(3).to_string())
+
+    if args.only in (None, "stress"):
+        tasks = [(part, name, str(s.image_path), str(s.label_path), args.seed, args.run_dir)
+                 for part, name, root in (("stress", "monuseg test", args.monuseg), ("stress", "tnbc", args.tnbc))
+                 for s in list_samples(root, "test")]
+        frame = _run(tasks, args.workers)
+        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+        info.update(record, datasets={"monuseg test": str(args.monuseg), "tnbc": str(args.tnbc)})
+        save_results(args.out, frame, info, kind=STAIN_STRESS)
+        means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",
+                                                                   "true_foreground"]].mean()
+        print(means.mul(100).round(1).to_string())
+
+
+if __name__ == "__main__":
+    main()
