@@ -91,6 +91,23 @@ def test_function_defaults_are_the_settings_defaults():
     assert settings_for(Architecture()) == TOOL_INFERENCE  # what segment does with a network that stores nothing
 
 
+def test_the_stain_guard_s_defaults_are_stain_guard_s():
+    from ssimnet.config import NORMALIZE_MODES, STAIN_GUARD
+    from ssimnet.tool.stain_guard import check_stains, order_stains
+
+    def default(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    assert default(order_stains, "margin") == STAIN_GUARD.order_margin
+    assert default(order_stains, "min_density") == STAIN_GUARD.order_min_density
+    assert default(check_stains, "one_stain_angle") == STAIN_GUARD.one_stain_angle
+    assert default(check_stains, "one_stain_spread") == STAIN_GUARD.one_stain_spread
+    normalize = [a for a in COMMANDS["segment"]._actions if a.dest == "normalize"]
+    assert [a.option_strings for a in normalize] == [["--normalize"], ["--no-normalize"]]
+    assert normalize[0].choices == list(NORMALIZE_MODES) and normalize[1].const == "off"
+    assert all(a.default is None for a in normalize)  # the network's setting
+
+
 def test_profiles_differ_from_the_defaults_only_where_they_say_why():
     smoke, cpu, paper = (get_profile(n) for n in ("smoke", "cpu", "paper"))
     assert paper.inference == DEFAULT_INFERENCE and paper.for_tool() == paper

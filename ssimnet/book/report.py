@@ -31,7 +31,7 @@ __all__ = [
     "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
-    "study_network",
+    "study_network", "stress_table", "stress_verdict",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -297,3 +297,39 @@ def study_network(info: Mapping[str, object]) -> str:
     train = info["parameters"]["train"]  # type: ignore[index]
     return (f"the `{info['profile']}` profile of commit `{str(info['commit'])[:7]}` ({str(info['created'])[:10]}): "
             f"U-Net width {train['width']}, {train['epochs']} epochs")
+
+
+def stress_table(per_image: pd.DataFrame, *, dataset: str, metric: str = "aji") -> pd.DataFrame:
+    """The stain stress test (:mod:`ssimnet.runs.stress`) on one dataset: the mean `metric` of each way of
+    segmenting (columns, in order of appearance) under each transform (rows), percent, rounded to 0.1.
+
+    >>> frame = pd.DataFrame({"dataset": ["d"] * 4, "transform": ["none", "none", "blue", "blue"],
+    ...                       "config": ["a", "b"] * 2, "aji": [.5, .4, .45, .1]})
+    >>> stress_table(frame, dataset="d").to_dict("index")
+    {'none': {'a': 50.0, 'b': 40.0}, 'blue': {'a': 45.0, 'b': 10.0}}
+    """
+    rows = per_image[per_image["dataset"] == dataset]
+    means = rows.groupby(["transform", "config"], sort=False)[metric].mean().mul(100).round(1).unstack("config")
+    return means.reindex(index=rows["transform"].unique(), columns=rows["config"].unique()).rename_axis(
+        index=None, columns=None)
+
+
+def stress_verdict(per_image: pd.DataFrame, *, dataset: str, config: str = "default",
+                   reference: str = "classical watershed") -> pd.DataFrame:
+    """Whether `config` holds up under each stress transform on one dataset: its mean AJI as a share of its
+    untransformed AJI (``kept``, percent), whether that AJI is above `reference`'s on the same transformed
+    images, and its predicted foreground over the true one (``foreground``).
+
+    >>> frame = pd.DataFrame({"dataset": ["d"] * 4, "transform": ["none", "none", "blue", "blue"],
+    ...                       "config": ["a", "w"] * 2, "aji": [.5, .4, .3, .35],
+    ...                       "foreground": [.2, .2, .5, .2], "true_foreground": [.2] * 4})
+    >>> stress_verdict(frame, dataset="d", config="a", reference="w").to_dict("index")["blue"]
+    {'kept': 60.0, 'above reference': False, 'foreground': 2.5}
+    """
+    rows = per_image[per_image["dataset"] == dataset]
+    means = rows.groupby(["transform", "config"], sort=False)[["aji", "foreground", "true_foreground"]].mean()
+    mine, theirs = means.xs(config, level="config"), means.xs(reference, level="config")
+    verdict = pd.DataFrame({"kept": (mine["aji"] / mine.loc["none", "aji"] * 100).round(1),
+                            "above reference": mine["aji"] > theirs["aji"],
+                            "foreground": (mine["foreground"] / mine["true_foreground"]).round(2)})
+    return verdict.reindex(rows["transform"].unique())

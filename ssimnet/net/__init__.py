@@ -8,4 +8,5 @@
 - :mod:`ssimnet.net.separation` -- the learned separation output (beyond the paper)
 - :mod:`ssimnet.net.selftrain` -- self-training rounds (beyond the paper)
 - :mod:`ssimnet.net.onnxnet` -- a trained network's ONNX export, run without torch
+- :mod:`ssimnet.net.onnxwire` -- tensors kept outside an ONNX model, found without the onnx package
 """

@@ -5,4 +5,5 @@
 - :mod:`ssimnet.runs.pipeline` -- the pseudo labels of a split, training and self-training
 - :mod:`ssimnet.runs.evaluate` -- every method's segmentation of a split, scored
 - :mod:`ssimnet.runs.experiments` -- the repeated-runs protocol, Tables 1 and 3, the studies' tables
+- :mod:`ssimnet.runs.stress` -- the stain stress test: colour transforms that keep the labels
 """
