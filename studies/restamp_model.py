@@ -59,6 +59,7 @@ def main() -> None:
         raise SystemExit("the tool's training settings changed: retrain with studies/ship_model.py")
     before = card["inference"]
     inference = asdict(profile.inference)
+    info = provenance(profile, data_dir=args.monuseg, seed=args.seed)  # before the files below change
 
     target = shipped_model_path()
     old = load_checkpoint(target)
@@ -79,7 +80,6 @@ def main() -> None:
     monuseg, tnbc, compact = scored(onnx, args.monuseg), scored(onnx, args.tnbc), scored(shipped, args.monuseg)
     water = {name: mean_scores(evaluate_baseline(root, args.run_dir, "watershed", profile, split="test")[0])
              for name, root in {"monuseg_test": args.monuseg, "tnbc": args.tnbc}.items()}
-    info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
     card.update({
         "inference": inference,
         "bytes": target.stat().st_size,
