@@ -57,13 +57,16 @@ def main() -> None:
     card = read_card()
     if card["train"] != asdict(profile.train) or card["selftrain"] != asdict(profile.selftrain):
         raise SystemExit("the tool's training settings changed: retrain with studies/ship_model.py")
-    before = card["inference"]
+    # what the network carried before its last restamp (this run's, or an earlier one's when nothing changed)
+    before = card.get("restamped", {}).get("inference_before") if card["inference"] == asdict(
+        profile.inference) else card["inference"]
     inference = asdict(profile.inference)
     info = provenance(profile, data_dir=args.monuseg, seed=args.seed)  # before the files below change
 
     target = shipped_model_path()
     old = load_checkpoint(target)
-    save_checkpoint(target, {**old, INFERENCE_KEY: inference})
+    if old.get(INFERENCE_KEY) != inference:  # torch.save's bytes differ each time: write only a change
+        save_checkpoint(target, {**old, INFERENCE_KEY: inference})
     new = load_checkpoint(target)
     if not all(torch.equal(old["model"][k], new["model"][k]) for k in old["model"]):
         raise SystemExit("the weights changed on restamping")
