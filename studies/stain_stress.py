@@ -14,7 +14,9 @@ Two parts, in this order:
    images and the 50 TNBC images under every transform, segmented four ways
    (:data:`ssimnet.runs.stress.STRESS_CONFIGS`): segment's default
    (``normalize="auto"``), version 0.2's normaliser, no normalisation, and the
-   classical watershed.  Scored once; nothing is chosen here.
+   classical watershed.  Scored once; nothing is chosen here.  With
+   ``--earlier``, an earlier run's default is kept beside this one's, so that
+   every configuration scored on test stays reported.
 
 Each image's rows are cached in ``--run-dir`` by the image's bytes, the
 settings and the code of the stages that made them.
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, provenance, save_results
+from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, load_results, provenance, save_results
 from ssimnet.config import DEFAULT_SEED, STAIN_GUARD, get_profile
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
 from ssimnet.runs.store import stage_key
@@ -84,6 +86,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=["selection", "stress"], default=None)
+    parser.add_argument("--earlier", type=Path, default=None,
+                        help="an earlier stress test's results folder: its default's rows are kept beside this "
+                             "one's as 'default, first guard' (every configuration scored on test is reported)")
     args = parser.parse_args()
     profile = get_profile("cpu").for_tool()
     record = {"network": "the shipped network (ssimnet/weights), as ssimnet segment runs it",
@@ -110,6 +115,15 @@ def main() -> None:
         frame = _run(tasks, args.workers)
         info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
         info.update(record, datasets={"monuseg test": str(args.monuseg), "tnbc": str(args.tnbc)})
+        if args.earlier is not None:
+            earlier, earlier_info = load_results(args.earlier, kind=STAIN_STRESS)
+            if "default, first guard" not in set(earlier["config"]):
+                earlier = earlier[earlier["config"] == "default"].assign(config="default, first guard")
+            else:
+                earlier = earlier[earlier["config"] == "default, first guard"]
+                earlier_info = earlier_info["earlier"]
+            frame = pd.concat([frame, earlier[frame.columns]], ignore_index=True)
+            info["earlier"] = {k: earlier_info[k] for k in ("commit", "dirty", "created", "stain_guard")}
         save_results(args.out, frame, info, kind=STAIN_STRESS)
         means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",
                                                                    "true_foreground"]].mean()

@@ -142,7 +142,7 @@ class StainGuard(NamedTuple):
 
     order_margin: float = 1.5
     order_min_density: float = 0.5
-    one_stain_angle: float = 8.0
+    one_stain_angle: float = 9.0
     one_stain_spread: float = 1.8
     max_foreground: float = 0.6
 

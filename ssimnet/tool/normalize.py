@@ -46,7 +46,7 @@ from ..config import (
     StainReference,
 )
 from ..pseudo.stain import VahadaneSeparator, check_solver, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
-from .stain_guard import StainCheck, check_stains, order_stains
+from .stain_guard import StainCheck, check_stains, order_stains, stained_mask
 
 __all__ = ["StainNormalizer", "max_density", "stain_normalizer", "inference_normalizer", "segment_normalizer"]
 
@@ -165,10 +165,11 @@ class StainNormalizer:
         tissue = tissue_mask(image)
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
         stains, density, swapped = separator.stain_matrix_, separator.transform(image), False
+        stained = stained_mask(image)  # pale stroma too: on tissue alone, a pale image's "tissue" is its nuclei
         if self.order:
-            stains, density, swapped = order_stains(stains, density, tissue)
+            stains, density, swapped = order_stains(stains, density, stained)
         top = max_density(density, tissue, percentile=self.percentile)
-        check = check_stains(stains, density, tissue, swapped=swapped)
+        check = check_stains(stains, density, stained, swapped=swapped, tissue_share=float(np.mean(tissue)))
         return _reference(stains, top, self.percentile), density, check
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:

@@ -13,7 +13,8 @@ background as hematoxylin, so that the network sees nuclei everywhere:
    What does not depend on colour is *where* each stain is: hematoxylin is
    dense in the nuclei and light elsewhere, a counterstain is spread over
    the tissue.  :func:`stain_spread` measures that (median over 99th
-   percentile of a stain's densities on tissue); :func:`order_stains`
+   percentile of a stain's densities on the stained pixels,
+   :func:`stained_mask`); :func:`order_stains`
    swaps the names when the one called hematoxylin is clearly the more
    spread (by more than ``order_margin``) and the other is a real stain,
    not noise (its 99th-percentile density at least half the first's: in a
@@ -48,9 +49,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import STAIN_GUARD
+from ..config import DEFAULT_PSEUDO, STAIN_GUARD
+from ..pseudo.stain import rgb_to_od
 
-__all__ = ["StainCheck", "stain_spread", "order_stains", "check_stains"]
+__all__ = ["StainCheck", "stained_mask", "stain_spread", "order_stains", "check_stains"]
+
+
+def stained_mask(image: np.ndarray, *, min_od: float = DEFAULT_PSEUDO.tissue_min_od) -> np.ndarray:
+    """Pixels with any stain: summed optical density above `min_od`, however light.
+
+    Where each stain is is judged on these, not on
+    :func:`ssimnet.pseudo.stain.tissue_mask`: in a pale image the lightness
+    threshold keeps little but the nuclei, over which hematoxylin is evenly
+    dense, and pale stroma counts as much as dark.
+
+    >>> stained_mask(np.array([[[255, 255, 255], [230, 200, 220]]], np.uint8)).tolist()
+    [[False, True]]
+    """
+    return rgb_to_od(image).sum(-1) > min_od
 
 
 def stain_spread(density: np.ndarray, tissue: np.ndarray) -> np.ndarray:
@@ -132,12 +148,14 @@ class StainCheck:
 
 def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray, *, swapped: bool = False,
                  one_stain_angle: float = STAIN_GUARD.one_stain_angle,
-                 one_stain_spread: float = STAIN_GUARD.one_stain_spread) -> StainCheck:
-    """The :class:`StainCheck` of stains (2, 3) and their densities (H, W, 2) on `tissue` (H, W).
+                 one_stain_spread: float = STAIN_GUARD.one_stain_spread,
+                 tissue_share: float | None = None) -> StainCheck:
+    """The :class:`StainCheck` of stains (2, 3) and their densities (H, W, 2) on `tissue` (H, W) (the stained
+    pixels, :func:`stained_mask`); `tissue_share` is recorded as the image's tissue (default: `tissue`'s share).
 
     >>> stains = np.array([[0.6, 0.75, 0.3], [0.55, 0.78, 0.3]])  # 3 degrees apart
-    >>> density = np.random.default_rng(0).exponential(1.0, (8, 8, 2))  # equally spread
-    >>> check_stains(stains, density, np.ones((8, 8), bool)).one_stain
+    >>> density = np.random.default_rng(0).exponential(1.0, (64, 64, 2))  # equally spread
+    >>> check_stains(stains, density, np.ones((64, 64), bool)).one_stain
     True
     """
     stains = np.asarray(stains, dtype=np.float64)
@@ -146,4 +164,5 @@ def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray, *,
     spread = stain_spread(density, tissue)
     ratio = float(spread.max() / max(spread.min(), 1e-6))
     return StainCheck(angle=angle, spread=(float(spread[0]), float(spread[1])), swapped=swapped,
-                      one_stain=angle < one_stain_angle and ratio < one_stain_spread, tissue=float(np.mean(tissue)))
+                      one_stain=angle < one_stain_angle and ratio < one_stain_spread,
+                      tissue=float(np.mean(tissue)) if tissue_share is None else tissue_share)
