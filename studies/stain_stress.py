@@ -15,8 +15,8 @@ Two parts, in this order:
    (:data:`ssimnet.runs.stress.STRESS_CONFIGS`): segment's default
    (``normalize="auto"``), version 0.2's normaliser, no normalisation, and the
    classical watershed.  Scored once; nothing is chosen here.  With
-   ``--earlier``, an earlier run's default is kept beside this one's, so that
-   every configuration scored on test stays reported.
+   ``--earlier``, an earlier run's default (and what it kept) stays beside
+   this one's, so that every configuration scored on test is reported.
 
 Each image's rows are cached in ``--run-dir`` by the image's bytes, the
 settings and the code of the stages that made them.
@@ -88,7 +88,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["selection", "stress"], default=None)
     parser.add_argument("--earlier", type=Path, default=None,
                         help="an earlier stress test's results folder: its default's rows are kept beside this "
-                             "one's as 'default, first guard' (every configuration scored on test is reported)")
+                             "one's as --earlier-name, with those it kept (every configuration scored on test "
+                             "stays reported)")
+    parser.add_argument("--earlier-name", default="default, earlier guard")
     args = parser.parse_args()
     profile = get_profile("cpu").for_tool()
     record = {"network": "the shipped network (ssimnet/weights), as ssimnet segment runs it",
@@ -117,13 +119,11 @@ def main() -> None:
         info.update(record, datasets={"monuseg test": str(args.monuseg), "tnbc": str(args.tnbc)})
         if args.earlier is not None:
             earlier, earlier_info = load_results(args.earlier, kind=STAIN_STRESS)
-            if "default, first guard" not in set(earlier["config"]):
-                earlier = earlier[earlier["config"] == "default"].assign(config="default, first guard")
-            else:
-                earlier = earlier[earlier["config"] == "default, first guard"]
-                earlier_info = earlier_info["earlier"]
-            frame = pd.concat([frame, earlier[frame.columns]], ignore_index=True)
-            info["earlier"] = {k: earlier_info[k] for k in ("commit", "dirty", "created", "stain_guard")}
+            kept = earlier[earlier["config"].str.startswith("default, ")]
+            renamed = earlier[earlier["config"] == "default"].assign(config=args.earlier_name)
+            frame = pd.concat([frame, renamed[frame.columns], kept[frame.columns]], ignore_index=True)
+            info["earlier"] = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
+                "commit", "dirty", "created", "stain_guard")}}, *earlier_info.get("earlier", [])]
         save_results(args.out, frame, info, kind=STAIN_STRESS)
         means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",
                                                                    "true_foreground"]].mean()

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
+from ..tool.stain_guard import stain_spread, stained_mask
 
 __all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction"]
 
@@ -227,11 +228,13 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
     for transform in transforms:
         seen, truth = stress(image, label, transform, seed=seed)
         source, density, check = norm.measure_checked(seen)  # the stains as the separation names them
+        on_stained = stain_spread(density, stained_mask(seen))
         swapped = StainReference(stain_matrix=source.stain_matrix[::-1], max_density=source.max_density[::-1],
                                  percentile=source.percentile)
         ways = {"as named": norm.transform(seen, source=source, density=density),
                 "swapped": norm.transform(seen, source=swapped, density=density[..., ::-1].copy()), "off": seen}
         stains = {"angle": check.angle, "spread_h": check.spread[0], "spread_e": check.spread[1],
+                  "stained_spread_h": on_stained[0], "stained_spread_e": on_stained[1],
                   "density_h": source.max_density[0], "density_e": source.max_density[1], "tissue": check.tissue}
         for way, shown in ways.items():
             with warnings.catch_warnings():  # a collapse here is what the rows are for
@@ -246,16 +249,17 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     """The mean `score` per transform of :func:`guard_selection_rows`' rows (a DataFrame) had the guard used
     these thresholds (:class:`ssimnet.config.StainGuard`): swap when hematoxylin is more than
     `order_margin` times as spread and the other stain is dense enough, leave the image as it is when its
-    stains are one (closer than `one_stain_angle` degrees, spreads within `one_stain_spread`)."""
+    stains are one (closer than `one_stain_angle` degrees, spreads within `one_stain_spread`) -- each judged
+    on the tissue and on every stained pixel, and only where both agree, as the guard does."""
     import pandas as pd
 
+    stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
     frame = pd.DataFrame(rows).pivot_table(index=["image", "transform"], columns="way", values=score).join(
-        pd.DataFrame(rows).groupby(["image", "transform"])[["angle", "spread_h", "spread_e", "density_h",
-                                                              "density_e"]].first()).reset_index()
-    swap = (frame["spread_h"] > order_margin * frame["spread_e"]) & \
-        (frame["density_e"] >= order_min_density * frame["density_h"])
-    ratio = np.maximum(frame["spread_h"], frame["spread_e"]) / np.maximum(
-        np.minimum(frame["spread_h"], frame["spread_e"]), 1e-6)
-    one = (frame["angle"] < one_stain_angle) & (ratio < one_stain_spread)
+        pd.DataFrame(rows).groupby(["image", "transform"])[stains].first()).reset_index()
+    swap = frame["density_e"] >= order_min_density * frame["density_h"]
+    one = frame["angle"] < one_stain_angle
+    for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):  # both masks must agree
+        swap &= frame[h] > order_margin * frame[e]
+        one &= np.maximum(frame[h], frame[e]) / np.maximum(np.minimum(frame[h], frame[e]), 1e-6) < one_stain_spread
     chosen = np.where(one, frame["off"], np.where(swap, frame["swapped"], frame["as named"]))
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()

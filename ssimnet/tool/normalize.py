@@ -165,11 +165,11 @@ class StainNormalizer:
         tissue = tissue_mask(image)
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
         stains, density, swapped = separator.stain_matrix_, separator.transform(image), False
-        stained = stained_mask(image)  # pale stroma too: on tissue alone, a pale image's "tissue" is its nuclei
+        masks = (tissue, stained_mask(image))  # the guard acts where both agree (ssimnet.tool.stain_guard)
         if self.order:
-            stains, density, swapped = order_stains(stains, density, stained)
+            stains, density, swapped = order_stains(stains, density, masks)
         top = max_density(density, tissue, percentile=self.percentile)
-        check = check_stains(stains, density, stained, swapped=swapped, tissue_share=float(np.mean(tissue)))
+        check = check_stains(stains, density, masks, swapped=swapped)
         return _reference(stains, top, self.percentile), density, check
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:

@@ -13,8 +13,10 @@ background as hematoxylin, so that the network sees nuclei everywhere:
    What does not depend on colour is *where* each stain is: hematoxylin is
    dense in the nuclei and light elsewhere, a counterstain is spread over
    the tissue.  :func:`stain_spread` measures that (median over 99th
-   percentile of a stain's densities on the stained pixels,
-   :func:`stained_mask`); :func:`order_stains`
+   percentile of a stain's densities), on two masks that fail in different
+   images -- the tissue (:func:`ssimnet.pseudo.stain.tissue_mask`, which in
+   a pale image holds little but nuclei) and every stained pixel
+   (:func:`stained_mask`) -- and the guard acts only where both agree; :func:`order_stains`
    swaps the names when the one called hematoxylin is clearly the more
    spread (by more than ``order_margin``) and the other is a real stain,
    not noise (its 99th-percentile density at least half the first's: in a
@@ -45,6 +47,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,14 +96,15 @@ def _top(density: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     return np.percentile(_pixels(density, tissue), 99, axis=0)
 
 
-def order_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray, *,
+def order_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | Sequence[np.ndarray], *,
                  margin: float = STAIN_GUARD.order_margin,
                  min_density: float = STAIN_GUARD.order_min_density) -> tuple[np.ndarray, np.ndarray, bool]:
     """The stains and densities with hematoxylin first, judged by where each stain is.
 
     Swapped when the stain called hematoxylin is more than `margin` times as
     spread (:func:`stain_spread`) as the other, and the other's 99th-percentile
-    density is at least `min_density` times its own; else as they came.
+    density is at least `min_density` times its own, on `tissue` -- on every
+    one of them when it is several masks; else as they came.
 
     Returns
     -------
@@ -108,10 +112,17 @@ def order_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray, *,
     density : (H, W, 2) array
     swapped : bool
     """
-    spread, top = stain_spread(density, tissue), _top(density, tissue)
-    if spread[0] > margin * spread[1] and top[1] >= min_density * top[0]:
+    def wrong(mask: np.ndarray) -> bool:
+        spread, top = stain_spread(density, mask), _top(density, mask)
+        return bool(spread[0] > margin * spread[1] and top[1] >= min_density * top[0])
+
+    if all(wrong(mask) for mask in _masks(tissue)):
         return np.asarray(stains)[::-1].copy(), density[..., ::-1].copy(), True
     return np.asarray(stains), density, False
+
+
+def _masks(tissue: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    return list(tissue) if isinstance(tissue, (list, tuple)) else [tissue]
 
 
 @dataclass(frozen=True)
@@ -146,23 +157,25 @@ class StainCheck:
         return f"one stain only ({found})" if self.one_stain else found
 
 
-def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray, *, swapped: bool = False,
-                 one_stain_angle: float = STAIN_GUARD.one_stain_angle,
+def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | Sequence[np.ndarray], *,
+                 swapped: bool = False, one_stain_angle: float = STAIN_GUARD.one_stain_angle,
                  one_stain_spread: float = STAIN_GUARD.one_stain_spread,
                  tissue_share: float | None = None) -> StainCheck:
-    """The :class:`StainCheck` of stains (2, 3) and their densities (H, W, 2) on `tissue` (H, W) (the stained
-    pixels, :func:`stained_mask`); `tissue_share` is recorded as the image's tissue (default: `tissue`'s share).
+    """The :class:`StainCheck` of stains (2, 3) and their densities (H, W, 2) on `tissue` (H, W), or on
+    several masks, where the spreads must be within `one_stain_spread` on every one and the first is
+    recorded; `tissue_share` is recorded as the image's tissue (default: the first mask's share).
 
     >>> stains = np.array([[0.6, 0.75, 0.3], [0.55, 0.78, 0.3]])  # 3 degrees apart
     >>> density = np.random.default_rng(0).exponential(1.0, (64, 64, 2))  # equally spread
     >>> check_stains(stains, density, np.ones((64, 64), bool)).one_stain
     True
     """
+    masks = _masks(tissue)
     stains = np.asarray(stains, dtype=np.float64)
     unit = stains / np.maximum(np.linalg.norm(stains, axis=1, keepdims=True), 1e-12)
     angle = float(np.degrees(np.arccos(np.clip(unit[0] @ unit[1], -1.0, 1.0))))
-    spread = stain_spread(density, tissue)
-    ratio = float(spread.max() / max(spread.min(), 1e-6))
-    return StainCheck(angle=angle, spread=(float(spread[0]), float(spread[1])), swapped=swapped,
-                      one_stain=angle < one_stain_angle and ratio < one_stain_spread,
-                      tissue=float(np.mean(tissue)) if tissue_share is None else tissue_share)
+    spreads = [stain_spread(density, mask) for mask in masks]
+    ratios = [float(spread.max() / max(spread.min(), 1e-6)) for spread in spreads]
+    return StainCheck(angle=angle, spread=(float(spreads[0][0]), float(spreads[0][1])), swapped=swapped,
+                      one_stain=angle < one_stain_angle and all(ratio < one_stain_spread for ratio in ratios),
+                      tissue=float(np.mean(masks[0])) if tissue_share is None else tissue_share)
