@@ -187,3 +187,25 @@ def test_segment_says_when_auto_leaves_the_stains_and_records_it(tmp_path, capsy
     summary = json.loads((tmp_path / "out" / "smear_summary.json").read_text())
     assert summary["normalization"].startswith("not normalised: one stain only")
     assert summary["warnings"] == [err[0].split(": ", 3)[-1]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_guard_stains_is_order_then_check(seed):
+    """What every image runs (each mask's statistics taken once) equals the two public steps one after the other."""
+    from ssimnet.pseudo.stain import tissue_mask
+    from ssimnet.tool.stain_guard import guard_stains, stained_mask
+
+    image, _, _ = _blue_counterstain(seed)
+    tile = synthetic_tile((256, 256), seed=seed)
+    flags = []
+    for picture in (image, tile.image):
+        norm = stain_normalizer(TOOL_INFERENCE, order=False)
+        source, density, _ = norm.measure_checked(picture)
+        masks = (tissue_mask(picture), stained_mask(picture))
+        stains = np.asarray(source.stain_matrix)
+        ordered, reordered, swapped = order_stains(stains, density, masks)
+        want = check_stains(ordered, reordered, masks, swapped=swapped, tissue_share=0.5)
+        got_stains, got_density, got = guard_stains(stains, density, masks, tissue_share=0.5)
+        assert got == want and np.array_equal(got_stains, ordered) and np.array_equal(got_density, reordered)
+        flags.append(got.swapped)
+    assert flags == [True, False]  # the blue counterstain is swapped, the plain tile kept as named

@@ -46,7 +46,7 @@ from ..config import (
     StainReference,
 )
 from ..pseudo.stain import VahadaneSeparator, check_solver, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
-from .stain_guard import StainCheck, check_stains, order_stains, stained_mask
+from .stain_guard import StainCheck, guard_stains, stained_mask
 
 __all__ = ["StainNormalizer", "max_density", "stain_normalizer", "inference_normalizer", "segment_normalizer"]
 
@@ -164,12 +164,11 @@ class StainNormalizer:
         """
         tissue = tissue_mask(image)
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
-        stains, density, swapped = separator.stain_matrix_, separator.transform(image), False
+        stains, density = separator.stain_matrix_, separator.transform(image)
         masks = (tissue, stained_mask(image))  # the guard acts where both agree (ssimnet.tool.stain_guard)
-        if self.order:
-            stains, density, swapped = order_stains(stains, density, masks)
+        stains, density, check = guard_stains(stains, density, masks, order=self.order,
+                                              tissue_share=float(np.mean(tissue)))
         top = max_density(density, tissue, percentile=self.percentile)
-        check = check_stains(stains, density, masks, swapped=swapped)
         return _reference(stains, top, self.percentile), density, check
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:

@@ -49,13 +49,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ..config import DEFAULT_PSEUDO, STAIN_GUARD
 from ..pseudo.stain import rgb_to_od
 
-__all__ = ["StainCheck", "stained_mask", "stain_spread", "order_stains", "check_stains"]
+__all__ = ["StainCheck", "stained_mask", "stain_spread", "order_stains", "check_stains", "guard_stains"]
 
 
 def stained_mask(image: np.ndarray, *, min_od: float = DEFAULT_PSEUDO.tissue_min_od) -> np.ndarray:
@@ -83,17 +84,32 @@ def stain_spread(density: np.ndarray, tissue: np.ndarray) -> np.ndarray:
     >>> stain_spread(d, np.ones(100, bool)).round(2).tolist()
     [0.0, 1.0]
     """
-    pixels = _pixels(density, tissue)
-    top = np.percentile(pixels, 99, axis=0)
-    return np.where(top > 1e-6, np.median(pixels, axis=0) / np.maximum(top, 1e-6), 1.0)
+    return _Where.on(density, tissue).spread
 
 
-def _pixels(density: np.ndarray, tissue: np.ndarray) -> np.ndarray:
-    return density[tissue] if np.any(tissue) else density.reshape(-1, density.shape[-1])
+class _Where(NamedTuple):
+    """Where each stain is on one mask: its spread and its 99th-percentile density, (2,) each, taken once."""
+
+    spread: np.ndarray
+    top: np.ndarray
+
+    @classmethod
+    def on(cls, density: np.ndarray, mask: np.ndarray) -> _Where:
+        pixels = density[mask] if np.any(mask) else density.reshape(-1, density.shape[-1])
+        top = np.percentile(pixels, 99, axis=0)
+        return cls(np.where(top > 1e-6, np.median(pixels, axis=0) / np.maximum(top, 1e-6), 1.0), top)
+
+    def swapped(self) -> _Where:
+        return _Where(self.spread[::-1], self.top[::-1])
 
 
-def _top(density: np.ndarray, tissue: np.ndarray) -> np.ndarray:
-    return np.percentile(_pixels(density, tissue), 99, axis=0)
+def _measure(density: np.ndarray, tissue: np.ndarray | Sequence[np.ndarray]) -> list[_Where]:
+    return [_Where.on(density, mask) for mask in _masks(tissue)]
+
+
+def _misnamed(where: list[_Where], margin: float, min_density: float) -> bool:
+    """Whether the stain called hematoxylin is the counterstain, on every mask (see :func:`order_stains`)."""
+    return all(w.spread[0] > margin * w.spread[1] and w.top[1] >= min_density * w.top[0] for w in where)
 
 
 def order_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | Sequence[np.ndarray], *,
@@ -112,17 +128,9 @@ def order_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | S
     density : (H, W, 2) array
     swapped : bool
     """
-    def wrong(mask: np.ndarray) -> bool:
-        spread, top = stain_spread(density, mask), _top(density, mask)
-        return bool(spread[0] > margin * spread[1] and top[1] >= min_density * top[0])
-
-    if all(wrong(mask) for mask in _masks(tissue)):
+    if _misnamed(_measure(density, tissue), margin, min_density):
         return np.asarray(stains)[::-1].copy(), density[..., ::-1].copy(), True
     return np.asarray(stains), density, False
-
-
-def _masks(tissue: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
-    return list(tissue) if isinstance(tissue, (list, tuple)) else [tissue]
 
 
 @dataclass(frozen=True)
@@ -170,12 +178,33 @@ def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | S
     >>> check_stains(stains, density, np.ones((64, 64), bool)).one_stain
     True
     """
-    masks = _masks(tissue)
+    share = float(np.mean(_masks(tissue)[0])) if tissue_share is None else tissue_share
+    return _check(stains, _measure(density, tissue), swapped, share, one_stain_angle, one_stain_spread)
+
+
+def guard_stains(stains: np.ndarray, density: np.ndarray, masks: Sequence[np.ndarray], *, order: bool = True,
+                 tissue_share: float) -> tuple[np.ndarray, np.ndarray, StainCheck]:
+    """:func:`order_stains` (when `order`) and then :func:`check_stains` with the default thresholds, each
+    mask's statistics taken once for both: what :meth:`ssimnet.tool.normalize.StainNormalizer.measure_checked`
+    runs on every image."""
+    where = _measure(density, list(masks))
+    swapped = order and _misnamed(where, STAIN_GUARD.order_margin, STAIN_GUARD.order_min_density)
+    if swapped:
+        stains, density, where = np.asarray(stains)[::-1].copy(), density[..., ::-1].copy(), [w.swapped() for w in where]
+    check = _check(stains, where, swapped, tissue_share, STAIN_GUARD.one_stain_angle, STAIN_GUARD.one_stain_spread)
+    return np.asarray(stains), density, check
+
+
+def _masks(tissue: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    return list(tissue) if isinstance(tissue, (list, tuple)) else [tissue]
+
+
+def _check(stains: np.ndarray, where: list[_Where], swapped: bool, tissue_share: float, one_stain_angle: float,
+           one_stain_spread: float) -> StainCheck:
     stains = np.asarray(stains, dtype=np.float64)
     unit = stains / np.maximum(np.linalg.norm(stains, axis=1, keepdims=True), 1e-12)
     angle = float(np.degrees(np.arccos(np.clip(unit[0] @ unit[1], -1.0, 1.0))))
-    spreads = [stain_spread(density, mask) for mask in masks]
-    ratios = [float(spread.max() / max(spread.min(), 1e-6)) for spread in spreads]
-    return StainCheck(angle=angle, spread=(float(spreads[0][0]), float(spreads[0][1])), swapped=swapped,
+    ratios = [float(w.spread.max() / max(w.spread.min(), 1e-6)) for w in where]
+    return StainCheck(angle=angle, spread=(float(where[0].spread[0]), float(where[0].spread[1])), swapped=swapped,
                       one_stain=angle < one_stain_angle and all(ratio < one_stain_spread for ratio in ratios),
-                      tissue=float(np.mean(masks[0])) if tissue_share is None else tissue_share)
+                      tissue=tissue_share)
