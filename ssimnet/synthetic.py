@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ from skimage.draw import disk, ellipse
 
 from .pseudo.stain import RUIFROK_HE, od_to_rgb
 
-__all__ = ["SyntheticTile", "synthetic_tile"]
+__all__ = ["SyntheticTile", "synthetic_tile", "write_slide"]
 
 
 @dataclass(frozen=True)
@@ -192,3 +193,44 @@ def synthetic_tile(
     rgb = od_to_rgb(od).astype(np.float64) + noise_sigma * rng.standard_normal(od.shape)
     image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
     return SyntheticTile(image=image, label=label, stains=stains, density=density)
+
+
+def write_slide(path: str | os.PathLike[str], image: np.ndarray, *, mpp: float | None, downsamples: tuple[int, ...] = (1, 4),
+                tile: int = 256, kind: str = "svs") -> None:
+    """Write `image` as a small pyramidal slide, for tests and benchmarks of whole-slide reading.
+
+    Parameters
+    ----------
+    path : path
+    image : (H, W, 3) uint8
+        Level 0.
+    mpp : float, optional
+        Microns per pixel at level 0, written as the format keeps it.
+    downsamples : tuple of int
+        The levels, each `image` taken every that many pixels.
+    tile : int
+        TIFF tile side (a multiple of 16).
+    kind : {"svs", "tiff", "ome"}
+        An Aperio SVS (its description carries the pixel size), a generic
+        tiled TIFF (resolution tags) or an OME-TIFF (levels in SubIFDs).
+    """
+    import tifffile
+
+    levels = [np.ascontiguousarray(image[::d, ::d]) for d in downsamples]
+    options = {"tile": (tile, tile), "photometric": "rgb", "compression": "zlib"}
+    with tifffile.TiffWriter(path, ome=kind == "ome") as tif:
+        if kind == "ome":
+            metadata = {"axes": "YXS", **({"PhysicalSizeX": mpp, "PhysicalSizeY": mpp} if mpp else {})}
+            tif.write(levels[0], subifds=len(levels) - 1, metadata=metadata, **options)
+            for level in levels[1:]:
+                tif.write(level, subfiletype=1, **options)
+            return
+        for k, level in enumerate(levels):
+            extra: dict[str, object] = {"metadata": None}
+            if kind == "svs":
+                h, w = level.shape[:2]
+                extra["description"] = (f"Aperio Image Library v12.0.0 \r\n{w}x{h} ({tile}x{tile})"
+                                        + (f"|MPP = {mpp}" if mpp and k == 0 else ""))
+            elif k == 0 and mpp:
+                extra.update(resolution=(1e4 / mpp, 1e4 / mpp), resolutionunit="CENTIMETER")
+            tif.write(level, subfiletype=1 if k else 0, **options, **extra)

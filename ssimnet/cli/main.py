@@ -59,8 +59,8 @@ def parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     segment = sub.add_parser("segment", help="segment nuclei in H&E images, without labels")
-    segment.add_argument("images", type=path, nargs="+", help="RGB images (PNG, TIFF, JPEG), folders (searched recursively) or "
-                                                   "glob patterns")
+    segment.add_argument("images", type=path, nargs="+", help="RGB images (PNG, TIFF, JPEG), whole slides (SVS, NDPI, MRXS, "
+                                                   "tiled or OME-TIFF, ...), folders (searched recursively) or glob patterns")
     segment.add_argument("--out", type=path, required=True, help="output folder")
     segment.add_argument("--model", type=path, help="checkpoint from 'ssimnet train', or its ONNX export (default: the network "
                                           "shipped with ssimnet, trained label-free on MoNuSeg)")
@@ -87,7 +87,12 @@ def parser() -> argparse.ArgumentParser:
                          help="the same as --normalize off")
     segment.add_argument("--mpp", type=mpp, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
-                              "and back; not with --adapt (default: as they are)")
+                              "and back; not with --adapt (default: as they are; a slide's own, from its metadata)")
+    segment.add_argument("--roi", type=path, default=None,
+                         help="a GeoJSON file of polygons in level-0 pixels (QuPath's annotation export): a slide is "
+                              "segmented within them only")
+    segment.add_argument("--geojson-gz", action="store_true",
+                         help="also write each slide's GeoJSON gzipped (<name>_nuclei.geojson.gz)")
     segment.add_argument("--seed", type=non_negative, default=DEFAULT_SEED)
     segment.add_argument("--device", type=device, default="", help="torch device (default: the CPU, through ONNX Runtime, when the "
                                                        "network only predicts; else cuda if present)")
@@ -96,7 +101,8 @@ def parser() -> argparse.ArgumentParser:
                          help="worker processes, images in parallel (default: %(default)s, the CPUs up to 4)")
     segment.add_argument("--overwrite", action="store_true", help="redo images already done in --out")
     segment.add_argument("--scheduler", type=scheduler, default="",
-                         help="run the images on the Dask cluster at this address (dask.distributed); 'local' starts one")
+                         help="run the images, and a slide's tiles, on the Dask cluster at this address "
+                              "(dask.distributed); 'local' starts one of --workers processes")
     segment.set_defaults(func=cmd_segment)
 
     evaluate = sub.add_parser("evaluate", help="score predicted instance maps against ground truth")

@@ -77,6 +77,8 @@ def cmd_segment(args: argparse.Namespace) -> None:
         train_on_images,
     )
     from ..tool.segmenter import Segmenter
+    from ..tool.slide_reader import is_slide
+    from ..tool.tissue import read_roi
 
     if args.mpp is not None and args.adapt:
         raise CommandError("--mpp resamples the images for a trained network; it does not go with --adapt")
@@ -96,8 +98,16 @@ def cmd_segment(args: argparse.Namespace) -> None:
            "fine-tuning needs one (use --finetune-epochs 0)")
     min_side = profile.pseudo.patch_size if (settings.finetune_epochs > 0 or args.adapt) else 1
     jobs = find_images(args.images, exclude=out)  # never its own outputs
+    slides = [job for job in jobs if is_slide(job.path)]
+    if slides and args.adapt:
+        raise CommandError(f"--adapt trains on whole images; {slides[0].path} is a slide: segment it without --adapt")
+    if args.roi is not None:
+        if len(slides) != 1 or len(jobs) != 1:
+            raise CommandError("--roi outlines one slide: give exactly one slide with it")
+        read_roi(args.roi)  # a bad file is reported before any work
     batch = BatchSettings(inference=settings, seed=args.seed, mpp=args.mpp, min_side=min_side, why=why,
-                          model=file_digest(segmenter.path) if segmenter else "", pseudo=profile.pseudo)
+                          model=file_digest(segmenter.path) if segmenter else "", pseudo=profile.pseudo,
+                          roi=str(args.roi or ""), geojson_gz=args.geojson_gz)
     keys = {job.name: job_key(job, batch) for job in jobs}  # each image's bytes hashed once here
     todo = [job for job in jobs if args.overwrite or finished_row(out, job.name, keys[job.name]) is None]
     if len(todo) < len(jobs):
@@ -128,7 +138,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
     try:
         errors += run_batch(todo, out, batch, segmenter, workers=args.workers, scheduler=args.scheduler,
-                            on_done=done) if todo else []
+                            on_done=done, keys=keys) if todo else []
     finally:
         bar.close()
     rows = summary_rows(out, jobs, keys)

@@ -362,6 +362,49 @@ class InferenceConfig:
 
 
 @dataclass(frozen=True)
+class SlideConfig:
+    """How ``ssimnet segment`` finds the tissue of a whole slide and measures its stains
+    (:mod:`ssimnet.tool.slide`); the tiles are the network's region tiles (:attr:`InferenceConfig.region_tile`).
+
+    Attributes
+    ----------
+    thumbnail_side : int
+        About how many pixels a side the low-resolution image has on which
+        the tissue is found (:func:`ssimnet.tool.tissue.find_tissue`) and the
+        outlines are drawn.
+    min_tissue_area : float
+        Smallest piece of tissue kept, in square microns (square pixels of
+        level 0 when the slide has no pixel size).
+    min_saturation : float
+        Saturation below which nothing is tissue.
+    stain_crops, stain_crop_side : int
+        The one stain measurement of a slide is made on a mosaic of this many
+        crops of this side, at the resolution the network sees, from tissue
+        tiles spread over the slide.
+    """
+
+    thumbnail_side: int = 2048
+    min_tissue_area: float = 20000.0  # 0.02 mm^2: a small biopsy fragment
+    min_saturation: float = 0.05
+    stain_crops: int = 9
+    stain_crop_side: int = 384
+
+    def __post_init__(self) -> None:
+        for ok, what, value in (
+            (self.thumbnail_side >= 64, "thumbnail_side must be at least 64", self.thumbnail_side),
+            (self.min_tissue_area >= 0, "min_tissue_area must be >= 0", self.min_tissue_area),
+            (0 <= self.min_saturation < 1, "min_saturation must lie in [0, 1)", self.min_saturation),
+            (self.stain_crops >= 1 and self.stain_crop_side >= 64, "stain_crops must be >= 1 and stain_crop_side >= 64",
+             (self.stain_crops, self.stain_crop_side)),
+        ):
+            if not ok:
+                raise ValueError(f"{what} (got {value})")
+
+
+DEFAULT_SLIDE = SlideConfig()
+
+
+@dataclass(frozen=True)
 class BaselineConfig:
     """Settings of the comparison methods (:mod:`ssimnet.baselines`) and the evaluation protocol.
 

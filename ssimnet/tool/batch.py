@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, InferenceConfig, Profile, PseudoLabelConfig
+from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, DEFAULT_SLIDE, InferenceConfig, Profile, PseudoLabelConfig, SlideConfig
 from ..data import (
     DataError,
     atomic_path,
@@ -116,7 +116,11 @@ def job_key(job: Job, settings: BatchSettings) -> str:
         image = file_digest(job.path)
     except OSError:
         image = "unreadable"
-    return stage_key(image, settings)
+    try:
+        roi = file_digest(settings.roi) if settings.roi else ""
+    except OSError:
+        roi = "unreadable"
+    return stage_key(image, settings, roi)
 
 
 def finished_row(out: Path, name: str, key: str) -> dict[str, object] | None:
@@ -154,6 +158,9 @@ class BatchSettings:
     why: str = ""
     model: str = ""  # digest of the network's file ("" when the images train their own network)
     pseudo: PseudoLabelConfig = DEFAULT_PSEUDO
+    slide: SlideConfig = DEFAULT_SLIDE  # how a whole slide's tissue is found (ssimnet.tool.slide)
+    roi: str = ""  # a GeoJSON file of polygons a slide is segmented within ("" the whole tissue)
+    geojson_gz: bool = False  # a slide's GeoJSON gzipped too
     code: str = field(default_factory=lambda: code_fingerprint("segment_files", normalized=False))
 
 
@@ -214,9 +221,15 @@ def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
     return segmenter.network, segmenter.path
 
 
-def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter) -> dict[str, object]:
+def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter, *,
+                 client: object | None = None, key: str | None = None) -> dict[str, object]:
     """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
     returns its summary row.
+
+    A whole slide (:func:`ssimnet.tool.slide_reader.is_slide`) is read lazily
+    and segmented tile by tile (:mod:`ssimnet.tool.slide_files`), its tiles on
+    the Dask `client`'s workers when given one.  `key` is :func:`job_key`, when
+    the caller has it.
 
     The row's ``normalization`` says what was done with the image's stains;
     its ``warnings`` list what was changed on reading it
@@ -231,20 +244,34 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
     """
     from ..pseudo.stain import StainFallbackWarning
 
+    from .slide_reader import is_slide
+
     start = time.perf_counter()
     segmenter = Segmenter(segmenter.network, settings.inference, pseudo=settings.pseudo, path=segmenter.path)
     reported = (InputWarning, StainFallbackWarning, SegmentationWarning)
+    key = key or job_key(job, settings)
+    slide = is_slide(job.path)
     with warnings.catch_warnings(record=True) as caught:  # reported with the image's name
         for category in reported:
             warnings.simplefilter("always", category)
-        image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
-        row = _segment_and_write(job, image, out, settings, segmenter, start)
+        if slide:
+            from .slide_files import segment_slide
+
+            row = segment_slide(job, out, settings, segmenter, key=key, client=client)
+        else:
+            image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
+            row = _segment_and_write(job, image, out, settings, segmenter, start)
     row["warnings"] = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, reported)))
     made_with = {"inference": asdict(settings.inference), "mpp": settings.mpp, "seed": settings.seed,
                  "model": settings.model}
+    if slide:
+        made_with.update(slide=asdict(settings.slide), roi=settings.roi)
     with atomic_path(output_paths(out, job.name)["summary"]) as tmp:  # written last: the image is done
-        tmp.write_text(json.dumps({**row, "key": job_key(job, settings), "settings": made_with}, indent=1,
-                                  allow_nan=False) + "\n")
+        tmp.write_text(json.dumps({**row, "key": key, "settings": made_with}, indent=1, allow_nan=False) + "\n")
+    if slide:
+        from .slide_files import finish_slide
+
+        finish_slide(out, job.name)
     return row
 
 
@@ -387,15 +414,30 @@ def run_batch(
     workers: int = 1,
     scheduler: str = "",
     on_done: Callable[[Job, dict[str, object] | DataError], None] | None = None,
+    keys: Mapping[str, str] | None = None,
 ) -> list[DataError]:
     """Segment `jobs` into `out` with `segmenter`'s network: here, in `workers` processes, or on the Dask
     cluster at `scheduler`.
 
     Calls `on_done` after each image (with its summary row, or the error
     naming it); returns the errors.  ``scheduler="local"`` starts a local Dask
-    cluster of `workers` processes.
+    cluster of `workers` processes.  Whole slides are planned and written
+    here, after the images, their tiles on the cluster when there is one.
+    `keys` maps names to :func:`job_key` when the caller has them.
     """
+    from .slide_reader import is_slide
+
     errors: list[DataError] = []
+    keys = keys or {}
+    slides = [job for job in jobs if is_slide(job.path)]
+    jobs = [job for job in jobs if job not in slides]
+
+    def run_slides(client: object | None) -> None:
+        for job in slides:
+            try:
+                done(job, segment_file(job, out, settings, segmenter, client=client, key=keys.get(job.name)))
+            except DataError as exc:
+                done(job, exc)
 
     def done(job: Job, result: dict[str, object] | DataError) -> None:
         if isinstance(result, DataError):
@@ -415,6 +457,7 @@ def run_batch(
                     done(futures[future], future.result())
                 except DataError as exc:
                     done(futures[future], exc)
+            run_slides(client)
         if cluster is not None:
             cluster.close()
     elif workers > 1 and len(jobs) > 1:
@@ -437,10 +480,12 @@ def run_batch(
                 for future in futures:
                     future.cancel()
                 raise
+        run_slides(None)
     else:
         for job in jobs:
             try:
-                done(job, segment_file(job, out, settings, segmenter))
+                done(job, segment_file(job, out, settings, segmenter, key=keys.get(job.name)))
             except DataError as exc:
                 done(job, exc)
+        run_slides(None)
     return errors

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..data import IMAGE_SUFFIXES, check_image, read_image
 from ..errors import DataError
+from .slide_reader import SLIDE_SUFFIXES
 
 __all__ = ["Job", "output_name", "unique_names", "find_images", "read_images"]
 
@@ -82,6 +83,9 @@ def _glob(pattern: str) -> list[Path]:
     return sorted(p for p in found if not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+_SUFFIXES = IMAGE_SUFFIXES + SLIDE_SUFFIXES
+
+
 def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | None = None) -> list[Job]:
     """The images named by `inputs`: files, folders (searched recursively) and glob patterns.
 
@@ -104,10 +108,10 @@ def find_images(inputs: Sequence[str | os.PathLike[str]], *, exclude: Path | Non
     for item in map(str, inputs):
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES
                            and not any(part.startswith(".") for part in p.relative_to(path).parts) and wanted(p))
             if not found:
-                raise DataError(path, f"is a folder with no images ({', '.join(IMAGE_SUFFIXES)}) in it")
+                raise DataError(path, f"is a folder with no images ({', '.join(_SUFFIXES)}) in it")
             jobs += [Job(p, output_name(p.relative_to(path).with_suffix("").as_posix())) for p in found]
         elif path.exists() or not glob.has_magic(item):
             jobs.append(Job(path, output_name(path.stem)))  # a missing file is reported when it is read

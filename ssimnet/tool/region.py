@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Window", "tile_windows", "RegionTile", "segment_region", "paint_tile"]
+__all__ = ["Window", "tile_windows", "own_nuclei", "RegionTile", "segment_region", "paint_tile"]
 
 
 class Window(NamedTuple):
@@ -46,6 +46,26 @@ def tile_windows(shape: tuple[int, int], *, tile: int, halo: int) -> list[Window
             read = (slice(max(r - halo, 0), min(r + tile + halo, height)), slice(max(c - halo, 0), min(c + tile + halo, width)))
             windows.append(Window(core, read))
     return windows
+
+
+def own_nuclei(label: np.ndarray, window: Window) -> np.ndarray:
+    """The ids of the nuclei of `label` (over `window`'s read window) whose centroid lies in its core:
+    the tile's own, every nucleus of a region belonging to exactly one tile.
+
+    >>> label = np.zeros((4, 6), int); label[1:3, 0:2] = 1; label[1:3, 3:5] = 2
+    >>> own_nuclei(label, Window((slice(0, 4), slice(2, 6)), (slice(0, 4), slice(0, 6)))).tolist()
+    [2]
+    """
+    ids = np.unique(label)
+    ids = ids[ids > 0]
+    if not len(ids):
+        return ids
+    rows, cols = window.read
+    centroids = np.asarray(ndi.center_of_mass(np.ones(label.shape), label, ids)).reshape(-1, 2)
+    centre_r = np.floor(centroids[:, 0]).astype(int) + rows.start
+    centre_c = np.floor(centroids[:, 1]).astype(int) + cols.start
+    core_r, core_c = window.core
+    return ids[(centre_r >= core_r.start) & (centre_r < core_r.stop) & (centre_c >= core_c.start) & (centre_c < core_c.stop)]
 
 
 class RegionTile(NamedTuple):
@@ -88,15 +108,7 @@ def segment_region(
         rows, cols = window.read
         crop = np.asarray(image[rows, cols])  # type: ignore[index]
         label = np.asarray(segment(crop))
-        ids = np.unique(label)
-        ids = ids[ids > 0]
-        if len(ids):
-            centroids = np.asarray(ndi.center_of_mass(np.ones(label.shape), label, ids)).reshape(-1, 2)
-            centre_r, centre_c = np.floor(centroids[:, 0]).astype(int) + rows.start, np.floor(centroids[:, 1]).astype(int) + cols.start
-            core_r, core_c = window.core
-            mine = ids[(centre_r >= core_r.start) & (centre_r < core_r.stop) & (centre_c >= core_c.start) & (centre_c < core_c.stop)]
-        else:
-            mine = ids
+        mine = own_nuclei(label, window)
         lut = np.zeros(int(label.max()) + 1 if label.size else 1, np.int64)
         lut[mine] = np.arange(next_id, next_id + len(mine))
         yield RegionTile((rows.start, cols.start), lut[label], len(mine))

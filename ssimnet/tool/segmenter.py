@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ..pseudo.labels import PseudoLabels
     from .normalize import StainNormalizer
 
-__all__ = ["Segmenter", "settings_for", "RegionPart", "concatenate_tables"]
+__all__ = ["Segmenter", "settings_for", "RegionPart", "Stains", "concatenate_tables"]
 
 
 def settings_for(architecture: object, stored: dict[str, object] | None = None) -> InferenceConfig:
@@ -226,7 +226,7 @@ class Segmenter:
         settings = self._settings(overrides)
         if self._is_region(image, settings, mpp):
             return self._assemble(image, settings, mpp=mpp, seed=seed)
-        stains = _Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
+        stains = Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
         result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo,
                                    density=stains.densities)
         result = replace(result, normalization=stains.note)
@@ -260,7 +260,7 @@ class Segmenter:
         shape = tuple(int(s) for s in image.shape[:2])  # type: ignore[attr-defined]
         step = -(-max(shape) // 1024)
         thumbnail = np.ascontiguousarray(np.asarray(image[::step, ::step]))  # type: ignore[index]
-        stains = _Stains.measure(thumbnail, settings, self.pseudo, seed=seed, keep_densities=False)
+        stains = self.measure_stains(thumbnail, seed=seed, **asdict(settings))
         share = stains.tissue if stains.tissue is not None else tissue_share(thumbnail)
         painted = 0
 
@@ -280,6 +280,19 @@ class Segmenter:
             yield RegionPart(part, table, stains.note)
         check_foreground(painted / max(1, shape[0] * shape[1]), share, normalized=stains.normalizer is not None)
 
+    def measure_stains(self, image: np.ndarray, *, seed: int = DEFAULT_SEED, **overrides: object) -> Stains:
+        """One measurement of the stains of `image` -- a thumbnail of a region, or a mosaic of a slide's
+        tissue -- that serves every tile of it (:meth:`segment_tile`): what normalises them, what gives
+        their hematoxylin density, and what was done (``note``).  Warns as :meth:`segment` does when
+        ``normalize="auto"`` leaves the stains as they are."""
+        return Stains.measure(_rgb(image), self._settings(overrides), self.pseudo, seed=seed, keep_densities=False)
+
+    def segment_tile(self, image: np.ndarray, stains: Stains, *, mpp: float | None = None, seed: int = DEFAULT_SEED,
+                     **overrides: object) -> np.ndarray:
+        """The instance map (int32, 0 background) of one tile of a region or slide, its stains those
+        :meth:`measure_stains` measured once for all its tiles."""
+        return self._segment_one(_rgb(image), self._settings(overrides), stains, mpp=mpp, seed=seed).label
+
     # ------------------------------------------------------------------ the steps
 
     @staticmethod
@@ -289,7 +302,7 @@ class Segmenter:
         factor = 1.0 if mpp is None else scale_factor(mpp, network_mpp=settings.network_mpp)
         return max(image.shape[:2]) * factor > settings.region_side
 
-    def _segment_one(self, rgb: np.ndarray, settings: InferenceConfig, stains: _Stains, *, mpp: float | None,
+    def _segment_one(self, rgb: np.ndarray, settings: InferenceConfig, stains: Stains, *, mpp: float | None,
                      seed: int, pseudo: PseudoLabels | None = None, density: np.ndarray | None = None) -> Segmentation:
         """`rgb` segmented at the network's resolution, the labels on its own grid."""
         from .resample import rescale_image, resize_labels, scale_factor
@@ -323,8 +336,9 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     return image
 
 
-class _Stains(NamedTuple):
-    """One measurement of an image's stains: what normalises it and gives its hematoxylin density."""
+class Stains(NamedTuple):
+    """One measurement of an image's stains: what normalises it and gives its hematoxylin density
+    (:meth:`Segmenter.measure_stains`; picklable, so that one measurement serves a slide's tiles on any worker)."""
 
     normalizer: StainNormalizer | None
     source: object  # the image's own StainReference when normalising, else None
@@ -335,7 +349,7 @@ class _Stains(NamedTuple):
 
     @classmethod
     def measure(cls, image: np.ndarray, settings: InferenceConfig, pseudo: PseudoLabelConfig, *, seed: int,
-                normalizer: StainNormalizer | None = None, keep_densities: bool = True, matrix: bool = True) -> _Stains:
+                normalizer: StainNormalizer | None = None, keep_densities: bool = True, matrix: bool = True) -> Stains:
         import warnings
 
         from ..errors import SegmentationWarning

@@ -1,0 +1,253 @@
+"""A whole slide segmented to files: a journal of finished tiles that resumes, the outputs, and Dask.
+
+``ssimnet segment slide.svs`` (:func:`ssimnet.tool.batch.segment_file`) comes
+here for a slide (:func:`ssimnet.tool.slide_reader.is_slide`).  Under the output
+folder, for a slide named ``<name>``:
+
+- ``<name>_nuclei.geojson``: QuPath detections in level-0 pixels
+  (:mod:`ssimnet.tool.geojson`); ``<name>_nuclei.geojson.gz`` too when asked;
+- ``<name>_nuclei.csv.gz``: one row per nucleus, level-0 pixels (and square
+  microns when the pixel size is known).  Gzipped CSV rather than Parquet: it
+  needs no new dependency, every tool reads it (R, pandas, QuPath, a
+  spreadsheet after ``gunzip``), and it is written as it streams;
+- ``<name>_tissue.png``: the tissue mask on the thumbnail's grid;
+- ``<name>_thumbnail.png``: the slide at low resolution, the tissue's outline in
+  blue and the nuclei in green;
+- ``<name>_summary.json``, written last (:mod:`ssimnet.tool.batch`).
+
+Each finished tile's nuclei go to ``.<name>_tiles/<key>/<tile>.json``, written
+atomically.  A run killed at any point restarts at the first unfinished tile;
+the outputs are then made from the journal, in tile order, and so are the same
+bytes as an uninterrupted run's.  The journal goes once the summary is
+written.  On a Dask cluster (``--scheduler``) the tiles of a slide run on the
+workers, each opening the slide itself; the journal and the outputs stay here.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..data import DataError, atomic_path, write_image
+from .slide import SlidePlan, TilePart, plan_slide, segment_slide_tile, stain_mosaic
+from .slide_reader import SlideReader, open_slide
+
+if TYPE_CHECKING:
+    from .batch import BatchSettings
+    from .inputs import Job
+    from .segmenter import Segmenter, Stains
+
+__all__ = ["slide_paths", "segment_slide", "write_slide_outputs"]
+
+#: Colours of the thumbnail: nuclei, tissue outline.
+NUCLEUS_COLOR, TISSUE_COLOR = (0, 200, 0), (30, 60, 255)
+
+
+def slide_paths(out: Path, name: str) -> dict[str, Path]:
+    """Every output of slide `name` under `out`, and its journal (``tiles``)."""
+    base = out / name
+    files = {kind: base.with_name(f"{base.name}_{file}") for kind, file in
+             (("geojson", "nuclei.geojson"), ("geojson_gz", "nuclei.geojson.gz"), ("nuclei", "nuclei.csv.gz"),
+              ("tissue", "tissue.png"), ("thumbnail", "thumbnail.png"), ("summary", "summary.json"))}
+    return {**files, "tiles": base.with_name(f".{base.name}_tiles")}
+
+
+def _gzip_text(path: Path) -> Iterator[io.TextIOWrapper]:
+    """A text stream gzipped into `path` atomically, with no name or time in its header: the same text
+    gives the same bytes."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+            with io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+                yield text
+
+
+def write_slide_outputs(paths: dict[str, Path], plan: SlidePlan, parts: Callable[[int], TilePart], *,
+                        geojson_gz: bool = False) -> dict[str, np.ndarray]:
+    """The outputs of a slide made from its tiles' parts, in tile order (ids 1..N over the slide);
+    returns the columns the summary needs (``area``, ``eccentricity``, ``mean_hematoxylin``)."""
+    from contextlib import ExitStack, contextmanager
+
+    from skimage.segmentation import find_boundaries
+
+    from .geojson import feature_collection
+    from .viz import draw_rings
+
+    overlay = np.array(plan.thumbnail, copy=True)
+    overlay[find_boundaries(plan.tissue, mode="inner")] = TISSUE_COLOR
+    kept: dict[str, list[np.ndarray]] = {"area": [], "eccentricity": [], "mean_hematoxylin": []}
+    gz = contextmanager(_gzip_text)
+    with ExitStack() as stack:
+        table = stack.enter_context(gz(paths["nuclei"]))
+        geo_tmp = stack.enter_context(atomic_path(paths["geojson"]))
+        geo = stack.enter_context(open(geo_tmp, "w", encoding="utf-8"))
+        packed = stack.enter_context(gz(paths["geojson_gz"])) if geojson_gz else None
+        streams = [s for s in (geo, packed) if s is not None]
+        writer: csv.writer | None = None  # type: ignore[valid-type]
+        for stream in streams:
+            stream.write('{"type": "FeatureCollection", "features": [')
+        first, next_id = True, 1
+        for index in range(len(plan.windows)):
+            part = parts(index)
+            n = len(part)
+            if not n:
+                continue
+            columns = {k: np.asarray(v) for k, v in part.table.items()}
+            columns["id"] = columns["id"] + next_id - 1
+            if writer is None:
+                writer = csv.writer(table, lineterminator="\n")
+                writer.writerow(["id", "tile", *[k for k in columns if k != "id"]])
+            for i in range(n):
+                writer.writerow([int(columns["id"][i]), index, *[columns[k][i].item() for k in columns if k != "id"]])
+            polygons = {int(columns["id"][i]): part.rings[i] for i in range(n)}
+            for feature in feature_collection(polygons, columns)["features"]:
+                text = ("\n" if first else ",\n") + json.dumps(feature)
+                for stream in streams:
+                    stream.write(text)
+                first = False
+            for rings in part.rings:
+                draw_rings(overlay, rings, scale=plan.scale, color=NUCLEUS_COLOR)
+            for k in kept:
+                kept[k].append(columns[k].astype(float))
+            next_id += n
+        if writer is None:  # no nuclei: the header alone
+            csv.writer(table, lineterminator="\n").writerow(["id", "tile", "area", "centroid_row", "centroid_col"])
+        for stream in streams:
+            stream.write("\n]}\n")
+    if not geojson_gz:
+        paths["geojson_gz"].unlink(missing_ok=True)  # an earlier run's, asked for then
+    write_image(paths["thumbnail"], overlay)
+    with atomic_path(paths["tissue"]) as tmp:
+        from PIL import Image
+
+        Image.fromarray(plan.tissue.astype(np.uint8) * 255).save(tmp, format="PNG")
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in kept.items()}
+
+
+# ----------------------------------------------------------------------------- the journal
+
+def _part_path(tiles: Path, index: int) -> Path:
+    return tiles / f"{index:06d}.json"
+
+
+def _write_part(tiles: Path, index: int, part: TilePart) -> None:
+    with atomic_path(_part_path(tiles, index)) as tmp:
+        tmp.write_text(json.dumps(part.to_json(), allow_nan=True))
+
+
+def _read_part(tiles: Path, index: int) -> TilePart:
+    return TilePart.from_json(json.loads(_part_path(tiles, index).read_text()))
+
+
+def _journal(root: Path, key: str) -> Path:
+    """The journal of this run's key under `root`; journals of other keys (other settings, bytes or code) go."""
+    if root.is_dir():
+        for other in root.iterdir():
+            if other.name != key:
+                shutil.rmtree(other, ignore_errors=True) if other.is_dir() else other.unlink(missing_ok=True)
+    (root / key).mkdir(parents=True, exist_ok=True)
+    return root / key
+
+
+# ----------------------------------------------------------------------------- a slide
+
+def segment_slide(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter, *, key: str,
+                  client: object | None = None, progress: bool = False) -> dict[str, object]:
+    """Segment the slide of `job` into `out` tile by tile, resuming from the journal of `key`; returns
+    its summary row without the key (the caller writes the summary last, then :func:`finish_slide`).
+
+    Raises
+    ------
+    DataError
+        If the slide cannot be read, or has no tissue.
+    """
+    from .batch import _summary
+    from .tissue import read_roi
+
+    start = time.perf_counter()
+    paths = slide_paths(out, job.name)
+    roi = read_roi(settings.roi) if settings.roi else None
+    with open_slide(job.path) as reader:
+        plan = plan_slide(reader, settings=settings.inference, slide=settings.slide, mpp=settings.mpp, roi=roi)
+        if not plan.windows:
+            raise DataError(job.path, "has no tissue" + (" inside the --roi polygons" if roi else "")
+                            + " (nothing saturated enough on its thumbnail)")
+        mosaic = stain_mosaic(reader, plan, crops=settings.slide.stain_crops, side=settings.slide.stain_crop_side)
+        stains = segmenter.measure_stains(mosaic, seed=settings.seed)
+        tiles = _journal(paths["tiles"], key)
+        todo = [i for i in range(len(plan.windows)) if not _part_path(tiles, i).is_file()]
+        if client is not None:
+            _run_on_dask(client, job.path, plan, todo, tiles, segmenter, stains, settings, roi)
+        else:
+            from tqdm.auto import tqdm
+
+            for index in tqdm(todo, unit="tile", disable=not progress, desc=job.name, leave=False):
+                part = segment_slide_tile(reader, plan.windows[index], segmenter, stains, plan=plan,
+                                          seed=settings.seed, roi=roi)
+                _write_part(tiles, index, part)
+        columns = write_slide_outputs(paths, plan, lambda i: _read_part(tiles, i), geojson_gz=settings.geojson_gz)
+        seconds = time.perf_counter() - start
+        shape = reader.shapes[0]
+        row = {**_summary(job, shape, columns, len(plan.windows), seconds), "normalization": stains.note}
+        row["slide"] = {
+            "format": reader.format, "levels": len(reader.shapes), "mpp": plan.mpp, "level": plan.level,
+            "level_mpp": plan.level_mpp, "tiles": plan.total, "tissue_tiles": len(plan.windows),
+            "tissue_megapixels": round(plan.tissue_megapixels(), 3),
+            "tissue_megapixels_per_second": round(plan.tissue_megapixels() / seconds, 3),
+            "resumed_tiles": len(plan.windows) - len(todo),
+        }
+    return row
+
+
+def finish_slide(out: Path, name: str) -> None:
+    """Remove a finished slide's journal (after its summary is written)."""
+    shutil.rmtree(slide_paths(out, name)["tiles"], ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- Dask
+
+_WORKER: dict[str, object] = {}
+
+
+def _remote_tile(path: Path, index: int, plan: SlidePlan, stains: Stains, settings: BatchSettings,
+                 portable: object, roi: object) -> tuple[int, TilePart]:
+    """One tile on a Dask worker, which keeps its slide open and its network between tiles."""
+    from .batch import _rebuild
+    from .segmenter import Segmenter
+
+    if _WORKER.get("portable") != id(portable):
+        _WORKER["segmenter"], _WORKER["portable"] = _rebuild(portable, None, None), id(portable)  # type: ignore[arg-type]
+    if _WORKER.get("path") != path:
+        if isinstance(_WORKER.get("reader"), SlideReader):
+            _WORKER["reader"].close()  # type: ignore[union-attr]
+        _WORKER["reader"], _WORKER["path"] = open_slide(path), path
+    base: Segmenter = _WORKER["segmenter"]  # type: ignore[assignment]
+    segmenter = Segmenter(base.network, settings.inference, pseudo=settings.pseudo)
+    window = plan.windows[index]
+    return index, segment_slide_tile(_WORKER["reader"], window, segmenter, stains, plan=plan,  # type: ignore[arg-type]
+                                     seed=settings.seed, roi=roi)  # type: ignore[arg-type]
+
+
+def _run_on_dask(client: object, path: Path, plan: SlidePlan, todo: list[int], tiles: Path, segmenter: Segmenter,
+                 stains: Stains, settings: BatchSettings, roi: object) -> None:
+    """The tiles `todo` on the Dask `client`'s workers; each finished tile is journalled here as it comes."""
+    from distributed import as_completed
+
+    from .batch import _portable
+
+    light = plan._replace(thumbnail=np.zeros((0, 0, 3), np.uint8), tissue=np.zeros((0, 0), bool))
+    shared = client.scatter([_portable(segmenter.network), light, stains, roi], broadcast=True)  # type: ignore[attr-defined]
+    portable, plan_ref, stains_ref, roi_ref = shared
+    futures = [client.submit(_remote_tile, path, index, plan_ref, stains_ref, settings, portable, roi_ref,  # type: ignore[attr-defined]
+                             pure=False) for index in todo]
+    for future in as_completed(futures):
+        index, part = future.result()
+        _write_part(tiles, index, part)
