@@ -377,6 +377,9 @@ class SlideConfig:
         level 0 when the slide has no pixel size).
     min_saturation : float
         Saturation below which nothing is tissue.
+    tissue_closing : float
+        Radius in microns of the closing that joins the pieces of one fragment
+        (pixels of level 0 without a pixel size).
     stain_crops, stain_crop_side : int
         The one stain measurement of a slide is made on a mosaic of this many
         crops of this side, at the resolution the network sees, from tissue
@@ -384,8 +387,9 @@ class SlideConfig:
     """
 
     thumbnail_side: int = 2048
-    min_tissue_area: float = 20000.0  # 0.02 mm^2: a small biopsy fragment
+    min_tissue_area: float = 10000.0  # 0.01 mm^2, 100 x 100 um: smaller pieces are debris
     min_saturation: float = 0.05
+    tissue_closing: float = 8.0
     stain_crops: int = 9
     stain_crop_side: int = 384
 
@@ -393,6 +397,7 @@ class SlideConfig:
         for ok, what, value in (
             (self.thumbnail_side >= 64, "thumbnail_side must be at least 64", self.thumbnail_side),
             (self.min_tissue_area >= 0, "min_tissue_area must be >= 0", self.min_tissue_area),
+            (self.tissue_closing >= 0, "tissue_closing must be >= 0", self.tissue_closing),
             (0 <= self.min_saturation < 1, "min_saturation must lie in [0, 1)", self.min_saturation),
             (self.stain_crops >= 1 and self.stain_crop_side >= 64, "stain_crops must be >= 1 and stain_crop_side >= 64",
              (self.stain_crops, self.stain_crop_side)),

@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, DEFAULT_SLIDE, InferenceConfig, Profile, PseudoLabelConfig, SlideConfig
+from ..config import (
+    DEFAULT_PSEUDO,
+    DEFAULT_SEED,
+    DEFAULT_SLIDE,
+    InferenceConfig,
+    Profile,
+    PseudoLabelConfig,
+    SlideConfig,
+)
 from ..data import (
     DataError,
     atomic_path,
@@ -222,14 +230,14 @@ def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
 
 
 def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter, *,
-                 client: object | None = None, key: str | None = None) -> dict[str, object]:
+                 client: object | None = None, workers: int = 1, key: str | None = None) -> dict[str, object]:
     """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
     returns its summary row.
 
     A whole slide (:func:`ssimnet.tool.slide_reader.is_slide`) is read lazily
     and segmented tile by tile (:mod:`ssimnet.tool.slide_files`), its tiles on
-    the Dask `client`'s workers when given one.  `key` is :func:`job_key`, when
-    the caller has it.
+    the Dask `client`'s workers when given one, else in `workers` processes.
+    `key` is :func:`job_key`, when the caller has it.
 
     The row's ``normalization`` says what was done with the image's stains;
     its ``warnings`` list what was changed on reading it
@@ -243,7 +251,6 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
         If the image cannot be read or segmented (it names the file).
     """
     from ..pseudo.stain import StainFallbackWarning
-
     from .slide_reader import is_slide
 
     start = time.perf_counter()
@@ -257,7 +264,7 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
         if slide:
             from .slide_files import segment_slide
 
-            row = segment_slide(job, out, settings, segmenter, key=key, client=client)
+            row = segment_slide(job, out, settings, segmenter, key=key, client=client, workers=workers)
         else:
             image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
             row = _segment_and_write(job, image, out, settings, segmenter, start)
@@ -435,7 +442,8 @@ def run_batch(
     def run_slides(client: object | None) -> None:
         for job in slides:
             try:
-                done(job, segment_file(job, out, settings, segmenter, client=client, key=keys.get(job.name)))
+                done(job, segment_file(job, out, settings, segmenter, client=client, workers=workers,
+                                       key=keys.get(job.name)))
             except DataError as exc:
                 done(job, exc)
 

@@ -40,11 +40,12 @@ class SlidePlan(NamedTuple):
     downsample: float  # level-0 pixels per pixel of that level
     mpp: float | None  # microns per level-0 pixel (the slide's, or --mpp); None: unknown, read as it is
     shape: tuple[int, int]  # (height, width) of the level
-    windows: list[Window]  # the tiles whose core touches tissue, row-major
+    windows: list[Window]  # the tiles whose core touches tissue (within the annotation, if any), row-major
     total: int  # tiles of the whole level
     thumbnail: np.ndarray  # the slide at low resolution
     scale: float  # level-0 pixels per thumbnail pixel
     tissue: np.ndarray  # tissue mask on the thumbnail's grid (within the annotation, if any)
+    stain_windows: list[Window]  # the tiles touching tissue anywhere on the slide: where its stains are measured
 
     @property
     def level_mpp(self) -> float | None:
@@ -96,30 +97,33 @@ def plan_slide(reader: SlideReader, *, settings: InferenceConfig, slide: SlideCo
     level = best_level(reader, mpp, settings.network_mpp)
     downsample = reader.downsamples[level]
     thumb = read_downsampled(reader, slide.thumbnail_side)
-    pixel_area = (thumb.scale * (mpp if mpp is not None else 1.0)) ** 2
-    tissue = find_tissue(thumb.image, min_area=round(slide.min_tissue_area / pixel_area),
-                         min_saturation=slide.min_saturation)
-    if roi:
-        tissue &= paint_polygons(roi, tissue.shape, scale=thumb.scale)
+    pixel = thumb.scale * (mpp if mpp is not None else 1.0)  # microns (or level-0 pixels) per thumbnail pixel
+    tissue = find_tissue(thumb.image, min_area=round(slide.min_tissue_area / pixel**2),
+                         min_saturation=slide.min_saturation, closing=round(slide.tissue_closing / pixel))
     factor = 1.0 if mpp is None else scale_factor(mpp * downsample, network_mpp=settings.network_mpp)
     tile, halo = round(settings.region_tile / factor), round(settings.region_halo / factor)
     windows = tile_windows(reader.shapes[level], tile=tile, halo=halo)
-    kept = tissue_windows(windows, tissue, scale=thumb.scale / downsample)
-    return SlidePlan(level, downsample, mpp, reader.shapes[level], kept, len(windows), thumb.image, thumb.scale, tissue)
+    everywhere = tissue_windows(windows, tissue, scale=thumb.scale / downsample)
+    if roi:  # the stains are still the whole slide's: an annotation's nuclei are the slide's nuclei there
+        tissue &= paint_polygons(roi, tissue.shape, scale=thumb.scale)
+    kept = tissue_windows(windows, tissue, scale=thumb.scale / downsample) if roi else everywhere
+    return SlidePlan(level, downsample, mpp, reader.shapes[level], kept, len(windows), thumb.image, thumb.scale, tissue,
+                     everywhere)
 
 
 def stain_mosaic(reader: SlideReader, plan: SlidePlan, *, crops: int, side: int) -> np.ndarray | None:
-    """Up to `crops` crops of `side` pixels from the centres of tissue tiles spread evenly over the plan's
-    tiles, side by side in one image (white between): what a slide's one stain measurement is made on.
-    None when no tile touches tissue."""
-    if not plan.windows:
+    """Up to `crops` crops of `side` pixels from the centres of tissue tiles spread evenly over the slide
+    (``plan.stain_windows``), side by side in one image (white between): what a slide's one stain
+    measurement is made on.  None when no tile touches tissue."""
+    windows = plan.stain_windows
+    if not windows:
         return None
-    picks = np.unique(np.linspace(0, len(plan.windows) - 1, min(crops, len(plan.windows))).round().astype(int))
+    picks = np.unique(np.linspace(0, len(windows) - 1, min(crops, len(windows))).round().astype(int))
     across = int(np.ceil(np.sqrt(len(picks))))
     down = -(-len(picks) // across)
     mosaic = np.full((down * side, across * side, 3), 255, np.uint8)
     for k, pick in enumerate(picks):
-        rows, cols = plan.windows[pick].core
+        rows, cols = windows[pick].core
         h, w = min(side, rows.stop - rows.start), min(side, cols.stop - cols.start)
         r0, c0 = (rows.start + rows.stop - h) // 2, (cols.start + cols.stop - w) // 2
         crop = reader.read(plan.level, slice(r0, r0 + h), slice(c0, c0 + w))

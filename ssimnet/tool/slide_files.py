@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from .inputs import Job
     from .segmenter import Segmenter, Stains
 
-__all__ = ["slide_paths", "segment_slide", "write_slide_outputs"]
+__all__ = ["slide_paths", "segment_slide", "finish_slide", "write_slide_outputs"]
 
 #: Colours of the thumbnail: nuclei, tissue outline.
 NUCLEUS_COLOR, TISSUE_COLOR = (0, 200, 0), (30, 60, 255)
@@ -160,9 +160,12 @@ def _journal(root: Path, key: str) -> Path:
 # ----------------------------------------------------------------------------- a slide
 
 def segment_slide(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter, *, key: str,
-                  client: object | None = None, progress: bool = False) -> dict[str, object]:
+                  client: object | None = None, workers: int = 1, progress: bool = False) -> dict[str, object]:
     """Segment the slide of `job` into `out` tile by tile, resuming from the journal of `key`; returns
     its summary row without the key (the caller writes the summary last, then :func:`finish_slide`).
+
+    The tiles run here, in `workers` processes, or on the Dask `client`'s
+    workers; the outputs are the same bytes whichever runs them.
 
     Raises
     ------
@@ -186,6 +189,8 @@ def segment_slide(job: Job, out: Path, settings: BatchSettings, segmenter: Segme
         todo = [i for i in range(len(plan.windows)) if not _part_path(tiles, i).is_file()]
         if client is not None:
             _run_on_dask(client, job.path, plan, todo, tiles, segmenter, stains, settings, roi)
+        elif workers > 1 and len(todo) > 1:
+            _run_in_pool(workers, job.path, plan, todo, tiles, segmenter, stains, settings, roi)
         else:
             from tqdm.auto import tqdm
 
@@ -212,28 +217,61 @@ def finish_slide(out: Path, name: str) -> None:
     shutil.rmtree(slide_paths(out, name)["tiles"], ignore_errors=True)
 
 
-# ----------------------------------------------------------------------------- Dask
+# ----------------------------------------------------------------------------- other processes
 
 _WORKER: dict[str, object] = {}
 
 
 def _remote_tile(path: Path, index: int, plan: SlidePlan, stains: Stains, settings: BatchSettings,
-                 portable: object, roi: object) -> tuple[int, TilePart]:
-    """One tile on a Dask worker, which keeps its slide open and its network between tiles."""
-    from .batch import _rebuild
+                 roi: object, portable: object | None = None) -> tuple[int, TilePart]:
+    """One tile in a worker process (of a pool, or of Dask), which keeps the slide open and its network
+    between tiles: the network `portable` carries, or the pool's (:func:`ssimnet.tool.batch._worker_init`)."""
+    from . import batch
     from .segmenter import Segmenter
 
-    if _WORKER.get("portable") != id(portable):
-        _WORKER["segmenter"], _WORKER["portable"] = _rebuild(portable, None, None), id(portable)  # type: ignore[arg-type]
+    if portable is None:
+        base: Segmenter = batch._WORKER["segmenter"]  # type: ignore[assignment]
+    else:
+        if _WORKER.get("portable") != id(portable):
+            _WORKER["segmenter"], _WORKER["portable"] = batch._rebuild(portable, None, None), id(portable)  # type: ignore[arg-type]
+        base = _WORKER["segmenter"]  # type: ignore[assignment]
     if _WORKER.get("path") != path:
         if isinstance(_WORKER.get("reader"), SlideReader):
             _WORKER["reader"].close()  # type: ignore[union-attr]
         _WORKER["reader"], _WORKER["path"] = open_slide(path), path
-    base: Segmenter = _WORKER["segmenter"]  # type: ignore[assignment]
     segmenter = Segmenter(base.network, settings.inference, pseudo=settings.pseudo)
-    window = plan.windows[index]
-    return index, segment_slide_tile(_WORKER["reader"], window, segmenter, stains, plan=plan,  # type: ignore[arg-type]
-                                     seed=settings.seed, roi=roi)  # type: ignore[arg-type]
+    return index, segment_slide_tile(_WORKER["reader"], plan.windows[index], segmenter, stains,  # type: ignore[arg-type]
+                                     plan=plan, seed=settings.seed, roi=roi)  # type: ignore[arg-type]
+
+
+def _light(plan: SlidePlan) -> SlidePlan:
+    """The plan without its pictures: what a worker needs of it."""
+    return plan._replace(thumbnail=np.zeros((0, 0, 3), np.uint8), tissue=np.zeros((0, 0), bool), stain_windows=[])
+
+
+def _run_in_pool(workers: int, path: Path, plan: SlidePlan, todo: list[int], tiles: Path, segmenter: Segmenter,
+                 stains: Stains, settings: BatchSettings, roi: object) -> None:
+    """The tiles `todo` in `workers` processes of this machine, the CPUs shared out between them."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from ..net.onnxnet import OnnxNetwork
+    from .batch import _portable, _worker_init
+
+    network = segmenter.network
+    device = None if isinstance(network, OnnxNetwork) else str(network.device)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    light = _light(plan)
+    with ProcessPoolExecutor(min(workers, len(todo)), initializer=_worker_init,
+                             initargs=(_portable(network), device, threads, os.getpid())) as pool:
+        futures = [pool.submit(_remote_tile, path, index, light, stains, settings, roi) for index in todo]
+        try:
+            for future in as_completed(futures):
+                _write_part(tiles, *future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _run_on_dask(client: object, path: Path, plan: SlidePlan, todo: list[int], tiles: Path, segmenter: Segmenter,
@@ -243,11 +281,9 @@ def _run_on_dask(client: object, path: Path, plan: SlidePlan, todo: list[int], t
 
     from .batch import _portable
 
-    light = plan._replace(thumbnail=np.zeros((0, 0, 3), np.uint8), tissue=np.zeros((0, 0), bool))
-    shared = client.scatter([_portable(segmenter.network), light, stains, roi], broadcast=True)  # type: ignore[attr-defined]
+    shared = client.scatter([_portable(segmenter.network), _light(plan), stains, roi], broadcast=True)  # type: ignore[attr-defined]
     portable, plan_ref, stains_ref, roi_ref = shared
-    futures = [client.submit(_remote_tile, path, index, plan_ref, stains_ref, settings, portable, roi_ref,  # type: ignore[attr-defined]
+    futures = [client.submit(_remote_tile, path, index, plan_ref, stains_ref, settings, roi_ref, portable,  # type: ignore[attr-defined]
                              pure=False) for index in todo]
     for future in as_completed(futures):
-        index, part = future.result()
-        _write_part(tiles, index, part)
+        _write_part(tiles, *future.result())

@@ -41,9 +41,9 @@ def saturation(rgb: np.ndarray) -> np.ndarray:
     return np.divide(high - low, high, out=np.zeros_like(high), where=high > 0)
 
 
-def find_tissue(rgb: np.ndarray, *, min_area: int, min_saturation: float = 0.05) -> np.ndarray:
+def find_tissue(rgb: np.ndarray, *, min_area: int, min_saturation: float = 0.05, closing: int = 0) -> np.ndarray:
     """Tissue mask of a low-resolution slide image: saturation above Otsu's threshold and `min_saturation`,
-    parts smaller than `min_area` pixels removed, holes filled.
+    closed by a disc of radius `closing`, parts smaller than `min_area` pixels removed, holes filled.
 
     Parameters
     ----------
@@ -53,6 +53,9 @@ def find_tissue(rgb: np.ndarray, *, min_area: int, min_saturation: float = 0.05)
     min_saturation : float
         Saturation below which nothing is tissue, whatever Otsu says (an
         empty slide's threshold falls inside the glass's noise).
+    closing : int
+        Radius in pixels of the morphological closing that joins the pieces of
+        one tissue fragment split by pale stroma or fat before small parts go.
 
     Examples
     --------
@@ -69,6 +72,11 @@ def find_tissue(rgb: np.ndarray, *, min_area: int, min_saturation: float = 0.05)
     s = saturation(rgb)
     threshold = threshold_otsu(s) if s.size and s.max() > s.min() else np.inf
     mask = s > max(float(threshold), min_saturation)
+    if closing > 0:
+        from skimage.morphology import disk
+
+        padded = np.pad(mask, closing)  # no erosion from the image's border
+        mask = ndi.binary_closing(padded, structure=disk(closing))[closing:-closing, closing:-closing]
     mask = remove_small_objects(mask, max_size=max(0, int(min_area) - 1))
     return ndi.binary_fill_holes(mask)
 
