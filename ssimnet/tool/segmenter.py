@@ -288,10 +288,12 @@ class Segmenter:
         return Stains.measure(_rgb(image), self._settings(overrides), self.pseudo, seed=seed, keep_densities=False)
 
     def segment_tile(self, image: np.ndarray, stains: Stains, *, mpp: float | None = None, seed: int = DEFAULT_SEED,
-                     **overrides: object) -> np.ndarray:
+                     density: np.ndarray | None = None, **overrides: object) -> np.ndarray:
         """The instance map (int32, 0 background) of one tile of a region or slide, its stains those
-        :meth:`measure_stains` measured once for all its tiles."""
-        return self._segment_one(_rgb(image), self._settings(overrides), stains, mpp=mpp, seed=seed).label
+        :meth:`measure_stains` measured once for all its tiles; `density` is ``stains.unmix(image)``
+        when the caller has it already."""
+        return self._segment_one(_rgb(image), self._settings(overrides), stains, mpp=mpp, seed=seed,
+                                 density=density).label
 
     # ------------------------------------------------------------------ the steps
 
@@ -373,10 +375,15 @@ class Stains(NamedTuple):
         stains = VahadaneSeparator.from_config(pseudo, seed=seed, solver=settings.stain_solver).fit(image).stain_matrix_
         return cls(None, None, stains, None, "not normalised (off)")
 
-    def hematoxylin(self, rgb: np.ndarray) -> np.ndarray:
+    def unmix(self, rgb: np.ndarray) -> np.ndarray:
+        """(H, W, 2) hematoxylin and eosin densities of `rgb` under the measured stains: what normalising
+        it starts from, and what the nuclei's mean hematoxylin is read from."""
         from ..pseudo.stain import nonnegative_unmix, rgb_to_od
 
-        return nonnegative_unmix(rgb_to_od(rgb), self.stain_matrix)[..., 0]
+        return nonnegative_unmix(rgb_to_od(rgb), self.stain_matrix)
+
+    def hematoxylin(self, rgb: np.ndarray) -> np.ndarray:
+        return self.unmix(rgb)[..., 0]
 
 
 def tissue_share(image: np.ndarray) -> float:

@@ -40,7 +40,8 @@ class SlidePlan(NamedTuple):
     downsample: float  # level-0 pixels per pixel of that level
     mpp: float | None  # microns per level-0 pixel (the slide's, or --mpp); None: unknown, read as it is
     shape: tuple[int, int]  # (height, width) of the level
-    windows: list[Window]  # the tiles whose core touches tissue (within the annotation, if any), row-major
+    windows: list[Window]  # the tiles whose core touches tissue (within the annotation, if any), row-major,
+    # each core shrunk to the tissue in it
     total: int  # tiles of the whole level
     thumbnail: np.ndarray  # the slide at low resolution
     scale: float  # level-0 pixels per thumbnail pixel
@@ -57,20 +58,34 @@ class SlidePlan(NamedTuple):
         return float(np.count_nonzero(self.tissue)) * self.scale**2 / 1e6
 
 
-def tissue_windows(windows: list[Window], mask: np.ndarray, *, scale: float) -> list[Window]:
-    """The `windows` whose core touches `mask`, a grid of `scale` of their pixels per mask pixel.
+def tissue_windows(windows: list[Window], mask: np.ndarray, *, scale: float, shape: tuple[int, int],
+                   halo: int, margin: int = 2) -> list[Window]:
+    """The `windows` whose core touches `mask` (a grid of `scale` of their pixels per mask pixel), each core
+    shrunk to the bounding box of the tissue in it, `margin` mask pixels wider, and read with its `halo`
+    within `shape`: edge tiles of a fragment segment its tissue, not the glass beside it.  Shrunk cores
+    still never overlap, so every nucleus still belongs to one tile.
 
     >>> mask = np.zeros((4, 4), bool); mask[3, 0] = True
-    >>> [w.core[0].start for w in tissue_windows(tile_windows((40, 40), tile=20, halo=2), mask, scale=10)]
-    [20]
+    >>> [w.core for w in tissue_windows(tile_windows((40, 40), tile=20, halo=2), mask, scale=10, shape=(40, 40),
+    ...                                 halo=2, margin=0)]
+    [(slice(30, 40, None), slice(0, 10, None))]
     """
     kept = []
     for window in windows:
         rows, cols = window.core
         r0, r1 = int(rows.start // scale), int(np.ceil(rows.stop / scale))
         c0, c1 = int(cols.start // scale), int(np.ceil(cols.stop / scale))
-        if mask[r0:r1, c0:c1].any():
-            kept.append(window)
+        inside = mask[r0:r1, c0:c1]
+        if not inside.any():
+            continue
+        hit_r, hit_c = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        core_r = slice(max(rows.start, int((r0 + hit_r[0] - margin) * scale)),
+                       min(rows.stop, int(np.ceil((r0 + hit_r[-1] + 1 + margin) * scale))))
+        core_c = slice(max(cols.start, int((c0 + hit_c[0] - margin) * scale)),
+                       min(cols.stop, int(np.ceil((c0 + hit_c[-1] + 1 + margin) * scale))))
+        read = (slice(max(core_r.start - halo, 0), min(core_r.stop + halo, shape[0])),
+                slice(max(core_c.start - halo, 0), min(core_c.stop + halo, shape[1])))
+        kept.append(Window((core_r, core_c), read))
     return kept
 
 
@@ -103,12 +118,12 @@ def plan_slide(reader: SlideReader, *, settings: InferenceConfig, slide: SlideCo
     factor = 1.0 if mpp is None else scale_factor(mpp * downsample, network_mpp=settings.network_mpp)
     tile, halo = round(settings.region_tile / factor), round(settings.region_halo / factor)
     windows = tile_windows(reader.shapes[level], tile=tile, halo=halo)
-    everywhere = tissue_windows(windows, tissue, scale=thumb.scale / downsample)
+    shape = reader.shapes[level]
+    everywhere = tissue_windows(windows, tissue, scale=thumb.scale / downsample, shape=shape, halo=halo)
     if roi:  # the stains are still the whole slide's: an annotation's nuclei are the slide's nuclei there
         tissue &= paint_polygons(roi, tissue.shape, scale=thumb.scale)
-    kept = tissue_windows(windows, tissue, scale=thumb.scale / downsample) if roi else everywhere
-    return SlidePlan(level, downsample, mpp, reader.shapes[level], kept, len(windows), thumb.image, thumb.scale, tissue,
-                     everywhere)
+    kept = tissue_windows(windows, tissue, scale=thumb.scale / downsample, shape=shape, halo=halo) if roi else everywhere
+    return SlidePlan(level, downsample, mpp, shape, kept, len(windows), thumb.image, thumb.scale, tissue, everywhere)
 
 
 def stain_mosaic(reader: SlideReader, plan: SlidePlan, *, crops: int, side: int) -> np.ndarray | None:
@@ -165,12 +180,13 @@ def segment_slide_tile(reader: SlideReader, window: Window, segmenter: Segmenter
     rows, cols = window.read
     ds = plan.downsample
     rgb = reader.read(plan.level, rows, cols)
-    label = segmenter.segment_tile(rgb, stains, mpp=plan.level_mpp, seed=seed)
+    density = stains.unmix(rgb)  # once, for the normalisation and the table
+    label = segmenter.segment_tile(rgb, stains, mpp=plan.level_mpp, seed=seed, density=density)
     keep = own_nuclei(label, window)
     lut = np.zeros(int(label.max(initial=0)) + 1, np.int32)
     lut[keep] = keep
     label = lut[label]
-    table = measure_nuclei(label, stains.hematoxylin(rgb))
+    table = measure_nuclei(label, density[..., 0])
     row0 = (np.asarray(table["centroid_row"], float) + rows.start + 0.5) * ds - 0.5
     col0 = (np.asarray(table["centroid_col"], float) + cols.start + 0.5) * ds - 0.5
     if roi:

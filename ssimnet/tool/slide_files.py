@@ -113,8 +113,7 @@ def write_slide_outputs(paths: dict[str, Path], plan: SlidePlan, parts: Callable
                 for stream in streams:
                     stream.write(text)
                 first = False
-            for rings in part.rings:
-                draw_rings(overlay, rings, scale=plan.scale, color=NUCLEUS_COLOR)
+            draw_rings(overlay, [ring for rings in part.rings for ring in rings], scale=plan.scale, color=NUCLEUS_COLOR)
             for k in kept:
                 kept[k].append(columns[k].astype(float))
             next_id += n

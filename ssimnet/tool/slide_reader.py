@@ -240,9 +240,10 @@ class Downsampled(NamedTuple):
 
 
 def read_downsampled(reader: SlideReader, max_side: int) -> Downsampled:
-    """The whole slide at most about `max_side` pixels a side, read strip by strip from the coarsest level
-    at least that large and averaged by blocks, so that memory stays bounded by a strip."""
-    levels = [k for k, (h, w) in enumerate(reader.shapes) if max(h, w) >= max_side] or [0]
+    """The whole slide at between half `max_side` and `max_side` pixels a side (or less, for a smaller
+    slide): the coarsest level at least half that large, read strip by strip and averaged by blocks when
+    larger, so that memory stays bounded by a strip."""
+    levels = [k for k, (h, w) in enumerate(reader.shapes) if 2 * max(h, w) >= max_side] or [0]
     level = levels[-1]
     h, w = reader.shapes[level]
     step = max(1, -(-max(h, w) // max_side))

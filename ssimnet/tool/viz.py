@@ -44,21 +44,24 @@ def outline_overlay(
 
 
 def draw_rings(image: np.ndarray, rings: list[list[list[float]]], *, scale: float,
-               color: tuple[int, int, int] = (0, 255, 0)) -> None:
-    """Draw polygon `rings` ([x, y] in pixels of `scale` times `image`'s) onto `image`, in place, through the
-    pixels their vertices fall in: the outlines of a slide's nuclei on its thumbnail.
+               color: tuple[int, int, int] = (0, 255, 0), samples: int = 4) -> None:
+    """Draw polygon `rings` ([x, y] in pixels of `scale` times `image`'s) onto `image`, in place: each edge
+    marked at `samples` points, all rings at once -- the outlines of a slide's nuclei on its thumbnail.
 
     >>> image = np.zeros((4, 4, 3), np.uint8)
     >>> draw_rings(image, [[[10, 10], [25, 10], [25, 25], [10, 25], [10, 10]]], scale=10)
     >>> image[..., 1].astype(bool).astype(int).tolist()
     [[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]]
     """
-    from skimage.draw import polygon_perimeter
-
-    for ring in rings:
-        xy = np.floor(np.asarray(ring, float) / scale)
-        rr, cc = polygon_perimeter(xy[:, 1], xy[:, 0], shape=image.shape[:2])
-        image[rr, cc] = color
+    rings = [np.asarray(ring, float) for ring in rings if len(ring) > 1]
+    if not rings:
+        return
+    start = np.concatenate([ring[:-1] for ring in rings])
+    step = np.concatenate([np.diff(ring, axis=0) for ring in rings])
+    t = np.arange(samples, dtype=float)[:, None, None] / samples
+    xy = np.floor((start + t * step).reshape(-1, 2) / scale).astype(np.int64)
+    inside = (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] < image.shape[1]) & (xy[:, 1] < image.shape[0])
+    image[xy[inside, 1], xy[inside, 0]] = color
 
 
 def error_overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, *, alpha: float = 0.6) -> np.ndarray:
