@@ -303,3 +303,14 @@ def test_a_changed_setting_starts_a_new_journal(svs, net, tmp_path):
     assert _journal(root, job_key(job, a)) == old and (old / "000000.json").exists()  # the same key resumes
     new = _journal(root, job_key(job, b))
     assert [p.name for p in root.iterdir()] == [new.name] and not any(new.iterdir())  # another key starts afresh
+
+
+def test_a_damaged_slide_or_one_without_tissue_is_one_line_and_no_output(tmp_path, net, capsys):
+    (tmp_path / "bad.svs").write_bytes(b"II*\x00" + bytes(200))
+    write_slide(tmp_path / "glass.svs", np.full((600, 600, 3), 238, np.uint8), mpp=0.25, downsamples=(1, 4))
+    for name, problem in (("bad.svs", "cannot be read as a slide"), ("glass.svs", "has no tissue")):
+        out = tmp_path / f"out-{name}"
+        assert main(["segment", str(tmp_path / name), "--out", str(out), "--model", str(net), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and name in err and problem in err, err
+        assert not any(p.is_file() for p in out.rglob("*")) if out.exists() else True

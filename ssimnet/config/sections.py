@@ -363,27 +363,15 @@ class InferenceConfig:
 
 @dataclass(frozen=True)
 class SlideConfig:
-    """How ``ssimnet segment`` finds the tissue of a whole slide and measures its stains
-    (:mod:`ssimnet.tool.slide`); the tiles are the network's region tiles (:attr:`InferenceConfig.region_tile`).
+    """How ``ssimnet segment`` finds a whole slide's tissue and measures its stains (:mod:`ssimnet.tool.slide`;
+    the tiles are the network's region tiles, :attr:`InferenceConfig.region_tile`).
 
-    Attributes
-    ----------
-    thumbnail_side : int
-        About how many pixels a side the low-resolution image has on which
-        the tissue is found (:func:`ssimnet.tool.tissue.find_tissue`) and the
-        outlines are drawn.
-    min_tissue_area : float
-        Smallest piece of tissue kept, in square microns (square pixels of
-        level 0 when the slide has no pixel size).
-    min_saturation : float
-        Saturation below which nothing is tissue.
-    tissue_closing : float
-        Radius in microns of the closing that joins the pieces of one fragment
-        (pixels of level 0 without a pixel size).
-    stain_crops, stain_crop_side : int
-        The one stain measurement of a slide is made on a mosaic of this many
-        crops of this side, at the resolution the network sees, from tissue
-        tiles spread over the slide.
+    The tissue is found on an image of the slide about `thumbnail_side` pixels
+    a side (:func:`ssimnet.tool.tissue.find_tissue`): saturation above Otsu's
+    threshold and `min_saturation`, closed by a disc of `tissue_closing`
+    microns, pieces under `min_tissue_area` square microns dropped (level-0
+    pixels when the slide has no pixel size).  The stains are measured once,
+    on a mosaic of `stain_crops` crops of `stain_crop_side` pixels.
     """
 
     thumbnail_side: int = 2048
@@ -394,16 +382,10 @@ class SlideConfig:
     stain_crop_side: int = 384
 
     def __post_init__(self) -> None:
-        for ok, what, value in (
-            (self.thumbnail_side >= 64, "thumbnail_side must be at least 64", self.thumbnail_side),
-            (self.min_tissue_area >= 0, "min_tissue_area must be >= 0", self.min_tissue_area),
-            (self.tissue_closing >= 0, "tissue_closing must be >= 0", self.tissue_closing),
-            (0 <= self.min_saturation < 1, "min_saturation must lie in [0, 1)", self.min_saturation),
-            (self.stain_crops >= 1 and self.stain_crop_side >= 64, "stain_crops must be >= 1 and stain_crop_side >= 64",
-             (self.stain_crops, self.stain_crop_side)),
-        ):
-            if not ok:
-                raise ValueError(f"{what} (got {value})")
+        if not (self.thumbnail_side >= 64 and self.min_tissue_area >= 0 and 0 <= self.min_saturation < 1
+                and self.tissue_closing >= 0 and self.stain_crops >= 1 and self.stain_crop_side >= 64):
+            raise ValueError(f"implausible slide settings: {self} (thumbnail_side and stain_crop_side >= 64, "
+                             "stain_crops >= 1, min_saturation in [0, 1), areas and closing >= 0)")
 
 
 DEFAULT_SLIDE = SlideConfig()

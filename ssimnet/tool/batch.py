@@ -55,7 +55,8 @@ from ..errors import InputWarning, SegmentationWarning
 from ..fingerprint import code_fingerprint
 from ..net.onnxnet import OnnxNetwork
 from .inputs import Job, find_images, output_name, read_images  # noqa: F401  (importable from here)
-from .segmenter import Segmenter, concatenate_tables, settings_for
+from .segmenter import Segmenter, concatenate_tables
+from .workers import portable, worker_init, worker_segmenter
 
 if TYPE_CHECKING:
     from ..net.train import Trainer
@@ -264,7 +265,11 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
         if slide:
             from .slide_files import segment_slide
 
-            row = segment_slide(job, out, settings, segmenter, key=key, client=client, workers=workers)
+            made = segment_slide(job.path, out, job.name, segmenter, key=key, seed=settings.seed, mpp=settings.mpp,
+                                 slide=settings.slide, roi=settings.roi, geojson_gz=settings.geojson_gz,
+                                 client=client, workers=workers)
+            row = {**_summary(job, made.shape, made.columns, made.tiles, time.perf_counter() - start),
+                   "normalization": made.normalization, "slide": made.slide}
         else:
             image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
             row = _segment_and_write(job, image, out, settings, segmenter, start)
@@ -355,61 +360,10 @@ def summary_rows(out: Path, jobs: Sequence[Job], keys: Mapping[str, str]) -> lis
 
 # ----------------------------------------------------------------------------- running a batch
 
-_WORKER: dict[str, object] = {}
-
-
-def _portable(network: Trainer | OnnxNetwork) -> dict[str, object] | OnnxNetwork:
-    """What of `network` crosses to another process: a torch network's state, or the ONNX network (its bytes)."""
-    return network if isinstance(network, OnnxNetwork) else network.state()
-
-
-def _rebuild(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int | None) -> Segmenter:
-    """A segmenter around the network `portable` carries (its settings come with each image's BatchSettings)."""
-    if isinstance(portable, OnnxNetwork):
-        network: Trainer | OnnxNetwork = portable.with_threads(threads) if threads else portable
-    else:
-        import torch
-
-        from ..net.train import Trainer
-
-        if threads:
-            torch.set_num_threads(threads)
-        network = Trainer.from_state(portable, None, device=device)
-    return Segmenter(network, settings_for(network.architecture))
-
-
-def _die_with(parent: int) -> None:
-    """Have the kernel end this worker when `parent` dies, even by SIGKILL (Linux's PR_SET_PDEATHSIG);
-    a worker whose parent is already gone ends now."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _worker_init(portable: dict[str, object] | OnnxNetwork, device: str | None, threads: int, parent: int) -> None:
-    import signal
-
-    _die_with(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _WORKER["segmenter"] = _rebuild(portable, device, threads)
-
-
-def _worker_segment(job: Job, out: Path, settings: BatchSettings) -> dict[str, object]:
-    return segment_file(job, out, settings, _WORKER["segmenter"])
-
-
-def _remote_segment(job: Job, out: Path, settings: BatchSettings,
-                    portable: dict[str, object] | OnnxNetwork) -> dict[str, object]:
-    key = id(portable)
-    if _WORKER.get("portable") != key:  # one network per Dask worker process and model
-        _WORKER["segmenter"], _WORKER["portable"] = _rebuild(portable, None, None), key
-    return segment_file(job, out, settings, _WORKER["segmenter"])
+def _worker_segment(job: Job, out: Path, settings: BatchSettings,
+                    carried: dict[str, object] | OnnxNetwork | None = None) -> dict[str, object]:
+    """One image in a pool's worker (`carried` None) or on a Dask worker (the network `carried` holds)."""
+    return segment_file(job, out, settings, worker_segmenter(carried))
 
 
 def run_batch(
@@ -458,8 +412,8 @@ def run_batch(
 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) if scheduler == "local" else None
         with Client(cluster if cluster is not None else scheduler) as client:
-            state = client.scatter(_portable(segmenter.network), broadcast=True)
-            futures = {client.submit(_remote_segment, job, out, settings, state, pure=False): job for job in jobs}
+            state = client.scatter(portable(segmenter.network), broadcast=True)
+            futures = {client.submit(_worker_segment, job, out, settings, state, pure=False): job for job in jobs}
             for future in as_completed(futures):
                 try:
                     done(futures[future], future.result())
@@ -475,8 +429,8 @@ def run_batch(
         threads = max(1, (os.cpu_count() or 1) // workers)
         network = segmenter.network
         device = None if isinstance(network, OnnxNetwork) else str(network.device)
-        with ProcessPoolExecutor(min(workers, len(jobs)), initializer=_worker_init,
-                                 initargs=(_portable(network), device, threads, os.getpid())) as pool:
+        with ProcessPoolExecutor(min(workers, len(jobs)), initializer=worker_init,
+                                 initargs=(portable(network), device, threads, os.getpid())) as pool:
             futures = {pool.submit(_worker_segment, job, out, settings): job for job in jobs}
             try:
                 for future in completed(futures):

@@ -33,20 +33,22 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ..config import DEFAULT_SEED, DEFAULT_SLIDE, InferenceConfig, PseudoLabelConfig, SlideConfig
 from ..data import DataError, atomic_path, write_image
+from ..net.onnxnet import OnnxNetwork
 from .slide import SlidePlan, TilePart, plan_slide, segment_slide_tile, stain_mosaic
 from .slide_reader import SlideReader, open_slide
+from .tissue import Polygon
+from .workers import WORKER, portable, worker_init, worker_segmenter
 
 if TYPE_CHECKING:
-    from .batch import BatchSettings
-    from .inputs import Job
     from .segmenter import Segmenter, Stains
 
-__all__ = ["slide_paths", "segment_slide", "finish_slide", "write_slide_outputs"]
+__all__ = ["slide_paths", "SlideResult", "segment_slide", "finish_slide", "write_slide_outputs"]
 
 #: Colours of the thumbnail: nuclei, tissue outline.
 NUCLEUS_COLOR, TISSUE_COLOR = (0, 200, 0), (30, 60, 255)
@@ -158,57 +160,69 @@ def _journal(root: Path, key: str) -> Path:
 
 # ----------------------------------------------------------------------------- a slide
 
-def segment_slide(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter, *, key: str,
-                  client: object | None = None, workers: int = 1, progress: bool = False) -> dict[str, object]:
-    """Segment the slide of `job` into `out` tile by tile, resuming from the journal of `key`; returns
-    its summary row without the key (the caller writes the summary last, then :func:`finish_slide`).
+class SlideResult(NamedTuple):
+    """What a slide's summary is made of: the nuclei's ``area``, ``eccentricity`` and ``mean_hematoxylin``,
+    the level-0 shape, the tiles segmented, what was done with the stains, and the slide's own record."""
+
+    columns: dict[str, np.ndarray]
+    shape: tuple[int, int]
+    tiles: int
+    normalization: str
+    slide: dict[str, object]
+
+
+def segment_slide(path: Path, out: Path, name: str, segmenter: Segmenter, *, key: str, seed: int = DEFAULT_SEED,
+                  mpp: float | None = None, slide: SlideConfig = DEFAULT_SLIDE, roi: str = "",
+                  geojson_gz: bool = False, client: object | None = None, workers: int = 1,
+                  progress: bool = False) -> SlideResult:
+    """Segment the slide at `path` into `out` as `name`, tile by tile, resuming from the journal of `key`
+    (what keys the outputs: :func:`ssimnet.tool.batch.job_key`).  The caller writes the summary last,
+    then calls :func:`finish_slide`.
 
     The tiles run here, in `workers` processes, or on the Dask `client`'s
-    workers; the outputs are the same bytes whichever runs them.
+    workers; the outputs are the same bytes whichever runs them.  `mpp`
+    overrides the slide's pixel size; `roi` is a GeoJSON file of polygons.
 
     Raises
     ------
     DataError
-        If the slide cannot be read, or has no tissue.
+        If the slide or the annotation cannot be read, or the slide has no tissue.
     """
-    from .batch import _summary
     from .tissue import read_roi
 
     start = time.perf_counter()
-    paths = slide_paths(out, job.name)
-    roi = read_roi(settings.roi) if settings.roi else None
-    with open_slide(job.path) as reader:
-        plan = plan_slide(reader, settings=settings.inference, slide=settings.slide, mpp=settings.mpp, roi=roi)
+    paths = slide_paths(out, name)
+    polygons = read_roi(roi) if roi else None
+    with open_slide(path) as reader:
+        plan = plan_slide(reader, settings=segmenter.settings, slide=slide, mpp=mpp, roi=polygons)
         if not plan.windows:
-            raise DataError(job.path, "has no tissue" + (" inside the --roi polygons" if roi else "")
+            raise DataError(path, "has no tissue" + (" inside the --roi polygons" if roi else "")
                             + " (nothing saturated enough on its thumbnail)")
-        mosaic = stain_mosaic(reader, plan, crops=settings.slide.stain_crops, side=settings.slide.stain_crop_side)
-        stains = segmenter.measure_stains(mosaic, seed=settings.seed)
+        mosaic = stain_mosaic(reader, plan, crops=slide.stain_crops, side=slide.stain_crop_side)
+        stains = segmenter.measure_stains(mosaic, seed=seed)
         tiles = _journal(paths["tiles"], key)
         todo = [i for i in range(len(plan.windows)) if not _part_path(tiles, i).is_file()]
+        task = _Task(path, _light(plan), stains, segmenter.settings, segmenter.pseudo, seed, polygons)
         if client is not None:
-            _run_on_dask(client, job.path, plan, todo, tiles, segmenter, stains, settings, roi)
+            _run_on_dask(client, task, todo, tiles, segmenter)
         elif workers > 1 and len(todo) > 1:
-            _run_in_pool(workers, job.path, plan, todo, tiles, segmenter, stains, settings, roi)
+            _run_in_pool(workers, task, todo, tiles, segmenter)
         else:
             from tqdm.auto import tqdm
 
-            for index in tqdm(todo, unit="tile", disable=not progress, desc=job.name, leave=False):
-                part = segment_slide_tile(reader, plan.windows[index], segmenter, stains, plan=plan,
-                                          seed=settings.seed, roi=roi)
-                _write_part(tiles, index, part)
-        columns = write_slide_outputs(paths, plan, lambda i: _read_part(tiles, i), geojson_gz=settings.geojson_gz)
+            for index in tqdm(todo, unit="tile", disable=not progress, desc=name, leave=False):
+                _write_part(tiles, index, segment_slide_tile(reader, plan.windows[index], segmenter, stains, plan=plan,
+                                                             seed=seed, roi=polygons))
+        columns = write_slide_outputs(paths, plan, lambda i: _read_part(tiles, i), geojson_gz=geojson_gz)
         seconds = time.perf_counter() - start
-        shape = reader.shapes[0]
-        row = {**_summary(job, shape, columns, len(plan.windows), seconds), "normalization": stains.note}
-        row["slide"] = {
+        record = {
             "format": reader.format, "levels": len(reader.shapes), "mpp": plan.mpp, "level": plan.level,
             "level_mpp": plan.level_mpp, "tiles": plan.total, "tissue_tiles": len(plan.windows),
             "tissue_megapixels": round(plan.tissue_megapixels(), 3),
             "tissue_megapixels_per_second": round(plan.tissue_megapixels() / seconds, 3),
             "resumed_tiles": len(plan.windows) - len(todo),
         }
-    return row
+        return SlideResult(columns, reader.shapes[0], len(plan.windows), stains.note, record)
 
 
 def finish_slide(out: Path, name: str) -> None:
@@ -218,29 +232,31 @@ def finish_slide(out: Path, name: str) -> None:
 
 # ----------------------------------------------------------------------------- other processes
 
-_WORKER: dict[str, object] = {}
+class _Task(NamedTuple):
+    """What a worker needs to segment any tile of a slide (the plan without its pictures)."""
+
+    path: Path
+    plan: SlidePlan
+    stains: Stains
+    settings: InferenceConfig
+    pseudo: PseudoLabelConfig
+    seed: int
+    roi: list[Polygon] | None
 
 
-def _remote_tile(path: Path, index: int, plan: SlidePlan, stains: Stains, settings: BatchSettings,
-                 roi: object, portable: object | None = None) -> tuple[int, TilePart]:
+def _tile(task: _Task, index: int, carried: object | None = None) -> tuple[int, TilePart]:
     """One tile in a worker process (of a pool, or of Dask), which keeps the slide open and its network
-    between tiles: the network `portable` carries, or the pool's (:func:`ssimnet.tool.batch._worker_init`)."""
-    from . import batch
+    between tiles (:func:`ssimnet.tool.workers.worker_segmenter`)."""
     from .segmenter import Segmenter
 
-    if portable is None:
-        base: Segmenter = batch._WORKER["segmenter"]  # type: ignore[assignment]
-    else:
-        if _WORKER.get("portable") != id(portable):
-            _WORKER["segmenter"], _WORKER["portable"] = batch._rebuild(portable, None, None), id(portable)  # type: ignore[arg-type]
-        base = _WORKER["segmenter"]  # type: ignore[assignment]
-    if _WORKER.get("path") != path:
-        if isinstance(_WORKER.get("reader"), SlideReader):
-            _WORKER["reader"].close()  # type: ignore[union-attr]
-        _WORKER["reader"], _WORKER["path"] = open_slide(path), path
-    segmenter = Segmenter(base.network, settings.inference, pseudo=settings.pseudo)
-    return index, segment_slide_tile(_WORKER["reader"], plan.windows[index], segmenter, stains,  # type: ignore[arg-type]
-                                     plan=plan, seed=settings.seed, roi=roi)  # type: ignore[arg-type]
+    base = worker_segmenter(carried)  # type: ignore[arg-type]
+    if WORKER.get("path") != task.path:
+        if isinstance(WORKER.get("reader"), SlideReader):
+            WORKER["reader"].close()  # type: ignore[union-attr]
+        WORKER["reader"], WORKER["path"] = open_slide(task.path), task.path
+    segmenter = Segmenter(base.network, task.settings, pseudo=task.pseudo)
+    return index, segment_slide_tile(WORKER["reader"], task.plan.windows[index], segmenter, task.stains,  # type: ignore[arg-type]
+                                     plan=task.plan, seed=task.seed, roi=task.roi)
 
 
 def _light(plan: SlidePlan) -> SlidePlan:
@@ -248,22 +264,17 @@ def _light(plan: SlidePlan) -> SlidePlan:
     return plan._replace(thumbnail=np.zeros((0, 0, 3), np.uint8), tissue=np.zeros((0, 0), bool), stain_windows=[])
 
 
-def _run_in_pool(workers: int, path: Path, plan: SlidePlan, todo: list[int], tiles: Path, segmenter: Segmenter,
-                 stains: Stains, settings: BatchSettings, roi: object) -> None:
+def _run_in_pool(workers: int, task: _Task, todo: list[int], tiles: Path, segmenter: Segmenter) -> None:
     """The tiles `todo` in `workers` processes of this machine, the CPUs shared out between them."""
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from ..net.onnxnet import OnnxNetwork
-    from .batch import _portable, _worker_init
-
     network = segmenter.network
     device = None if isinstance(network, OnnxNetwork) else str(network.device)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    light = _light(plan)
-    with ProcessPoolExecutor(min(workers, len(todo)), initializer=_worker_init,
-                             initargs=(_portable(network), device, threads, os.getpid())) as pool:
-        futures = [pool.submit(_remote_tile, path, index, light, stains, settings, roi) for index in todo]
+    with ProcessPoolExecutor(min(workers, len(todo)), initializer=worker_init,
+                             initargs=(portable(network), device, threads, os.getpid())) as pool:
+        futures = [pool.submit(_tile, task, index) for index in todo]
         try:
             for future in as_completed(futures):
                 _write_part(tiles, *future.result())
@@ -273,16 +284,11 @@ def _run_in_pool(workers: int, path: Path, plan: SlidePlan, todo: list[int], til
             raise
 
 
-def _run_on_dask(client: object, path: Path, plan: SlidePlan, todo: list[int], tiles: Path, segmenter: Segmenter,
-                 stains: Stains, settings: BatchSettings, roi: object) -> None:
+def _run_on_dask(client: object, task: _Task, todo: list[int], tiles: Path, segmenter: Segmenter) -> None:
     """The tiles `todo` on the Dask `client`'s workers; each finished tile is journalled here as it comes."""
     from distributed import as_completed
 
-    from .batch import _portable
-
-    shared = client.scatter([_portable(segmenter.network), _light(plan), stains, roi], broadcast=True)  # type: ignore[attr-defined]
-    portable, plan_ref, stains_ref, roi_ref = shared
-    futures = [client.submit(_remote_tile, path, index, plan_ref, stains_ref, settings, roi_ref, portable,  # type: ignore[attr-defined]
-                             pure=False) for index in todo]
+    carried, shared = client.scatter([portable(segmenter.network), task], broadcast=True)  # type: ignore[attr-defined]
+    futures = [client.submit(_tile, shared, index, carried, pure=False) for index in todo]  # type: ignore[attr-defined]
     for future in as_completed(futures):
         _write_part(tiles, *future.result())
