@@ -272,6 +272,10 @@ def test_a_killed_run_resumes_at_the_first_unfinished_tile_and_ends_with_the_sam
     proc.wait()
     finished = len(list(journal.glob("*/*.json")))
     assert 2 <= finished < 9, finished  # killed part way
+    from ssimnet.tool.batch import _TEMPORARY
+
+    left = [p.name for p in out.iterdir() if p.is_file() and p.name.startswith(".")]
+    assert left and all(_TEMPORARY.fullmatch(n) for n in left), left  # outputs being written: a later run clears them
     assert not slide_paths(out, "slide")["summary"].exists()
     assert main(command[3:]) == 0  # resumed (in this process: the same command)
     summary = json.loads(slide_paths(out, "slide")["summary"].read_text())

@@ -88,9 +88,11 @@ def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profil
 
 
 #: A temporary file of an output being written (:func:`ssimnet.data.atomic_path`): ``.<output>.<8 random
-#: characters><suffix>``, for the outputs :func:`output_paths` names and ``summary.csv``.
-_TEMPORARY = re.compile(r"\.(.*(_label\.png|_label\.tif|_overlay\.png|_nuclei\.csv|_nuclei\.geojson|_summary\.json)"
-                        r"|summary\.csv)\.\w{8}\.(png|tif|csv|geojson|json)")
+#: characters><suffix>``, for the outputs :func:`output_paths` and
+#: :func:`ssimnet.tool.slide_files.slide_paths` name, and ``summary.csv``.
+_TEMPORARY = re.compile(r"\.(.*(_label\.png|_label\.tif|_overlay\.png|_nuclei\.csv|_nuclei\.geojson|_summary\.json"
+                        r"|_nuclei\.csv\.gz|_nuclei\.geojson\.gz|_tissue\.png|_thumbnail\.png)"
+                        r"|summary\.csv)\.\w{8}\.(png|tif|csv|geojson|json|gz)")
 
 
 def clean_temporaries(out: Path, *, older_than: float = 3600.0) -> list[Path]:

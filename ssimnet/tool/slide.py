@@ -212,5 +212,6 @@ def segment_slide_tile(reader: SlideReader, window: Window, segmenter: Segmenter
         out[name] = values.tolist()
     if plan.mpp is not None:
         out["area_um2"] = (np.asarray(out["area"], float) * plan.mpp**2).tolist()
-    rings = [[[[round(x * ds, 2), round(y * ds, 2)] for x, y in ring] for ring in polygons[i]] for i in ids]
+    rings = [polygons[i] if ds == 1 else [np.round(np.asarray(ring) * ds, 2).tolist() for ring in polygons[i]]
+             for i in ids]
     return TilePart(out, rings)

@@ -16,9 +16,11 @@ folder, for a slide named ``<name>``:
 - ``<name>_summary.json``, written last (:mod:`ssimnet.tool.batch`).
 
 Each finished tile's nuclei go to ``.<name>_tiles/<key>/<tile>.json``, written
-atomically.  A run killed at any point restarts at the first unfinished tile;
-the outputs are then made from the journal, in tile order, and so are the same
-bytes as an uninterrupted run's.  The journal goes once the summary is
+atomically, and into the outputs as soon as the tiles before it are done
+(:class:`SlideWriter`, in tile order, renamed into place at the end).  A run
+killed at any point restarts at the first unfinished tile, writes the outputs
+afresh from the journal and the new tiles, in the same order, and so ends with
+the same bytes as an uninterrupted run.  The journal goes once the summary is
 written.  On a Dask cluster (``--scheduler``) the tiles of a slide run on the
 workers, each opening the slide itself; the journal and the outputs stay here.
 """
@@ -31,7 +33,7 @@ import io
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -48,7 +50,7 @@ from .workers import WORKER, portable, worker_init, worker_segmenter
 if TYPE_CHECKING:
     from .segmenter import Segmenter, Stains
 
-__all__ = ["slide_paths", "SlideResult", "segment_slide", "finish_slide", "write_slide_outputs"]
+__all__ = ["slide_paths", "SlideWriter", "SlideResult", "segment_slide", "finish_slide"]
 
 #: Colours of the thumbnail: nuclei, tissue outline.
 NUCLEUS_COLOR, TISSUE_COLOR = (0, 200, 0), (30, 60, 255)
@@ -72,65 +74,83 @@ def _gzip_text(path: Path) -> Iterator[io.TextIOWrapper]:
                 yield text
 
 
-def write_slide_outputs(paths: dict[str, Path], plan: SlidePlan, parts: Callable[[int], TilePart], *,
-                        geojson_gz: bool = False) -> dict[str, np.ndarray]:
-    """The outputs of a slide made from its tiles' parts, in tile order (ids 1..N over the slide);
-    returns the columns the summary needs (``area``, ``eccentricity``, ``mean_hematoxylin``)."""
-    from contextlib import ExitStack, contextmanager
+class SlideWriter:
+    """The outputs of a slide, written while its tiles are segmented: :meth:`add` takes the tiles' parts in
+    tile order (ids 1..N over the slide) as they stream; leaving the ``with`` block without an error
+    finishes and renames every file at once (none is left half-written otherwise).  ``columns`` then
+    holds what the summary needs (``area``, ``eccentricity``, ``mean_hematoxylin``).
+    """
 
-    from skimage.segmentation import find_boundaries
+    def __init__(self, paths: dict[str, Path], plan: SlidePlan, *, geojson_gz: bool = False) -> None:
+        from skimage.segmentation import find_boundaries
 
-    from .geojson import feature_collection
-    from .viz import draw_rings
+        self.paths, self.plan, self.geojson_gz = paths, plan, geojson_gz
+        self.overlay = np.array(plan.thumbnail, copy=True)
+        self.overlay[find_boundaries(plan.tissue, mode="inner")] = TISSUE_COLOR
+        self.kept: dict[str, list[np.ndarray]] = {"area": [], "eccentricity": [], "mean_hematoxylin": []}
+        self.next_tile, self.next_id, self._header = 0, 1, False
+        self.columns: dict[str, np.ndarray] = {}
 
-    overlay = np.array(plan.thumbnail, copy=True)
-    overlay[find_boundaries(plan.tissue, mode="inner")] = TISSUE_COLOR
-    kept: dict[str, list[np.ndarray]] = {"area": [], "eccentricity": [], "mean_hematoxylin": []}
-    gz = contextmanager(_gzip_text)
-    with ExitStack() as stack:
-        table = stack.enter_context(gz(paths["nuclei"]))
-        geo_tmp = stack.enter_context(atomic_path(paths["geojson"]))
-        geo = stack.enter_context(open(geo_tmp, "w", encoding="utf-8"))
-        packed = stack.enter_context(gz(paths["geojson_gz"])) if geojson_gz else None
-        streams = [s for s in (geo, packed) if s is not None]
-        writer: csv.writer | None = None  # type: ignore[valid-type]
-        for stream in streams:
-            stream.write('{"type": "FeatureCollection", "features": [')
-        first, next_id = True, 1
-        for index in range(len(plan.windows)):
-            part = parts(index)
-            n = len(part)
-            if not n:
-                continue
-            columns = {k: np.asarray(v) for k, v in part.table.items()}
-            columns["id"] = columns["id"] + next_id - 1
-            if writer is None:
-                writer = csv.writer(table, lineterminator="\n")
-                writer.writerow(["id", "tile", *[k for k in columns if k != "id"]])
-            for i in range(n):
-                writer.writerow([int(columns["id"][i]), index, *[columns[k][i].item() for k in columns if k != "id"]])
-            polygons = {int(columns["id"][i]): part.rings[i] for i in range(n)}
-            for feature in feature_collection(polygons, columns)["features"]:
-                text = ("\n" if first else ",\n") + json.dumps(feature)
-                for stream in streams:
-                    stream.write(text)
-                first = False
-            draw_rings(overlay, [ring for rings in part.rings for ring in rings], scale=plan.scale, color=NUCLEUS_COLOR)
-            for k in kept:
-                kept[k].append(columns[k].astype(float))
-            next_id += n
-        if writer is None:  # no nuclei: the header alone
-            csv.writer(table, lineterminator="\n").writerow(["id", "tile", "area", "centroid_row", "centroid_col"])
-        for stream in streams:
-            stream.write("\n]}\n")
-    if not geojson_gz:
-        paths["geojson_gz"].unlink(missing_ok=True)  # an earlier run's, asked for then
-    write_image(paths["thumbnail"], overlay)
-    with atomic_path(paths["tissue"]) as tmp:
-        from PIL import Image
+    def __enter__(self) -> SlideWriter:
+        from contextlib import ExitStack, contextmanager
 
-        Image.fromarray(plan.tissue.astype(np.uint8) * 255).save(tmp, format="PNG")
-    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in kept.items()}
+        gz = contextmanager(_gzip_text)
+        self._stack = ExitStack().__enter__()
+        self._table = self._stack.enter_context(gz(self.paths["nuclei"]))
+        geo = self._stack.enter_context(open(self._stack.enter_context(atomic_path(self.paths["geojson"])), "w",
+                                             encoding="utf-8"))
+        self._streams = [geo] + ([self._stack.enter_context(gz(self.paths["geojson_gz"]))] if self.geojson_gz else [])
+        self._write('{"type": "FeatureCollection", "features": [')
+        self._csv = csv.writer(self._table, lineterminator="\n")
+        return self
+
+    def _write(self, text: str) -> None:
+        for stream in self._streams:
+            stream.write(text)
+
+    def add(self, part: TilePart) -> None:
+        """The next tile's nuclei (tile ``next_tile``)."""
+        from .geojson import feature_collection
+        from .viz import draw_rings
+
+        index, n = self.next_tile, len(part)
+        self.next_tile += 1
+        if not n:
+            return
+        columns = {k: np.asarray(v) for k, v in part.table.items()}
+        columns["id"] = columns["id"] + self.next_id - 1
+        if not self._header:
+            self._csv.writerow(["id", "tile", *[k for k in columns if k != "id"]])
+            self._header = True
+        for i in range(n):
+            self._csv.writerow([int(columns["id"][i]), index, *[columns[k][i].item() for k in columns if k != "id"]])
+        polygons = {int(columns["id"][i]): part.rings[i] for i in range(n)}
+        for feature in feature_collection(polygons, columns)["features"]:
+            self._write(("\n" if self.next_id == 1 else ",\n") + json.dumps(feature))
+            self.next_id += 1
+        draw_rings(self.overlay, [ring for rings in part.rings for ring in rings], scale=self.plan.scale,
+                   color=NUCLEUS_COLOR)
+        for k in self.kept:
+            self.kept[k].append(columns[k].astype(float))
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if kind is None:
+            if self.next_tile != len(self.plan.windows):
+                raise RuntimeError(f"{self.next_tile} of {len(self.plan.windows)} tiles written")
+            if not self._header:  # no nuclei: the header alone
+                self._csv.writerow(["id", "tile", "area", "centroid_row", "centroid_col"])
+            self._write("\n]}\n")
+        self._stack.__exit__(kind, error, trace)  # renames the files, or removes them after an error
+        if kind is not None:
+            return
+        if not self.geojson_gz:
+            self.paths["geojson_gz"].unlink(missing_ok=True)  # an earlier run's, asked for then
+        write_image(self.paths["thumbnail"], self.overlay)
+        with atomic_path(self.paths["tissue"]) as tmp:
+            from PIL import Image
+
+            Image.fromarray(self.plan.tissue.astype(np.uint8) * 255).save(tmp, format="PNG")
+        self.columns = {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.kept.items()}
 
 
 # ----------------------------------------------------------------------------- the journal
@@ -201,19 +221,33 @@ def segment_slide(path: Path, out: Path, name: str, segmenter: Segmenter, *, key
         mosaic = stain_mosaic(reader, plan, crops=slide.stain_crops, side=slide.stain_crop_side)
         stains = segmenter.measure_stains(mosaic, seed=seed)
         tiles = _journal(paths["tiles"], key)
-        todo = [i for i in range(len(plan.windows)) if not _part_path(tiles, i).is_file()]
+        journalled = {i for i in range(len(plan.windows)) if _part_path(tiles, i).is_file()}
+        todo = [i for i in range(len(plan.windows)) if i not in journalled]
         task = _Task(path, _light(plan), stains, segmenter.settings, segmenter.pseudo, seed, polygons)
         if client is not None:
-            _run_on_dask(client, task, todo, tiles, segmenter)
+            finished = _on_dask(client, task, todo, segmenter)
         elif workers > 1 and len(todo) > 1:
-            _run_in_pool(workers, task, todo, tiles, segmenter)
+            finished = _in_pool(workers, task, todo, segmenter)
         else:
             from tqdm.auto import tqdm
 
-            for index in tqdm(todo, unit="tile", disable=not progress, desc=name, leave=False):
-                _write_part(tiles, index, segment_slide_tile(reader, plan.windows[index], segmenter, stains, plan=plan,
-                                                             seed=seed, roi=polygons))
-        columns = write_slide_outputs(paths, plan, lambda i: _read_part(tiles, i), geojson_gz=geojson_gz)
+            finished = ((i, segment_slide_tile(reader, plan.windows[i], segmenter, stains, plan=plan, seed=seed,
+                                               roi=polygons))
+                        for i in tqdm(todo, unit="tile", disable=not progress, desc=name, leave=False))
+        waiting: dict[int, TilePart] = {}  # finished out of order: written once the tiles before them are
+        with SlideWriter(paths, plan, geojson_gz=geojson_gz) as writer:
+
+            def write_ready() -> None:  # the outputs grow while the tiles run, in tile order
+                while writer.next_tile in waiting or writer.next_tile in journalled:
+                    following = writer.next_tile
+                    writer.add(waiting.pop(following) if following in waiting else _read_part(tiles, following))
+
+            write_ready()  # what an earlier run journalled
+            for index, part in finished:
+                _write_part(tiles, index, part)
+                waiting[index] = part
+                write_ready()
+        columns = writer.columns
         seconds = time.perf_counter() - start
         record = {
             "format": reader.format, "levels": len(reader.shapes), "mpp": plan.mpp, "level": plan.level,
@@ -264,8 +298,9 @@ def _light(plan: SlidePlan) -> SlidePlan:
     return plan._replace(thumbnail=np.zeros((0, 0, 3), np.uint8), tissue=np.zeros((0, 0), bool), stain_windows=[])
 
 
-def _run_in_pool(workers: int, task: _Task, todo: list[int], tiles: Path, segmenter: Segmenter) -> None:
-    """The tiles `todo` in `workers` processes of this machine, the CPUs shared out between them."""
+def _in_pool(workers: int, task: _Task, todo: list[int], segmenter: Segmenter) -> Iterator[tuple[int, TilePart]]:
+    """The tiles `todo` in `workers` processes of this machine, the CPUs shared out between them; yields
+    each as it finishes."""
     import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -277,18 +312,17 @@ def _run_in_pool(workers: int, task: _Task, todo: list[int], tiles: Path, segmen
         futures = [pool.submit(_tile, task, index) for index in todo]
         try:
             for future in as_completed(futures):
-                _write_part(tiles, *future.result())
-        except BaseException:
+                yield future.result()
+        finally:
             for future in futures:
                 future.cancel()
-            raise
 
 
-def _run_on_dask(client: object, task: _Task, todo: list[int], tiles: Path, segmenter: Segmenter) -> None:
-    """The tiles `todo` on the Dask `client`'s workers; each finished tile is journalled here as it comes."""
+def _on_dask(client: object, task: _Task, todo: list[int], segmenter: Segmenter) -> Iterator[tuple[int, TilePart]]:
+    """The tiles `todo` on the Dask `client`'s workers; yields each as it finishes."""
     from distributed import as_completed
 
     carried, shared = client.scatter([portable(segmenter.network), task], broadcast=True)  # type: ignore[attr-defined]
     futures = [client.submit(_tile, shared, index, carried, pure=False) for index in todo]  # type: ignore[attr-defined]
     for future in as_completed(futures):
-        _write_part(tiles, *future.result())
+        yield future.result()
