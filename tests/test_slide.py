@@ -287,9 +287,12 @@ def test_worker_processes_and_a_dask_cluster_give_the_same_outputs(svs, segmente
     settings = _settings(net)
     segmenter = Segmenter.from_checkpoint(net)
     job = Job(svs, "slide")
-    assert run_batch([job], tmp_path / "pool", settings, segmenter, workers=2) == []
+    assert run_batch([job], tmp_path / "pool", dataclasses.replace(settings, geojson_gz=True), segmenter, workers=2) == []
     assert run_batch([job], tmp_path / "dask", settings, segmenter, workers=2, scheduler="local") == []
     assert _outputs(tmp_path / "pool", "slide") == _outputs(segmented, "slide") == _outputs(tmp_path / "dask", "slide")
+    packed = slide_paths(tmp_path / "pool", "slide")["geojson_gz"].read_bytes()  # --geojson-gz: the same GeoJSON
+    assert gzip.decompress(packed) == _outputs(segmented, "slide")["geojson"]
+    assert not slide_paths(tmp_path / "dask", "slide")["geojson_gz"].exists()
 
 
 def test_a_changed_setting_starts_a_new_journal(svs, net, tmp_path):
@@ -318,3 +321,17 @@ def test_a_damaged_slide_or_one_without_tissue_is_one_line_and_no_output(tmp_pat
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and name in err and problem in err, err
         assert not any(p.is_file() for p in out.rglob("*")) if out.exists() else True
+
+
+def test_the_book_shows_the_committed_benchmark_of_a_slide():
+    """book/own_images.md includes benchmarks/results/slide.md, which is the table of slide.json."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_slide", root / "benchmarks" / "bench_slide.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = json.loads((root / "benchmarks" / "results" / "slide.json").read_text())
+    assert (root / "benchmarks" / "results" / "slide.md").read_text() == bench.table(results)
+    assert "../benchmarks/results/slide.md" in (root / "book" / "own_images.md").read_text()
+    assert {r["run"] for r in results["runs"]} == set(bench.RUNS)

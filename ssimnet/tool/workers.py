@@ -68,7 +68,19 @@ def worker_init(carried: dict[str, object] | OnnxNetwork, device: str | None, th
 
 
 def worker_segmenter(carried: dict[str, object] | OnnxNetwork | None) -> Segmenter:
-    """This worker's segmenter: the pool's (`carried` None), or one rebuilt once per Dask worker and network."""
+    """This worker's segmenter: the pool's (`carried` None), or one rebuilt once per Dask worker and network,
+    with as many threads as the Dask worker has (its share of its machine's CPUs)."""
     if carried is not None and WORKER.get("carried") != id(carried):
-        WORKER["segmenter"], WORKER["carried"] = rebuild(carried, None, None), id(carried)
+        WORKER["segmenter"], WORKER["carried"] = rebuild(carried, None, _dask_threads()), id(carried)
     return WORKER["segmenter"]  # type: ignore[return-value]
+
+
+def _dask_threads() -> int | None:
+    """The threads of the Dask worker this runs in (``--nthreads``; 1 in ``segment --scheduler local``),
+    None outside one."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None
