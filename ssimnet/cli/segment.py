@@ -138,7 +138,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
     try:
         errors += run_batch(todo, out, batch, segmenter, workers=args.workers, scheduler=args.scheduler,
-                            on_done=done, keys=keys) if todo else []
+                            on_done=done, keys=keys, progress=not args.quiet) if todo else []
     finally:
         bar.close()
     rows = summary_rows(out, jobs, keys)

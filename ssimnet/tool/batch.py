@@ -233,14 +233,16 @@ def load_network(model: str | os.PathLike[str] | None, *, predict_only: bool,
 
 
 def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmenter, *,
-                 client: object | None = None, workers: int = 1, key: str | None = None) -> dict[str, object]:
+                 client: object | None = None, workers: int = 1, key: str | None = None,
+                 progress: bool = False) -> dict[str, object]:
     """Segment one image file with `segmenter` (its network, with ``settings.inference``) and write its outputs;
     returns its summary row.
 
     A whole slide (:func:`ssimnet.tool.slide_reader.is_slide`) is read lazily
     and segmented tile by tile (:mod:`ssimnet.tool.slide_files`), its tiles on
-    the Dask `client`'s workers when given one, else in `workers` processes.
-    `key` is :func:`job_key`, when the caller has it.
+    the Dask `client`'s workers when given one, else in `workers` processes,
+    with a bar of its tiles when `progress`.  `key` is :func:`job_key`, when
+    the caller has it.
 
     The row's ``normalization`` says what was done with the image's stains;
     its ``warnings`` list what was changed on reading it
@@ -269,7 +271,7 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
 
             made = segment_slide(job.path, out, job.name, segmenter, key=key, seed=settings.seed, mpp=settings.mpp,
                                  slide=settings.slide, roi=settings.roi, geojson_gz=settings.geojson_gz,
-                                 client=client, workers=workers)
+                                 client=client, workers=workers, progress=progress)
             row = {**_summary(job, made.shape, made.columns, made.tiles, time.perf_counter() - start),
                    "normalization": made.normalization, "slide": made.slide}
         else:
@@ -378,6 +380,7 @@ def run_batch(
     scheduler: str = "",
     on_done: Callable[[Job, dict[str, object] | DataError], None] | None = None,
     keys: Mapping[str, str] | None = None,
+    progress: bool = False,
 ) -> list[DataError]:
     """Segment `jobs` into `out` with `segmenter`'s network: here, in `workers` processes, or on the Dask
     cluster at `scheduler`.
@@ -386,7 +389,8 @@ def run_batch(
     naming it); returns the errors.  ``scheduler="local"`` starts a local Dask
     cluster of `workers` processes.  Whole slides are planned and written
     here, after the images, their tiles on the cluster when there is one.
-    `keys` maps names to :func:`job_key` when the caller has them.
+    `keys` maps names to :func:`job_key` when the caller has them; `progress`
+    shows a bar of each slide's tiles.
     """
     from .slide_reader import is_slide
 
@@ -399,7 +403,7 @@ def run_batch(
         for job in slides:
             try:
                 done(job, segment_file(job, out, settings, segmenter, client=client, workers=workers,
-                                       key=keys.get(job.name)))
+                                       key=keys.get(job.name), progress=progress))
             except DataError as exc:
                 done(job, exc)
 

@@ -229,11 +229,11 @@ def segment_slide(path: Path, out: Path, name: str, segmenter: Segmenter, *, key
         elif workers > 1 and len(todo) > 1:
             finished = _in_pool(workers, task, todo, segmenter)
         else:
-            from tqdm.auto import tqdm
-
             finished = ((i, segment_slide_tile(reader, plan.windows[i], segmenter, stains, plan=plan, seed=seed,
-                                               roi=polygons))
-                        for i in tqdm(todo, unit="tile", disable=not progress, desc=name, leave=False))
+                                               roi=polygons)) for i in todo)
+        from tqdm.auto import tqdm
+
+        finished = tqdm(finished, total=len(todo), unit="tile", disable=not progress, desc=name, leave=False)
         waiting: dict[int, TilePart] = {}  # finished out of order: written once the tiles before them are
         with SlideWriter(paths, plan, geojson_gz=geojson_gz) as writer:
 
