@@ -86,16 +86,14 @@ def _segment(inputs: list[Path], out: Path, extra: list[str]) -> tuple[float, fl
 def with_slide_stains(slide: Path, images: list[Path], laid: dict[str, int]) -> int:
     """The nuclei of the images one by one, each normalised with the slide's one stain measurement instead of
     its own (as the slide's tiles are): what the slide should find but for its seams and tiles."""
-    from ssimnet.config import DEFAULT_SLIDE
     from ssimnet.tool.segmenter import Segmenter
-    from ssimnet.tool.slide import plan_slide, stain_mosaic
+    from ssimnet.tool.slide import plan_slide, slide_stains
     from ssimnet.tool.slide_reader import open_slide
 
     segmenter = Segmenter.pretrained()
     with open_slide(slide) as reader:
         plan = plan_slide(reader, settings=segmenter.settings)
-        stains = segmenter.measure_stains(stain_mosaic(reader, plan, crops=DEFAULT_SLIDE.stain_crops,
-                                                       side=DEFAULT_SLIDE.stain_crop_side))
+        stains = slide_stains(reader, plan, segmenter)
     counts = {p.stem: len(np.unique(segmenter.segment_tile(read_image(p), stains))) - 1 for p in images}
     return sum(counts[name] * n for name, n in laid.items())
 
@@ -105,14 +103,14 @@ def profile(slide: Path, tiles: int) -> dict[str, float]:
     import pstats
 
     from ssimnet.tool.segmenter import Segmenter
-    from ssimnet.tool.slide import plan_slide, segment_slide_tile, stain_mosaic
+    from ssimnet.tool.slide import plan_slide, segment_slide_tile, slide_stains
     from ssimnet.tool.slide_reader import open_slide
 
     segmenter = Segmenter.pretrained()
     side = segmenter.settings.tile_size
     with open_slide(slide) as reader:
         plan = plan_slide(reader, settings=segmenter.settings)
-        stains = segmenter.measure_stains(stain_mosaic(reader, plan, crops=9, side=384))
+        stains = slide_stains(reader, plan, segmenter)
         full = [w for w in plan.windows if (w.read[0].stop - w.read[0].start, w.read[1].stop - w.read[1].start) == (side, side)]
         full = full[len(full) // 2 : len(full) // 2 + tiles + 1]  # from the middle of the tissue
         segment_slide_tile(reader, full[0], segmenter, stains, plan=plan)  # warm-up

@@ -29,7 +29,7 @@ from scipy.spatial import cKDTree
 
 from ssimnet.data import read_image
 from ssimnet.tool.segmenter import Segmenter
-from ssimnet.tool.slide import plan_slide, stain_mosaic
+from ssimnet.tool.slide import plan_slide, slide_stains
 from ssimnet.tool.slide_files import segment_slide
 from ssimnet.tool.slide_reader import open_slide
 
@@ -54,7 +54,7 @@ def main() -> None:
         rows = list(csv.DictReader(io.StringIO(text)))
         with open_slide(slide) as reader:
             plan = plan_slide(reader, settings=segmenter.settings)
-            stains = segmenter.measure_stains(stain_mosaic(reader, plan, crops=9, side=384))
+            stains = slide_stains(reader, plan, segmenter)
     found = np.array([[float(r["centroid_row"]), float(r["centroid_col"])] for r in rows])
     across = int(np.sqrt(args.side**2 / 2) // 1000)
     down, step = int(args.side**2 / 2 // 1e6 // across), 1000 + args.gap

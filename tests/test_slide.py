@@ -177,12 +177,12 @@ def test_a_slide_gives_geojson_a_table_a_tissue_mask_a_thumbnail_and_a_summary(s
 def test_seams_keep_each_nucleus_once_and_whole(segmented, canvas, net):
     """The slide's nuclei against one segmentation of the whole canvas with the same stains: the nuclei that
     straddle a tile seam are there, whole, once."""
-    from ssimnet.tool.slide import stain_mosaic
+    from ssimnet.tool.slide import slide_stains
 
     segmenter = Segmenter.from_checkpoint(net)
     with open_slide(json.loads(slide_paths(segmented, "slide")["summary"].read_text())["source"]) as reader:
         plan = plan_slide(reader, settings=segmenter.settings)
-        stains = segmenter.measure_stains(stain_mosaic(reader, plan, crops=9, side=384))
+        stains = slide_stains(reader, plan, segmenter)
     whole = segmenter.segment_tile(canvas[:, :900], stains, tile_size=1024)  # the network's tiles over it: one
     tiled = rasterize(json.loads(slide_paths(segmented, "slide")["geojson"].read_text()), canvas.shape[:2])[:, :900]
     seam = TILE - 2 * HALO  # the first core's side

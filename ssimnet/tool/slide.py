@@ -30,7 +30,7 @@ from .tissue import Polygon, find_tissue, inside_polygons, paint_polygons
 if TYPE_CHECKING:
     from .segmenter import Segmenter, Stains
 
-__all__ = ["SlidePlan", "plan_slide", "tissue_windows", "stain_mosaic", "TilePart", "segment_slide_tile"]
+__all__ = ["SlidePlan", "plan_slide", "tissue_windows", "stain_mosaic", "slide_stains", "TilePart", "segment_slide_tile"]
 
 
 class SlidePlan(NamedTuple):
@@ -147,6 +147,16 @@ def stain_mosaic(reader: SlideReader, plan: SlidePlan, *, crops: int, side: int)
     return mosaic
 
 
+def slide_stains(reader: SlideReader, plan: SlidePlan, segmenter: Segmenter, *, slide: SlideConfig = DEFAULT_SLIDE,
+                 seed: int = DEFAULT_SEED) -> Stains:
+    """A slide's one stain measurement (:meth:`ssimnet.tool.segmenter.Segmenter.measure_stains`) on its
+    :func:`stain_mosaic`, which serves every tile."""
+    mosaic = stain_mosaic(reader, plan, crops=slide.stain_crops, side=slide.stain_crop_side)
+    if mosaic is None:
+        raise ValueError("the plan has no tissue tile to measure the stains on")
+    return segmenter.measure_stains(mosaic, seed=seed)
+
+
 class TilePart(NamedTuple):
     """One tile's own nuclei: their measurements and outlines, in level-0 pixels, numbered 1..n within the tile.
 
@@ -166,7 +176,9 @@ class TilePart(NamedTuple):
     def from_json(cls, data: dict[str, object]) -> TilePart:
         return cls(data["table"], data["rings"])  # type: ignore[arg-type]
 
-    def __len__(self) -> int:  # type: ignore[override]
+    @property
+    def nuclei(self) -> int:
+        """How many nuclei the tile holds."""
         return len(self.rings)
 
 

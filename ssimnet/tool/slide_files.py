@@ -42,7 +42,7 @@ import numpy as np
 from ..config import DEFAULT_SEED, DEFAULT_SLIDE, InferenceConfig, PseudoLabelConfig, SlideConfig
 from ..data import DataError, atomic_path, write_image
 from ..net.onnxnet import OnnxNetwork
-from .slide import SlidePlan, TilePart, plan_slide, segment_slide_tile, stain_mosaic
+from .slide import SlidePlan, TilePart, plan_slide, segment_slide_tile, slide_stains
 from .slide_reader import SlideReader, open_slide
 from .tissue import Polygon
 from .workers import WORKER, portable, worker_init, worker_segmenter
@@ -113,7 +113,7 @@ class SlideWriter:
         from .geojson import feature_collection
         from .viz import draw_rings
 
-        index, n = self.next_tile, len(part)
+        index, n = self.next_tile, part.nuclei
         self.next_tile += 1
         if not n:
             return
@@ -218,8 +218,7 @@ def segment_slide(path: Path, out: Path, name: str, segmenter: Segmenter, *, key
         if not plan.windows:
             raise DataError(path, "has no tissue" + (" inside the --roi polygons" if roi else "")
                             + " (nothing saturated enough on its thumbnail)")
-        mosaic = stain_mosaic(reader, plan, crops=slide.stain_crops, side=slide.stain_crop_side)
-        stains = segmenter.measure_stains(mosaic, seed=seed)
+        stains = slide_stains(reader, plan, segmenter, slide=slide, seed=seed)
         tiles = _journal(paths["tiles"], key)
         journalled = {i for i in range(len(plan.windows)) if _part_path(tiles, i).is_file()}
         todo = [i for i in range(len(plan.windows)) if i not in journalled]
