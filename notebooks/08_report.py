@@ -54,7 +54,7 @@ chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, see
 if chapter.real:
     per_image, info = export_results(chapter.data_root, run_dir, chapter.profile, seed=seed, device=chapter.device,
                                      workers=chapter.workers, progress=False)
-    source = f"this book's own run (written to `{run_dir}/results`)"
+    source = "this book's own run"  # where it was written is a path on the machine that ran it
 else:
     per_image, info = load_results(results_dir, kind=RESULTS)
     source = f"the committed reference results in `{results_dir}` (this book was built without real data)"

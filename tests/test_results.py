@@ -82,8 +82,9 @@ def test_committed_results_parse_and_are_complete(directory):
 
 
 def _cell(values: pd.Series, best: float) -> str:
-    std = values.std(ddof=1) if len(values) > 1 else 0.0
-    return f"{100 * values.mean():.1f} ± {100 * std:.1f} ({100 * best:.1f})"
+    if len(values) == 1:  # a single run has no spread: its value alone
+        return f"{100 * values.mean():.1f}"
+    return f"{100 * values.mean():.1f} ± {100 * values.std(ddof=1):.1f} ({100 * best:.1f})"
 
 
 def _html_rows(markup: str) -> set[tuple[str, ...]]:

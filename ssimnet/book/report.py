@@ -9,8 +9,8 @@ Examples
 --------
 >>> from ssimnet.metrics import summarise_runs
 >>> s = summarise_runs([{"precision": .8, "recall": .7, "dice": .75, "aji": .4}])
->>> format_cell(s, "dice")
-'75.0 ± 0.0 (75.0)'
+>>> format_cell(s, "dice")  # one run: no spread to show, and it is its own best
+'75.0'
 >>> d = discrepancies({"GMM": s}, {"GMM": {"precision": (63.1, 15.0, 66.4), "recall": (82.2, 10.9, 81.9),
 ...                                        "dice": (69.5, 8.5, 71.7), "aji": (29.0, 15.1, 31.9)}})
 >>> d[["metric", "reproduced", "reported", "difference"]].values.tolist()
@@ -41,7 +41,9 @@ Reported = Mapping[str, Mapping[str, "tuple[float, float, float] | float"]]
 
 
 def format_cell(summary: RunSummary, metric: str) -> str:
-    """``"mean ± std (best)"`` of one metric in percent, one decimal."""
+    """``"mean ± std (best)"`` of one metric in percent, one decimal; the value alone for a single run."""
+    if summary.runs == 1:
+        return f"{100 * summary.mean[metric]:.1f}"
     return f"{100 * summary.mean[metric]:.1f} ± {100 * summary.std[metric]:.1f} ({100 * summary.best[metric]:.1f})"
 
 
