@@ -54,6 +54,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "baseline": ("ssimnet.baselines",),
     "score": ("ssimnet.metrics",),
     "evaluate": ("=ssimnet.runs.evaluate",),
+    "attribution": ("=ssimnet.runs.attribution",),
     "segment_files": ("ssimnet.tool.batch",),
     "stress": ("ssimnet.runs.stress", "ssimnet.tool.segmenter", "ssimnet.baselines", "ssimnet.metrics"),
 }

@@ -19,7 +19,9 @@ libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 - :data:`LEVERS` -- the levers of better pseudo labels, chosen on held-out
   training images, then scored on test and TNBC (``levers_per_image.csv``);
 - :data:`OBJECT_PROBABILITY` -- the tool's object probability threshold on
-  the same held-out images (``object_probability_per_image.csv``).
+  the same held-out images (``object_probability_per_image.csv``);
+- :data:`ATTRIBUTION` -- oracle interventions and label-free alternatives,
+  one label stage at a time, scored on test (``attribution_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ LEVERS = ResultKind("levers_per_image.csv", "levers_provenance.json", ("config",
 #: The tool's object probability threshold on the levers study's held-out images (``studies/object_probability.py``).
 OBJECT_PROBABILITY = ResultKind("object_probability_per_image.csv", "object_probability_provenance.json",
                                 ("config", "split", "image"))
+#: Where the reproduction loses to the paper: oracle interventions and label-free alternatives, one stage at a
+#: time, scored on test with the paper's connected components (``studies/attribution.py``).
+ATTRIBUTION = ResultKind("attribution_per_image.csv", "attribution_provenance.json",
+                         ("config", "oracle", "finetune", "seed", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

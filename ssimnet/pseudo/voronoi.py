@@ -35,7 +35,7 @@ from skimage.segmentation import find_boundaries
 
 from ..config import DEFAULT_PSEUDO
 
-__all__ = ["NUCLEUS", "BACKGROUND", "IGNORE", "candidate_points", "voronoi_label"]
+__all__ = ["NUCLEUS", "BACKGROUND", "IGNORE", "candidate_points", "voronoi_label", "voronoi_from_points"]
 
 NUCLEUS, BACKGROUND, IGNORE = 1, 0, 2
 
@@ -52,17 +52,30 @@ def candidate_points(candidates: np.ndarray) -> np.ndarray:
 def voronoi_label(candidates: np.ndarray, *, point_radius: int = DEFAULT_PSEUDO.point_radius) -> np.ndarray:
     """Voronoi tri-label of a candidate map: 1 points, 0 Voronoi edges, 2 ignore; (H, W) uint8."""
     mask = np.asarray(candidates, dtype=bool)
-    out = np.full(mask.shape, IGNORE, dtype=np.uint8)
-    points = candidate_points(mask)
+    return voronoi_from_points(candidate_points(mask), mask.shape, point_radius=point_radius)
+
+
+def voronoi_from_points(points: np.ndarray, shape: tuple[int, ...], *,
+                        point_radius: int = DEFAULT_PSEUDO.point_radius) -> np.ndarray:
+    """Voronoi tri-label of `points` (``(row, col)`` inside `shape`, shape (n, 2)): 1 discs of `point_radius`
+    around them, 0 the edges between their cells, 2 ignore; (H, W) uint8.
+
+    >>> voronoi_from_points(np.array([[1, 0], [1, 3]]), (2, 4), point_radius=0)
+    array([[2, 0, 0, 2],
+           [1, 0, 0, 1]], dtype=uint8)
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    points = np.asarray(points, dtype=np.int64).reshape(-1, 2)
+    out = np.full(shape, IGNORE, dtype=np.uint8)
     if points.shape[0] == 0:
         return out
-    seeds = np.zeros(mask.shape, dtype=np.int64)
+    seeds = np.zeros(shape, dtype=np.int64)
     seeds[points[:, 0], points[:, 1]] = np.arange(1, points.shape[0] + 1)
     if points.shape[0] > 1:
         _, (rows, cols) = ndi.distance_transform_edt(seeds == 0, return_indices=True)
         cells = seeds[rows, cols]
         out[find_boundaries(cells, connectivity=1, mode="inner")] = BACKGROUND
     for r, c in points:
-        rr, cc = disk((r, c), point_radius + 0.5, shape=mask.shape)
+        rr, cc = disk((r, c), point_radius + 0.5, shape=shape)
         out[rr, cc] = NUCLEUS
     return out

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ..baselines import supervised_patches
 from ..config import DEFAULT_SEED, PseudoLabelConfig
-from ..data import DataError, DataErrors, check_image, list_samples, read_image, read_sample, write_table
+from ..data import DataError, DataErrors, Sample, check_image, list_samples, read_image, read_sample, write_table
 from ..net.checkpoint import load_trainer, save_checkpoint
 from ..net.selftrain import self_training_labels
 from ..net.train import PatchData, Trainer
@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "pseudo_label_key",
     "build_pseudo_labels",
+    "purified_set",
     "load_training_patches",
     "train_network",
     "train_self_training",
@@ -159,6 +160,12 @@ def build_pseudo_labels(
     if errors:
         raise DataErrors(errors)
 
+    return purified_set(directory, samples, config, split=split)
+
+
+def purified_set(directory: Path, samples: list[Sample], config: PseudoLabelConfig, *, split: str) -> PseudoLabelSet:
+    """The stored pseudo labels of `samples` in `directory` as a set: every patch by its stored score (USMI),
+    the fraction alpha with the lowest kept, listed in ``directory/patches.csv``."""
     rows = []
     for sample in samples:
         for p in load_pseudo_labels(directory / f"{sample.name}.npz").patches:
@@ -241,6 +248,7 @@ def train_network(
     workers: int = 1,
     restart: bool = False,
     progress: bool = True,
+    labels: PseudoLabelSet | None = None,
 ) -> tuple[Trainer, Path]:
     """Pseudo labels of the training split, then SSimNet training with a checkpoint after every epoch.
 
@@ -249,16 +257,22 @@ def train_network(
     images.  If it exists, training resumes from it (a finished run returns at
     once) unless `restart`.  ``history.csv`` beside it lists the per-epoch
     losses.  Fine-tuning and inference settings do not enter the key.
+    `labels`, a training set stored elsewhere (the oracle diagnostics of
+    :mod:`ssimnet.runs.attribution`), replaces the pseudo labels; its folder
+    enters the key.
 
     Returns
     -------
     (Trainer, Path)
         The trained network and its checkpoint.
     """
-    labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers, progress=progress)
+    own = labels is None
+    if labels is None:
+        labels = build_pseudo_labels(data_dir, run_dir, profile.pseudo, split="train", seed=seed, workers=workers,
+                                     progress=progress)
     cfg = profile.train
-    directory = Path(run_dir) / "train" / stage_key(profile.pseudo, cfg, seed,
-                                                    split_digest(data_dir, "train"), code=("pseudo", "train"))
+    parts = (profile.pseudo, cfg, seed, split_digest(data_dir, "train"), *(() if own else (labels.directory.name,)))
+    directory = Path(run_dir) / "train" / stage_key(*parts, code=("pseudo", "train"))
     return _fit_with_checkpoints(
         directory, cfg,
         lambda: load_training_patches(labels, purify=cfg.purify, soft_labels=cfg.soft_labels,

@@ -1,0 +1,81 @@
+"""Where the reproduction loses to the paper: one label stage at a time replaced by an oracle or an alternative.
+
+Every row trains the profile's network (same epochs, width, seed) on the
+MoNuSeg training images' labels with one stage replaced, and scores it on
+the test images with the paper's connected components, without and with the
+paper's per-image fine-tuning (which uses each test image's own label-free
+pseudo labels):
+
+- ``reproduction``: the label-free pseudo labels as the book's run makes them;
+- ``oracle: <stage>``: that stage's output from the training images' ground
+  truth (:mod:`ssimnet.runs.attribution`) -- a diagnostic, never a default;
+- ``watershed candidates``: the label-free watershed generator in place of
+  FCM (Eq. 3), the tool's.
+
+Writes ``attribution_per_image.csv`` and its provenance
+(:data:`ssimnet.book.results.ATTRIBUTION`) after every row, so a stopped run
+keeps what it finished; every stage is cached, so a rerun resumes.
+
+    python studies/attribution.py --monuseg DIR [--rows reproduction,candidates,...] [--seeds 0]
+                                  [--run-dir runs/attribution] [--out results/cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import pandas as pd
+
+from ssimnet.book.results import ATTRIBUTION, provenance, save_results
+from ssimnet.config import get_profile
+from ssimnet.runs.attribution import ORACLES, build_oracle_labels
+from ssimnet.runs.evaluate import evaluate_network
+from ssimnet.runs.pipeline import train_network
+
+#: Each row: its name in the results, and the oracle it uses (None: label-free).
+ROWS = {"reproduction": ("reproduction", None), **{o: (f"oracle: {o}", o) for o in ORACLES},
+        "watershed": ("watershed candidates", None)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--monuseg", required=True)
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
+    parser.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--run-dir", default="runs/attribution")
+    parser.add_argument("--out", default="results/cpu")
+    args = parser.parse_args()
+    rows = args.rows.split(",")
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    base = get_profile(args.profile)
+    frames, seconds = [], {}
+    for seed in map(int, args.seeds.split(",")):
+        for row in rows:
+            name, oracle = ROWS[row]
+            profile = base if row != "watershed" else replace(base, pseudo=replace(base.pseudo, candidate_method="watershed"))
+            start = time.perf_counter()
+            labels = None if oracle is None else build_oracle_labels(args.monuseg, args.run_dir, profile.pseudo, oracle,
+                                                                     seed=seed, workers=2)
+            trainer, _ = train_network(args.monuseg, args.run_dir, profile, seed=seed, workers=2, labels=labels)
+            for finetune in (0, profile.inference.finetune_epochs):
+                scores, _ = evaluate_network(args.monuseg, args.run_dir, profile, trainer, split="test", method="cc",
+                                             finetune_epochs=finetune, seed=seed, workers=2)
+                frames.append(scores.assign(config=name, oracle=oracle is not None, finetune=finetune, seed=seed))
+            seconds[f"{name}, seed {seed}"] = round(time.perf_counter() - start, 1)
+            per_image = pd.concat(frames, ignore_index=True)
+            per_image = per_image[[*ATTRIBUTION.keys, *[c for c in per_image if c not in ATTRIBUTION.keys]]]
+            info = provenance(base, data_dir=args.monuseg, seed=seed)
+            info.update(rows=rows, seeds=args.seeds, row_seconds=seconds,
+                        note="oracle rows read the training images' ground truth: diagnostics, never a default")
+            save_results(args.out, per_image, info, kind=ATTRIBUTION)
+            print(per_image.groupby(["config", "finetune"], sort=False)[["dice", "aji", "aji_plus", "pq"]].mean()
+                  .round(3).to_string(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
