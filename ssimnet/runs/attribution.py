@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries
 from tqdm import tqdm
 
 from ..config import DEFAULT_SEED, PseudoLabelConfig
