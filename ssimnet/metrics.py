@@ -35,7 +35,8 @@ was nothing to find and nothing was found).  Otherwise a ratio whose
 denominator is 0 is 0 -- e.g. precision of an empty prediction, or SQ without
 matches.
 
-A dataset's figure is the mean of the per-image scores (:func:`mean_scores`).
+A dataset's figure is the mean of the per-image scores (:func:`mean_scores`);
+:func:`aji_sums` gives what AJI pooled over a dataset's pixels needs.
 
 Examples
 --------
@@ -61,6 +62,7 @@ __all__ = [
     "score",
     "pixel_scores",
     "aggregated_jaccard_index",
+    "aji_sums",
     "aggregated_jaccard_index_plus",
     "panoptic_quality",
     "mean_scores",
@@ -166,8 +168,11 @@ def _pixel(ov: _Overlap) -> tuple[float, float, float]:
 
 
 def _aji(ov: _Overlap) -> float:
-    if ov.both_empty:
-        return 1.0
+    return 1.0 if ov.both_empty else _ratio(*_aji_sums(ov))
+
+
+def _aji_sums(ov: _Overlap) -> tuple[int, int]:
+    """AJI's ``C`` and ``U`` (see the module docstring)."""
     iou = ov.iou
     # For each ground truth, the pair of highest IoU (the lowest pred id on ties).
     order = np.lexsort((ov.cols, -iou, ov.rows))
@@ -182,7 +187,7 @@ def _aji(ov: _Overlap) -> float:
     used_pred = np.zeros(ov.pred_area.size, dtype=bool)
     used_pred[ov.cols[best]] = True
     union += ov.true_area[~matched_true].sum() + ov.pred_area[~used_pred].sum()
-    return _ratio(intersection, union)
+    return int(intersection), int(union)
 
 
 def _aji_plus(ov: _Overlap) -> float:
@@ -271,6 +276,16 @@ def aggregated_jaccard_index(true: np.ndarray, pred: np.ndarray) -> float:
     0.5
     """
     return _aji(_overlap(true, pred))
+
+
+def aji_sums(true: np.ndarray, pred: np.ndarray) -> tuple[int, int]:
+    """AJI's aggregated intersection ``C`` and union ``U`` of one image, in pixels: summed over a dataset's
+    images, ``sum(C) / sum(U)`` is AJI pooled over the dataset instead of averaged over images.
+
+    >>> aji_sums(np.array([[1, 1, 2, 2]]), np.array([[1, 1, 1, 1]]))
+    (4, 8)
+    """
+    return _aji_sums(_overlap(true, pred))
 
 
 def aggregated_jaccard_index_plus(true: np.ndarray, pred: np.ndarray) -> float:

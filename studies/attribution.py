@@ -4,7 +4,8 @@ Every row trains the profile's network (same epochs, width, seed) on the
 MoNuSeg training images' labels with one stage replaced, and scores it on
 the test images with the paper's connected components, without and with the
 paper's per-image fine-tuning (which uses each test image's own label-free
-pseudo labels):
+pseudo labels); each image's AJI intersection and union are kept too, for AJI
+pooled over the test set:
 
 - ``reproduction``: the label-free pseudo labels as the book's run makes them;
 - ``oracle: <stage>``: that stage's output from the training images' ground
@@ -31,7 +32,7 @@ import pandas as pd
 from ssimnet.book.results import ATTRIBUTION, provenance, save_results
 from ssimnet.config import get_profile
 from ssimnet.runs.attribution import ORACLES, build_oracle_labels
-from ssimnet.runs.evaluate import evaluate_network
+from ssimnet.runs.evaluate import evaluate_network, pooled_aji_terms
 from ssimnet.runs.pipeline import train_network
 
 #: Each row: its name in the results, and the oracle it uses (None: label-free).
@@ -63,8 +64,9 @@ def main() -> None:
                                                                      seed=seed, workers=2)
             trainer, _ = train_network(args.monuseg, args.run_dir, profile, seed=seed, workers=2, labels=labels)
             for finetune in (0, profile.inference.finetune_epochs):
-                scores, _ = evaluate_network(args.monuseg, args.run_dir, profile, trainer, split="test", method="cc",
-                                             finetune_epochs=finetune, seed=seed, workers=2)
+                scores, folder = evaluate_network(args.monuseg, args.run_dir, profile, trainer, split="test",
+                                                  method="cc", finetune_epochs=finetune, seed=seed, workers=2)
+                scores = scores.merge(pooled_aji_terms(folder, args.monuseg, "test"), on="image")
                 frames.append(scores.assign(config=name, oracle=oracle is not None, finetune=finetune, seed=seed))
             seconds[f"{name}, seed {seed}"] = round(time.perf_counter() - start, 1)
             per_image = pd.concat(frames, ignore_index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage as ndi
 
@@ -130,3 +131,22 @@ def test_build_oracle_labels_stores_a_purified_set_beside_the_label_free_one(tmp
     stamp = oracle.path("t0").stat().st_mtime_ns
     assert build_oracle_labels(data, run, config, "purification", progress=False).kept == oracle.kept
     assert oracle.path("t0").stat().st_mtime_ns == stamp  # read back, not recomputed
+
+
+def test_pooled_aji_sums_every_image_before_dividing(tmp_path):
+    from ssimnet.book.report import attribution_table
+    from ssimnet.runs.evaluate import pooled_aji_terms
+
+    truth = [np.array([[1, 1, 2, 2]]), np.array([[0, 3, 3, 0]])]
+    pred = [np.array([[1, 1, 1, 1]]), np.array([[0, 0, 5, 0]])]  # C/U = 4/8 and 1/2
+    for k, (t, p) in enumerate(zip(truth, pred)):
+        write_image(tmp_path / "data" / "test" / "images" / f"i{k}.png", np.zeros((1, 4, 3), np.uint8))
+        write_label(tmp_path / "data" / "test" / "labels" / f"i{k}.png", t)
+        write_label(tmp_path / "pred" / f"i{k}.png", p)
+    terms = pooled_aji_terms(tmp_path / "pred", tmp_path / "data", "test")
+    assert terms[["aji_intersection", "aji_union"]].values.tolist() == [[4, 8], [1, 2]]
+    frame = pd.DataFrame({"config": "reproduction", "oracle": False, "finetune": 0, "seed": 0, "image": ["i0", "i1"],
+                          "aji": [0.5, 0.5]}).merge(terms, on="image")
+    assert attribution_table(frame, finetune=False).loc["reproduction", "pooled aji"] == 50.0  # 5 / 10
+    frame.loc[1, ["aji_intersection", "aji_union"]] = [1, 10]  # per-image mean unchanged, pooled 5 / 18
+    assert attribution_table(frame, finetune=False).loc["reproduction", "pooled aji"] == round(500 / 18, 1)
