@@ -32,7 +32,8 @@ import pandas as pd
 from ssimnet.book.results import ATTRIBUTION, provenance, save_results
 from ssimnet.config import get_profile
 from ssimnet.runs.attribution import ORACLES, build_oracle_labels
-from ssimnet.runs.evaluate import evaluate_network, pooled_aji_terms
+from ssimnet.runs.evaluate import evaluate_network
+from ssimnet.runs.experiments import pooled_aji_terms
 from ssimnet.runs.pipeline import train_network
 
 #: Each row: its name in the results, and the oracle it uses (None: label-free).

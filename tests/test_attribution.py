@@ -135,7 +135,7 @@ def test_build_oracle_labels_stores_a_purified_set_beside_the_label_free_one(tmp
 
 def test_pooled_aji_sums_every_image_before_dividing(tmp_path):
     from ssimnet.book.report import attribution_table
-    from ssimnet.runs.evaluate import pooled_aji_terms
+    from ssimnet.runs.experiments import pooled_aji_terms
 
     truth = [np.array([[1, 1, 2, 2]]), np.array([[0, 3, 3, 0]])]
     pred = [np.array([[1, 1, 1, 1]]), np.array([[0, 0, 5, 0]])]  # C/U = 4/8 and 1/2

@@ -32,7 +32,7 @@ from ..baselines import DETERMINISTIC, IMAGE_METHODS, segment_baseline
 from ..config import DEFAULT_SEED
 from ..data import list_samples, read_image, read_label, write_label, write_table
 from ..fingerprint import code_fingerprint
-from ..metrics import aji_sums, score
+from ..metrics import score
 from ..net.checkpoint import weights_digest
 from ..predict import instances, predict_probability
 from ..pseudo.candidates import label_candidates
@@ -47,8 +47,7 @@ if TYPE_CHECKING:
     from ..net.train import Trainer
     from ..tool.normalize import StainNormalizer
 
-__all__ = ["pseudo_label_quality", "segment_split", "pooled_aji_terms", "evaluate_network", "evaluate_supervised",
-           "evaluate_baseline"]
+__all__ = ["pseudo_label_quality", "segment_split", "evaluate_network", "evaluate_supervised", "evaluate_baseline"]
 
 
 def pseudo_label_quality(data_dir: str | os.PathLike[str], labels: PseudoLabelSet) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -128,18 +127,6 @@ def segment_split(
     rows = [{"image": s.name, **score(read_label(s.label_path), read_label(directory / f"{s.name}.png")).as_dict(),
              "seconds": seconds[s.name]} for s in samples]
     write_table(scores, rows)
-    return pd.DataFrame(rows)
-
-
-def pooled_aji_terms(directory: Path, data_dir: str | os.PathLike[str], split: str) -> pd.DataFrame:
-    """AJI's intersection and union (:func:`ssimnet.metrics.aji_sums`) of every image of a split segmented into
-    `directory` (by :func:`segment_split`): columns ``image``, ``aji_intersection``, ``aji_union``."""
-    import pandas as pd
-
-    rows = []
-    for sample in list_samples(data_dir, split):
-        inter, union = aji_sums(read_label(sample.label_path), read_label(directory / f"{sample.name}.png"))
-        rows.append({"image": sample.name, "aji_intersection": inter, "aji_union": union})
     return pd.DataFrame(rows)
 
 

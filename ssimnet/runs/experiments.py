@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..tool.normalize import StainNormalizer
 
 __all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "candidate_study", "fit_stain_reference",
-           "normalization_study"]
+           "normalization_study", "pooled_aji_terms"]
 
 
 @dataclass(frozen=True)
@@ -273,3 +273,20 @@ def normalization_study(
         frames.append(scores.assign(config="classical watershed", split=name))
     per_image = pd.concat(frames, ignore_index=True)
     return per_image[["config", "split", "image", *[c for c in per_image.columns if c not in ("config", "split", "image")]]]
+
+
+def pooled_aji_terms(directory: Path, data_dir: str | os.PathLike[str], split: str) -> pd.DataFrame:
+    """AJI's intersection and union (:func:`ssimnet.metrics.aji_sums`) of every image of a split segmented into
+    `directory` (by :func:`ssimnet.runs.evaluate.segment_split`): columns ``image``, ``aji_intersection``,
+    ``aji_union``; their sums over the split give AJI pooled over its pixels."""
+    import pandas as pd
+
+    from ..data import list_samples, read_label
+    from ..metrics import aji_sums
+
+    rows = []
+    for sample in list_samples(data_dir, split):
+        inter, union = aji_sums(read_label(sample.label_path), read_label(Path(directory) / f"{sample.name}.png"))
+        rows.append({"image": sample.name, "aji_intersection": inter, "aji_union": union})
+    return pd.DataFrame(rows)
+
