@@ -21,7 +21,9 @@ libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 - :data:`OBJECT_PROBABILITY` -- the tool's object probability threshold on
   the same held-out images (``object_probability_per_image.csv``);
 - :data:`ATTRIBUTION` -- oracle interventions and label-free alternatives,
-  one label stage at a time, scored on test (``attribution_per_image.csv``).
+  one label stage at a time, scored on test (``attribution_per_image.csv``);
+- :data:`ATTRIBUTION_READINGS` -- readings of the paper's open details, chosen
+  on training images (``attribution_readings_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,10 @@ OBJECT_PROBABILITY = ResultKind("object_probability_per_image.csv", "object_prob
 #: time, scored on test with the paper's connected components (``studies/attribution.py``).
 ATTRIBUTION = ResultKind("attribution_per_image.csv", "attribution_provenance.json",
                          ("config", "oracle", "finetune", "seed", "image"))
+#: Readings of the paper's open details, chosen on training images, the chosen scored on test
+#: (``studies/attribution_readings.py``).
+ATTRIBUTION_READINGS = ResultKind("attribution_readings_per_image.csv", "attribution_readings_provenance.json",
+                                  ("reading", "config", "split", "finetune", "run", "seed", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:
