@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,3 +151,21 @@ def test_pooled_aji_sums_every_image_before_dividing(tmp_path):
     assert attribution_table(frame, finetune=False).loc["reproduction", "pooled aji"] == 50.0  # 5 / 10
     frame.loc[1, ["aji_intersection", "aji_union"]] = [1, 10]  # per-image mean unchanged, pooled 5 / 18
     assert attribution_table(frame, finetune=False).loc["reproduction", "pooled aji"] == round(500 / 18, 1)
+
+
+def test_committed_attribution_results_name_every_oracle_row_and_load():
+    from ssimnet.book.report import attribution_table
+    from ssimnet.book.results import ATTRIBUTION, ATTRIBUTION_READINGS, load_results
+
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    per_image, info = load_results(root, kind=ATTRIBUTION)
+    assert (per_image["oracle"] == per_image["config"].str.startswith("oracle: ")).all()
+    assert "never a default" in info["note"]
+    table = attribution_table(per_image, finetune=True)
+    assert table.loc["reproduction", "change"] == 0.0
+    assert per_image.groupby(["config", "finetune", "seed"]).size().eq(14).all()  # every test image, every row
+    readings, info = load_results(root, kind=ATTRIBUTION_READINGS)
+    chosen = info["chosen"]["cc"]
+    train = readings[(readings.split == "train") & (readings.finetune == 0)].groupby("config")["aji"].mean()
+    assert train.idxmax() == chosen  # chosen on the training images
+    assert set(readings.loc[readings.split == "test", "config"]) == {chosen}  # and only it scored on test
