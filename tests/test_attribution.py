@@ -135,7 +135,7 @@ def test_build_oracle_labels_stores_a_purified_set_beside_the_label_free_one(tmp
 
 
 def test_pooled_aji_sums_every_image_before_dividing(tmp_path):
-    from ssimnet.book.report import attribution_table
+    from ssimnet.book.attribution import attribution_table
     from ssimnet.runs.experiments import pooled_aji_terms
 
     truth = [np.array([[1, 1, 2, 2]]), np.array([[0, 3, 3, 0]])]
@@ -154,7 +154,7 @@ def test_pooled_aji_sums_every_image_before_dividing(tmp_path):
 
 
 def test_committed_attribution_results_name_every_oracle_row_and_load():
-    from ssimnet.book.report import attribution_table
+    from ssimnet.book.attribution import attribution_table
     from ssimnet.book.results import ATTRIBUTION, ATTRIBUTION_READINGS, load_results
 
     root = Path(__file__).resolve().parents[1] / "results" / "cpu"

@@ -95,16 +95,39 @@ def _html_rows(markup: str) -> set[tuple[str, ...]]:
     return rows
 
 
-@pytest.mark.skipif(not (ROOT / "results" / "cpu").is_dir(), reason="no committed cpu results")
-def test_report_notebook_shows_exactly_the_committed_numbers(tmp_path):
+def _html_table(markup: str) -> dict[str, tuple[str, ...]]:
+    """Each row of an HTML table by its first cell (the index), header or data."""
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", markup, flags=re.S):
+        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, flags=re.S)]
+        if cells:
+            rows[cells[0]] = tuple(cells[1:])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def report_notebook(tmp_path_factory):
+    """Chapter 08 executed on the committed cpu results, once for this module."""
     import jupytext
     import papermill
 
-    directory = ROOT / "results" / "cpu"
+    tmp_path = tmp_path_factory.mktemp("report")
     nb = jupytext.read(ROOT / "notebooks" / "08_report.py")
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    out = papermill.execute_notebook(nb, str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(ROOT), progress_bar=False,
-                                     parameters={"data_dir": "", "run_dir": str(tmp_path), "results_dir": str(directory)})
+    return papermill.execute_notebook(nb, str(tmp_path / "out.ipynb"), kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+                                      parameters={"data_dir": "", "run_dir": str(tmp_path),
+                                                  "results_dir": str(ROOT / "results" / "cpu")})
+
+
+def _outputs(nb, kind: str) -> list[str]:
+    return [html.unescape(o["data"][kind]) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if kind in o.get("data", {})]
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "cpu").is_dir(), reason="no committed cpu results")
+def test_report_notebook_shows_exactly_the_committed_numbers(report_notebook):
+    out = report_notebook
+    directory = ROOT / "results" / "cpu"
     tables = [o["data"]["text/html"] for c in out.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "text/html" in o.get("data", {}) and "reproduced (" in o["data"]["text/html"]]
     assert len(tables) == 2  # Table 1 and Table 3
@@ -126,13 +149,37 @@ def test_report_notebook_shows_exactly_the_committed_numbers(tmp_path):
     gpu_tables = [html.unescape(o["data"]["text/html"]) for c in out.cells if c.cell_type == "code"
                   for o in c.get("outputs", []) if "paper` network on the GPU" in html.unescape(o.get("data", {}).get("text/html", ""))]
     assert len(gpu_tables) == 1
-    gpu_rows = {}
-    for row in re.findall(r"<tr>(.*?)</tr>", gpu_tables[0], flags=re.S):
-        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, flags=re.S)]
-        gpu_rows[cells[0]] = tuple(cells[1:])
+    gpu_rows = _html_table(gpu_tables[0])
     for stage, name in (("test", "SSimNet w/o fine-tuning, `paper` network on the GPU"), ("test_ft", "SSimNet, `paper` network on the GPU")):
         expected = gpu[(gpu.stage == stage) & (gpu.method == "cc")][["precision", "recall", "dice", "aji"]].mean() * 100
         assert gpu_rows[name] == tuple(f"{v:.1f}" for v in expected), name
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "cpu" / "attribution_per_image.csv").is_file(), reason="no attribution results")
+def test_report_notebook_shows_the_committed_attribution_and_its_verdict(report_notebook):
+    directory = ROOT / "results" / "cpu"
+    attribution = pd.read_csv(directory / "attribution_per_image.csv")
+    # Expected cells straight from the CSV: the mean over seeds of each seed's image mean, with its SD over seeds.
+    tuned = attribution[attribution.finetune > 0]
+    seeds = tuned.groupby(["config", "seed"])[["dice", "aji", "aji_plus", "pq"]].mean() * 100
+    (table,) = [t for t in _outputs(report_notebook, "text/html") if "oracle: candidates" in t and "share" in t]
+    shown = _html_table(table)
+    base = seeds.loc["reproduction"].aji.mean()
+    for config, runs in seeds.groupby(level="config"):
+        cells = [f"{runs[m].mean():.1f}" if len(runs) == 1 else f"{runs[m].mean():.1f} ± {runs[m].std():.1f}"
+                 for m in ("dice", "aji", "aji_plus", "pq")]
+        change = round(runs.aji.mean(), 1) - round(base, 1)
+        assert shown[config][:4] == tuple(cells), config
+        assert shown[config][5] == f"{change:+.1f}", config
+        if config == "oracle: candidates":  # its share of the gap, by hand: (48.5 - 39.3) / (49.8 - 39.3)
+            assert shown[config][6] == f"{change / (49.8 - round(base, 1)):.2f}"
+    # The waterfall is drawn, and the verdict states the reference run's SSimNet AJI against the paper's.
+    assert any("fig-report-gap" in str(c.metadata) and any(o.get("output_type") == "display_data" for o in c.outputs)
+               for c in report_notebook.cells if c.cell_type == "code")
+    runs = pd.read_csv(directory / "per_image.csv").groupby(["method", "run"]).aji.mean() * 100
+    ours = runs.loc["ssimnet"].mean()
+    verdict = "\n".join(t for t in _outputs(report_notebook, "text/markdown") if "directions hold" in t)
+    assert f"**SSimNet, AJI: {'lower here' if ours < 49.8 - 0.9 else 'reproduces'}** ({ours:.1f} against 49.8)" in verdict
 
 
 def _toy_selection() -> pd.DataFrame:

@@ -31,7 +31,7 @@ __all__ = [
     "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
-    "study_network", "stress_table", "stress_verdict", "attribution_table",
+    "study_network", "stress_table", "stress_verdict",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -335,34 +335,3 @@ def stress_verdict(per_image: pd.DataFrame, *, dataset: str, config: str = "defa
                             "above reference": mine["aji"] > theirs["aji"],
                             "foreground": (mine["foreground"] / mine["true_foreground"]).round(2)})
     return verdict.reindex(rows["transform"].unique())
-
-
-def attribution_table(per_image: pd.DataFrame, *, finetune: bool, metric: str = "aji",
-                      reference: str = "reproduction") -> pd.DataFrame:
-    """The attribution study (``studies/attribution.py``) in one table, percent: each row's `metric` (mean over
-    its seeds of the per-seed means), its spread over seeds, the change against `reference`, and the share of
-    the gap between `reference` and the paper's SSimNet (Table 1, with or without fine-tuning) that it closes.
-    With the columns ``aji_intersection`` and ``aji_union``, AJI pooled over all images' pixels too.
-
-    >>> frame = pd.DataFrame({"config": ["reproduction", "oracle: x"] * 2, "oracle": [False, True] * 2,
-    ...                       "finetune": [5] * 4, "seed": [0] * 4, "image": ["a", "a", "b", "b"],
-    ...                       "aji": [.38, .44, .40, .46]})
-    >>> attribution_table(frame, finetune=True)[["aji", "change", "share of the gap"]].values.tolist()
-    [[39.0, 0.0, 0.0], [45.0, 6.0, 0.56]]
-    """
-    rows = per_image[(per_image["finetune"] > 0) == finetune]
-    seeds = rows.groupby(["config", "seed"], sort=False)[metric].mean() * 100
-    table = seeds.groupby(level="config", sort=False).agg(["mean", "std", "count"])
-    table.columns = [metric, "sd over seeds", "seeds"]
-    table[metric] = table[metric].round(1)
-    table["sd over seeds"] = table["sd over seeds"].round(1)
-    table["oracle"] = rows.groupby("config", sort=False)["oracle"].first()
-    paper = TABLE1["SSimNet" if finetune else "SSimNet w/o ft"][metric][0]
-    base = table.loc[reference, metric]
-    if metric == "aji" and "aji_union" in rows:  # AJI pooled over the test set's pixels, not averaged over images
-        sums = rows.groupby(["config", "seed"], sort=False)[["aji_intersection", "aji_union"]].sum()
-        pooled = (sums["aji_intersection"] / sums["aji_union"] * 100).groupby(level="config", sort=False).mean()
-        table["pooled aji"] = pooled.round(1)
-    table["change"] = (table[metric] - base).round(1)
-    table["share of the gap"] = ((table[metric] - base) / (paper - base)).round(2)  # 6.0 / (49.8 - 39.0) = 0.56
-    return table
