@@ -24,6 +24,44 @@ def test_fcm_takes_the_darker_cluster():
     assert mask[10:20, 10:30].all() and mask.sum() == 200
 
 
+def test_fcm_on_lightness_alone_ignores_a_colour_split_that_lab_follows():
+    lab = np.zeros((40, 40, 3))
+    lab[..., 0] = 80.0
+    lab[:, 20:, 1] = 100.0  # the right half far redder at the same lightness
+    lab[5:9, 5:15, 0] = lab[25:29, 25:35, 0] = 30.0  # two dark nuclei, one in each half
+    nuclei = lab[..., 0] < 50
+    with_colour = fuzzy_cmeans_mask(lab, features="lab")
+    assert abs(int(with_colour.sum()) - 800) <= 40  # the two colours are the clusters: half the image
+    assert np.array_equal(fuzzy_cmeans_mask(lab, features="lightness"), nuclei)
+
+
+def test_fcm_nucleus_cluster_darker_or_smaller():
+    lab = np.zeros((20, 20, 3))
+    lab[..., 0] = 30.0
+    lab[:, 14:, 0] = 80.0  # dark pixels are the majority: 280 against 120
+    assert int(fuzzy_cmeans_mask(lab, nucleus="darker").sum()) == 280
+    assert int(fuzzy_cmeans_mask(lab, nucleus="smaller").sum()) == 120
+    with pytest.raises(ValueError, match="nucleus must be one of"):
+        fuzzy_cmeans_mask(lab, nucleus="largest")
+
+
+def test_fcm_on_the_rgb_image_reads_that_image_and_needs_it():
+    from dataclasses import replace
+
+    from ssimnet.config import DEFAULT_PSEUDO
+    from ssimnet.pseudo.candidates import candidate_maps
+
+    tile = synthetic_tile((96, 96), seed=1)
+    sep = VahadaneSeparator().fit(tile.image)
+    hema = hematoxylin_image(sep.transform(tile.image), sep.stain_matrix_)
+    rgb = replace(DEFAULT_PSEUDO, fcm_image="rgb")
+    # Handed I^T as "the RGB image", the reading computes exactly Eq. 3; handed the tile, something else.
+    assert np.array_equal(candidate_maps(hema, rgb, image=hema).candidates, candidate_maps(hema).candidates)
+    assert not np.array_equal(candidate_maps(hema, rgb, image=tile.image).fcm, candidate_maps(hema).fcm)
+    with pytest.raises(ValueError, match="needs the RGB image"):
+        candidate_maps(hema, rgb)
+
+
 def test_fcm_on_a_blank_image_finds_nothing():
     assert not fuzzy_cmeans_mask(rgb2lab(np.full((30, 30, 3), 240, np.uint8))).any()
 

@@ -23,7 +23,9 @@ libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 - :data:`ATTRIBUTION` -- oracle interventions and label-free alternatives,
   one label stage at a time, scored on test (``attribution_per_image.csv``);
 - :data:`ATTRIBUTION_READINGS` -- readings of the paper's open details, chosen
-  on training images (``attribution_readings_per_image.csv``).
+  on training images (``attribution_readings_per_image.csv``);
+- :data:`ATTRIBUTION_CANDIDATES` -- readings of Eq. 3's open details, chosen
+  by the candidates' quality on training images (``attribution_candidates_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ ATTRIBUTION = ResultKind("attribution_per_image.csv", "attribution_provenance.js
 #: (``studies/attribution_readings.py``).
 ATTRIBUTION_READINGS = ResultKind("attribution_readings_per_image.csv", "attribution_readings_provenance.json",
                                   ("reading", "config", "split", "finetune", "run", "seed", "image"))
+#: Readings of Eq. 3's open details (the FCM's input and nucleus cluster, the active contour's iterations), chosen
+#: by the candidates' quality on the training images, the chosen trained and scored on test
+#: (``studies/attribution_candidates.py``); ``scored`` says whether a row scores candidates or a network.
+ATTRIBUTION_CANDIDATES = ResultKind("attribution_candidates_per_image.csv", "attribution_candidates_provenance.json",
+                                    ("reading", "config", "scored", "split", "finetune", "seed", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

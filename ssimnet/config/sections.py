@@ -56,7 +56,11 @@ class PseudoLabelConfig:
     Candidates (Eq. 3, :mod:`ssimnet.pseudo.candidates`)
         Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels (an
         image whose ``L*`` spans less than ``min_lightness_range`` has no
-        nucleus cluster);
+        nucleus cluster), on the ``fcm_features`` ("lab": ``L*, a*, b*``, or
+        "lightness") of the ``fcm_image`` ("hematoxylin": ``I^T`` as Eq. 3
+        says, or "rgb"), the nuclei being its ``fcm_nucleus`` cluster
+        ("darker" or "smaller"): the paper names none of the three beyond
+        CIELAB of ``I^T``;
         ``contour_iterations`` steps of a morphological Chan-Vese active
         contour with ``contour_smoothing``; components below ``min_size``
         pixels removed and holes below ``max_hole`` pixels filled.
@@ -83,6 +87,9 @@ class PseudoLabelConfig:
     stain_min_angle: float = 5.0
     fcm_m: float = 2.0
     fcm_samples: int = 20000
+    fcm_features: str = "lab"
+    fcm_image: str = "hematoxylin"
+    fcm_nucleus: str = "darker"
     min_lightness_range: float = 5.0
     contour_iterations: int = 10
     contour_smoothing: int = 2

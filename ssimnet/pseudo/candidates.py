@@ -43,10 +43,23 @@ from skimage.segmentation import morphological_chan_vese
 
 from ..config import DEFAULT_PSEUDO, PseudoLabelConfig
 
-__all__ = ["fuzzy_cmeans_mask", "clean_mask", "refine_candidates", "Candidates", "candidate_maps", "candidate_nuclei",
+__all__ = ["FCM_FEATURES", "FCM_IMAGES", "FCM_NUCLEUS", "fuzzy_cmeans_mask", "clean_mask", "refine_candidates", "Candidates", "candidate_maps", "candidate_nuclei",
            "label_candidates"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
+
+
+#: What the FCM clusters (``PseudoLabelConfig.fcm_features``): all of CIELAB, or ``L*`` alone.
+FCM_FEATURES: tuple[str, ...] = ("lab", "lightness")
+#: Which image the FCM and the active contour see (``fcm_image``): ``I^T`` of Eq. 2, or the RGB image itself.
+FCM_IMAGES: tuple[str, ...] = ("hematoxylin", "rgb")
+#: Which of the two clusters is the nuclei (``fcm_nucleus``): the darker (lower ``L*``) or the smaller one.
+FCM_NUCLEUS: tuple[str, ...] = ("darker", "smaller")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
 
 
 def fuzzy_cmeans_mask(
@@ -55,9 +68,11 @@ def fuzzy_cmeans_mask(
     m: float = DEFAULT_PSEUDO.fcm_m,
     n_samples: int = DEFAULT_PSEUDO.fcm_samples,
     min_lightness_range: float = DEFAULT_PSEUDO.min_lightness_range,
+    features: str = DEFAULT_PSEUDO.fcm_features,
+    nucleus: str = DEFAULT_PSEUDO.fcm_nucleus,
     seed: int = 0,
 ) -> np.ndarray:
-    """Two-cluster fuzzy c-means on CIELAB pixels; True where the darker cluster wins.
+    """Two-cluster fuzzy c-means on CIELAB pixels; True where the nucleus cluster wins.
 
     Parameters
     ----------
@@ -69,15 +84,28 @@ def fuzzy_cmeans_mask(
         Pixels sampled (seeded) to fit the centres.
     min_lightness_range : float
         Below this spread of ``L*`` the image is blank: nothing to cluster.
+    features : {"lab", "lightness"}
+        Cluster on ``L*, a*, b*`` or on ``L*`` alone.
+    nucleus : {"darker", "smaller"}
+        The nucleus cluster: the one of lower ``L*``, or the one fewer pixels
+        are nearest to.
     seed : int
 
     Returns
     -------
     (H, W) bool; all False for a blank image.
+
+    Examples
+    --------
+    >>> lab = np.zeros((4, 4, 3)); lab[..., 0] = 80; lab[:2, :1, 0] = 20   # two dark pixels in a pale image
+    >>> int(fuzzy_cmeans_mask(lab).sum()), int(fuzzy_cmeans_mask(lab, features="lightness", nucleus="smaller").sum())
+    (2, 2)
     """
     import skfuzzy
 
-    pixels = lab.reshape(-1, 3)
+    _choice("features", features, FCM_FEATURES)
+    _choice("nucleus", nucleus, FCM_NUCLEUS)
+    pixels = lab.reshape(-1, 3) if features == "lab" else lab.reshape(-1, 3)[:, :1]
     if np.ptp(pixels[:, 0]) < min_lightness_range:
         return np.zeros(lab.shape[:2], dtype=bool)
     rng = np.random.default_rng(seed)
@@ -85,9 +113,9 @@ def fuzzy_cmeans_mask(
     centres, *_ = skfuzzy.cmeans(pixels[np.sort(idx)].T, c=2, m=m, error=1e-5, maxiter=300, seed=seed)
     if not np.all(np.isfinite(centres)):
         return np.zeros(lab.shape[:2], dtype=bool)
-    nucleus = int(np.argmin(centres[:, 0]))
-    dist = ((pixels[:, None, :] - centres[None]) ** 2).sum(-1)
-    return (dist.argmin(1) == nucleus).reshape(lab.shape[:2])
+    nearest = ((pixels[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+    cluster = int(np.argmin(centres[:, 0])) if nucleus == "darker" else int(np.argmin(np.bincount(nearest, minlength=2)))
+    return (nearest == cluster).reshape(lab.shape[:2])
 
 
 def clean_mask(mask: np.ndarray, *, min_size: int = DEFAULT_PSEUDO.min_size,
@@ -147,16 +175,22 @@ class Candidates(NamedTuple):
     candidates: np.ndarray
 
 
-def candidate_maps(hematoxylin: np.ndarray, config: PseudoLabelConfig = DEFAULT_PSEUDO, *, seed: int = 0) -> Candidates:
+def candidate_maps(hematoxylin: np.ndarray, config: PseudoLabelConfig = DEFAULT_PSEUDO, *, seed: int = 0,
+                   image: np.ndarray | None = None) -> Candidates:
     """Paper Eq. (3), ``P = ActiveContour(FCM(I^T))``, keeping the FCM map as well.
 
     :func:`fuzzy_cmeans_mask` on the CIELAB pixels of the hematoxylin image
     ``I^T``, then :func:`refine_candidates` on its ``L*``, with the settings
-    of `config`.
+    of `config`.  With ``config.fcm_image == "rgb"`` (a reading of the paper,
+    not the paper's), both see the RGB `image` instead of ``I^T``.
     """
-    lab = rgb2lab(hematoxylin)
+    _choice("fcm_image", config.fcm_image, FCM_IMAGES)
+    if config.fcm_image == "rgb" and image is None:
+        raise ValueError("fcm_image 'rgb' needs the RGB image")
+    lab = rgb2lab(hematoxylin if config.fcm_image == "hematoxylin" else image)
     fcm = fuzzy_cmeans_mask(lab, m=config.fcm_m, n_samples=config.fcm_samples,
-                            min_lightness_range=config.min_lightness_range, seed=seed)
+                            min_lightness_range=config.min_lightness_range, features=config.fcm_features,
+                            nucleus=config.fcm_nucleus, seed=seed)
     candidates = refine_candidates(lab[..., 0], fcm, contour_iterations=config.contour_iterations,
                                    contour_smoothing=config.contour_smoothing, min_size=config.min_size,
                                    max_hole=config.max_hole)

@@ -92,7 +92,8 @@ def generate_candidates(
         :meth:`ssimnet.pseudo.stain.VahadaneSeparator.transform`).
     config : PseudoLabelConfig
     image : (H, W, 3) uint8, optional
-        The RGB image; needed by ``"otsu_ruifrok"`` and ``"consensus"``.
+        The RGB image; needed by ``"otsu_ruifrok"`` and ``"consensus"``, and by
+        ``"fcm"`` with ``config.fcm_image == "rgb"``.
     hematoxylin : (H, W, 3) uint8, optional
         ``I^T`` (Eq. 2); needed by ``"fcm"`` and ``"consensus"``.
     seed : int
@@ -109,7 +110,7 @@ def generate_candidates(
         return clean_mask(mask, min_size=config.min_size, max_hole=config.max_hole)
 
     if method == "fcm":
-        return candidate_maps(hematoxylin, config, seed=seed)
+        return candidate_maps(hematoxylin, config, seed=seed, image=image)
     own = otsu_mask(density, sigma=config.threshold_sigma)
     if method == "otsu":
         return Candidates(own, clean(own))
@@ -117,7 +118,7 @@ def generate_candidates(
         ruifrok = otsu_mask(rgb2hed(image)[..., 0], sigma=config.threshold_sigma)
         if method == "otsu_ruifrok":
             return Candidates(ruifrok, clean(ruifrok))
-        votes = candidate_maps(hematoxylin, config, seed=seed).candidates.astype(np.uint8) + own + ruifrok
+        votes = candidate_maps(hematoxylin, config, seed=seed, image=image).candidates.astype(np.uint8) + own + ruifrok
         return Candidates(votes >= 2, clean(votes >= 2))
     label = distance_watershed(own, h=config.split_h, min_size=config.min_size, max_hole=config.max_hole)
     return Candidates(own, separate_touching(label))

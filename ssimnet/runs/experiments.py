@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,11 +27,11 @@ from .pipeline import build_pseudo_labels, train_network, train_supervised
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..config import Profile, StainReference
+    from ..config import Profile, PseudoLabelConfig, StainReference
     from ..net.train import Trainer
     from ..tool.normalize import StainNormalizer
 
-__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "candidate_study", "fit_stain_reference",
+__all__ = ["MethodRuns", "run_methods", "collect_results", "export_results", "pseudo_label_study", "candidate_study", "fit_stain_reference",
            "normalization_study", "pooled_aji_terms"]
 
 
@@ -176,6 +176,43 @@ def export_results(
     return per_image, info
 
 
+def pseudo_label_study(
+    data_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
+    configs: Mapping[str, PseudoLabelConfig],
+    *,
+    split: str = "train",
+    seed: int = DEFAULT_SEED,
+    workers: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Pseudo-label quality of each pseudo-label configuration on a split.
+
+    For each named configuration, the split's pseudo labels are built
+    (cached like any others) and their candidates scored against the split's
+    ground truth by :func:`ssimnet.runs.evaluate.pseudo_label_quality` -- to
+    choose a setting on the training split, never to build labels.
+
+    Returns
+    -------
+    DataFrame
+        One row per configuration and image: ``config``, ``image`` and the
+        scores of :func:`ssimnet.runs.evaluate.pseudo_label_quality`, plus
+        ``kept_patches``, the image's patches in the purified set.
+    """
+    import pandas as pd
+
+    frames = []
+    for name, config in configs.items():
+        labels = build_pseudo_labels(data_dir, run_dir, config, split=split, seed=seed, workers=workers,
+                                     progress=progress)
+        images, patches = pseudo_label_quality(data_dir, labels)
+        kept = patches[patches.kept].groupby("image").size()
+        frames.append(images.assign(config=name, kept_patches=images.image.map(kept).fillna(0).astype(int)))
+    per_image = pd.concat(frames, ignore_index=True)
+    return per_image[["config", "image", *[c for c in per_image.columns if c not in ("config", "image")]]]
+
+
 def candidate_study(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],
@@ -187,33 +224,12 @@ def candidate_study(
     workers: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Pseudo-label quality of each candidate generator (:mod:`ssimnet.pseudo.generators`) on a split.
-
-    For each method, the split's pseudo labels are built with
-    ``candidate_method`` set to it (cached like any others), and their
-    candidates scored against the split's ground truth by
-    :func:`ssimnet.runs.evaluate.pseudo_label_quality` -- to choose a generator
-    on the training split, never to build labels.
-
-    Returns
-    -------
-    DataFrame
-        One row per method and image: ``candidates``, ``image`` and the
-        scores of :func:`ssimnet.runs.evaluate.pseudo_label_quality`, plus
-        ``kept_patches``, the image's patches in the purified set.
-    """
-    import pandas as pd
-
-    frames = []
-    for method in methods:
-        config = replace(profile.pseudo, candidate_method=method)
-        labels = build_pseudo_labels(data_dir, run_dir, config, split=split, seed=seed, workers=workers,
-                                     progress=progress)
-        images, patches = pseudo_label_quality(data_dir, labels)
-        kept = patches[patches.kept].groupby("image").size()
-        frames.append(images.assign(candidates=method, kept_patches=images.image.map(kept).fillna(0).astype(int)))
-    per_image = pd.concat(frames, ignore_index=True)
-    return per_image[["candidates", "image", *[c for c in per_image.columns if c not in ("candidates", "image")]]]
+    """Pseudo-label quality of each candidate generator (:mod:`ssimnet.pseudo.generators`) on a split:
+    :func:`pseudo_label_study` of the profile's pseudo labels with ``candidate_method`` set to each of `methods`,
+    its ``config`` column named ``candidates``."""
+    configs = {method: replace(profile.pseudo, candidate_method=method) for method in methods}
+    study = pseudo_label_study(data_dir, run_dir, configs, split=split, seed=seed, workers=workers, progress=progress)
+    return study.rename(columns={"config": "candidates"})
 
 
 def fit_stain_reference(data_dir: str | os.PathLike[str], split: str = "train", *, seed: int = DEFAULT_SEED,
