@@ -25,7 +25,9 @@ libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 - :data:`ATTRIBUTION_READINGS` -- readings of the paper's open details, chosen
   on training images (``attribution_readings_per_image.csv``);
 - :data:`ATTRIBUTION_CANDIDATES` -- readings of Eq. 3's open details, chosen
-  by the candidates' quality on training images (``attribution_candidates_per_image.csv``).
+  by the candidates' quality on training images (``attribution_candidates_per_image.csv``);
+- :data:`ATTRIBUTION_FINETUNE` -- fine-tuning's epochs and rate chosen on
+  held-out training images (``attribution_finetune_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,10 @@ ATTRIBUTION_READINGS = ResultKind("attribution_readings_per_image.csv", "attribu
 #: Readings of Eq. 3's open details (the FCM's input and nucleus cluster, the active contour's iterations), chosen
 #: by the candidates' quality on the training images, the chosen trained and scored on test
 #: (``studies/attribution_candidates.py``); ``scored`` says whether a row scores candidates or a network.
+#: Fine-tuning's epochs and rate chosen on training images held out of training, the chosen and the profile's
+#: scored on test with the same network (``studies/attribution_finetune.py``).
+ATTRIBUTION_FINETUNE = ResultKind("attribution_finetune_per_image.csv", "attribution_finetune_provenance.json",
+                                  ("config", "split", "seed", "image"))
 ATTRIBUTION_CANDIDATES = ResultKind("attribution_candidates_per_image.csv", "attribution_candidates_provenance.json",
                                     ("reading", "config", "scored", "split", "finetune", "seed", "image"))
 
