@@ -169,3 +169,22 @@ def test_committed_attribution_results_name_every_oracle_row_and_load():
     train = readings[(readings.split == "train") & (readings.finetune == 0)].groupby("config")["aji"].mean()
     assert train.idxmax() == chosen  # chosen on the training images
     assert set(readings.loc[readings.split == "test", "config"]) == {chosen}  # and only it scored on test
+
+
+def test_attribution_change_is_paired_seed_by_seed_and_scores_show_the_spread():
+    from ssimnet.book.attribution import attribution_scores, attribution_table
+
+    rows = []
+    for config, values in (("reproduction", {0: .38, 1: .40, 2: .42}), ("oracle: c", {0: .45}),
+                           ("x", {0: .40, 1: .40, 2: .46})):
+        for seed, value in values.items():
+            rows.append({"config": config, "oracle": config.startswith("oracle"), "finetune": 5, "seed": seed,
+                         "image": "a", "aji": value, "dice": value})
+    frame = pd.DataFrame(rows)
+    table = attribution_table(frame, finetune=True)
+    # The one-seed oracle is compared with the reproduction's seed 0 (38), not with its mean over seeds (40).
+    assert table.loc["oracle: c", "change"] == 7.0 and table.loc["oracle: c", "share of the gap"] == round(7 / 11.8, 2)
+    assert table.loc["x", "change"] == 2.0 and table.loc["x", "change sd"] == 2.0  # differences 2, 0, 4
+    assert table.loc["reproduction", "aji"] == 40.0 and table.loc["reproduction", "sd over seeds"] == 2.0
+    scores = attribution_scores(frame, finetune=True, metrics=("aji",))
+    assert scores["aji"].tolist() == ["40.0 ± 2.0", "45.0", "42.0 ± 3.5"]
