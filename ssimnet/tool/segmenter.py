@@ -263,17 +263,18 @@ class Segmenter:
         stains = self.measure_stains(thumbnail, seed=seed, **asdict(settings))
         share = stains.tissue if stains.tissue is not None else tissue_share(thumbnail)
         painted = 0
+        densities: list[np.ndarray] = []  # the tile just segmented: unmixed once, for the network and the table
 
         def segment(rgb: np.ndarray) -> np.ndarray:
-            return self._segment_one(rgb, settings, stains, mpp=mpp, seed=seed).label
+            densities[:] = [stains.unmix(rgb)]
+            return self._segment_one(rgb, settings, stains, mpp=mpp, seed=seed, density=densities[0]).label
 
         # tiles and halos of the same size at the network's resolution, whatever the image's
         tile, halo = round(settings.region_tile / factor), round(settings.region_halo / factor)
         for part in segment_region(image, segment, tile=tile, halo=halo):
             part = paint_tile(into, part)  # what of this tile's nuclei the region holds
             r, c = part.offset
-            h, w = part.label.shape
-            table = measure_nuclei(part.label, stains.hematoxylin(np.asarray(image[r : r + h, c : c + w])))  # type: ignore[index]
+            table = measure_nuclei(part.label, densities[0][..., 0])  # the tile's window, as segmented
             table["centroid_row"] = table["centroid_row"] + r  # region coordinates
             table["centroid_col"] = table["centroid_col"] + c
             painted += int(np.count_nonzero(part.label))
