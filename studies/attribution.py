@@ -15,7 +15,11 @@ pooled over the test set:
 
 Writes ``attribution_per_image.csv`` and its provenance
 (:data:`ssimnet.book.results.ATTRIBUTION`) after every row, so a stopped run
-keeps what it finished; every stage is cached, so a rerun resumes.
+keeps what it finished; every stage is cached, so a rerun resumes.  The
+provenance keeps each row's wall time in this run (``row_seconds``, small for
+a row read back from the caches) and its compute time as measured when each
+stage ran (``compute_seconds``: training, fine-tuning and prediction; the
+pseudo labels not counted).
 
 Rows whose effect is small against the seed-to-seed spread are run on more
 seeds with ``--replicate`` (each of them, and the reproduction they are
@@ -67,7 +71,7 @@ def main() -> None:
     jobs += [(int(seed), row) for seed in args.replicate_seeds.split(",") for row in replicated
              if (int(seed), row) not in jobs]
     base = get_profile(args.profile)
-    frames, seconds = [], {}
+    frames, seconds, compute = [], {}, {}
     for seed, row in jobs:
         name, oracle = ROWS[row]
         profile = base if row != "watershed" else replace(base, pseudo=replace(base.pseudo, candidate_method="watershed"))
@@ -75,17 +79,19 @@ def main() -> None:
         labels = None if oracle is None else build_oracle_labels(args.monuseg, args.run_dir, profile.pseudo, oracle,
                                                                  seed=seed, workers=2)
         trainer, _ = train_network(args.monuseg, args.run_dir, profile, seed=seed, workers=2, labels=labels)
+        compute[f"{name}, seed {seed}"] = sum(h["seconds"] for h in trainer.history)
         for finetune in (0, profile.inference.finetune_epochs):
             scores, folder = evaluate_network(args.monuseg, args.run_dir, profile, trainer, split="test",
                                               method="cc", finetune_epochs=finetune, seed=seed, workers=2)
             scores = scores.merge(pooled_aji_terms(folder, args.monuseg, "test"), on="image")
             frames.append(scores.assign(config=name, oracle=oracle is not None, finetune=finetune, seed=seed))
+            compute[f"{name}, seed {seed}"] += float(scores.seconds.sum())
         seconds[f"{name}, seed {seed}"] = round(time.perf_counter() - start, 1)
         per_image = pd.concat(frames, ignore_index=True)
         per_image = per_image[[*ATTRIBUTION.keys, *[c for c in per_image if c not in ATTRIBUTION.keys]]]
         info = provenance(base, data_dir=args.monuseg, seed=seed)
         info.update(rows=rows, seeds=args.seeds, replicated=replicated, replicate_seeds=args.replicate_seeds,
-                    row_seconds=seconds,
+                    row_seconds=seconds, compute_seconds={k: round(v, 1) for k, v in compute.items()},
                     note="oracle rows read the training images' ground truth: diagnostics, never a default")
         save_results(args.out, per_image, info, kind=ATTRIBUTION)
         print(per_image.groupby(["config", "finetune"], sort=False)[["dice", "aji", "aji_plus", "pq"]].mean()
