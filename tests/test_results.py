@@ -170,7 +170,7 @@ def test_report_notebook_shows_the_committed_attribution_and_its_verdict(report_
         cells = [f"{runs[m].mean():.1f}" if len(runs) == 1 else f"{runs[m].mean():.1f} ± {runs[m].std():.1f}"
                  for m in ("dice", "aji", "aji_plus", "pq")]
         differences = runs.aji - base[runs.index]  # against the reproduction on the same seeds
-        change = (f"{differences.mean():+.1f}" if len(runs) == 1
+        change = (f"{differences.mean():+.1f}" if len(runs) == 1 or config == "reproduction"
                   else f"{differences.mean():+.1f} ± {differences.std():.1f}")
         assert shown[config][:4] == tuple(cells), config
         assert shown[config][5] == change, config
