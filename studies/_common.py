@@ -24,6 +24,17 @@ def study_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
+def attribution_parser(doc: str) -> argparse.ArgumentParser:
+    """The options of the attribution studies, which train their own networks: MoNuSeg, profile, seed, folders."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--monuseg", required=True, type=Path)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--run-dir", default="runs/attribution", type=Path)
+    parser.add_argument("--out", default="results/cpu")
+    return parser
+
+
 def network_record(args: argparse.Namespace) -> dict[str, str]:
     """The scored network for the provenance: its file, its hash and how it was trained."""
     return {"checkpoint": args.checkpoint, "sha256": file_digest(args.checkpoint), "training": args.about}

@@ -25,12 +25,12 @@ components, without and with fine-tuning.  Writes
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from dataclasses import replace
 
 import pandas as pd
+from _common import attribution_parser
 
 from ssimnet.book.results import ATTRIBUTION_CANDIDATES, provenance, save_results
 from ssimnet.config import PseudoLabelConfig, get_profile
@@ -51,13 +51,7 @@ def reading_name(config: PseudoLabelConfig) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--monuseg", required=True)
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", default="runs/attribution")
-    parser.add_argument("--out", default="results/cpu")
-    args = parser.parse_args()
+    args = attribution_parser(__doc__).parse_args()
     profile = get_profile(args.profile)
     start = time.perf_counter()
 

@@ -19,12 +19,11 @@ and again after the test stage.
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pandas as pd
+from _common import attribution_parser
 from levers import HELD_OUT, held_out_view
 
 from ssimnet.book.results import ATTRIBUTION_FINETUNE, provenance, save_results
@@ -46,12 +45,7 @@ def configurations(epochs: int, rate: float) -> dict[str, tuple[int, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--monuseg", required=True, type=Path)
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", default="runs/attribution", type=Path)
-    parser.add_argument("--out", default="results/cpu")
+    parser = attribution_parser(__doc__)
     args = parser.parse_args()
     profile = get_profile(args.profile)
     rate = profile.inference.finetune_lr

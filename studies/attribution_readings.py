@@ -20,12 +20,12 @@ once, without and with the paper's fine-tuning.  Writes
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from dataclasses import replace
 
 import pandas as pd
+from _common import attribution_parser
 
 from ssimnet.book.report import selection_table
 from ssimnet.book.results import ATTRIBUTION_READINGS, provenance, save_results
@@ -41,13 +41,7 @@ CC_READINGS = {"literal": (0.5, 0, 0),
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--monuseg", required=True)
-    parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run-dir", default="runs/attribution")
-    parser.add_argument("--out", default="results/cpu")
-    args = parser.parse_args()
+    args = attribution_parser(__doc__).parse_args()
     profile = get_profile(args.profile)
     start = time.perf_counter()
     trainer, _ = train_network(args.monuseg, args.run_dir, profile, seed=args.seed, workers=2)
