@@ -188,3 +188,20 @@ def test_attribution_change_is_paired_seed_by_seed_and_scores_show_the_spread():
     assert table.loc["reproduction", "aji"] == 40.0 and table.loc["reproduction", "sd over seeds"] == 2.0
     scores = attribution_scores(frame, finetune=True, metrics=("aji",))
     assert scores["aji"].tolist() == ["40.0 ± 2.0", "45.0", "42.0 ± 3.5"]
+
+
+def test_committed_candidate_readings_chosen_on_training_candidates_and_only_it_on_test():
+    from ssimnet.book.results import ATTRIBUTION_CANDIDATES, load_results
+
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    per_image, info = load_results(root, kind=ATTRIBUTION_CANDIDATES)
+    train = per_image[per_image.scored == "candidates"]
+    assert set(train.split) == {"train"} and train.groupby(["reading", "config"]).size().eq(30).all()
+    for reading in ("fcm", "contour"):
+        means = (train[train.reading == reading].groupby("config", sort=False).aji.mean() * 100).round(1)
+        assert means.idxmax() == info["chosen"][reading]  # the highest, a tie to the one listed first
+    assert info["chosen"]["contour"] in set(train.loc[train.reading == "contour", "config"])
+    tested = per_image[per_image.scored == "network"]
+    assert set(tested.split) == {"test"} and set(tested.config) == {info["chosen"]["contour"]}
+    assert tested.groupby("finetune").size().eq(14).all()
+
