@@ -205,3 +205,16 @@ def test_committed_candidate_readings_chosen_on_training_candidates_and_only_it_
     assert set(tested.split) == {"test"} and set(tested.config) == {info["chosen"]["contour"]}
     assert tested.groupby("finetune").size().eq(14).all()
 
+
+
+def test_committed_finetune_readings_chosen_on_held_out_images_and_scored_on_test():
+    from ssimnet.book.results import ATTRIBUTION_FINETUNE, load_results
+
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    per_image, info = load_results(root, kind=ATTRIBUTION_FINETUNE)
+    held = per_image[per_image.split == "heldout"]
+    assert sorted(held.image.unique()) == info["held_out"] and len(info["held_out"]) == 6
+    assert (held.groupby("config", sort=False).aji.mean() * 100).round(1).idxmax() == info["chosen"]
+    tested = per_image[per_image.split == "test"]
+    assert set(tested.config) <= {"no fine-tuning", info["profile_config"], info["chosen"]}
+    assert not set(tested.image) & set(held.image)  # held-out images are training images, never test ones
