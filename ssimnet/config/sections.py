@@ -54,13 +54,11 @@ class PseudoLabelConfig:
         than ``stain_min_tissue`` of them, or stain colours less than
         ``stain_min_angle`` degrees apart, the reference matrix is used.
     Candidates (Eq. 3, :mod:`ssimnet.pseudo.candidates`)
-        Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels (an
-        image whose ``L*`` spans less than ``min_lightness_range`` has no
-        nucleus cluster), on the ``fcm_features`` ("lab": ``L*, a*, b*``, or
-        "lightness") of the ``fcm_image`` ("hematoxylin": ``I^T`` as Eq. 3
-        says, or "rgb"), the nuclei being its ``fcm_nucleus`` cluster
-        ("darker" or "smaller"): the paper names none of the three beyond
-        CIELAB of ``I^T``;
+        Fuzzy c-means with fuzzifier ``fcm_m`` on ``fcm_samples`` pixels (no
+        nucleus cluster if ``L*`` spans less than ``min_lightness_range``), on
+        the ``fcm_features`` ("lab" or "lightness") of the ``fcm_image``
+        ("hematoxylin", ``I^T`` as in Eq. 3, or "rgb"), the nuclei its
+        ``fcm_nucleus`` cluster ("darker" or "smaller");
         ``contour_iterations`` steps of a morphological Chan-Vese active
         contour with ``contour_smoothing``; components below ``min_size``
         pixels removed and holes below ``max_hole`` pixels filled.
