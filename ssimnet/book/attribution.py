@@ -36,12 +36,15 @@ from .report import reproduction_report, run_means
 __all__ = ["attribution_table", "attribution_scores", "gap_steps", "paper_claims"]
 
 
-def _seed_stats(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Each configuration's `metric`: the mean over seeds of the per-seed image means, its SD and the seeds."""
-    seeds = rows.groupby(["config", "seed"], sort=False)[metric].mean() * 100
-    stats = seeds.groupby(level="config", sort=False).agg(["mean", "std", "count"])
-    stats.columns = ["mean", "sd", "seeds"]
-    return stats
+def _per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Each configuration's (rows, in order of appearance) image mean of `metric` on each seed (columns), percent."""
+    means = (rows.groupby(["config", "seed"], sort=False)[metric].mean() * 100).unstack("seed")
+    return means.reindex(rows["config"].unique())
+
+
+def _seed_stats(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """The mean over seeds of :func:`_per_seed`, its SD and the number of seeds."""
+    return pd.DataFrame({"mean": per_seed.mean(axis=1), "sd": per_seed.std(axis=1), "seeds": per_seed.count(axis=1)})
 
 
 def attribution_table(per_image: pd.DataFrame, *, finetune: bool, metric: str = "aji",
@@ -59,7 +62,8 @@ def attribution_table(per_image: pd.DataFrame, *, finetune: bool, metric: str = 
     [[39.0, 0.0, 0.0], [45.0, 6.0, 0.56]]
     """
     rows = per_image[(per_image["finetune"] > 0) == finetune]
-    stats = _seed_stats(rows, metric)
+    per_seed = _per_seed(rows, metric)
+    stats = _seed_stats(per_seed)
     table = pd.DataFrame({metric: stats["mean"].round(1), "sd over seeds": stats["sd"].round(1),
                           "seeds": stats["seeds"]})
     table["oracle"] = rows.groupby("config", sort=False)["oracle"].first()
@@ -68,7 +72,6 @@ def attribution_table(per_image: pd.DataFrame, *, finetune: bool, metric: str = 
         sums = rows.groupby(["config", "seed"], sort=False)[["aji_intersection", "aji_union"]].sum()
         pooled = (sums["aji_intersection"] / sums["aji_union"] * 100).groupby(level="config", sort=False).mean()
         table["pooled aji"] = pooled.round(1)
-    per_seed = (rows.groupby(["config", "seed"], sort=False)[metric].mean() * 100).unstack("seed")
     base = per_seed.loc[reference]
     differences = per_seed.sub(base, axis="columns")  # paired, seed by seed (NaN where either lacks the seed)
     table["change"] = differences.mean(axis=1).round(1)
@@ -85,10 +88,10 @@ def attribution_scores(per_image: pd.DataFrame, *, finetune: bool,
     rows = per_image[(per_image["finetune"] > 0) == finetune]
     table = pd.DataFrame(index=pd.Index(rows["config"].unique(), name="config"))
     for metric in metrics:
-        stats = _seed_stats(rows, metric)
+        stats = _seed_stats(_per_seed(rows, metric))
         table[metric] = [f"{m:.1f}" if n == 1 else f"{m:.1f} ± {s:.1f}"
                          for m, s, n in zip(stats["mean"], stats["sd"], stats["seeds"])]
-    table["seeds"] = _seed_stats(rows, metrics[0])["seeds"]
+    table["seeds"] = stats["seeds"]
     table["oracle"] = rows.groupby("config", sort=False)["oracle"].first()
     return table
 
