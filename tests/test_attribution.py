@@ -218,3 +218,26 @@ def test_committed_finetune_readings_chosen_on_held_out_images_and_scored_on_tes
     tested = per_image[per_image.split == "test"]
     assert set(tested.config) <= {"no fine-tuning", info["profile_config"], info["chosen"]}
     assert not set(tested.image) & set(held.image)  # held-out images are training images, never test ones
+
+
+def test_committed_training_readings_chosen_on_held_out_images_and_each_changes_one_detail(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "studies"))
+    from attribution_training import READINGS, profile_reading, readings
+
+    from ssimnet.book.results import ATTRIBUTION_TRAINING, load_results
+    from ssimnet.config import get_profile, key_fields
+
+    root = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    per_image, info = load_results(root, kind=ATTRIBUTION_TRAINING)
+    profile = get_profile(info["profile"])
+    held = per_image[per_image.split == "heldout"]
+    assert list(held.config.unique()) == [profile_reading(profile), *READINGS]  # every reading, the profile's first
+    assert held.groupby("config").size().eq(6).all() and (held.finetune == 0).all()
+    assert (held.groupby("config", sort=False).aji.mean() * 100).round(1).idxmax() == info["chosen"]
+    tested = per_image[per_image.split == "test"]
+    assert set(tested.config) <= {info["chosen"]} - {profile_reading(profile)}  # only a new chosen reading on test
+    # each reading differs from the profile in exactly one setting
+    base = {**key_fields(profile.pseudo), **key_fields(profile.train)}
+    for name, reading in list(readings(profile).items())[1:]:
+        changed = {k for k, v in {**key_fields(reading.pseudo), **key_fields(reading.train)}.items() if base[k] != v}
+        assert len(changed) == 1, (name, changed)

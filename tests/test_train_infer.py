@@ -11,7 +11,7 @@ import torch
 from conftest import PSEUDO, TINY
 from skimage.draw import disk
 
-from ssimnet.config import InferenceConfig
+from ssimnet.config import InferenceConfig, TrainConfig
 from ssimnet.data import DataError
 from ssimnet.metrics import pixel_scores
 from ssimnet.net.checkpoint import load_checkpoint, save_checkpoint
@@ -51,6 +51,21 @@ def test_loss_hand_computed():
     terms = ssimnet_loss(logits, torch.ones(1, 1, 1, 1), torch.ones(1, 1, 1, dtype=torch.long), lam=0.3)
     expected = -math.log(1 / (1 + math.exp(-2)))
     assert float(terms.total) == pytest.approx(expected)
+
+
+def test_loss_over_all_pixels_counts_ignored_ones_as_zero():
+    # two labelled pixels of four: logits 0 give CE log 2 on each; over all four pixels the mean halves
+    logits = torch.zeros(1, 2, 2, 2)
+    soft, tri = torch.full((1, 1, 2, 2), 0.5), torch.tensor([[[1, 0], [2, 2]]])
+    terms = ssimnet_loss(logits, soft, tri, lam=0.9, ce_pixels="all")
+    assert float(terms.ce) == pytest.approx(math.log(2) / 2)
+    assert float(terms.total) == pytest.approx(0.9 * math.log(2) + 0.1 * math.log(2) / 2)
+    # nothing ignored: both readings agree
+    full = torch.tensor([[[1, 0], [0, 1]]])
+    assert float(ssimnet_loss(logits, soft, full, ce_pixels="all").ce) == pytest.approx(
+        float(ssimnet_loss(logits, soft, full).ce))
+    with pytest.raises(ValueError, match="ce_pixels"):
+        TrainConfig(ce_pixels="some")
 
 
 def test_loss_with_every_pixel_ignored_has_no_ce_term():

@@ -33,7 +33,7 @@ import pandas as pd
 from .paper import METRICS, TABLE1, TABLE3
 from .report import reproduction_report, run_means
 
-__all__ = ["attribution_table", "attribution_scores", "gap_steps", "paper_claims"]
+__all__ = ["attribution_table", "attribution_scores", "gap_steps", "paper_claims", "split_table"]
 
 
 def _per_seed(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -122,6 +122,28 @@ def gap_steps(table: pd.DataFrame, *, chain: Mapping[str, str], paper: float, me
     frame = pd.DataFrame(steps, columns=["step", "start", "end", "kind"])
     frame["change"] = (frame["end"] - frame["start"]).round(1)
     return frame[["step", "start", "end", "change", "kind"]]
+
+
+def split_table(per_image: pd.DataFrame, *, metrics: Sequence[str] = ("dice", "aji")) -> pd.DataFrame:
+    """Each configuration's mean per split, in percent to 0.1: a column ``"<split> <metric>"`` per pair.
+
+    Configurations keep the order they first appear in; a split a
+    configuration was not scored on is NaN (the readings scored on test once).
+
+    >>> frame = pd.DataFrame({"config": ["a", "a", "b", "a"], "split": ["heldout", "heldout", "heldout", "test"],
+    ...                       "aji": [0.2, 0.3, 0.1, 0.4], "dice": 0.5})
+    >>> split_table(frame, metrics=("aji",))
+       held-out AJI  test AJI
+    a          25.0      40.0
+    b          10.0       NaN
+    """
+    means = (per_image.groupby(["config", "split"], sort=False)[list(metrics)].mean() * 100).round(1).unstack("split")
+    names = {"dice": "Dice", "aji": "AJI", "aji_plus": "AJI+", "pq": "PQ"}
+    means.columns = [f"{'held-out' if split == 'heldout' else split} {names.get(metric, metric)}"
+                     for metric, split in means.columns]
+    splits = list(dict.fromkeys(per_image["split"]))
+    ordered = [f"{'held-out' if s == 'heldout' else s} {names.get(m, m)}" for s in splits for m in metrics]
+    return means.loc[list(dict.fromkeys(per_image["config"])), ordered].rename_axis(None)
 
 
 def _direction(paper: float, here: float) -> str:

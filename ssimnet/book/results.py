@@ -27,7 +27,10 @@ libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 - :data:`ATTRIBUTION_CANDIDATES` -- readings of Eq. 3's open details, chosen
   by the candidates' quality on training images (``attribution_candidates_per_image.csv``);
 - :data:`ATTRIBUTION_FINETUNE` -- fine-tuning's epochs and rate chosen on
-  held-out training images (``attribution_finetune_per_image.csv``).
+  held-out training images (``attribution_finetune_per_image.csv``);
+- :data:`ATTRIBUTION_TRAINING` -- readings of the training's open details
+  (K, the CE on ignored pixels), chosen on held-out training images
+  (``attribution_training_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
 """
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ ATTRIBUTION_FINETUNE = ResultKind("attribution_finetune_per_image.csv", "attribu
                                   ("config", "split", "seed", "image"))
 ATTRIBUTION_CANDIDATES = ResultKind("attribution_candidates_per_image.csv", "attribution_candidates_provenance.json",
                                     ("reading", "config", "scored", "split", "finetune", "seed", "image"))
+ATTRIBUTION_TRAINING = ResultKind("attribution_training_per_image.csv", "attribution_training_provenance.json",
+                                  ("config", "split", "finetune", "seed", "image"))
 
 
 def _git_commit(directory: Path) -> dict[str, object]:

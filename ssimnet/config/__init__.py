@@ -73,6 +73,7 @@ from .sections import (  # noqa: F401
     DEFAULT_SLIDE,
     DEFAULT_TRAIN,
     METHOD_NEEDS,
+    CE_PIXELS,
     BaselineConfig,
     InferenceConfig,
     Profile,
@@ -86,7 +87,7 @@ from .sections import (  # noqa: F401
 )
 
 __all__ = [
-    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "InferenceConfig", "SelfTrainConfig", "SlideConfig", "DEFAULT_SLIDE", "BaselineConfig", "Profile",
+    "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "CE_PIXELS", "InferenceConfig", "SelfTrainConfig", "SlideConfig", "DEFAULT_SLIDE", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "DEFAULT_PROFILE", "TOOL_INFERENCE", "METHOD_NEEDS", "split_train_dict", "DEFAULT_INFERENCE", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
     "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields",
     "DEFAULT_SEED", "default_workers", "usable_cpus", "MIN_IMAGE_RANGE", "MIN_NUCLEUS_AREA", "MAX_HOLE_AREA", "MAX_IMAGE_PIXELS", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",

@@ -104,6 +104,10 @@ class PseudoLabelConfig:
     point_radius: int = 2
 
 
+#: How Eq. (5)'s cross-entropy averages over the Voronoi label (:attr:`TrainConfig.ce_pixels`).
+CE_PIXELS: tuple[str, ...] = ("labelled", "all")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The network and its training (paper Sec. 2.2 and 3.1): every field changes the trained weights.
@@ -117,7 +121,10 @@ class TrainConfig:
     Training (:mod:`ssimnet.net.train`)
         Adam at ``lr``, multiplied by ``lr_decay`` after every epoch, for
         ``epochs`` epochs of ``batch_size`` patches; loss
-        ``loss_lambda * BCE + (1 - loss_lambda) * CE`` (Eq. 5); random flips
+        ``loss_lambda * BCE + (1 - loss_lambda) * CE`` (Eq. 5), the CE averaged
+        over the Voronoi label's labelled pixels when ``ce_pixels`` is
+        ``"labelled"``, or over every pixel, its ignored ones adding 0, when
+        ``"all"`` (the paper says only that they are ignored); random flips
         and 90-degree rotations when ``augment``; with ``stain_jitter`` > 0
         also HED-space colour jitter of that strength (beyond the paper,
         :mod:`ssimnet.net.augment`).
@@ -157,8 +164,11 @@ class TrainConfig:
     distance_solidity: float = 0.0
     boundary_width: int = 0
     boundary_weight: float = 1.0
+    ce_pixels: str = "labelled"
 
     def __post_init__(self) -> None:
+        if self.ce_pixels not in CE_PIXELS:
+            raise ValueError(f"ce_pixels must be one of {', '.join(CE_PIXELS)}, got {self.ce_pixels!r}")
         if self.stain_jitter < 0:
             raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
         if self.boundary_width < 0:

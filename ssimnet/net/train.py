@@ -213,6 +213,7 @@ def ssimnet_loss(
     distance_weight: float = DEFAULT_TRAIN.distance_weight,
     boundary: torch.Tensor | None = None,
     boundary_weight: float = DEFAULT_TRAIN.boundary_weight,
+    ce_pixels: str = DEFAULT_TRAIN.ce_pixels,
 ) -> LossTerms:
     """Paper Eq. (5) for one batch, plus the learned separation term when asked for.
 
@@ -226,6 +227,9 @@ def ssimnet_loss(
     tri : (B, H, W) long
         Voronoi tri-labels; 2 is ignored.  A batch with no labelled pixel
         contributes a CE term of 0.
+    ce_pixels : {"labelled", "all"}
+        The CE's mean is over the labelled pixels, or over all pixels (the
+        ignored ones adding 0, so the CE shrinks by the labelled fraction).
     lam : float
         Weight of the BCE term.
     distance : (B, H, W), optional
@@ -247,7 +251,8 @@ def ssimnet_loss(
     nucleus_logit = classes[:, 1:2] - classes[:, 0:1]  # log-odds of p = softmax(logits)[1]
     bce = F.binary_cross_entropy_with_logits(nucleus_logit, soft)
     if (tri != IGNORE).any():
-        ce = F.cross_entropy(classes, tri, ignore_index=IGNORE)
+        ce = (F.cross_entropy(classes, tri, ignore_index=IGNORE) if ce_pixels == "labelled"
+              else F.cross_entropy(classes, tri, ignore_index=IGNORE, reduction="sum") / tri.numel())
     else:
         ce = classes.sum() * 0.0
     total = lam * bce + (1 - lam) * ce
@@ -414,7 +419,7 @@ class Trainer:
                 logits = self.model(x)
             terms = ssimnet_loss(logits, y, z, lam=self.config.loss_lambda, distance=d,
                                  distance_weight=self.config.distance_weight, boundary=b,
-                                 boundary_weight=self.config.boundary_weight)
+                                 boundary_weight=self.config.boundary_weight, ce_pixels=self.config.ce_pixels)
             if not torch.isfinite(terms.total):
                 raise TrainingDiverged(
                     f"loss became {float(terms.total.detach())} in epoch {self.epoch + 1}; training stopped "
