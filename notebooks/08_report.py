@@ -465,13 +465,14 @@ sentences.append(
 Markdown(" ".join(sentences))
 
 # %% [markdown]
-# ### Training's open details: K and the ignored pixels
+# ### Training's details: K, α and the ignored pixels
 #
 # The paper samples "K patches with overlap" from each image without giving
 # K, and says the Voronoi label's other pixels are "ignored" without saying
-# over which pixels the cross-entropy of Eq. 5 then averages. It does give α
-# (70 %), so α is not varied here; α = 100 % is Table 3's "w/o purification"
-# above. `studies/attribution_training.py`
+# over which pixels the cross-entropy of Eq. 5 then averages. It gives α
+# (70 %) without saying how it was chosen; α = 50 % is tried beside it, and
+# α = 100 % is Table 3's "w/o purification" above.
+# `studies/attribution_training.py`
 # trains the profile's network once per reading, one detail changed at a
 # time, on the same 24 training images as above, and scores it without
 # fine-tuning on the six held out. The best there is scored on test once;
@@ -584,7 +585,7 @@ Markdown("\n".join([
     f"readings of Eq. 3 move the candidates' AJI by at most {spread:.1f} points.",
     f"- Fine-tuning on images the network never saw changes AJI by "
     f"{held_out_aji[profile_ft] - held_out_aji['no fine-tuning']:+.1f} on held-out training images.",
-    "- Of training's open details (K, the CE on ignored pixels), the held-out images choose "
+    "- Of training's details (K, α, the CE on ignored pixels), the held-out images choose "
     + ("the profile's own reading." if chosen_training == profile_training else f"*{chosen_training}*."),
     f"- {len(aji_claims[aji_claims.verdict == 'reproduces'])} of {len(aji_claims)} Table 1 AJI numbers reproduce; "
     f"{len(held)} of {len(directions)} directions hold.",

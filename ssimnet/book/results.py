@@ -29,7 +29,7 @@ libraries, times).  Eight kinds are written, each a :class:`ResultKind`:
 - :data:`ATTRIBUTION_FINETUNE` -- fine-tuning's epochs and rate chosen on
   held-out training images (``attribution_finetune_per_image.csv``);
 - :data:`ATTRIBUTION_TRAINING` -- readings of the training's open details
-  (K, the CE on ignored pixels), chosen on held-out training images
+  (K, alpha, the CE on ignored pixels), chosen on held-out training images
   (``attribution_training_per_image.csv``).
 
 The committed reference results under ``results/<profile>/`` are such folders.
