@@ -177,3 +177,30 @@ def test_publish_command_reports_in_one_line(book, capsys):
     assert main(["publish", "--book-dir", str(book)]) == 0
     assert "published 1 chapters" in capsys.readouterr().out
     assert (book / "book" / "published" / "01_data.ipynb").is_file()
+
+
+def test_publish_rewrites_the_readme_table_from_the_published_results(book, tmp_path, capsys):
+    import shutil
+
+    from ssimnet.book.readme import END, START, results_table
+    from ssimnet.book.results import RESULTS, load_results
+    from ssimnet.tool.shipped import read_card
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/published/01_data\n")
+    (book / "book" / "executed").mkdir(parents=True)
+    nbformat.write(_notebook(_record(book)), book / "book" / "executed" / "01_data.ipynb")
+    run = tmp_path / "run"
+    (run / "results").mkdir(parents=True)
+    for name in (RESULTS.per_image, RESULTS.provenance, "runs.csv"):
+        shutil.copy(committed / name, run / "results" / name)
+    args = ["publish", "--book-dir", str(book), "--run-dir", str(run), "--results", str(tmp_path / "results")]
+    (book / "README.md").write_text("# x\nno table here\n")
+    assert main(args) == 2  # a README without the markers: one line, nothing rewritten
+    assert "README.md: the README has no generated results table" in capsys.readouterr().err
+    assert (book / "README.md").read_text() == "# x\nno table here\n"
+    (book / "README.md").write_text(f"# x\n{START}\n| stale | 1.0 |\n{END}\nafter\n")
+    assert main(args) == 0
+    per_image, info = load_results(tmp_path / "results", kind=RESULTS)
+    expected = f"# x\n{START}\n{results_table(per_image, read_card(), info)}\n{END}\nafter\n"
+    assert (book / "README.md").read_text() == expected and "stale" not in expected

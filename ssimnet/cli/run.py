@@ -165,4 +165,19 @@ def cmd_publish(args: argparse.Namespace) -> None:
                         results_from=run_dir / "results" if run_dir else None, results_to=results_to,
                         **PUBLISH_FIGURES._asdict())
     print(f"published {len(sizes)} chapters into {book_dir / BOOK_PUBLISHED} ({sum(sizes.values()) / 2**20:.1f} MB)")
+    readme = book_dir / "README.md"
+    if results_to is not None and readme.is_file():
+        from ..book.readme import results_table, with_results_table
+        from ..book.results import RESULTS, load_results
+        from ..data import atomic_path
+        from ..tool.shipped import read_card
+
+        per_image, info = load_results(results_to, kind=RESULTS)
+        try:
+            text = with_results_table(readme.read_text(), results_table(per_image, read_card(), info))
+        except ValueError as exc:
+            raise CommandError(f"{readme}: {exc}") from None
+        with atomic_path(readme) as tmp:
+            tmp.write_text(text)
+        print(f"{readme}: results table rewritten from {results_to}")
 

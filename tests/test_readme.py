@@ -1,0 +1,56 @@
+"""The README is a page for users: the two commands first, and only computed numbers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ssimnet.book.readme import END, START, results_table, with_results_table
+from ssimnet.book.results import RESULTS, load_results
+from ssimnet.tool.shipped import read_card
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _prose(text: str) -> str:
+    """`text` without its code blocks, inline code, links' targets and the generated table."""
+    text = text[: text.index(START)] + text[text.index(END) + len(END):]
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    text = re.sub(r"`[^`]*`", "", text)
+    text = re.sub(r"doi:\S+", "", text)
+    return re.sub(r"\]\([^)]*\)", "]", text)
+
+
+def test_readme_shows_exactly_the_generated_results_table():
+    per_image, info = load_results(ROOT / "results" / "cpu", kind=RESULTS)
+    assert with_results_table(README, results_table(per_image, read_card(), info)) == README
+    block = README[README.index(START):README.index(END)]
+    ssimnet_aji = per_image[per_image.method == "ssimnet"].groupby("run").aji.mean().mean() * 100
+    assert "| SSimNet (`cpu` profile) | " in block and f" {ssimnet_aji:.1f} | " in block  # by hand from the CSV
+    assert f"| {read_card()['test']['monuseg_test']['aji'] * 100:.1f} |" in block
+
+
+def test_the_table_follows_the_results_it_is_built_from():
+    per_image, info = load_results(ROOT / "results" / "cpu", kind=RESULTS)
+    changed = per_image.copy()
+    changed.loc[changed.method == "ssimnet", "aji"] += 0.1
+    assert results_table(changed, read_card(), info) != results_table(per_image, read_card(), info)
+    with pytest.raises(ValueError, match="no generated results table"):
+        with_results_table("# no markers\n", "| table |")
+
+
+def test_readme_opens_with_the_two_commands_and_a_quick_start_and_stays_short():
+    first = "\n".join(README.splitlines()[:40])
+    assert "make book" in first and "make test" in first
+    assert "ssimnet segment" in README[: README.index("## Results")]
+    assert 3_000 < len(README.encode()) < 10_000
+
+
+def test_readme_prose_types_no_measured_number():
+    # a decimal in the prose would be a number typed by hand; versions and licences are not measurements
+    decimals = set(re.findall(r"\d+\.\d+", _prose(README))) - {"3.11", "4.0"}
+    assert not decimals, decimals
+    assert "± 0.0" not in README and "nan" not in README.lower().split()
