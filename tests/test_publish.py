@@ -196,9 +196,10 @@ def test_publish_rewrites_the_readme_table_from_the_published_results(book, tmp_
         shutil.copy(committed / name, run / "results" / name)
     args = ["publish", "--book-dir", str(book), "--run-dir", str(run), "--results", str(tmp_path / "results")]
     (book / "README.md").write_text("# x\nno table here\n")
-    assert main(args) == 2  # a README without the markers: one line, nothing rewritten
-    assert "README.md: the README has no generated results table" in capsys.readouterr().err
+    assert main(args) == 2  # a README without the markers: one line, nothing published or rewritten
+    assert "README.md: no generated table here" in capsys.readouterr().err
     assert (book / "README.md").read_text() == "# x\nno table here\n"
+    assert not (book / "book" / "published").exists() and not (tmp_path / "results").exists()
     (book / "README.md").write_text(f"# x\n{START}\n| stale | 1.0 |\n{END}\nafter\n")
     assert main(args) == 0
     per_image, info = load_results(tmp_path / "results", kind=RESULTS)

@@ -38,7 +38,7 @@ def test_the_table_follows_the_results_it_is_built_from():
     changed = per_image.copy()
     changed.loc[changed.method == "ssimnet", "aji"] += 0.1
     assert results_table(changed, read_card(), info) != results_table(per_image, read_card(), info)
-    with pytest.raises(ValueError, match="no generated results table"):
+    with pytest.raises(ValueError, match="no generated table"):
         with_results_table("# no markers\n", "| table |")
 
 
@@ -54,3 +54,14 @@ def test_readme_prose_types_no_measured_number():
     decimals = set(re.findall(r"\d+\.\d+", _prose(README))) - {"3.11", "4.0"}
     assert not decimals, decimals
     assert "± 0.0" not in README and "nan" not in README.lower().split()
+
+
+def test_landing_page_shows_exactly_the_generated_tool_table_and_includes_the_readme_table():
+    from ssimnet.book.readme import TOOL_END, TOOL_START, tool_table
+
+    intro = (ROOT / "book" / "intro.md").read_text()
+    card = read_card()
+    assert with_results_table(intro, tool_table(card), start=TOOL_START, end=TOOL_END) == intro
+    block = intro[intro.index(TOOL_START):intro.index(TOOL_END)]
+    assert f"| TNBC | `ssimnet segment`, shipped network | {card['test']['tnbc']['dice'] * 100:.1f} |" in block
+    assert f':start-after: "{START}"' in intro and f':end-before: "{END}"' in intro  # the README's table, included

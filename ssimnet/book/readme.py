@@ -1,8 +1,10 @@
-"""The README's one results table, generated from the reference results and the shipped network's card.
+"""The generated tables of the README and the book's landing page, from the reference results and the model card.
 
-``ssimnet publish`` rewrites the table between :data:`START` and :data:`END`
-whenever it publishes reference results, so the README never shows a number
-typed by hand; ``tests/test_readme.py`` checks that it shows exactly these.
+``ssimnet publish`` rewrites the README's table between :data:`START` and
+:data:`END`, and the landing page's between :data:`TOOL_START` and
+:data:`TOOL_END`, whenever it publishes reference results, so neither page
+shows a number typed by hand; ``tests/test_readme.py`` checks that they show
+exactly these.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import pandas as pd
 from .paper import TABLE1
 from .report import method_summaries
 
-__all__ = ["START", "END", "results_table", "with_results_table"]
+__all__ = ["START", "END", "TOOL_START", "TOOL_END", "results_table", "tool_table", "with_results_table"]
 
 #: The lines that enclose the generated table in the README.
 START = "<!-- results table: written by `ssimnet publish` from results/cpu and the shipped model card; do not edit -->"
 END = "<!-- end of the results table -->"
+#: The lines that enclose the landing page's generated table of the tool.
+TOOL_START = "<!-- tool table: written by `ssimnet publish` from the shipped model card; do not edit -->"
+TOOL_END = "<!-- end of the tool table -->"
 
 #: The table's metrics and their headers.
 _METRICS = {"dice": "Dice", "aji": "AJI", "pq": "PQ"}
@@ -71,8 +76,27 @@ def results_table(per_image: pd.DataFrame, card: Mapping[str, object], info: Map
     return "\n".join(lines)
 
 
-def with_results_table(readme: str, table: str) -> str:
-    """`readme` with the text between :data:`START` and :data:`END` replaced by `table`.
+def tool_table(card: Mapping[str, object]) -> str:
+    """A Markdown table: ``ssimnet segment`` with the shipped network against the classical watershed, in percent.
+
+    One row per dataset (the MoNuSeg test split, then TNBC, which chose
+    nothing) and method, as the model `card` records them.
+
+    >>> scores = {"monuseg_test": {"dice": 0.79, "aji": 0.57, "pq": 0.53}, "tnbc": {"dice": 0.7, "aji": 0.48, "pq": 0.45}}
+    >>> print(tool_table({"test": scores, "classical_watershed": scores}).splitlines()[2])
+    | MoNuSeg test | `ssimnet segment`, shipped network | 79.0 | 57.0 | 53.0 |
+    """
+    lines = ["| data | method | " + " | ".join(_METRICS.values()) + " |", "|---|---|" + "---:|" * len(_METRICS)]
+    for data, name in (("monuseg_test", "MoNuSeg test"), ("tnbc", "TNBC")):
+        for key, label in (("test", "`ssimnet segment`, shipped network"), ("classical_watershed",
+                                                                             "classical hematoxylin watershed")):
+            scores = card[key][data]  # type: ignore[index]
+            lines.append(f"| {name} | {label} | " + " | ".join(_cell(100 * scores[m]) for m in _METRICS) + " |")
+    return "\n".join(lines)
+
+
+def with_results_table(readme: str, table: str, *, start: str = START, end: str = END) -> str:
+    """`readme` with the text between `start` and `end` (the README's table by default) replaced by `table`.
 
     >>> with_results_table(f"a\\n{START}\\nold\\n{END}\\nb", "new")[-len(END) - 6:]
     'new\\n<!-- end of the results table -->\\nb'
@@ -82,7 +106,7 @@ def with_results_table(readme: str, table: str) -> str:
     ValueError
         If either marker is missing or they are out of order.
     """
-    start, end = readme.find(START), readme.find(END)
-    if start < 0 or end < start:
-        raise ValueError("the README has no generated results table (its start and end lines are missing)")
-    return readme[: start + len(START)] + "\n" + table + "\n" + readme[end:]
+    first, last = readme.find(start), readme.find(end)
+    if first < 0 or last < first:
+        raise ValueError("no generated table here (its start and end lines are missing)")
+    return readme[: first + len(start)] + "\n" + table + "\n" + readme[last:]

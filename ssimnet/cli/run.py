@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..config import BOOK_EXECUTED, BOOK_PUBLISHED, PUBLISH_FIGURES, get_profile
-from ..data import DataError, output_file, output_folder, read_label, write_table
+from ..data import DataError, atomic_path, output_file, output_folder, read_label, write_table
 from .common import CommandError
 
 __all__ = ["MODEL_FILE", "cmd_convert", "cmd_synth", "cmd_pseudo_labels", "cmd_train", "cmd_evaluate", "cmd_book",
@@ -161,23 +161,34 @@ def cmd_publish(args: argparse.Namespace) -> None:
     results_to = Path(args.results) if args.results else None
     if run_dir is not None and results_to is None:
         raise CommandError("--run-dir given without --results: say where its reference results go (e.g. results/cpu)")
+    # the README's and the landing page's tables, checked before anything is published
+    texts = _generated_tables(book_dir, run_dir / "results" if run_dir else results_to) if results_to else {}
     sizes = publish_run(names, executed_dir=book_dir / BOOK_EXECUTED, published_dir=book_dir / BOOK_PUBLISHED,
                         results_from=run_dir / "results" if run_dir else None, results_to=results_to,
                         **PUBLISH_FIGURES._asdict())
     print(f"published {len(sizes)} chapters into {book_dir / BOOK_PUBLISHED} ({sum(sizes.values()) / 2**20:.1f} MB)")
-    readme = book_dir / "README.md"
-    if results_to is not None and readme.is_file():
-        from ..book.readme import results_table, with_results_table
-        from ..book.results import RESULTS, load_results
-        from ..data import atomic_path
-        from ..tool.shipped import read_card
-
-        per_image, info = load_results(results_to, kind=RESULTS)
-        try:
-            text = with_results_table(readme.read_text(), results_table(per_image, read_card(), info))
-        except ValueError as exc:
-            raise CommandError(f"{readme}: {exc}") from None
-        with atomic_path(readme) as tmp:
+    for page, text in texts.items():
+        with atomic_path(page) as tmp:
             tmp.write_text(text)
-        print(f"{readme}: results table rewritten from {results_to}")
+        print(f"{page}: generated table rewritten")
+
+
+def _generated_tables(book_dir: Path, results: Path) -> dict[Path, str]:
+    """The README and the landing page with their tables rewritten from reference `results` and the model card."""
+    from ..book.readme import TOOL_END, TOOL_START, results_table, tool_table, with_results_table
+    from ..book.results import RESULTS, load_results
+    from ..tool.shipped import read_card
+
+    per_image, info = load_results(results, kind=RESULTS)
+    card = read_card()
+    pages = {book_dir / "README.md": (results_table(per_image, card, info), {}),
+             book_dir / "book" / "intro.md": (tool_table(card), {"start": TOOL_START, "end": TOOL_END})}
+    texts = {}
+    for page, (table, markers) in pages.items():
+        if page.is_file():
+            try:
+                texts[page] = with_results_table(page.read_text(), table, **markers)
+            except ValueError as exc:
+                raise CommandError(f"{page}: {exc}") from None
+    return texts
 
