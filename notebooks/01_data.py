@@ -24,6 +24,16 @@
 # `make book PROFILE=smoke` the same chapters run on the synthetic H&E tiles
 # of {py:obj}`ssimnet.synthetic` (exact ground truth, no download). Labels
 # are used here only to describe the data.
+#
+# ```{admonition} In this chapter
+# :class: tip
+# - **You will learn** what the tiles and their annotated nuclei look like,
+#   how many nuclei there are and how large they are per organ, and how to
+#   measure the premise of the method: nuclei vary more between images than
+#   within one.
+# - **It runs** nothing but reading the dataset and its labels.
+# - **Time:** {glue:md}`chapter_time`.
+# ```
 
 # %% tags=["parameters"]
 data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
@@ -33,10 +43,19 @@ seed = 0
 device = ""
 workers = 2  # worker processes of the pseudo-label stage
 
+# %% tags=["remove-cell"]
+from IPython.display import Markdown
+from myst_nb import glue
+
+from ssimnet.book.guide import reference_time
+
+glue("chapter_time", Markdown(reference_time("01_data", "results/cpu")), display=False)
+
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import Markdown
 
 from ssimnet.book import setup_chapter
 from ssimnet.data import SPLITS, list_samples, nucleus_statistics, read_sample
@@ -74,8 +93,9 @@ plt.show()
 # %% [markdown]
 # ## Nuclei per organ
 #
-# {numref}`fig-data-sizes`: Counts, and nucleus size as the equivalent-circle diameter in pixels
-# (MoNuSeg is scanned at 40×, about 0.25 µm per pixel).
+# The table counts images and nuclei per organ, with their median area and
+# equivalent-circle diameter in pixels (MoNuSeg is scanned at 40×, about
+# 0.25 µm per pixel); {numref}`fig-data-sizes` shows every nucleus's area.
 
 # %%
 table = (
@@ -91,7 +111,7 @@ table = (
 )
 table
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Nucleus size per organ: equivalent-circle diameter of every ground-truth nucleus.", "name": "fig-data-sizes"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Nucleus size per organ: the area of every ground-truth nucleus (log scale).", "name": "fig-data-sizes"}}
 fig, ax = plt.subplots(figsize=(9, 3.8))
 bins = np.logspace(np.log10(max(stats.area.min(), 1)), np.log10(stats.area.max()), 50)
 for organ, group in stats.groupby("organ"):
@@ -136,13 +156,26 @@ pd.DataFrame(
     }
 ).round(3)
 
+# %% tags=["remove-input"]
+within_sd, between_sd = by_image.std().mean(), by_image.median().std()
+Markdown(
+    f"Here {between_share:.0%} of the variance of log-area lies between images. Where that share is well above "
+    "zero, an image's own nuclei say more about the size of its next nucleus than the whole dataset does -- the "
+    "property that per-image fine-tuning (paper Sec. 2.2) exploits. The spread within one image "
+    f"({within_sd:.2f}) is {within_sd / between_sd:.1f} times the spread of the image medians ({between_sd:.2f}): "
+    "size is a real but partial prior, and shape and colour carry the rest of the similarity."
+)
+
 # %% [markdown]
-# Where the share is well above zero, an image's own nuclei say more about the
-# size of its next nucleus than the whole dataset does -- the property that
-# per-image fine-tuning (paper Sec. 2.2) exploits. On MoNuSeg (`cpu` profile)
-# this share is 0.52 while the spread within one image stays of the same order
-# as the spread between images: size is a real but partial prior, and shape
-# and colour carry the rest of the similarity.
+# ## Summary
+#
+# - The tiles come from several organs and differ widely in how many nuclei
+#   they hold and how large those are ({numref}`fig-data-tiles`,
+#   {numref}`fig-data-sizes`).
+# - The share of nucleus-size variance that lies between images, computed
+#   above, is the measurable part of the paper's premise, *intra-image self
+#   similarity*.
+# - The method never reads these labels; from chapter 02 on they only score it.
 
 # %% [markdown]
 # ## Exercises
@@ -172,8 +205,12 @@ crowded = counts.idxmax()
 print(f"{crowded}: {counts.max()} nuclei (median over images {counts.median():.0f}); median area "
       f"{train[train.image == crowded].area.median():.0f} px against {train.area.median():.0f} px for the split")
 
-# %% [markdown]
-# Crowded images tend to have smaller nuclei: the same tile area holds more of them.
+# %% tags=["remove-input"]
+per_image_counts = train.groupby("image").agg(nuclei=("area", "size"), median_area=("area", "median"))
+rho = per_image_counts.nuclei.corr(per_image_counts.median_area, method="spearman")
+Markdown(f"Over the training images, the number of nuclei and their median area have a Spearman correlation of "
+         f"{rho:+.2f}: " + ("crowded images tend to have smaller nuclei, as the same tile area holds more of them."
+                            if rho < 0 else "crowding does not come with smaller nuclei here."))
 
 # %% [markdown]
 # ```{solution-end}

@@ -1,0 +1,50 @@
+"""What each chapter's opening box states about its cost, read from the committed reference run.
+
+Each chapter opens with an "In this chapter" box whose time is glued in by
+:func:`reference_time`, so that no run time in the book is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+__all__ = ["reference_time"]
+
+
+def _duration(seconds: float) -> str:
+    """A run time in words, to the minute above one minute.
+
+    >>> _duration(14.6), _duration(587.4), _duration(7300)
+    ('15 s', '10 min', '2 h 2 min')
+    """
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def reference_time(chapter: str, results_dir: str | os.PathLike[str]) -> str:
+    """How long `chapter` took in the reference run whose provenance is in `results_dir`, in words.
+
+    Reads ``provenance.json``'s ``stage_seconds`` (the chapter's wall time
+    when the run executed it) and its profile and hardware.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "provenance.json").write_text(json.dumps({"profile": "cpu", "stage_seconds": {"04_train": 587.4},
+    ...     "hardware": {"cpus": 2, "gpu": None}}))
+    >>> reference_time("04_train", folder)
+    '10 min in the reference run (`cpu` profile, 2 CPUs, no GPU)'
+    >>> reference_time("10_new", folder)
+    'not measured yet in the reference run (`cpu` profile)'
+    """
+    info = json.loads((Path(results_dir) / "provenance.json").read_text())
+    profile = info["profile"]
+    seconds = (info.get("stage_seconds") or {}).get(chapter)
+    if seconds is None:
+        return f"not measured yet in the reference run (`{profile}` profile)"
+    hardware = info["hardware"]
+    gpu = f"GPU {hardware['gpu']}" if hardware.get("gpu") else "no GPU"
+    return f"{_duration(seconds)} in the reference run (`{profile}` profile, {hardware['cpus']} CPUs, {gpu})"
