@@ -30,6 +30,17 @@
 # ({py:obj}`ssimnet.pseudo.voronoi.voronoi_label`, after Qu et al. 2020): centroids of the
 # candidates are nuclei (1), the Voronoi edges between them background (0),
 # everything else is ignored (2).
+#
+# ```{admonition} In this chapter
+# :class: tip
+# - **You will learn** how Algorithm 1's USMI scores each training patch,
+#   which patches purification keeps and drops, whether the kept ones hold
+#   cleaner candidates (checked against the annotations), and what the
+#   Voronoi tri-labels look like.
+# - **It runs** USMI on every patch of the cached pseudo labels, and scores
+#   the kept and dropped patches.
+# - **Time:** {glue:md}`chapter_time`.
+# ```
 
 # %% tags=["parameters"]
 data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
@@ -38,6 +49,15 @@ profile = "smoke"
 seed = 0
 device = ""
 workers = 2  # worker processes of the pseudo-label stage
+
+
+# %% tags=["remove-cell"]
+from IPython.display import Markdown
+from myst_nb import glue
+
+from ssimnet.book.guide import reference_time
+
+glue("chapter_time", Markdown(reference_time("03_purification", "results/cpu")), display=False)
 
 # %%
 import matplotlib.pyplot as plt
@@ -50,7 +70,7 @@ from ssimnet.data import read_image
 from ssimnet.runs.evaluate import pseudo_label_quality
 from ssimnet.runs.pipeline import build_pseudo_labels
 from ssimnet.runs.store import load_pseudo_labels
-from ssimnet.tool.viz import outline_overlay
+from ssimnet.tool.viz import VORONOI_COLOURS, outline_overlay
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root
@@ -125,7 +145,7 @@ quality = patches.groupby(patches.kept.map({True: "kept", False: "dropped"}))[["
 table = quality.mean().assign(patches=quality.size()).round(3)
 table
 
-# %%
+# %% tags=["remove-input"]
 rho = finite[["usmi", "dice", "aji"]].corr(method="spearman").loc["usmi", ["dice", "aji"]]
 kept, dropped = table.loc["kept"], table.loc["dropped"]
 Markdown(
@@ -139,7 +159,7 @@ Markdown(
 # ## Voronoi tri-labels
 #
 # {numref}`fig-voronoi`: For the kept patch of lowest USMI: the candidates, their Voronoi tri-label
-# (blue: nucleus points, 1; black: Voronoi edges, 0; white: ignored, 2), and
+# (blue: nucleus points, 1; black: Voronoi edges, 0; light grey: ignored, 2), and
 # the soft label that the binary cross-entropy term of Eq. 5 uses.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Candidates, Voronoi tri-label and soft label of the kept patch of lowest USMI.", "name": "fig-voronoi"}}
@@ -150,13 +170,25 @@ crop = (slice(row.row, row.row + labels.patch_size), slice(row.col, row.col + la
 fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
 axes[0].imshow(outline_overlay(image[crop], result.candidates[crop].astype(int)))
 axes[0].set_title("candidates")
-axes[1].imshow(result.voronoi[crop], cmap=ListedColormap(["black", "tab:blue", "white"]), vmin=0, vmax=2, interpolation="nearest")
+axes[1].imshow(result.voronoi[crop], cmap=ListedColormap(VORONOI_COLOURS), vmin=0, vmax=2, interpolation="nearest")
 axes[1].set_title("Voronoi tri-label")
 axes[2].imshow(result.soft[crop], cmap="magma", vmin=0, vmax=1)
 axes[2].set_title("soft label")
 for ax in axes:
     ax.axis("off")
 plt.show()
+
+# %% [markdown]
+# ## Summary
+#
+# - USMI divides a patch's mean convex-hull area by its typical candidate
+#   area; merged candidates raise it ({numref}`fig-usmi`,
+#   {numref}`fig-usmi-patches`).
+# - Purification keeps the fraction α of patches with the lowest USMI; the
+#   table above says, against the annotations, how the kept and dropped
+#   patches differ here.
+# - Each kept patch also gets Voronoi tri-labels from its candidates' centres
+#   ({numref}`fig-voronoi`), which chapter 04's loss reads.
 
 # %% [markdown]
 # ## Exercises

@@ -27,6 +27,16 @@
 # epoch, random flips and 90° rotations ({py:obj}`ssimnet.net.train.Trainer`). Training
 # writes a checkpoint after every epoch and resumes from it; rerunning this
 # chapter with unchanged settings reuses the finished network.
+#
+# ```{admonition} In this chapter
+# :class: tip
+# - **You will learn** how the U-Net is trained on the pseudo labels with the
+#   loss of Eq. 5, what its curves and throughput look like, and what it
+#   sees and predicts on purified patches.
+# - **It runs** the training of the profile's network (resumed from its
+#   checkpoint when it exists).
+# - **Time:** {glue:md}`chapter_time`.
+# ```
 
 # %% tags=["parameters"]
 data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
@@ -35,6 +45,15 @@ profile = "smoke"
 seed = 0
 device = ""
 workers = 2  # worker processes of the pseudo-label stage
+
+
+# %% tags=["remove-cell"]
+from IPython.display import Markdown
+from myst_nb import glue
+
+from ssimnet.book.guide import reference_time
+
+glue("chapter_time", Markdown(reference_time("04_train", "results/cpu")), display=False)
 
 # %%
 import matplotlib.pyplot as plt
@@ -48,6 +67,7 @@ from ssimnet.data import read_image
 from ssimnet.predict import predict_probability
 from ssimnet.runs.pipeline import build_pseudo_labels, train_network
 from ssimnet.runs.store import load_pseudo_labels
+from ssimnet.tool.viz import VORONOI_COLOURS
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 config, data_root = chapter.profile, chapter.data_root
@@ -94,7 +114,7 @@ throughput
 #
 # {numref}`fig-training-patches`: Four purified training patches: the input, the soft label that the BCE term
 # pulls towards, the Voronoi tri-label of the CE term (blue: nucleus points,
-# black: Voronoi edges, white: ignored), and the trained network's nucleus
+# black: Voronoi edges, light grey: ignored), and the trained network's nucleus
 # probability on the patch.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Four purified training patches: input, soft label, Voronoi tri-label and the trained network's probability.", "name": "fig-training-patches"}}
@@ -108,7 +128,7 @@ for row, (name, r, c) in zip(axes, picks):
     prob = predict_probability(trainer.model, image, tile=size, overlap=0, device=trainer.device)
     row[0].imshow(image)
     row[1].imshow(pseudo.soft[r : r + size, c : c + size], cmap="magma", vmin=0, vmax=1)
-    row[2].imshow(pseudo.voronoi[r : r + size, c : c + size], cmap=ListedColormap(["black", "tab:blue", "white"]), vmin=0, vmax=2, interpolation="nearest")
+    row[2].imshow(pseudo.voronoi[r : r + size, c : c + size], cmap=ListedColormap(VORONOI_COLOURS), vmin=0, vmax=2, interpolation="nearest")
     row[3].imshow(prob, cmap="magma", vmin=0, vmax=1)
     for ax in row:
         ax.axis("off")
@@ -116,6 +136,18 @@ for ax, title in zip(axes[0], ["patch", "soft label", "Voronoi tri-label", "netw
     ax.set_title(title)
 plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## Summary
+#
+# - The network is trained on purified patches only, with the soft labels
+#   (BCE) and the Voronoi tri-labels (CE) of Eq. 5
+#   ({numref}`fig-training-curves`).
+# - Training is deterministic for a seed on a CPU and resumes from its last
+#   checkpoint; its throughput is in the table above.
+# - {numref}`fig-training-patches` sets what the network predicts beside the
+#   pseudo labels it learned from; the next chapter scores it on the test
+#   images.
 
 # %% [markdown]
 # ## Exercises

@@ -27,17 +27,14 @@ from ssimnet.book.results import provenance  # noqa: E402
 from ssimnet.config import DEFAULT_SEED, get_profile  # noqa: E402
 from ssimnet.data import read_image  # noqa: E402
 from ssimnet.pseudo.labels import pseudo_labels  # noqa: E402
-from ssimnet.pseudo.voronoi import BACKGROUND, IGNORE, NUCLEUS  # noqa: E402
 from ssimnet.tool.segmenter import Segmenter  # noqa: E402
-from ssimnet.tool.viz import crowded_window  # noqa: E402
+from ssimnet.tool.viz import VORONOI_COLOURS, crowded_window  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 IMAGE = "train/images/TCGA-18-5592-01Z-00-DX1.png"
 CROP = 256
 DPI = 100
 JPEG_QUALITY = 85
-#: Voronoi classes: ignored pixels light grey, cell edges (background) dark, centres (nucleus) orange.
-VORONOI_COLOURS = {IGNORE: "#eeeeee", BACKGROUND: "#2b2b2b", NUCLEUS: "#f28e2b"}
 
 
 def main() -> None:
@@ -56,7 +53,7 @@ def main() -> None:
         ("hematoxylin $I^T$ (Eq. 2)", labels.hematoxylin[window], {}),
         ("candidates $P$ (Eq. 3)", labels.candidates[window], {"cmap": "gray"}),
         ("soft labels (Eq. 4)", labels.soft[window], {"cmap": "magma", "vmin": 0, "vmax": 1}),
-        ("Voronoi labels", labels.voronoi[window], {"cmap": ListedColormap([VORONOI_COLOURS[k] for k in range(3)]),
+        ("Voronoi labels", labels.voronoi[window], {"cmap": ListedColormap(VORONOI_COLOURS),
                                      "vmin": 0, "vmax": 2, "interpolation": "nearest"}),
         ("nuclei, shipped network", outlined, {}),
     ]

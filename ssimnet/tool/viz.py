@@ -15,10 +15,15 @@ from __future__ import annotations
 import numpy as np
 from skimage.segmentation import find_boundaries
 
-__all__ = ["outline_overlay", "draw_rings", "error_overlay", "crowded_window", "TP_COLOR", "FP_COLOR", "FN_COLOR"]
+__all__ = ["outline_overlay", "draw_rings", "error_overlay", "crowded_window", "TP_COLOR", "FP_COLOR", "FN_COLOR",
+           "VORONOI_COLOURS"]
 
 #: Colours of the paper's Figures 1 and 4: true positive, false positive, false negative.
 TP_COLOR, FP_COLOR, FN_COLOR = (0, 200, 0), (255, 215, 0), (220, 0, 0)
+
+#: Colours of the Voronoi tri-label's values 0 (cell edges, background), 1 (nucleus points) and 2 (ignored),
+#: the same in every figure of the book: ``ListedColormap(VORONOI_COLOURS)`` with ``vmin=0, vmax=2``.
+VORONOI_COLOURS: tuple[str, str, str] = ("black", "tab:blue", "#e6e6e6")
 
 
 def outline_overlay(
