@@ -240,3 +240,44 @@ def test_committed_selection_study_is_complete_and_consistent():
             assert table.loc[config, f"{split} aji"] == pytest.approx(runs.mean(), abs=0.051)
     chosen = table.index[table.chosen][0]
     assert table.loc[chosen, "train aji"] == table["train aji"].max()
+
+
+def test_networks_used_groups_studies_by_network_and_finds_their_chapters(tmp_path):
+    import json
+
+    from ssimnet.book.report import networks_used
+    from ssimnet.book.results import FINETUNE, LEVERS, NORMALIZATION, RESULTS
+
+    def write(kind, commit, width, network=None):
+        info = {"profile": "cpu", "commit": commit, "created": f"2026-12-0{width % 9}T00:00:00",
+                "parameters": {"train": {"width": width, "epochs": 6}}}
+        (tmp_path / "results" / kind.provenance).write_text(json.dumps({**info, **({"network": network} if network else {})}))
+
+    (tmp_path / "results").mkdir()
+    checkpoint = {"checkpoint": "a.pt", "sha256": "abcdef0123", "training": "x"}
+    write(RESULTS, "1111111aaa", 8)
+    write(FINETUNE, "2222222bbb", 16, checkpoint)
+    write(NORMALIZATION, "3333333ccc", 16, checkpoint)  # the same checkpoint: one network
+    write(LEVERS, "4444444ddd", 8)
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    (notebooks / "05_x.py").write_text("load_results(d, kind=FINETUNE)\n")
+    (notebooks / "09_y.py").write_text("load_results(d, kind=NORMALIZATION)\nload_results(d, kind=LEVERS)\n")
+    table = networks_used(tmp_path / "results", notebooks).set_index("trained")
+    assert list(table.index) == ["commit 1111111", "checkpoint abcdef0", "commit 4444444"]  # by date
+    assert table.loc["checkpoint abcdef0", "results"] == "finetune, normalization"
+    assert table.loc["checkpoint abcdef0", "chapters"] == "05, 09"
+    assert table.loc["commit 1111111", "chapters"] == "all"
+    assert table.loc["commit 4444444", "network"] == "U-Net width 8, 6 epochs"
+
+
+@pytest.mark.skipif(not (ROOT / "results" / "cpu").is_dir(), reason="no committed cpu results")
+def test_report_notebook_shows_the_networks_used_and_no_single_run_spread(report_notebook):
+    from ssimnet.book.report import networks_used
+
+    expected = networks_used(ROOT / "results" / "cpu", ROOT / "notebooks")
+    (table,) = [t for t in _outputs(report_notebook, "text/html") if "the book&#x27;s reference run" in t
+                or "the book's reference run" in t]
+    for _, row in expected.iterrows():
+        assert row.trained in html.unescape(table) and row.results in html.unescape(table)
+    assert "± 0.0" not in "\n".join(_outputs(report_notebook, "text/html") + _outputs(report_notebook, "text/markdown"))
