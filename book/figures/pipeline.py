@@ -57,12 +57,12 @@ def main() -> None:
                                      "vmin": 0, "vmax": 2, "interpolation": "nearest"}),
         ("nuclei, shipped network", outlined, {}),
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.1 * len(panels), 2.5), dpi=DPI)
-    for ax, (title, picture, style) in zip(axes, panels):
+    fig, axes = plt.subplots(2, 3, figsize=(8.4, 6.4), dpi=DPI)  # two rows: titles stay readable at column width
+    for ax, (title, picture, style) in zip(axes.flat, panels):
         ax.imshow(picture, **style)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=12)
         ax.axis("off")
-    fig.tight_layout(pad=0.3)
+    fig.tight_layout(pad=0.4, h_pad=1.5)
     fig.savefig(HERE / "pipeline.jpg", pil_kwargs={"quality": JPEG_QUALITY})
     record = {"image": IMAGE, "crop": {"row": window[0].start, "col": window[1].start, "size": CROP}, "profile": "cpu",
               "seed": DEFAULT_SEED, "network": "shipped", "run": provenance(profile, data_dir=str(args.monuseg),
