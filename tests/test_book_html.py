@@ -40,3 +40,25 @@ def test_every_published_chapter_opens_with_its_provenance():
         assert line and " profile on " in line.group(1) and "commit " in line.group(1), page.name
         title, provenance = text.index("<h1", text.index("<article")), text.index("ssimnet-provenance")
         assert title < provenance < text.find("<h2", title)  # under the title, before the first section
+
+
+@pytest.mark.skipif(not pages, reason="the book is not built (make book)")
+def test_no_page_carries_a_launch_configuration_or_a_remote_script_url():
+    # thebe's template Binder repository and its script on unpkg were dead configuration in every page
+    for page in pages:
+        text = page.read_text(errors="replace")
+        assert "binder-examples" not in text and "unpkg.com" not in text and "x-thebe-config" not in text, page.name
+
+
+@pytest.mark.skipif(not pages, reason="the book is not built (make book)")
+def test_landing_page_shows_the_method_figure_the_generated_tables_and_the_glossary_resolves():
+    from ssimnet.tool.shipped import read_card
+
+    intro = (HTML / "book" / "intro.html").read_text()
+    assert "pipeline.jpg" in intro and "Where to start" in intro
+    shipped = read_card()["test"]["monuseg_test"]["aji"] * 100
+    assert f"<td><p>{shipped:.1f}</p></td>" in intro or f">{shipped:.1f}<" in intro  # the tool table, as generated
+    glossary = (HTML / "book" / "glossary.html").read_text()
+    for term in ("AJI", "Dice", "PQ", "USMI", "Voronoi labels"):
+        assert f'id="term-{term.replace(" ", "-")}"' in glossary, term
+    assert 'href="glossary.html#term-USMI"' in intro  # a {term} in the page links to its entry

@@ -5,6 +5,10 @@ page that carries a :class:`ssimnet.book.publish.ChapterRecord`, the page's titl
 is followed by the record's one-line provenance and, if the chapter's source
 notebook or code it ran has changed since it was executed
 (:func:`ssimnet.book.publish.chapter_state`), by a caution naming what.
+
+It also unplugs ``sphinx_thebe``, which Jupyter Book always loads: the book
+has no live kernel to launch, and thebe's configuration would otherwise put a
+template Binder repository and a script from the network into every page.
 """
 
 from __future__ import annotations
@@ -52,6 +56,14 @@ def _on_doctree_read(app: Any, doctree: nodes.document) -> None:
         section.insert(title + 1 + k, node)
 
 
+def _drop_thebe(app: Any) -> None:
+    """Disconnect sphinx_thebe's event handlers and stylesheet (loaded before this extension)."""
+    for event, listeners in app.events.listeners.items():
+        app.events.listeners[event] = [l for l in listeners if getattr(l.handler, "__module__", "") != "sphinx_thebe"]
+    app.registry.css_files = [(name, attributes) for name, attributes in app.registry.css_files if "thebe" not in name]
+
+
 def setup(app: Any) -> dict[str, object]:
     app.connect("doctree-read", _on_doctree_read)
+    _drop_thebe(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
