@@ -141,7 +141,8 @@ names = {**{k: METHOD_NAMES[k] for k in dict.fromkeys(per_image.method) if k in 
 summaries = method_summaries(per_image, names)
 pd.DataFrame(
     {name: {**{m: format_cell(s, m).split(" (")[0] for m in ("dice", "aji", "aji_plus", "pq")},
-            "runs": s.runs, "compute time (min)": round(info["compute_seconds"].get(key, float("nan")) / 60, 1)}
+            "runs": s.runs, "compute time (min)": (f"{info['compute_seconds'][key] / 60:.1f}"
+                                                   if key in info["compute_seconds"] else "–")}
      for key, name in names.items() if (s := summaries.get(name))}
 ).T
 
