@@ -534,7 +534,9 @@ Markdown(" ".join(sentences))
 # time, on the same 24 training images as above, and scores it without
 # fine-tuning on the six held out. The best there is scored on test once;
 # when that is the profile's own reading, its test score is the reproduction
-# row above.
+# row above. K and α also set how many patches an epoch trains on, so at the
+# profile's epochs they change the number of optimisation steps too; this
+# study does not separate the two.
 
 # %%
 training_table = split_table(training)
