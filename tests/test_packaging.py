@@ -78,6 +78,20 @@ def test_notebooks_have_the_papermill_parameters_cell(path):
     assert PARAMETERS <= assigned <= PARAMETERS | OPTIONAL_PARAMETERS
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "notebooks").glob("*.py")), ids=lambda p: p.stem)
+def test_every_chapter_opens_with_its_box_and_closes_with_a_summary(path):
+    nb = jupytext.read(path)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    box = markdown[0]  # the chapter's first cell: title, introduction, then the box
+    assert "```{admonition} In this chapter" in box and "**You will learn**" in box and "**It runs**" in box
+    assert "{glue:md}`chapter_time`" in box
+    glued = [c for c in nb.cells if "remove-cell" in c.metadata.get("tags", []) and "glue(" in c.source]
+    assert len(glued) == 1 and f'reference_time("{path.stem}", "results/cpu")' in glued[0].source  # its own time
+    headings = [re.findall(r"^# (?:## )?(.+)$|^## (.+)$", m, flags=re.M) for m in markdown]
+    titles = [t for found in headings for pair in found for t in pair if t]
+    assert "Summary" in titles and titles.index("Summary") < titles.index("Exercises")
+
+
 def test_book_config_does_not_execute_and_ci_calls_the_readme_commands():
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert config["execute"]["execute_notebooks"] == "off"
