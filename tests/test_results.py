@@ -249,7 +249,7 @@ def test_networks_used_groups_studies_by_network_and_finds_their_chapters(tmp_pa
     from ssimnet.book.results import FINETUNE, LEVERS, NORMALIZATION, RESULTS
 
     def write(kind, commit, width, network=None):
-        info = {"profile": "cpu", "commit": commit, "created": f"2026-12-0{width % 9}T00:00:00",
+        info = {"profile": "cpu", "commit": commit, "created": f"2026-12-0{commit[0]}T00:00:00",
                 "parameters": {"train": {"width": width, "epochs": 6}}}
         (tmp_path / "results" / kind.provenance).write_text(json.dumps({**info, **({"network": network} if network else {})}))
 
