@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ssimnet.book.readme import END, START, results_table, with_results_table
+from ssimnet.book.readme import END, START, results_table, with_generated_table
 from ssimnet.book.results import RESULTS, load_results
 from ssimnet.tool.shipped import read_card
 
@@ -26,7 +26,7 @@ def _prose(text: str) -> str:
 
 def test_readme_shows_exactly_the_generated_results_table():
     per_image, info = load_results(ROOT / "results" / "cpu", kind=RESULTS)
-    assert with_results_table(README, results_table(per_image, read_card(), info)) == README
+    assert with_generated_table(README, results_table(per_image, read_card(), info)) == README
     block = README[README.index(START):README.index(END)]
     ssimnet_aji = per_image[per_image.method == "ssimnet"].groupby("run").aji.mean().mean() * 100
     assert "| SSimNet (`cpu` profile) | " in block and f" {ssimnet_aji:.1f} | " in block  # by hand from the CSV
@@ -39,7 +39,7 @@ def test_the_table_follows_the_results_it_is_built_from():
     changed.loc[changed.method == "ssimnet", "aji"] += 0.1
     assert results_table(changed, read_card(), info) != results_table(per_image, read_card(), info)
     with pytest.raises(ValueError, match="no generated table"):
-        with_results_table("# no markers\n", "| table |")
+        with_generated_table("# no markers\n", "| table |")
 
 
 def test_readme_opens_with_the_two_commands_and_a_quick_start_and_stays_short():
@@ -61,7 +61,7 @@ def test_landing_page_shows_exactly_the_generated_tool_table_and_includes_the_re
 
     intro = (ROOT / "book" / "intro.md").read_text()
     card = read_card()
-    assert with_results_table(intro, tool_table(card), start=TOOL_START, end=TOOL_END) == intro
+    assert with_generated_table(intro, tool_table(card), start=TOOL_START, end=TOOL_END) == intro
     block = intro[intro.index(TOOL_START):intro.index(TOOL_END)]
     assert f"| TNBC | `ssimnet segment`, shipped network | {card['test']['tnbc']['dice'] * 100:.1f} |" in block
     assert f':start-after: "{START}"' in intro and f':end-before: "{END}"' in intro  # the README's table, included

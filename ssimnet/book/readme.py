@@ -16,7 +16,7 @@ import pandas as pd
 from .paper import TABLE1
 from .report import method_summaries
 
-__all__ = ["START", "END", "TOOL_START", "TOOL_END", "results_table", "tool_table", "with_results_table"]
+__all__ = ["START", "END", "TOOL_START", "TOOL_END", "results_table", "tool_table", "with_generated_table"]
 
 #: The lines that enclose the generated table in the README.
 START = "<!-- results table: written by `ssimnet publish` from results/cpu and the shipped model card; do not edit -->"
@@ -95,10 +95,10 @@ def tool_table(card: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
-def with_results_table(readme: str, table: str, *, start: str = START, end: str = END) -> str:
+def with_generated_table(readme: str, table: str, *, start: str = START, end: str = END) -> str:
     """`readme` with the text between `start` and `end` (the README's table by default) replaced by `table`.
 
-    >>> with_results_table(f"a\\n{START}\\nold\\n{END}\\nb", "new")[-len(END) - 6:]
+    >>> with_generated_table(f"a\\n{START}\\nold\\n{END}\\nb", "new")[-len(END) - 6:]
     'new\\n<!-- end of the results table -->\\nb'
 
     Raises

@@ -175,7 +175,7 @@ def cmd_publish(args: argparse.Namespace) -> None:
 
 def _generated_tables(book_dir: Path, results: Path) -> dict[Path, str]:
     """The README and the landing page with their tables rewritten from reference `results` and the model card."""
-    from ..book.readme import TOOL_END, TOOL_START, results_table, tool_table, with_results_table
+    from ..book.readme import TOOL_END, TOOL_START, results_table, tool_table, with_generated_table
     from ..book.results import RESULTS, load_results
     from ..tool.shipped import read_card
 
@@ -187,7 +187,7 @@ def _generated_tables(book_dir: Path, results: Path) -> dict[Path, str]:
     for page, (table, markers) in pages.items():
         if page.is_file():
             try:
-                texts[page] = with_results_table(page.read_text(), table, **markers)
+                texts[page] = with_generated_table(page.read_text(), table, **markers)
             except ValueError as exc:
                 raise CommandError(f"{page}: {exc}") from None
     return texts
