@@ -70,7 +70,6 @@ from ssimnet.book.paper import TABLE1
 from ssimnet.book.report import (
     format_cell,
     method_summaries,
-    networks_used,
     reproduction_report,
     selection_table,
     study_network,
@@ -88,6 +87,7 @@ from ssimnet.book.results import (
     RESULTS,
     SELECTION,
     load_results,
+    networks_used,
 )
 from ssimnet.config import ABLATION, INSTANCE_METHODS, get_profile
 from ssimnet.runs.experiments import export_results

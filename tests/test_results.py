@@ -245,7 +245,7 @@ def test_committed_selection_study_is_complete_and_consistent():
 def test_networks_used_groups_studies_by_network_and_finds_their_chapters(tmp_path):
     import json
 
-    from ssimnet.book.report import networks_used
+    from ssimnet.book.results import networks_used
     from ssimnet.book.results import FINETUNE, LEVERS, NORMALIZATION, RESULTS
 
     def write(kind, commit, width, network=None):
@@ -273,7 +273,7 @@ def test_networks_used_groups_studies_by_network_and_finds_their_chapters(tmp_pa
 
 @pytest.mark.skipif(not (ROOT / "results" / "cpu").is_dir(), reason="no committed cpu results")
 def test_report_notebook_shows_the_networks_used_and_no_single_run_spread(report_notebook):
-    from ssimnet.book.report import networks_used
+    from ssimnet.book.results import networks_used
 
     expected = networks_used(ROOT / "results" / "cpu", ROOT / "notebooks")
     (table,) = [t for t in _outputs(report_notebook, "text/html") if "the book&#x27;s reference run" in t

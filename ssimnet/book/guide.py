@@ -39,8 +39,13 @@ def reference_time(chapter: str, results_dir: str | os.PathLike[str]) -> str:
     '10 min in the reference run (`cpu` profile, 2 CPUs, no GPU)'
     >>> reference_time("10_new", folder)
     'not measured yet in the reference run (`cpu` profile)'
+    >>> reference_time("04_train", folder / "missing")[:17]
+    'not measured here'
     """
-    info = json.loads((Path(results_dir) / "provenance.json").read_text())
+    path = Path(results_dir) / "provenance.json"
+    if not path.is_file():  # a book built elsewhere than the repository (its tests, a user's own run)
+        return f"not measured here: no reference run in `{results_dir}`"
+    info = json.loads(path.read_text())
     profile = info["profile"]
     seconds = (info.get("stage_seconds") or {}).get(chapter)
     if seconds is None:

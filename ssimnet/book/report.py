@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,7 +31,7 @@ __all__ = [
     "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
-    "study_network", "networks_used", "stress_table", "stress_verdict",
+    "study_network", "stress_table", "stress_verdict",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -300,59 +299,6 @@ def study_network(info: Mapping[str, object]) -> str:
     train = info["parameters"]["train"]  # type: ignore[index]
     return (f"the `{info['profile']}` profile of commit `{str(info['commit'])[:7]}` ({str(info['created'])[:10]}): "
             f"U-Net width {train['width']}, {train['epochs']} epochs")
-
-
-def networks_used(results_dir: str | Path, notebooks_dir: str | Path) -> pd.DataFrame:
-    """Every network behind the committed results in `results_dir`, and the chapters that show them.
-
-    One row per network: a study that names the checkpoint it scored
-    (``network.sha256`` in its provenance) shares a row with every study of
-    the same checkpoint; any other study trained its own, at its commit.  A
-    study's chapters are the notebooks in `notebooks_dir` that load its
-    :class:`~ssimnet.book.results.ResultKind`; the book's own reference run
-    (:data:`~ssimnet.book.results.RESULTS`) is every chapter's.
-    """
-    import json
-    import re
-
-    from . import results as kinds_module
-
-    kinds = {name: kind for name, kind in vars(kinds_module).items() if isinstance(kind, kinds_module.ResultKind)}
-    shown: dict[str, list[str]] = {}
-    for notebook in sorted(Path(notebooks_dir).glob("*.py")):
-        for name in sorted(set(re.findall(r"kind=([A-Z_]+)", notebook.read_text()))):
-            shown.setdefault(name, []).append(notebook.stem[:2])
-    rows = []
-    for name, kind in kinds.items():
-        path = Path(results_dir) / kind.provenance
-        if not path.is_file():
-            continue
-        info = json.loads(path.read_text())
-        network = info.get("network")
-        described = isinstance(network, str) and network  # e.g. "the shipped network (...)": the tool's settings
-        tool = described and ("tool" in network or "shipped" in network)
-        train = (tool and info["parameters"].get("tool_train")) or info["parameters"]["train"]
-        if isinstance(network, dict) and network.get("sha256"):
-            trained = f"checkpoint {network['sha256'][:7]}"
-        elif described and "shipped" in network:
-            trained = "the shipped network"  # its own card names its commit
-        else:
-            trained = (network.split(",")[0].split(" (")[0] + ", " if described else "") + f"commit {str(info['commit'])[:7]}"
-        rows.append({
-            "network": f"U-Net width {train['width']}, {train['epochs']} epochs"
-                       + (f", boundary {train['boundary_width']} px" if train.get("boundary_width") else ""),
-            "profile": info["profile"],
-            "trained": trained,
-            "date": str(info["created"])[:10],
-            "results": "the book's reference run" if kind is kinds_module.RESULTS else kind.per_image.removesuffix(
-                "_per_image.csv"),
-            "chapters": "all" if kind is kinds_module.RESULTS else ", ".join(shown.get(name, [])) or "–",
-        })
-    table = pd.DataFrame(rows)
-    join = lambda values: ", ".join(sorted(dict.fromkeys(", ".join(values).split(", "))))  # noqa: E731
-    return (table.groupby(["network", "profile", "trained"], sort=False)
-            .agg(date=("date", "min"), results=("results", join), chapters=("chapters", join))
-            .reset_index().sort_values("date", kind="stable").reset_index(drop=True))
 
 
 def stress_table(per_image: pd.DataFrame, *, dataset: str, metric: str = "aji") -> pd.DataFrame:

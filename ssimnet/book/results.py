@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "networks_used", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -253,3 +253,55 @@ def load_results(directory: str | os.PathLike[str], *, kind: ResultKind) -> tupl
         ):
             raise DataError(directory / kind.runs, "does not match the means of per_image.csv")
     return per_image, info
+
+
+def networks_used(results_dir: str | Path, notebooks_dir: str | Path) -> "pd.DataFrame":
+    """Every network behind the committed results in `results_dir`, and the chapters that show them.
+
+    One row per network: a study that names the checkpoint it scored
+    (``network.sha256`` in its provenance) shares a row with every study of
+    the same checkpoint; any other study trained its own, at its commit.  A
+    study's chapters are the notebooks in `notebooks_dir` that load its
+    :class:`ResultKind`; the book's own reference run
+    (:data:`RESULTS`) is every chapter's.
+    """
+    import re
+
+    import pandas as pd
+
+    kinds = {name: kind for name, kind in globals().items() if isinstance(kind, ResultKind)}
+    shown: dict[str, list[str]] = {}
+    for notebook in sorted(Path(notebooks_dir).glob("*.py")):
+        for name in sorted(set(re.findall(r"kind=([A-Z_]+)", notebook.read_text()))):
+            shown.setdefault(name, []).append(notebook.stem[:2])
+    rows = []
+    for name, kind in kinds.items():
+        path = Path(results_dir) / kind.provenance
+        if not path.is_file():
+            continue
+        info = json.loads(path.read_text())
+        network = info.get("network")
+        described = isinstance(network, str) and network  # e.g. "the shipped network (...)": the tool's settings
+        tool = described and ("tool" in network or "shipped" in network)
+        train = (tool and info["parameters"].get("tool_train")) or info["parameters"]["train"]
+        if isinstance(network, dict) and network.get("sha256"):
+            trained = f"checkpoint {network['sha256'][:7]}"
+        elif described and "shipped" in network:
+            trained = "the shipped network"  # its own card names its commit
+        else:
+            trained = (network.split(",")[0].split(" (")[0] + ", " if described else "") + f"commit {str(info['commit'])[:7]}"
+        rows.append({
+            "network": f"U-Net width {train['width']}, {train['epochs']} epochs"
+                       + (f", boundary {train['boundary_width']} px" if train.get("boundary_width") else ""),
+            "profile": info["profile"],
+            "trained": trained,
+            "date": str(info["created"])[:10],
+            "results": "the book's reference run" if kind is RESULTS else kind.per_image.removesuffix(
+                "_per_image.csv"),
+            "chapters": "all" if kind is RESULTS else ", ".join(shown.get(name, [])) or "–",
+        })
+    table = pd.DataFrame(rows)
+    join = lambda values: ", ".join(sorted(dict.fromkeys(", ".join(values).split(", "))))  # noqa: E731
+    return (table.groupby(["network", "profile", "trained"], sort=False)
+            .agg(date=("date", "min"), results=("results", join), chapters=("chapters", join))
+            .reset_index().sort_values("date", kind="stable").reset_index(drop=True))

@@ -32,6 +32,7 @@ from __future__ import annotations
 from .constants import (  # noqa: F401
     BOOK_EXECUTED,
     BOOK_PUBLISHED,
+    CE_PIXELS,
     DEFAULT_SEED,
     INSTANCE_METHODS,
     LEARNED_SEPARATION_WEIGHT,
@@ -73,7 +74,6 @@ from .sections import (  # noqa: F401
     DEFAULT_SLIDE,
     DEFAULT_TRAIN,
     METHOD_NEEDS,
-    CE_PIXELS,
     BaselineConfig,
     InferenceConfig,
     Profile,

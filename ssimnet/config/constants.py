@@ -155,6 +155,11 @@ STAIN_GUARD: StainGuard = StainGuard()
 #: Stain normalisation modes of :attr:`ssimnet.config.InferenceConfig.normalize` (and ``segment --normalize``).
 NORMALIZE_MODES: tuple[str, ...] = ("auto", "on", "off")
 
+#: Over which pixels of the Voronoi label Eq. (5)'s cross-entropy takes its mean
+#: (:attr:`~ssimnet.config.TrainConfig.ce_pixels`): the labelled ones (the paper ignores the rest), or all of them,
+#: the ignored ones adding 0.
+CE_PIXELS: tuple[str, ...] = ("labelled", "all")
+
 
 class InstanceDefaults(NamedTuple):
     """Default settings of one instance method of :func:`ssimnet.predict.nuclei.instances`."""
@@ -190,3 +195,10 @@ INSTANCE_METHODS: dict[str, InstanceDefaults] = {
 #: 45.1, against 44.5-44.7 for the weights 1 and 3 with solidity 0.9 and 43.8
 #: without the output -- differences within the spread over seeds.
 LEARNED_SEPARATION_WEIGHT: float = 1.0
+
+#: Fields that checkpoints written before :class:`~ssimnet.config.InferenceConfig` existed keep in their ``TrainConfig``:
+#: the inference settings ``ssimnet segment`` read from there (True), and the book's fine-tuning epochs,
+#: which it did not (False).
+LEGACY_TRAIN_FIELDS: dict[str, bool] = {"tile_overlap": True, "instances": True, "min_size": True, "max_hole": True,
+                                        "min_object_probability": True, "finetune_lr": True, "finetune_norm": True,
+                                        "finetune_epochs": False, "selftrain_rounds": False, "selftrain_epochs": False}

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ..net.architecture import Architecture
-from .constants import INSTANCE_METHODS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA, NETWORK_MPP, NORMALIZE_MODES
+from .constants import (CE_PIXELS, INSTANCE_METHODS, LEGACY_TRAIN_FIELDS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA,
+                        NETWORK_MPP, NORMALIZE_MODES)
 
 
 def key_fields(section: object) -> dict[str, object]:
@@ -104,10 +105,6 @@ class PseudoLabelConfig:
     point_radius: int = 2
 
 
-#: How Eq. (5)'s cross-entropy averages over the Voronoi label (:attr:`TrainConfig.ce_pixels`).
-CE_PIXELS: tuple[str, ...] = ("labelled", "all")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     """The network and its training (paper Sec. 2.2 and 3.1): every field changes the trained weights.
@@ -121,10 +118,8 @@ class TrainConfig:
     Training (:mod:`ssimnet.net.train`)
         Adam at ``lr``, multiplied by ``lr_decay`` after every epoch, for
         ``epochs`` epochs of ``batch_size`` patches; loss
-        ``loss_lambda * BCE + (1 - loss_lambda) * CE`` (Eq. 5), the CE averaged
-        over the Voronoi label's labelled pixels when ``ce_pixels`` is
-        ``"labelled"``, or over every pixel, its ignored ones adding 0, when
-        ``"all"`` (the paper says only that they are ignored); random flips
+        ``loss_lambda * BCE + (1 - loss_lambda) * CE`` (Eq. 5), the CE's mean over
+        the ``ce_pixels`` (:data:`CE_PIXELS`) of the Voronoi label; random flips
         and 90-degree rotations when ``augment``; with ``stain_jitter`` > 0
         also HED-space colour jitter of that strength (beyond the paper,
         :mod:`ssimnet.net.augment`).
@@ -167,12 +162,11 @@ class TrainConfig:
     ce_pixels: str = "labelled"
 
     def __post_init__(self) -> None:
+        for name, bad in (("stain_jitter", self.stain_jitter < 0), ("boundary_width", self.boundary_width < 0)):
+            if bad:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.ce_pixels not in CE_PIXELS:
             raise ValueError(f"ce_pixels must be one of {', '.join(CE_PIXELS)}, got {self.ce_pixels!r}")
-        if self.stain_jitter < 0:
-            raise ValueError(f"stain_jitter must be >= 0, got {self.stain_jitter}")
-        if self.boundary_width < 0:
-            raise ValueError(f"boundary_width must be >= 0, got {self.boundary_width}")
 
     @property
     def architecture(self) -> Architecture:
@@ -206,14 +200,6 @@ class SelfTrainConfig:
     def __post_init__(self) -> None:
         if self.rounds < 0 or self.epochs < 1:
             raise ValueError(f"rounds must be >= 0 and epochs >= 1, got {self.rounds} and {self.epochs}")
-
-
-#: Fields that checkpoints written before :class:`InferenceConfig` existed keep in their ``TrainConfig``:
-#: the inference settings ``ssimnet segment`` read from there (True), and the book's fine-tuning epochs,
-#: which it did not (False).
-LEGACY_TRAIN_FIELDS: dict[str, bool] = {"tile_overlap": True, "instances": True, "min_size": True, "max_hole": True,
-                                        "min_object_probability": True, "finetune_lr": True, "finetune_norm": True,
-                                        "finetune_epochs": False, "selftrain_rounds": False, "selftrain_epochs": False}
 
 
 def split_train_dict(values: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
