@@ -82,7 +82,7 @@ from IPython.display import Markdown
 from ssimnet.baselines import METHOD_NAMES
 from ssimnet.book import setup_chapter
 from ssimnet.book.paper import TABLE1, TABLE2
-from ssimnet.book.report import comparison_table, discrepancies, format_cell
+from ssimnet.book.report import comparison_table, discrepancies, format_spread
 from ssimnet.data import list_samples, read_label, read_sample
 from ssimnet.metrics import summarise_runs
 from ssimnet.runs.experiments import run_methods
@@ -115,7 +115,7 @@ comparison_table(summaries, TABLE1).set_index(["method", "source"])
 
 # %%
 extra = pd.DataFrame(  # one run has no spread to show
-    {name: {m: format_cell(s, m).split(" (")[0] for m in ("aji_plus", "pq")} for name, s in summaries.items()}
+    {name: {m: format_spread(s, m) for m in ("aji_plus", "pq")} for name, s in summaries.items()}
 ).T
 extra["compute time (s, all runs)"] = [f"{runs[k].seconds:.0f}" for k in runs]
 extra

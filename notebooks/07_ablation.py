@@ -61,7 +61,7 @@ from IPython.display import Markdown
 
 from ssimnet.book import setup_chapter
 from ssimnet.book.paper import TABLE3
-from ssimnet.book.report import comparison_table, discrepancies, format_cell
+from ssimnet.book.report import comparison_table, discrepancies, format_spread
 from ssimnet.config import ABLATION
 from ssimnet.metrics import summarise_runs
 from ssimnet.runs.experiments import run_methods
@@ -98,7 +98,7 @@ marks.merge(comparison_table(summaries, reported, metrics=("dice", "aji")), on="
 # %%
 pd.DataFrame(
     {n: {**{f"{m} (paper)": f"{reported[n][m]:.1f}" for m in ("precision", "recall")},
-         **{m: format_cell(s, m).split(" (")[0] for m in ("precision", "recall", "aji_plus", "pq")},
+         **{m: format_spread(s, m) for m in ("precision", "recall", "aji_plus", "pq")},
          "compute time (s)": f"{seconds[n]:.0f}"}
      for n, s in summaries.items()}
 ).T

@@ -68,7 +68,7 @@ from ssimnet.book import setup_chapter
 from ssimnet.book.attribution import attribution_scores, attribution_table, gap_steps, paper_claims, split_table
 from ssimnet.book.paper import TABLE1
 from ssimnet.book.report import (
-    format_cell,
+    format_spread,
     method_summaries,
     reproduction_report,
     selection_table,
@@ -140,7 +140,7 @@ names = {**{k: METHOD_NAMES[k] for k in dict.fromkeys(per_image.method) if k in 
          **{v.key: v.name for v in ABLATION if v.key not in METHOD_NAMES}}
 summaries = method_summaries(per_image, names)
 pd.DataFrame(
-    {name: {**{m: format_cell(s, m).split(" (")[0] for m in ("dice", "aji", "aji_plus", "pq")},
+    {name: {**{m: format_spread(s, m) for m in ("dice", "aji", "aji_plus", "pq")},
             "runs": s.runs, "compute time (min)": (f"{info['compute_seconds'][key] / 60:.1f}"
                                                    if key in info["compute_seconds"] else "–")}
      for key, name in names.items() if (s := summaries.get(name))}
@@ -177,9 +177,9 @@ plt.tight_layout()
 plt.show()
 
 # %% tags=["hide-input"]
-report.set_index(["table", "method", "metric"])[["reproduced", "reported", "difference", "tolerance"]].style.format(
-    precision=1, na_rep="–").apply(lambda row: ["color: #b00" if report.set_index(["table", "method", "metric"]).loc[
-        row.name, "beyond std"] else "" for _ in row], axis=1)
+indexed = report.set_index(["table", "method", "metric"])
+indexed[["reproduced", "reported", "difference", "tolerance"]].style.format(precision=1, na_rep="–").apply(
+    lambda row: ["color: #b00" if indexed.loc[row.name, "beyond std"] else "" for _ in row], axis=1)
 
 # %% [markdown]
 # – : the paper reports no standard deviation for Table 3, so the tolerance there is this run's alone.

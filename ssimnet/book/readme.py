@@ -42,7 +42,6 @@ def results_table(per_image: pd.DataFrame, card: Mapping[str, object], info: Map
     the methods it does not run: those cells are "–".  The caption names
     the run's network from its provenance `info`.
 
-    >>> from ssimnet.baselines import TABLE1_METHODS
     >>> frame = pd.DataFrame({"method": "ssimnet", "run": 0, "seed": 0, "image": ["a", "b"], "precision": 0.5,
     ...                       "recall": 0.5, "dice": [0.7, 0.8], "aji": 0.4, "aji_plus": 0.4, "pq": 0.3})
     >>> card = {"test": {"monuseg_test": {"dice": 0.79, "aji": 0.57, "pq": 0.53}}}
@@ -63,7 +62,7 @@ def results_table(per_image: pd.DataFrame, card: Mapping[str, object], info: Map
     caption = (f"MoNuSeg test split, {per_image['image'].nunique()} images. SSimNet: the `{profile}` profile, a U-Net of "
                f"width {train['width']} trained {train['epochs']} epochs on {info['hardware']['cpus']} CPUs "  # type: ignore[index]
                f"(commit {str(info['commit'])[:7]}).")
-    lines = [caption, "","| MoNuSeg test, % | " + " | ".join(_METRICS.values()) + " | paper: Dice | paper: AJI |",
+    lines = [caption, "", "| MoNuSeg test, % | " + " | ".join(_METRICS.values()) + " | paper: Dice | paper: AJI |",
              "|---|" + "---:|" * (len(_METRICS) + 2)]
     for name, summary in summaries.items():
         ours = [_cell(100 * summary.mean[m]) for m in _METRICS]

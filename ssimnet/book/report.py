@@ -29,7 +29,7 @@ from .paper import METRICS, TABLE1, TABLE3
 
 __all__ = [
     "candidate_table", "normalization_table",
-    "SCORE_COLUMNS", "format_cell", "comparison_table", "discrepancies",
+    "SCORE_COLUMNS", "format_cell", "format_spread", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
     "study_network", "stress_table", "stress_verdict",
 ]
@@ -40,11 +40,18 @@ SCORE_COLUMNS: tuple[str, ...] = (*METRICS, "aji_plus", "pq")
 Reported = Mapping[str, Mapping[str, "tuple[float, float, float] | float"]]
 
 
+def format_spread(summary: RunSummary, metric: str) -> str:
+    """``"mean ± std"`` of one metric in percent, one decimal; the value alone for a single run (it has no spread)."""
+    if summary.runs == 1:
+        return f"{100 * summary.mean[metric]:.1f}"
+    return f"{100 * summary.mean[metric]:.1f} ± {100 * summary.std[metric]:.1f}"
+
+
 def format_cell(summary: RunSummary, metric: str) -> str:
     """``"mean ± std (best)"`` of one metric in percent, one decimal; the value alone for a single run."""
     if summary.runs == 1:
-        return f"{100 * summary.mean[metric]:.1f}"
-    return f"{100 * summary.mean[metric]:.1f} ± {100 * summary.std[metric]:.1f} ({100 * summary.best[metric]:.1f})"
+        return format_spread(summary, metric)
+    return f"{format_spread(summary, metric)} ({100 * summary.best[metric]:.1f})"
 
 
 def _reported_cell(value: tuple[float, float, float] | float) -> str:

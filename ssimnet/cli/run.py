@@ -161,10 +161,11 @@ def cmd_publish(args: argparse.Namespace) -> None:
     results_to = Path(args.results) if args.results else None
     if run_dir is not None and results_to is None:
         raise CommandError("--run-dir given without --results: say where its reference results go (e.g. results/cpu)")
+    results_from = run_dir / "results" if run_dir else None
     # the README's and the landing page's tables, checked before anything is published
-    texts = _generated_tables(book_dir, run_dir / "results" if run_dir else results_to) if results_to else {}
+    texts = _generated_tables(book_dir, results_from or results_to) if results_to else {}
     sizes = publish_run(names, executed_dir=book_dir / BOOK_EXECUTED, published_dir=book_dir / BOOK_PUBLISHED,
-                        results_from=run_dir / "results" if run_dir else None, results_to=results_to,
+                        results_from=results_from, results_to=results_to,
                         **PUBLISH_FIGURES._asdict())
     print(f"published {len(sizes)} chapters into {book_dir / BOOK_PUBLISHED} ({sum(sizes.values()) / 2**20:.1f} MB)")
     for page, text in texts.items():
