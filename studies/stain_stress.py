@@ -5,8 +5,8 @@ Two parts, in this order:
 1. **Selection** (``results/cpu/stain_guard_selection_*``).  Ten MoNuSeg
    *training* images (every third) under every stress transform
    (:data:`ssimnet.runs.stress.TRANSFORMS`): the stains as the separation
-   names them, and three results (normalised as named, normalised with the
-   names swapped, not normalised).  The stain guard's thresholds
+   names them, and four results (normalised as named, normalised with the
+   names swapped, not normalised, normalised as hematoxylin only).  The stain guard's thresholds
    (:data:`ssimnet.config.STAIN_GUARD`) were chosen on these rows; the script
    prints what each candidate threshold would have given
    (:func:`ssimnet.runs.stress.guard_outcome`).
@@ -106,9 +106,11 @@ def main() -> None:
         save_results(args.out, selection, info, kind=STAIN_GUARD_SELECTION)
         guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
         unguarded = {**guard, "order_margin": float("inf"), "one_stain_angle": 0.0}
-        print("AJI per transform, training images, without the guard and with the chosen thresholds:")
+        print("AJI per transform, training images, without the guard and with the chosen thresholds, "
+              "a one-stain image left as it is or normalised as hematoxylin only:")
         print(pd.DataFrame({"no guard": guard_outcome(selection, **unguarded),
-                            "chosen guard": guard_outcome(selection, **guard)}).round(3).to_string())
+                            **{f"one stain: {way}": guard_outcome(selection, **{**guard, "one_stain_way": way})
+                               for way in ("off", "hematoxylin only")}}).round(3).to_string())
 
     if args.only in (None, "stress"):
         tasks = [(part, name, str(s.image_path), str(s.label_path), args.seed, args.run_dir)

@@ -134,9 +134,13 @@ class StainGuard(NamedTuple):
         the other's 99th-percentile density is at least `order_min_density`
         times its own (not noise).
     one_stain_angle, one_stain_spread : float
-        An image is one-stain (not normalised by ``normalize="auto"``) when
-        its stain colours are less than `one_stain_angle` degrees apart and
-        their spreads within a factor `one_stain_spread`.
+        An image is one-stain when its stain colours are less than
+        `one_stain_angle` degrees apart and their spreads within a factor
+        `one_stain_spread`.
+    one_stain_way : {"hematoxylin only", "off"}
+        What ``normalize="auto"`` does with a one-stain image: normalise it as
+        hematoxylin alone (:meth:`ssimnet.tool.normalize.StainNormalizer.one_stain`),
+        or leave its colours as they are (the guard's first three versions).
     max_foreground : float
         A result whose nuclei cover more than this share of the tissue is
         implausible and warned about.
@@ -146,6 +150,7 @@ class StainGuard(NamedTuple):
     order_min_density: float = 0.5
     one_stain_angle: float = 9.0
     one_stain_spread: float = 1.8
+    one_stain_way: str = "hematoxylin only"
     max_foreground: float = 0.6
 
 

@@ -26,6 +26,7 @@ transform              what it does
 ``half resolution``    the image and labels at half size (a 20x slide without
                        ``--mpp``)
 ``nuclei on white``    eosin set to 0 outside the nuclei, as in a smear
+``faded, no eosin``    hematoxylin halved and eosin removed: a pale smear
 =====================  ==========================================================
 
 Examples
@@ -74,10 +75,11 @@ def _restain(image: np.ndarray, change: Callable[[np.ndarray], np.ndarray], seed
     return od_to_rgb(od + (change(density.copy()) - density) @ stains)
 
 
-def _scale(stain: int, factor: float) -> Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
+def _scale(hematoxylin: float, eosin: float) -> Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]:
     def transform(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         def change(d: np.ndarray) -> np.ndarray:
-            d[..., stain] *= factor
+            d[..., 0] *= hematoxylin
+            d[..., 1] *= eosin
             return d
 
         return _restain(image, change, seed), label
@@ -132,18 +134,19 @@ def _on_white(image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarr
 #: The stress transforms by name: ``(image, label, seed) -> (image, label)``.
 TRANSFORMS: dict[str, Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]] = {
     "none": lambda image, label, seed: (image, label),
-    "eosin x0.5": _scale(1, 0.5),
-    "eosin removed": _scale(1, 0.0),
+    "eosin x0.5": _scale(1.0, 0.5),
+    "eosin removed": _scale(1.0, 0.0),
     "lavender": _tint("lavender"),
     "blue": _tint("blue"),
     "yellow": _tint("yellow"),
-    "hematoxylin x1.5": _scale(0, 1.5),
-    "hematoxylin x2": _scale(0, 2.0),
-    "hematoxylin x0.5": _scale(0, 0.5),
+    "hematoxylin x1.5": _scale(1.5, 1.0),
+    "hematoxylin x2": _scale(2.0, 1.0),
+    "hematoxylin x0.5": _scale(0.5, 1.0),
     "HED jitter": _jitter,
     "JPEG q15": _jpeg,
     "half resolution": _half,
     "nuclei on white": _on_white,
+    "faded, no eosin": _scale(0.5, 0.0),
 }
 
 
@@ -218,8 +221,8 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
                          transforms: tuple[str, ...] = tuple(TRANSFORMS)) -> list[dict[str, object]]:
     """What the stain guard's thresholds were chosen from, for one *training* image: under each transform,
     the stains as the separation names them (their angle, each stain's spread and 99th-percentile density)
-    and three results (``way``) -- normalised as named, normalised with the names swapped, and not
-    normalised; a row per transform and way.  :func:`guard_outcome` then scores any thresholds on these rows
+    and four results (``way``) -- normalised as named, normalised with the names swapped, not
+    normalised, and normalised as hematoxylin only; a row per transform and way.  :func:`guard_outcome` then scores any thresholds on these rows
     without segmenting again."""
     from ..config import StainReference
     from ..tool.normalize import stain_normalizer
@@ -231,8 +234,10 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
         on_stained = stain_spread(density, stained_mask(seen))
         swapped = StainReference(stain_matrix=source.stain_matrix[::-1], max_density=source.max_density[::-1],
                                  percentile=source.percentile)
+        one, one_source = norm.one_stain(source, check)
         ways = {"as named": norm.transform(seen, source=source, density=density),
-                "swapped": norm.transform(seen, source=swapped, density=density[..., ::-1].copy()), "off": seen}
+                "swapped": norm.transform(seen, source=swapped, density=density[..., ::-1].copy()), "off": seen,
+                "hematoxylin only": one.transform(seen, source=one_source, density=density)}
         stains = {"angle": check.angle, "spread_h": check.spread[0], "spread_e": check.spread[1],
                   "stained_spread_h": on_stained[0], "stained_spread_e": on_stained[1],
                   "density_h": source.max_density[0], "density_e": source.max_density[1], "tissue": check.tissue}
@@ -245,12 +250,13 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
 
 
 def guard_outcome(rows: object, *, order_margin: float, order_min_density: float, one_stain_angle: float,
-                  one_stain_spread: float, score: str = "aji") -> object:
+                  one_stain_spread: float, one_stain_way: str = "off", score: str = "aji") -> object:
     """The mean `score` per transform of :func:`guard_selection_rows`' rows (a DataFrame) had the guard used
-    these thresholds (:class:`ssimnet.config.StainGuard`): swap when hematoxylin is more than
-    `order_margin` times as spread and the other stain is dense enough, leave the image as it is when its
-    stains are one (closer than `one_stain_angle` degrees, spreads within `one_stain_spread`) -- each judged
-    on the tissue and on every stained pixel, and only where both agree, as the guard does."""
+    these settings (:class:`ssimnet.config.StainGuard`): swap when hematoxylin is more than
+    `order_margin` times as spread and the other stain is dense enough; when the image's stains are one
+    (closer than `one_stain_angle` degrees, spreads within `one_stain_spread`), take the `one_stain_way`
+    result -- each judged on the tissue and on every stained pixel, and only where both agree, as the guard
+    does."""
     import pandas as pd
 
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
@@ -261,5 +267,5 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):  # both masks must agree
         swap &= frame[h] > order_margin * frame[e]
         one &= np.maximum(frame[h], frame[e]) / np.maximum(np.minimum(frame[h], frame[e]), 1e-6) < one_stain_spread
-    chosen = np.where(one, frame["off"], np.where(swap, frame["swapped"], frame["as named"]))
+    chosen = np.where(one, frame[one_stain_way], np.where(swap, frame["swapped"], frame["as named"]))
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()

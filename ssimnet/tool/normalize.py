@@ -94,6 +94,12 @@ class StainNormalizer:
         Name hematoxylin by where each stain is when the separation's
         colour rule is clearly wrong (:func:`ssimnet.tool.stain_guard.order_stains`);
         False measures as version 0.2 did (the stress test's comparison).
+    hematoxylin_only : bool
+        Treat the image as stained by hematoxylin alone (what ``normalize="auto"``
+        does with a one-stain image, :attr:`ssimnet.tool.stain_guard.StainCheck.one_stain`):
+        the two measured stains are two shades of it, so their densities are
+        added, scaled to the reference's hematoxylin and painted in its colour,
+        with no eosin.  See :meth:`one_stain`.
 
     Attributes
     ----------
@@ -104,7 +110,8 @@ class StainNormalizer:
     """
 
     def __init__(self, *, percentile: float = 99.0, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale, n_samples: int = DEFAULT_PSEUDO.stain_samples,
-                 seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER, order: bool = True) -> None:
+                 seed: int = 0, solver: str = PSEUDO_STAIN_SOLVER, order: bool = True,
+                 hematoxylin_only: bool = False) -> None:
         if not 50.0 <= percentile <= 100.0:
             raise ValueError(f"percentile must lie in [50, 100], got {percentile}")
         if min_scale < 0:
@@ -115,6 +122,7 @@ class StainNormalizer:
         self.seed = seed
         self.solver = check_solver(solver)
         self.order = order
+        self.hematoxylin_only = hematoxylin_only
 
     @classmethod
     def from_reference(cls, reference: StainReference, *, min_scale: float = DEFAULT_INFERENCE.normalize_min_scale,
@@ -135,7 +143,30 @@ class StainNormalizer:
     def settings(self) -> dict[str, object]:
         """Everything that decides :meth:`transform`'s output: what keys cached results of it."""
         return {"reference": asdict(self.reference()), "min_scale": self.min_scale, "n_samples": self.n_samples,
-                "seed": self.seed, "solver": self.solver, "order": self.order}
+                "seed": self.seed, "solver": self.solver, "order": self.order,
+                "hematoxylin_only": self.hematoxylin_only}
+
+    def one_stain(self, source: StainReference, check: StainCheck) -> tuple[StainNormalizer, StainReference]:
+        """This normalisation for an image of one stain, and the image's stains to map from.
+
+        The normaliser is a copy with ``hematoxylin_only=True``; the source keeps
+        the measured colours (tiles are unmixed with them) and records as the
+        hematoxylin's density the `percentile` of both stains' densities added
+        (``check.combined_density``).
+
+        >>> from ssimnet.config import STAIN_REFERENCE
+        >>> from ssimnet.tool.stain_guard import StainCheck
+        >>> norm = StainNormalizer.from_reference(STAIN_REFERENCE)
+        >>> check = StainCheck(angle=3.0, spread=(0.2, 0.2), swapped=False, one_stain=True, combined_density=1.5)
+        >>> h, source = norm.one_stain(STAIN_REFERENCE, check)
+        >>> h.hematoxylin_only, source.max_density
+        (True, (1.5, 0.0))
+        """
+        copy = StainNormalizer.from_reference(self.reference(), min_scale=self.min_scale, n_samples=self.n_samples,
+                                              seed=self.seed, solver=self.solver, order=self.order)
+        copy.hematoxylin_only = True
+        return copy, _reference(np.asarray(source.stain_matrix), np.array([check.combined_density, 0.0]),
+                                source.percentile)
 
     def measure(self, image: np.ndarray) -> StainReference:
         """The stain colours and `percentile` densities of one (H, W, 3) uint8 image.
@@ -166,9 +197,11 @@ class StainNormalizer:
         separator = VahadaneSeparator(n_samples=self.n_samples, seed=self.seed, solver=self.solver).fit(image, tissue=tissue)
         stains, density = separator.stain_matrix_, separator.transform(image)
         masks = (tissue, stained_mask(image))  # the guard acts where both agree (ssimnet.tool.stain_guard)
+        top = max_density(np.concatenate([density, density.sum(-1, keepdims=True)], -1), tissue,
+                          percentile=self.percentile)  # each stain's, and both together's (one_stain)
         stains, density, check = guard_stains(stains, density, masks, order=self.order,
-                                              tissue_share=float(np.mean(tissue)))
-        top = max_density(density, tissue, percentile=self.percentile)
+                                              tissue_share=float(np.mean(tissue)), combined_density=float(top[2]))
+        top = top[:2] if not check.swapped else top[1::-1]
         return _reference(stains, top, self.percentile), density, check
 
     def fit(self, images: np.ndarray | Iterable[np.ndarray]) -> StainNormalizer:
@@ -198,7 +231,9 @@ class StainNormalizer:
             when computed already; unmixed from `image` when not given.
 
         A stain absent from the image (no density at the percentile) is
-        left at zero rather than scaled.
+        left at zero rather than scaled.  With ``hematoxylin_only`` both stains'
+        densities are hematoxylin's and `source`'s first density is theirs together
+        (:meth:`one_stain`).
         """
         self._check_fitted()
         if source is None:
@@ -207,6 +242,8 @@ class StainNormalizer:
             density = nonnegative_unmix(rgb_to_od(image), np.asarray(source.stain_matrix))
         elif density.shape != (*image.shape[:2], 2):
             raise ValueError(f"density must be of shape {(*image.shape[:2], 2)}, got {density.shape}")
+        if self.hematoxylin_only:
+            density = np.stack([density.sum(-1), np.zeros(density.shape[:2])], axis=-1)
         own = np.asarray(source.max_density, dtype=np.float64)
         scale = np.where(own > 1e-6, np.maximum(self.max_density_ / np.maximum(own, 1e-6), self.min_scale), 1.0)
         return od_to_rgb((density * scale) @ self.stain_matrix_)

@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from ..config import DEFAULT_PSEUDO, DEFAULT_SEED, METHOD_NEEDS, TOOL_INFERENCE, InferenceConfig, PseudoLabelConfig
+from ..config import (
+    DEFAULT_PSEUDO,
+    DEFAULT_SEED,
+    METHOD_NEEDS,
+    STAIN_GUARD,
+    TOOL_INFERENCE,
+    InferenceConfig,
+    PseudoLabelConfig,
+)
 from ..data import DataError
 from ..net.onnxnet import OnnxNetwork
 from ..predict import Segmentation, measure_nuclei, segment_image
@@ -366,10 +374,17 @@ class Stains(NamedTuple):
             kept = densities if keep_densities else None
             swapped = "; stain names swapped by where each stain is" if check.swapped else ""
             if check.one_stain and settings.normalize == "auto" and not asked:
-                note = f"not normalised: {check.describe()}"
-                warnings.warn(f"stains not normalised (--normalize auto): {check.describe()}; --normalize on forces it",
-                              SegmentationWarning, stacklevel=3)
-                return cls(None, None, np.asarray(source.stain_matrix), kept, note + swapped, check.tissue)
+                matrix = np.asarray(source.stain_matrix)
+                if STAIN_GUARD.one_stain_way == "off":
+                    note = f"not normalised: {check.describe()}"
+                    warnings.warn(f"stains not normalised (--normalize auto): {check.describe()}; --normalize on "
+                                  "forces it", SegmentationWarning, stacklevel=3)
+                    return cls(None, None, matrix, kept, note + swapped, check.tissue)
+                normalizer, source = normalizer.one_stain(source, check)
+                note = f"normalised as hematoxylin only: {check.describe()}"
+                warnings.warn(f"stains normalised as hematoxylin only (--normalize auto): {check.describe()}; "
+                              "--normalize on normalises two stains, off none", SegmentationWarning, stacklevel=3)
+                return cls(normalizer, source, matrix, kept, note + swapped, check.tissue)
             return cls(normalizer, source, np.asarray(source.stain_matrix), kept, "normalised" + swapped, check.tissue)
         if not matrix:
             return cls(None, None, None, None, "not normalised (off)")
@@ -400,7 +415,6 @@ def check_foreground(label: np.ndarray | float, tissue: float, *, normalized: bo
     says so and what to try.  None when the image has almost no tissue."""
     import warnings
 
-    from ..config import STAIN_GUARD
     from ..errors import SegmentationWarning
 
     nuclei = float(label) if np.isscalar(label) else float(np.count_nonzero(label)) / max(1, np.size(label))

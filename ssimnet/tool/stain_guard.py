@@ -48,7 +48,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -149,6 +149,10 @@ class StainCheck:
         The image has no counterstain to normalise (see the module).
     tissue : float
         The share of the image that is tissue.
+    combined_density : float
+        The 99th-percentile density of both stains added, over the tissue:
+        a one-stain image's hematoxylin density
+        (:meth:`ssimnet.tool.normalize.StainNormalizer.one_stain`).
     """
 
     angle: float
@@ -156,6 +160,7 @@ class StainCheck:
     swapped: bool
     one_stain: bool
     tissue: float = 1.0
+    combined_density: float = 0.0
 
     def describe(self) -> str:
         """One line on what was found, for a warning or a run record."""
@@ -183,7 +188,7 @@ def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | S
 
 
 def guard_stains(stains: np.ndarray, density: np.ndarray, masks: Sequence[np.ndarray], *, order: bool = True,
-                 tissue_share: float) -> tuple[np.ndarray, np.ndarray, StainCheck]:
+                 tissue_share: float, combined_density: float = 0.0) -> tuple[np.ndarray, np.ndarray, StainCheck]:
     """:func:`order_stains` (when `order`) and then :func:`check_stains` with the default thresholds, each
     mask's statistics taken once for both: what :meth:`ssimnet.tool.normalize.StainNormalizer.measure_checked`
     runs on every image."""
@@ -192,7 +197,7 @@ def guard_stains(stains: np.ndarray, density: np.ndarray, masks: Sequence[np.nda
     if swapped:
         stains, density, where = np.asarray(stains)[::-1].copy(), density[..., ::-1].copy(), [w.swapped() for w in where]
     check = _check(stains, where, swapped, tissue_share, STAIN_GUARD.one_stain_angle, STAIN_GUARD.one_stain_spread)
-    return np.asarray(stains), density, check
+    return np.asarray(stains), density, replace(check, combined_density=combined_density)
 
 
 def _masks(tissue: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
