@@ -133,16 +133,17 @@ def test_eosin_removed_keeps_hematoxylin_and_on_white_keeps_nuclei():
 
 @needs_monuseg
 def test_an_eosin_free_monuseg_image_no_longer_collapses():
-    """Version 0.2 normalised the second shade of hematoxylin as eosin; the default leaves it as it is
-    (where the guard finds one stain: not on every eosin-free copy, see results/cpu/stain_stress_*)."""
+    """Version 0.2 normalised the second shade of hematoxylin as eosin; the default normalises the image
+    as hematoxylin only (where the guard finds one stain: not on every eosin-free copy, see
+    results/cpu/stain_stress_*)."""
     sample = list_samples(MONUSEG, "test")[0]
     image, label = read_image(sample.image_path), read_label(sample.label_path)
     segmenter = Segmenter.pretrained()
     whole = score(label, segmenter.segment(image, measure=False, normalize="auto").label).aji
     seen, truth = stress(image, label, "eosin removed", seed=0)
-    with pytest.warns(SegmentationWarning, match="stains not normalised"):
+    with pytest.warns(SegmentationWarning, match="stains normalised as hematoxylin only"):
         result = segmenter.segment(seen, measure=False, normalize="auto")
-    assert result.normalization.startswith("not normalised: one stain only")
+    assert result.normalization.startswith("normalised as hematoxylin only: one stain only")
     fraction = foreground_fraction(result.label) / foreground_fraction(truth)
     assert 1 / 1.5 <= fraction <= 1.5
     assert score(truth, result.label).aji >= 0.8 * whole
@@ -176,16 +177,17 @@ def test_normalize_off_is_no_normalize(tmp_path):
 
 
 @needs_monuseg
-def test_segment_says_when_auto_leaves_the_stains_and_records_it(tmp_path, capsys):
+def test_segment_says_when_auto_finds_one_stain_and_records_it(tmp_path, capsys):
     sample = list_samples(MONUSEG, "test")[0]
     image, label = read_image(sample.image_path), read_label(sample.label_path)
     seen, _ = stress(image, label, "eosin removed", seed=0)
     write_image(tmp_path / "smear.png", seen)
     assert main(["segment", str(tmp_path / "smear.png"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"ssimnet: warning: {tmp_path / 'smear.png'}: stains not normalised")
+    assert len(err) == 1 and err[0].startswith(
+        f"ssimnet: warning: {tmp_path / 'smear.png'}: stains normalised as hematoxylin only")
     summary = json.loads((tmp_path / "out" / "smear_summary.json").read_text())
-    assert summary["normalization"].startswith("not normalised: one stain only")
+    assert summary["normalization"].startswith("normalised as hematoxylin only: one stain only")
     assert summary["warnings"] == [err[0].split(": ", 3)[-1]]
 
 
@@ -209,3 +211,38 @@ def test_guard_stains_is_order_then_check(seed):
         assert got == want and np.array_equal(got_stains, ordered) and np.array_equal(got_density, reordered)
         flags.append(got.swapped)
     assert flags == [True, False]  # the blue counterstain is swapped, the plain tile kept as named
+
+
+def test_hematoxylin_only_adds_the_two_shades_and_paints_them_as_reference_hematoxylin():
+    """A one-stain image's two measured stains are two shades of hematoxylin: their densities are added,
+    scaled so that the 99th percentile of the sum is the reference's hematoxylin, and painted in its colour."""
+    from ssimnet.pseudo.stain import rgb_to_od
+    from ssimnet.tool.stain_guard import StainCheck
+
+    rng = np.random.default_rng(2)
+    density = np.stack([rng.uniform(0, 0.5, (40, 40)), rng.uniform(0, 0.3, (40, 40))], -1)
+    shades = ((0.60, 0.75, 0.30), (0.55, 0.78, 0.31))
+    source = STAIN_REFERENCE.__class__(stain_matrix=shades, max_density=(0.5, 0.3))
+    combined = float(np.percentile(density.sum(-1), 99))
+    check = StainCheck(angle=3.4, spread=(0.5, 0.5), swapped=False, one_stain=True, combined_density=combined)
+    norm, one_source = stain_normalizer(TOOL_INFERENCE).one_stain(source, check)
+    out = norm.transform(np.zeros((40, 40, 3), np.uint8), source=one_source, density=density)
+    scale = max(STAIN_REFERENCE.max_density[0] / combined, TOOL_INFERENCE.normalize_min_scale)
+    want = od_to_rgb(density.sum(-1)[..., None] * scale * np.array(STAIN_REFERENCE.stain_matrix[0]))
+    assert np.array_equal(out, want)
+    od = rgb_to_od(out)[density.sum(-1) > 0.3]  # every pixel has the reference hematoxylin's colour, none eosin's
+    unit = od / np.linalg.norm(od, axis=1, keepdims=True)
+    assert np.degrees(np.arccos(np.clip(unit @ np.array(STAIN_REFERENCE.stain_matrix[0]), -1, 1))).max() < 3
+    two = stain_normalizer(TOOL_INFERENCE).transform(np.zeros((40, 40, 3), np.uint8), source=source, density=density)
+    assert not np.array_equal(two, out)  # the two-stain normalisation paints the second shade as eosin
+
+
+@needs_monuseg
+def test_the_combined_density_is_that_of_both_stains_together():
+    from ssimnet.pseudo.stain import tissue_mask
+
+    image = read_image(list_samples(MONUSEG, "test")[0].image_path)
+    source, density, check = stain_normalizer(TOOL_INFERENCE).measure_checked(image)
+    want = np.percentile(density.sum(-1)[tissue_mask(image)], 99)
+    assert check.combined_density == pytest.approx(want)
+    assert max(source.max_density) < check.combined_density <= sum(source.max_density)

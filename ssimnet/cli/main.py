@@ -81,7 +81,7 @@ def parser() -> argparse.ArgumentParser:
                          help="average the prediction over 8 orientations, 8x slower (default: the network's)")
     segment.add_argument("--normalize", choices=list(NORMALIZE_MODES), nargs="?", const="on", default=None,
                          help="map each image's stains onto the MoNuSeg reference before the network sees it: "
-                              "auto (unless the image has one stain only), on, or off (default: the network's; "
+                              "auto (an image of one stain only as hematoxylin alone), on, or off (default: the network's; "
                               "off with --adapt)")
     segment.add_argument("--no-normalize", dest="normalize", action="store_const", const="off",
                          help="the same as --normalize off")
