@@ -25,7 +25,7 @@ import torch
 from ship_model import SCORES, mean_scores
 
 from ssimnet.book.results import STAIN_STRESS, load_results, provenance
-from ssimnet.config import DEFAULT_SEED, get_profile
+from ssimnet.config import DEFAULT_SEED, STAIN_GUARD, get_profile
 from ssimnet.data import atomic_path, file_sha256
 from ssimnet.net.checkpoint import INFERENCE_KEY, load_checkpoint, load_trainer, save_checkpoint
 from ssimnet.net.onnxnet import OnnxNetwork, export_onnx
@@ -99,6 +99,7 @@ def main() -> None:
         "restamped": {
             "created": info["created"], "commit": info["commit"], "dirty": info["dirty"],
             "inference_before": before,
+            "stain_guard": STAIN_GUARD._asdict(),  # normalize="auto"'s guard, which the scores above ran
             "kept": {"uncompacted_monuseg_test": "scored at training, with inference_before",
                      "finetuned": "scored at training, with inference_before"},
         },

@@ -6,12 +6,14 @@ Two parts, in this order:
    *training* images (every third) under every stress transform
    (:data:`ssimnet.runs.stress.TRANSFORMS`): the stains as the separation
    names them, and four results (normalised as named, normalised with the
-   names swapped, not normalised, normalised as hematoxylin only).  The stain guard's thresholds
+   names swapped, not normalised, normalised as hematoxylin only).  The
+   one-stain settings are those of :func:`ssimnet.runs.guard_choice.choose_one_stain`.  The stain guard's thresholds
    (:data:`ssimnet.config.STAIN_GUARD`) were chosen on these rows; the script
    prints what each candidate threshold would have given
    (:func:`ssimnet.runs.stress.guard_outcome`).
 2. **Stress test** (``results/cpu/stain_stress_*``).  The 14 MoNuSeg test
-   images and the 50 TNBC images under every transform, segmented four ways
+   images, the 50 TNBC images and 14 synthetic tiles (exact labels; their
+   stains vary from tile to tile) under every transform, segmented four ways
    (:data:`ssimnet.runs.stress.STRESS_CONFIGS`): segment's default
    (``normalize="auto"``), version 0.2's normaliser, no normalisation, and the
    classical watershed.  Scored once; nothing is chosen here.  With
@@ -29,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +39,8 @@ import pandas as pd
 from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, load_results, provenance, save_results
 from ssimnet.config import DEFAULT_SEED, STAIN_GUARD, get_profile
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
+from ssimnet.datasets import write_synthetic_dataset
+from ssimnet.runs.guard_choice import choose_one_stain
 from ssimnet.runs.store import stage_key
 from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, stress_rows
 
@@ -86,6 +90,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=["selection", "stress"], default=None)
+    parser.add_argument("--synthetic", type=int, default=14,
+                        help="synthetic test tiles (the cpu profile's generator: exact labels, varied stains) "
+                             "stressed beside MoNuSeg and TNBC; 0: none")
     parser.add_argument("--earlier", type=Path, default=None,
                         help="an earlier stress test's results folder: its default's rows are kept beside this "
                              "one's as --earlier-name, with those it kept (every configuration scored on test "
@@ -111,14 +118,27 @@ def main() -> None:
         print(pd.DataFrame({"no guard": guard_outcome(selection, **unguarded),
                             **{f"one stain: {way}": guard_outcome(selection, **{**guard, "one_stain_way": way})
                                for way in ("off", "hematoxylin only")}}).round(3).to_string())
+        best, means = choose_one_stain(selection, order_margin=STAIN_GUARD.order_margin,
+                                       order_min_density=STAIN_GUARD.order_min_density)
+        print("one-stain settings by mean training AJI over the transforms, best first:")
+        print(means.head(10).round(4).to_string())
+        if any(getattr(STAIN_GUARD, name) != value for name, value in best.items()):
+            print(f"STAIN_GUARD differs from the best one-stain settings {best}: set them in ssimnet.config")
 
     if args.only in (None, "stress"):
-        tasks = [(part, name, str(s.image_path), str(s.label_path), args.seed, args.run_dir)
-                 for part, name, root in (("stress", "monuseg test", args.monuseg), ("stress", "tnbc", args.tnbc))
-                 for s in list_samples(root, "test")]
+        roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}
+        if args.synthetic:
+            synthetic = replace(profile.synthetic, n_train=0, n_test=args.synthetic)
+            roots["synthetic test"] = args.run_dir / f"synthetic-{stage_key(synthetic)}"
+            if not (roots["synthetic test"] / "manifest.csv").is_file():
+                write_synthetic_dataset(roots["synthetic test"], synthetic)
+        tasks = [("stress", name, str(s.image_path), str(s.label_path), args.seed, args.run_dir)
+                 for name, root in roots.items() for s in list_samples(root, "test")]
         frame = _run(tasks, args.workers)
         info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
-        info.update(record, datasets={"monuseg test": str(args.monuseg), "tnbc": str(args.tnbc)})
+        info.update(record, datasets={name: str(root) for name, root in roots.items()})
+        if args.synthetic:
+            info["synthetic"] = asdict(synthetic)
         if args.earlier is not None:
             earlier, earlier_info = load_results(args.earlier, kind=STAIN_STRESS)
             kept = earlier[earlier["config"].str.startswith("default, ")]

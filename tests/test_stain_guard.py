@@ -246,3 +246,41 @@ def test_the_combined_density_is_that_of_both_stains_together():
     want = np.percentile(density.sum(-1)[tissue_mask(image)], 99)
     assert check.combined_density == pytest.approx(want)
     assert max(source.max_density) < check.combined_density <= sum(source.max_density)
+
+
+def _selection_row(image, transform, ajis, *, angle, spread, stained, density=(2.0, 1.5)):
+    stains = {"angle": angle, "spread_h": spread[0], "spread_e": spread[1], "stained_spread_h": stained[0],
+              "stained_spread_e": stained[1], "density_h": density[0], "density_e": density[1]}
+    return [{"image": image, "transform": transform, "way": way, "aji": aji, **stains} for way, aji in ajis.items()]
+
+
+def test_guard_outcome_takes_each_image_s_way_by_its_stains():
+    from ssimnet.runs.stress import guard_outcome
+
+    ways = ("as named", "swapped", "off", "hematoxylin only")
+    rows = (_selection_row("one", "t", dict(zip(ways, (0.1, 0.2, 0.3, 0.6))), angle=5.0, spread=(0.3, 0.3),
+                           stained=(0.2, 0.25))  # close colours, equally spread: one stain
+            + _selection_row("two", "t", dict(zip(ways, (0.5, 0.0, 0.4, 0.2))), angle=20.0, spread=(0.1, 0.5),
+                             stained=(0.1, 0.4))  # a real counterstain: as named
+            + _selection_row("blue", "t", dict(zip(ways, (0.05, 0.7, 0.1, 0.3))), angle=25.0, spread=(0.6, 0.1),
+                             stained=(0.5, 0.1)))  # hematoxylin is the spread one: swapped
+    settings = {"order_margin": 1.5, "order_min_density": 0.5, "one_stain_angle": 9.0, "one_stain_spread": 1.8}
+    assert guard_outcome(rows, **settings, one_stain_way="off")["t"] == pytest.approx((0.3 + 0.5 + 0.7) / 3)
+    assert guard_outcome(rows, **settings, one_stain_way="hematoxylin only")["t"] == pytest.approx((0.6 + 0.5 + 0.7) / 3)
+    one_mask_only = _selection_row("one", "t", dict(zip(ways, (0.1, 0.2, 0.3, 0.6))), angle=5.0, spread=(0.3, 0.3),
+                                   stained=(0.1, 0.4))  # the stained pixels see a counterstain: both must agree
+    assert guard_outcome(one_mask_only, **settings, one_stain_way="hematoxylin only")["t"] == pytest.approx(0.1)
+
+
+def test_the_stain_guard_is_the_best_one_stain_setting_on_the_committed_training_rows():
+    """STAIN_GUARD's one-stain settings are computed from results/cpu/stain_guard_selection_*, not typed."""
+    from ssimnet.book.results import STAIN_GUARD_SELECTION, load_results
+    from ssimnet.runs.guard_choice import choose_one_stain
+
+    rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=STAIN_GUARD_SELECTION)
+    assert set(rows["way"]) == {"as named", "swapped", "off", "hematoxylin only"}
+    assert info["split"].startswith("train")  # chosen on training images only
+    best, means = choose_one_stain(rows, order_margin=STAIN_GUARD.order_margin,
+                                   order_min_density=STAIN_GUARD.order_min_density)
+    assert best == {name: getattr(STAIN_GUARD, name) for name in best}
+    assert means["mean"].iloc[0] > means.query("one_stain_way == 'off'")["mean"].max()  # the way matters
