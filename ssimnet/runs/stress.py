@@ -222,8 +222,8 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
     """What the stain guard's thresholds were chosen from, for one *training* image: under each transform,
     the stains as the separation names them (their angle, each stain's spread and 99th-percentile density)
     and four results (``way``) -- normalised as named, normalised with the names swapped, not
-    normalised, and normalised as hematoxylin only; a row per transform and way.  :func:`guard_outcome` then scores any thresholds on these rows
-    without segmenting again."""
+    normalised, and normalised as hematoxylin only; a row per transform and way.  :func:`guard_outcome`
+    then scores any settings on these rows without segmenting again."""
     from ..config import StainReference
     from ..tool.normalize import stain_normalizer
     norm = stain_normalizer(segmenter.settings, seed=seed, order=False)  # type: ignore[attr-defined]
