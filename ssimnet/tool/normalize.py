@@ -31,6 +31,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import asdict
 
@@ -162,10 +163,10 @@ class StainNormalizer:
         >>> h.hematoxylin_only, source.max_density
         (True, (1.5, 0.0))
         """
-        copy = StainNormalizer.from_reference(self.reference(), min_scale=self.min_scale, n_samples=self.n_samples,
-                                              seed=self.seed, solver=self.solver, order=self.order)
-        copy.hematoxylin_only = True
-        return copy, _reference(np.asarray(source.stain_matrix), np.array([check.combined_density, 0.0]),
+        self._check_fitted()
+        one = copy.copy(self)
+        one.hematoxylin_only = True
+        return one, _reference(np.asarray(source.stain_matrix), np.array([check.combined_density, 0.0]),
                                 source.percentile)
 
     def measure(self, image: np.ndarray) -> StainReference:
