@@ -292,3 +292,18 @@ def test_the_stain_guard_s_one_stain_way_is_the_best_on_the_committed_training_r
     grid_best, _ = choose_one_stain(rows, **order)
     assert grid_best == {name: fourth[name] for name in grid_best} != {name: getattr(STAIN_GUARD, name)
                                                                         for name in grid_best}
+
+
+@needs_monuseg
+def test_a_one_stain_image_is_left_as_it_is_when_the_guard_says_off(monkeypatch):
+    """StainGuard.one_stain_way "off" (the guard's first three versions): no normalisation, and the warning says so."""
+    import ssimnet.tool.segmenter as segmenter_module
+
+    monkeypatch.setattr(segmenter_module, "STAIN_GUARD", STAIN_GUARD._replace(one_stain_way="off"))
+    sample = list_samples(MONUSEG, "test")[0]
+    seen, _ = stress(read_image(sample.image_path), read_label(sample.label_path), "eosin removed", seed=0)
+    segmenter = Segmenter.pretrained()
+    with pytest.warns(SegmentationWarning, match="stains not normalised"):
+        result = segmenter.segment(seen, measure=False)
+    assert result.normalization.startswith("not normalised: one stain only")
+    assert np.array_equal(result.label, segmenter.segment(seen, measure=False, normalize="off").label)
