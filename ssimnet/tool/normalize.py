@@ -223,6 +223,11 @@ class StainNormalizer:
                   density: np.ndarray | None = None) -> np.ndarray:
         """`image` ((H, W, 3) uint8) with the reference's stain colours and density range; (H, W, 3) uint8.
 
+        A stain absent from the image (no density at the percentile) is left
+        at zero rather than scaled.  With ``hematoxylin_only``, both stains'
+        densities are hematoxylin's, and the first density of `source` is
+        theirs together, as :meth:`one_stain` makes it.
+
         Parameters
         ----------
         source : StainReference, optional
@@ -230,11 +235,6 @@ class StainNormalizer:
         density : (H, W, 2) array, optional
             `image`'s densities under `source`'s stains (:meth:`measure_densities`),
             when computed already; unmixed from `image` when not given.
-
-        A stain absent from the image (no density at the percentile) is
-        left at zero rather than scaled.  With ``hematoxylin_only`` both stains'
-        densities are hematoxylin's and `source`'s first density is theirs together
-        (:meth:`one_stain`).
         """
         self._check_fitted()
         if source is None:
