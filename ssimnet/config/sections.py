@@ -266,8 +266,8 @@ class InferenceConfig:
     normalize : {"off", "on", "auto"}
         Map each image's stains onto :data:`STAIN_REFERENCE` before the
         network sees it (:mod:`ssimnet.tool.normalize`): ``"on"`` always,
-        ``"auto"`` unless the stain guard finds one stain only
-        (:mod:`ssimnet.tool.stain_guard`), ``"off"`` never.  ``True`` and
+        ``"auto"`` too, an image of one stain only (the stain guard,
+        :mod:`ssimnet.tool.stain_guard`) as hematoxylin alone, ``"off"`` never.  ``True`` and
         ``False`` (version 0.2's settings) read as ``"on"`` and ``"off"``.
     normalize_min_scale : float
         Smallest factor of that mapping's density scaling: 1 strengthens pale

@@ -270,8 +270,8 @@ def stain_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEU
 def inference_normalizer(settings: InferenceConfig, *, n_samples: int = DEFAULT_PSEUDO.stain_samples,
                          seed: int = 0) -> StainNormalizer | None:
     """What a network segmenting with `settings` normalises with (:func:`stain_normalizer`), or None
-    when ``settings.normalize`` is ``"off"``.  With ``"auto"`` the segmenter still leaves a one-stain
-    image as it is (:attr:`ssimnet.tool.stain_guard.StainCheck.one_stain`)."""
+    when ``settings.normalize`` is ``"off"``.  With ``"auto"`` the segmenter normalises a one-stain
+    image as hematoxylin only (:meth:`StainNormalizer.one_stain`)."""
     return None if settings.normalize == "off" else stain_normalizer(settings, n_samples=n_samples, seed=seed)
 
 
