@@ -17,11 +17,11 @@
 #
 # Paper Sec. 2.1, on the training images and without any annotation:
 #
-# 1. **Stain separation** (Eq. 1–2): optical density $V = \log(I_0/I) = WH$,
+# 1. **{term}`Stain separation`** (Eq. 1–2): optical density $V = \log(I_0/I) = WH$,
 #    factorised per image with Vahadane's sparse NMF
 #    ({py:obj}`ssimnet.pseudo.stain.VahadaneSeparator`); the hematoxylin-only image is
 #    $I^T = I_0 \exp(-W[:,0]\,H[0,:])$ ({py:obj}`ssimnet.pseudo.stain.hematoxylin_image`).
-# 2. **Candidates** (Eq. 3): $I^T$ in CIELAB, fuzzy c-means with two clusters,
+# 2. **{term}`Candidates`** (Eq. 3): $I^T$ in CIELAB, fuzzy c-means with two clusters,
 #    then a morphological Chan–Vese active contour as the smoothing step
 #    ({py:obj}`ssimnet.pseudo.candidates`).
 # 3. **Softening** (Eq. 4): each candidate is eroded ring by ring; the rim gets
@@ -138,7 +138,7 @@ Markdown(f"Median angle to the reference: {np.median(angles[:, 0]):.1f}° for he
 # %% [markdown]
 # ## How good are the candidates?
 #
-# {numref}`fig-candidates-quality`: Ground truth is read here only to *evaluate* the pseudo labels. The table is
+# {numref}`fig-candidates-quality`: Ground truth is read here only to *evaluate* the {term}`pseudo labels <Pseudo labels>`. The table is
 # the mean over training images of pixel precision, recall and Dice of the
 # FCM cluster and of the candidates $P$; for $P$ also AJI and PQ, taking each
 # connected component as one nucleus.

@@ -33,8 +33,8 @@
 #
 # ```{admonition} In this chapter
 # :class: tip
-# - **You will learn** how Algorithm 1's USMI scores each training patch,
-#   which patches purification keeps and drops, whether the kept ones hold
+# - **You will learn** how Algorithm 1's {term}`USMI` scores each training patch,
+#   which patches {term}`purification <Purification>` keeps and drops, whether the kept ones hold
 #   cleaner candidates (checked against the annotations), and what the
 #   Voronoi tri-labels look like.
 # - **It runs** USMI on every patch of the cached pseudo labels, and scores

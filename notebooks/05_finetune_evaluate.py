@@ -21,7 +21,7 @@
 # ({py:obj}`ssimnet.net.train.Trainer.finetune_copy`). The paper's schedule has decayed
 # its learning rate to $5\cdot10^{-5} \times 0.98^{150} \approx 2.4\cdot10^{-6}$
 # by then; a profile with a shorter, steeper schedule sets
-# `InferenceConfig.finetune_lr` to that value, since fine-tuning at a large rate
+# `InferenceConfig.finetune_lr` to that value, since {term}`fine-tuning <Fine-tuning>` at a large rate
 # fits the image's own pseudo labels, merges included (the `cpu` profile's
 # comment in `ssimnet/config/profiles.py` lists the rates tried on training images).
 # Prediction runs on overlapping
@@ -112,7 +112,7 @@ Markdown(
 # %% [markdown]
 # ## Does the paper's fine-tuning gain appear?
 #
-# The paper reports that fine-tuning raises AJI (Table 1, the gain is below). A plain fine-tuning
+# The paper reports that fine-tuning raises {term}`AJI` (Table 1, the gain is below). A plain fine-tuning
 # also re-estimates the batch-normalisation statistics on the one image, so a
 # variant keeps them frozen at the trained network's
 # (`InferenceConfig.finetune_norm = "frozen"`). Both were measured on the first 8
@@ -152,7 +152,7 @@ Markdown(
 # %% [markdown]
 # ## Per image
 #
-# {numref}`fig-finetune-per-image`: Each test image's AJI and Dice without
+# {numref}`fig-finetune-per-image`: Each test image's AJI and {term}`Dice` without
 # and with fine-tuning, images sorted by their AJI with it.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "AJI and Dice of each test image without (open) and with (filled) per-image fine-tuning.", "name": "fig-finetune-per-image"}}

@@ -27,7 +27,7 @@
 # ```{admonition} In this chapter
 # :class: tip
 # - **You will learn** which of the paper's numbers this project reproduces
-#   and which it does not, where the gap comes from stage by stage (oracle
+#   and which it does not, where the gap comes from stage by stage ({term}`oracle <Oracle>`
 #   interventions and readings of what the paper leaves open), and the
 #   verdict claim by claim.
 # - **It runs** nothing new on the smoke profile; on real data it gathers the

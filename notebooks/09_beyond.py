@@ -16,7 +16,7 @@
 # # Beyond the paper: separating touching nuclei
 #
 # The reproduction's weak point is instance separation: the paper's
-# connected components merge every pair of nuclei that touch, which the
+# {term}`connected components <Connected components>` merge every pair of nuclei that touch, which the
 # classical hematoxylin threshold and distance-transform watershed
 # ({py:obj}`ssimnet.baselines.watershed.hematoxylin_watershed`, 15 lines of
 # scikit-image) does not (the two are compared on this run's test images
@@ -26,7 +26,7 @@
 #   (`instances(..., method="distance")`, {py:obj}`ssimnet.predict.nuclei.instances`):
 #   markers are maxima of the smoothed Euclidean distance transform at least
 #   $h$ pixels high, so two round nuclei joined by a waist get one each;
-# - **self-training** ({py:obj}`ssimnet.net.selftrain`,
+# - **{term}`self-training <Self-training>`** ({py:obj}`ssimnet.net.selftrain`,
 #   {py:obj}`ssimnet.runs.pipeline.train_self_training`): the trained network's nuclei on
 #   the training images, split by that watershed, become the next round's
 #   pseudo labels, with a one-pixel gap where two nuclei touch
@@ -54,9 +54,9 @@
 # :class: tip
 # - **You will learn** how to split touching nuclei without labels (a
 #   watershed on the network's foreground, self-training, a learned
-#   separation output, a boundary-aware target), how settings are chosen
-#   honestly on training or held-out images, and how the network fares on
-#   other labs' staining and other magnifications.
+#   separation output, better candidates), and how settings are chosen
+#   honestly on the training split, with every configuration's test
+#   figures shown beside the choice.
 # - **It runs** the selection on this run's network (training and test
 #   images, several instance methods, one self-training round); the studies
 #   it shows beside it are committed and read here.
@@ -93,8 +93,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssimnet.book import setup_chapter
-from ssimnet.book.report import candidate_table, format_selection, normalization_table, selection_table, study_network
-from ssimnet.book.results import CANDIDATES, NORMALIZATION, SELECTION, load_results, provenance, save_results
+from ssimnet.book.prose import moved, side, spread_word
+from ssimnet.book.report import candidate_table, format_selection, selection_table, study_network
+from ssimnet.book.results import CANDIDATES, SELECTION, load_results, provenance, save_results
 from ssimnet.config import LEARNED_SEPARATION_WEIGHT, get_profile
 from ssimnet.data import list_samples, read_image, read_label
 from ssimnet.pseudo.generators import CANDIDATE_METHODS
@@ -180,7 +181,7 @@ if not real:
 # The classical watershed needs no training. The supervised U-Net (same
 # network and schedule, trained on the training split's labels) is the upper
 # bound: with connected components as in the baselines chapter, and with the
-# same distance watershed as the label-free rows, so that the comparison
+# same {term}`distance watershed <Distance watershed>` as the label-free rows, so that the comparison
 # isolates what the labels buy. Test split, first seed.
 
 # %%
@@ -300,16 +301,21 @@ separation[["train aji", "test dice", "test aji", "test pq"]]
 # %% tags=["hide-input"]
 row = separation.loc
 alone, both = "learned separation + learned watershed", "learned separation, self-training 1 round + learned watershed"
+spread = plain_dw["test aji std"]  # the spread over seeds of the committed study
+top = separation["train aji"].idxmax()
 Markdown(
-    f"Alone, the output adds {row[alone, 'train aji'] - row[plain[0], 'train aji']:+.1f} training AJI over the "
-    f"distance watershed of the network without it, about what a self-training round adds "
-    f"({row[plain[1], 'train aji'] - row[plain[0], 'train aji']:+.1f}), and "
-    f"{row[alone, 'test aji'] - row[plain[0], 'test aji']:+.1f} on the test split -- on one seed, within the spread "
-    f"over seeds of the study above. Combined with a self-training round it gives the highest training AJI of all "
-    f"({separation['train aji'].max():.1f}), but a test AJI of {row[both, 'test aji']:.1f}, below the output alone "
-    f"({row[alone, 'test aji']:.1f}). Self-training learns from the network's own predictions on the training images, "
-    f"so their AJI flatters every self-trained configuration: a rule on the training split cannot see that bias "
-    f"unless some training images are held out of self-training. The output stays a switch, off by default."
+    f"Alone, the output changes the training AJI of the distance watershed by "
+    f"{row[alone, 'train aji'] - row[plain[0], 'train aji']:+.1f} over the network without it (a self-training round: "
+    f"{row[plain[1], 'train aji'] - row[plain[0], 'train aji']:+.1f}), and its test AJI by "
+    f"{row[alone, 'test aji'] - row[plain[0], 'test aji']:+.1f}: one seed, "
+    f"{spread_word(row[alone, 'test aji'] - row[plain[0], 'test aji'], spread)} the spread over seeds of the study "
+    f"above ({spread:.1f}). Combined with a self-training round it scores training AJI {row[both, 'train aji']:.1f}"
+    f"{' (the highest of all)' if top == both else ''} and test AJI {row[both, 'test aji']:.1f}, "
+    f"{side(row[both, 'test aji'], row[alone, 'test aji'])} the output alone ({row[alone, 'test aji']:.1f}). "
+    f"Self-training learns from the network's own predictions on the training images, so their AJI flatters every "
+    f"self-trained configuration: a rule on the training split cannot see that bias unless some training images are "
+    f"held out of self-training. The output stays a switch, off by default "
+    f"(`TrainConfig.distance_weight` = {cpu_profile.train.distance_weight})."
 )
 
 # %% [markdown]
@@ -375,402 +381,36 @@ generators[["train dice", "train aji", "train pq", "test dice", "test aji", "tes
 
 # %% tags=["hide-input"]
 paper_row, new_row = generators.iloc[0], generators.iloc[1]
+gain = {m: new_row[m] - paper_row[m] for m in ("train aji", "test aji", "test pq")}
 Markdown(
-    f"The candidates' own AJI rises by {table.loc['watershed', 'aji'] - table.loc['fcm', 'aji']:.1f} points on the "
-    f"training split, but the network trained on them gains only {new_row['train aji'] - paper_row['train aji']:+.1f} "
-    f"training AJI and {new_row['test aji'] - paper_row['test aji']:+.1f} test AJI, within the spread over seeds, "
-    f"and loses {paper_row['test pq'] - new_row['test pq']:.1f} test PQ. A likely reason: the network's instances "
-    f"are already split by the same distance watershed that splits these candidates. The paper's candidates stay "
-    f"the default."
-)
-
-# %% [markdown]
-# (sec-beyond-normalization)=
-# ## Stain normalisation, and tissue from another lab
-#
-# Everything above was measured on MoNuSeg. A user's slides come from another
-# lab and scanner, and are often paler. TNBC (Naylor et al. 2019: 50 breast
-# tiles from the Institut Curie, 4,027 nuclei, CC BY 4.0) stands in for such
-# data: it was never used to choose anything. On it the `cpu` network misses
-# most nuclei (the study below): its staining is visibly paler
-# than MoNuSeg's, and the nuclei's probability stays below the threshold.
-#
-# {py:obj}`ssimnet.tool.normalize.StainNormalizer` maps each image onto one
-# reference (Vahadane et al. 2016). It keeps the image's own stain densities and
-# scales each stain so that its 99th percentile over tissue matches the
-# reference's. The image is then rebuilt with the reference's stain colours.
-# The package's reference, `STAIN_REFERENCE`, is the median over the 30
-# MoNuSeg training images; no labels are read. A second variant only ever
-# strengthens a pale stain (`min_scale=1`), so a dark image keeps its
-# densities. {numref}`fig-normalization` shows a test image of this book's data
-# before and after.
-
-# %% mystnb={"figure": {"caption": "A test image as it is (left) and normalised onto the package's stain reference, brightening only as `ssimnet segment` does (right).", "name": "fig-normalization"}}
-from ssimnet.tool.normalize import segment_normalizer
-
-shown = read_image(list_samples(data_root, "test")[0].image_path)
-fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-for ax, (title, picture) in zip(axes, [("as it is", shown), ("normalised", segment_normalizer(config).transform(shown))]):
-    ax.imshow(picture[:400, :400])
-    ax.set_title(title)
-    ax.axis("off")
-fig.tight_layout()
-
-# %% [markdown]
-# The study below is committed, not rerun by the book: one `cpu` network
-# (seed 0, trained on the `"watershed"` candidates of the section above),
-# scored with each normalisation on the MoNuSeg training and test splits and on
-# TNBC, beside the classical watershed
-# ({py:obj}`ssimnet.runs.experiments.normalization_study`,
-# `studies/normalization.py`). The choice is made on the training columns
-# alone. The brighten-only variant was added after the test figure of
-# matching both ways had been seen; it was then chosen on the training split
-# like the others, and every configuration's test and TNBC figures are shown.
-# The last row is what `ssimnet segment` does now that it is faster: the same
-# brightening, but each image's stains measured by the exact solver
-# ({py:obj}`ssimnet.pseudo.stain.factorize_stains`, ten times faster than
-# scikit-learn's, reaching a slightly lower objective) and the prediction made
-# in tiles of up to 1024 pixels rather than 256. It was made for speed and
-# scored once on each dataset.
-
-# %%
-normalization_runs, normalization_info = load_results(results_dir, kind=NORMALIZATION)
-normalization = normalization_table(normalization_runs)
-display(Markdown(f"The study's network: {study_network(normalization_info)}."))
-normalization
-
-# %% tags=["hide-input"]
-norm_chosen = normalization.index[normalization.chosen][0]
-raw, water, picked = (normalization.loc[k] for k in ("as it is", "classical watershed", norm_chosen))
-tnbc_recall = normalization_runs.groupby(["config", "split"]).recall.mean() * 100
-Markdown(
-    f"As they are, the network recovers {tnbc_recall['as it is', 'tnbc']:.1f} % of TNBC's nucleus pixels "
-    f"({tnbc_recall[norm_chosen, 'tnbc']:.1f} % once normalised). "
-    f"On the training split **{norm_chosen}** scores the highest AJI ({picked['train aji']:.1f}, against "
-    f"{raw['train aji']:.1f} for the images as they are). On the MoNuSeg test split it scores AJI "
-    f"{picked['test aji']:.1f} against {raw['test aji']:.1f}; matching both ways scored "
-    f"{normalization.loc['normalised', 'test aji']:.1f} there, with lower recall. On TNBC, AJI rises from "
-    f"{raw['tnbc aji']:.1f} to {picked['tnbc aji']:.1f} and Dice from {raw['tnbc dice']:.1f} to "
-    f"{picked['tnbc dice']:.1f}; the classical watershed scores AJI {water['tnbc aji']:.1f} and Dice "
-    f"{water['tnbc dice']:.1f} there. So `ssimnet segment` normalises by default "
-    f"(`InferenceConfig.normalize`), brightening only. The book's reproduction chapters do not normalise."
-)
-
-# %% [markdown]
-# (sec-beyond-stress)=
-# ## Unusual staining: the stain stress test
-#
-# Normalisation assumes two stains it can tell apart. On slides with little
-# eosin (lavender or bluish stroma, frozen sections, smears of nuclei on
-# white) that assumption breaks: the separation calls hematoxylin the stain
-# that absorbs more red light, and a lavender or blue counterstain does. It
-# is then mapped onto the reference's hematoxylin, and the network sees
-# nuclei everywhere. The stain stress test measures this on images whose
-# labels stay true: each MoNuSeg test image, each TNBC tile and synthetic
-# tiles with exact labels (their stains drawn anew for each tile) are
-# unmixed, their stains changed, and rebuilt
-# ({py:obj}`ssimnet.runs.stress.TRANSFORMS`); {numref}`fig-stress` shows
-# the transforms on one image of this book's data.
-
-# %% mystnb={"figure": {"caption": "One test image under each stress transform, its labels unchanged (half resolution aside, whose labels are halved too).", "name": "fig-stress"}}
-from ssimnet.runs.stress import TRANSFORMS, guard_outcome, stress
-from ssimnet.book.report import stress_table, stress_verdict
-from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS
-from ssimnet.config import STAIN_GUARD
-
-sample = list_samples(data_root, "test")[0]
-crop = (slice(0, 300), slice(0, 300))
-fig, axes = plt.subplots(2, 7, figsize=(14, 4.4))
-for ax, name in zip(axes.flat, TRANSFORMS):
-    picture, _ = stress(read_image(sample.image_path)[crop], read_label(sample.label_path)[crop], name, seed=seed)
-    ax.imshow(picture)
-    ax.set_title(name, fontsize=10)
-for ax in axes.flat:
-    ax.axis("off")
-fig.tight_layout()
-
-# %% [markdown]
-# The stain guard ({py:mod}`ssimnet.tool.stain_guard`) decides which stain is
-# hematoxylin by *where* it is, not only by its colour: hematoxylin is dense
-# in the nuclei and light elsewhere, a counterstain spread over the tissue.
-# And when an image's two stain colours are close and about equally sparse,
-# there is no counterstain: the two colours are shades of hematoxylin, and
-# the image is normalised as hematoxylin alone (the two densities added,
-# painted in the reference's hematoxylin, no eosin). Its settings
-# (`STAIN_GUARD`) were chosen on ten MoNuSeg *training* images and their
-# stressed copies, from four results of each (normalised as the separation
-# names the stains, with the names swapped, not normalised, and as
-# hematoxylin only); the table gives each transform's mean training AJI
-# without the guard, with its third version (which left a one-stain image as
-# it is), with its fourth (one-stain thresholds chosen on these rows, see
-# below) and with the default.
-
-# %%
-selection, _ = load_results(results_dir, kind=STAIN_GUARD_SELECTION)
-stress_frame, stress_info = load_results(results_dir, kind=STAIN_STRESS)
-guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
-earlier_guards = {e["config"]: {"one_stain_way": "off", **{k: v for k, v in e["stain_guard"].items() if k in guard}}
-                  for e in stress_info["earlier"]}
-chosen_guard = pd.DataFrame({
-    "without the guard": guard_outcome(selection, **{**guard, "order_margin": np.inf, "one_stain_angle": 0.0}),
-    "third guard": guard_outcome(selection, **earlier_guards["default, third guard"]),
-    "fourth guard": guard_outcome(selection, **earlier_guards["default, fourth guard"]),
-    "the guard (default)": guard_outcome(selection, **guard),
-}).reindex(list(TRANSFORMS)).mul(100).round(1)
-chosen_guard
-
-# %% [markdown]
-# The stress test itself is committed, not rerun by the book
-# (`studies/stain_stress.py`): the shipped network as `ssimnet segment` runs
-# it (`--normalize auto`, the default), with version 0.2's normaliser, with
-# no normalisation, and the classical watershed, on every transformed copy.
-# The guard is in its fifth version, and every version was scored here once;
-# all five are shown. The first (`default, first guard`) judged where each
-# stain is on the tissue mask alone. A unit test then showed it swapping the
-# stains of a paler, bluer synthetic copy: in a pale image the tissue mask
-# holds little but nuclei, over which hematoxylin is evenly spread. The
-# second (`default, second guard`) judged every stained pixel instead, with
-# its thresholds chosen again on the training rows; on TNBC as it is it
-# lowered AJI, below version 0.2's. The third (`default, third guard`) acts
-# only where the two masks agree, with the second's thresholds, and left a
-# one-stain image as it is. On TNBC, whose colours are far from MoNuSeg's,
-# that lost most of what normalising gains, and under the eosin-poor
-# transforms it fell below the watershed. The fourth (`default, fourth
-# guard`) normalised a one-stain image as hematoxylin only, with the
-# one-stain thresholds that score best on the training rows over a grid
-# ({py:obj}`ssimnet.runs.guard_choice.choose_one_stain`), and the transform
-# `faded, no eosin` joined the test. Those looser thresholds also fired on
-# untransformed and lavender test images, which ten training images had not
-# shown (what that did is below the tables). The fifth, the default, keeps the third's
-# thresholds and takes only the way, hematoxylin only, which scores higher
-# with them on the training rows. So each choice after the first was made
-# with the earlier versions' test figures in view, and they are not an
-# unbiased estimate for it. A version scored before a transform was added
-# has no figure for it (–), and the synthetic tiles were added with the
-# fifth. AJI, percent:
-
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the guard's earlier versions. The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
-stress_tables = {name: stress_table(stress_frame, dataset=name) for name in stress_frame["dataset"].unique()}
-marks = {"default": ("o", "C0", 70), "classical watershed": ("s", "C3", 45), "0.2 normaliser": ("x", "C1", 45),
-         "off": ("^", "C2", 40)}
-shown_names = {"monuseg test": "MoNuSeg test", "tnbc": "TNBC", "synthetic test": "synthetic"}
-fig, axes = plt.subplots(1, len(stress_tables), figsize=(4.6 * len(stress_tables) + 1.5, 5.4), sharey=True)
-for ax, name in zip(axes, stress_tables):
-    table, shown = stress_tables[name], shown_names.get(name, name)
-    rows = np.arange(len(table))[::-1]
-    for config in [c for c in table.columns if c.startswith("default, ")]:
-        ax.scatter(table[config], rows, s=12, color="0.6", zorder=1, label="the guard's earlier versions")
-    for config, (marker, colour, size) in marks.items():
-        ax.scatter(table[config], rows, marker=marker, color=colour, s=size, label=config, zorder=2)
-    ax.axvline(0.85 * table.loc["none", "default"], color="C0", linestyle="--", linewidth=1)
-    ax.set_yticks(rows, table.index)
-    ax.set_title(shown)
-    ax.set_xlabel("AJI (%)")
-    ax.grid(axis="y", color="0.92")
-handles = dict(zip(*axes[0].get_legend_handles_labels()[::-1]))  # one entry per label
-fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
-fig.tight_layout(rect=(0, 0.06, 1, 1))
-
-# %% [markdown]
-# Every figure of {numref}`fig-stress-aji`, with the guard's earlier
-# versions by name, is in the tables below (AJI, percent).
-
-# %% tags=["remove-input", "hide-output"]
-for name, table in stress_tables.items():
-    display(Markdown(f"**{shown_names.get(name, name)}**"))
-    display(table.astype(object).where(table.notna(), "–"))
-
-# %% tags=["hide-input"]
-verdicts = {name: stress_verdict(stress_frame, dataset=name) for name in stress_tables}
-
-
-def _held(verdict: pd.DataFrame) -> str:
-    failed = verdict[(verdict["kept"] < 85) & ~verdict["above reference"]]
-    if failed.empty:
-        return "every transform keeps at least 85 % of the untransformed AJI or stays above the watershed"
-    return ("these transforms keep less than 85 % of the untransformed AJI and fall below the watershed: "
-            + ", ".join(f"{t} ({row.kept:.0f} %)" for t, row in failed.iterrows()))
-
-
-def _flooded(verdict: pd.DataFrame) -> str:
-    over = verdict[verdict["foreground"] > 1.5]
-    if over.empty:
-        return f"no transform predicts more than 1.5 times the true foreground (at most {verdict.foreground.max():.2f})"
-    return "the predicted foreground exceeds 1.5 times the true one under " + ", ".join(
-        f"{t} ({row.foreground:.2f})" for t, row in over.iterrows())
-
-
-old_worst = {name: table["0.2 normaliser"].min() for name, table in stress_tables.items()}
-fired = {name: stress_tables[name].loc[["none", "lavender"], ["default, third guard", "default, fourth guard"]]
-         for name in ("monuseg test", "tnbc")}
-display(Markdown("The fourth guard against the third, AJI as it is and lavender: " + "; ".join(
-    f"{shown_names[name]} {t.loc['none', 'default, fourth guard']:.1f} against {t.loc['none', 'default, third guard']:.1f} "
-    f"and {t.loc['lavender', 'default, fourth guard']:.1f} against {t.loc['lavender', 'default, third guard']:.1f}"
-    for name, t in fired.items()) + "."))
-Markdown(" ".join(
-    f"On {shown}, with the default {_held(verdicts[name])}; {_flooded(verdicts[name])}. "
-    f"Version 0.2's normaliser fell to AJI {old_worst[name]:.1f} under its worst transform, the default to "
-    f"{stress_tables[name]['default'].min():.1f}."
-    for name, shown in shown_names.items() if name in verdicts))
-
-# %% [markdown]
-# (sec-beyond-resolution)=
-# ## Pixel size: slides scanned at another magnification
-#
-# The network learns nuclei at the size they have in MoNuSeg, scanned at 40x
-# (about 0.25 µm per pixel, `NETWORK_MPP`). Scanned at 20x, the same nuclei
-# are half as wide: the network never saw nuclei that small, and the smallest
-# fall under the minimum object size. StarDist's and QuPath's detectors ask
-# for the image's pixel size for this reason, and so does
-# `ssimnet segment --mpp`: the image is resampled to the network's pixel size,
-# segmented there, and its label map brought back to the image's own grid
-# ({py:obj}`ssimnet.tool.resample`). The study below is committed, not rerun by the
-# book (`studies/resolution.py`): the MoNuSeg test images and their labels,
-# resampled to the pixel size of a 20x and of a 60x scan, segmented by the
-# `cpu` network of the section above with the tool's defaults, as they are and
-# told their pixel size. Nothing is chosen here: the pixel size is a fact
-# about the scan, which the user gives.
-
-# %%
-from ssimnet.book.report import study_table
-from ssimnet.book.results import RESOLUTION
-
-resolution_runs, resolution_info = load_results(results_dir, kind=RESOLUTION)
-resolution = study_table(resolution_runs)
-display(Markdown(f"The study's network: {study_network(resolution_info)}."))
-resolution
-
-# %% tags=["hide-input"]
-as_is, told = resolution.iloc[0], resolution.iloc[1]
-native = normalization.loc["segment's default (exact stain solver, large tiles)"]
-Markdown(
-    f"Without its pixel size, the network scores AJI {as_is['test at 20x aji']:.1f} on the 20x test images and "
-    f"{as_is['test at 60x aji']:.1f} on the 60x ones; told it, {told['test at 20x aji']:.1f} and "
-    f"{told['test at 60x aji']:.1f}, against {native['test aji']:.1f} on the test images as scanned (the table "
-    f"above). Dice moves from {as_is['test at 20x dice']:.1f} to {told['test at 20x dice']:.1f} at 20x and from "
-    f"{as_is['test at 60x dice']:.1f} to {told['test at 60x dice']:.1f} at 60x; PQ from "
-    f"{as_is['test at 20x pq']:.1f} to {told['test at 20x pq']:.1f} at 20x and from {as_is['test at 60x pq']:.1f} "
-    f"to {told['test at 60x pq']:.1f} at 60x. The tool does not guess the pixel size: without `--mpp` it "
-    f"segments the image as it is."
-)
-
-# %% [markdown]
-# (sec-beyond-levers)=
-# ## Levers of better pseudo labels, chosen on held-out training images
-#
-# The selections above were made on training images the networks had learned
-# from, with their pseudo labels: a configuration that fits its own training
-# images well is flattered there, self-training most of all. The study below
-# (`studies/levers.py`, committed, not rerun by the book) holds six of the 30
-# MoNuSeg training images (every fifth by name, from the third) out of
-# training and self-training, and chooses on their labels alone. Each lever is
-# a training setting of the `cpu` network (seed 0), scored after training and
-# after one self-training round, with each instance method the network
-# supports, as `ssimnet segment` predicts by default (stains normalised,
-# brightening only; large tiles):
-#
-# - the paper's network (the default before this study: the FCM candidates, the distance watershed);
-# - a *boundary-aware target* ({py:obj}`ssimnet.net.boundary`): one more output,
-#   the probability that a nucleus pixel lies within 2 or 4 pixels of its
-#   pseudo instance's rim or between two touching pseudo instances, so that
-#   the network predicts inside / boundary / background; the
-#   `"boundary"` instance method seeds one nucleus per inside region;
-# - HED colour jitter of the training patches ({py:obj}`ssimnet.net.augment`, strength 0.05), for other labs' stains;
-# - later, two more: the boundary target at 6 pixels, and the 4-pixel boundary target trained with that jitter.
-#
-# The chosen configuration and that earlier default were then trained with two
-# more seeds and scored once each on the test split and on TNBC, which chose
-# nothing; the classical watershed stands beside them.
-
-# %%
-from ssimnet.book.results import LEVERS
-
-lever_runs, lever_info = load_results(results_dir, kind=LEVERS)
-levers = selection_table(lever_runs, metrics=("dice", "aji", "pq"), splits=("heldout", "test", "tnbc"),
-                         exclude=("classical watershed",))
-display(Markdown(f"The study's networks: {study_network(lever_info)}, trained on 24 training images; held out: "
-                 f"{', '.join(lever_info['held_out'])}."))
-format_selection(levers)
-
-# %% tags=["hide-input"]
-lever_chosen = levers.index[levers.chosen][0]
-default_config = "paper network, 1 round + distance watershed"
-picked, today, water = (levers.loc[k] for k in (lever_chosen, default_config, "classical watershed"))
-jitter, plain0 = levers.loc["HED jitter 0.05 + distance watershed"], levers.loc["paper network + distance watershed"]
-Markdown(
-    f"On the held-out training images **{lever_chosen}** scores the highest AJI, {picked['heldout aji']:.1f}, "
-    f"against {today['heldout aji']:.1f} for today's default and {water['heldout aji']:.1f} for the classical "
-    f"watershed. The boundary output needs the self-training round: its first-round pseudo labels are the FCM "
-    f"candidates, which join touching nuclei, so the network only learns a boundary between them once the round's "
-    f"split nuclei teach it one. Colour jitter changed the held-out AJI by "
-    f"{jitter['heldout aji'] - plain0['heldout aji']:+.1f} (MoNuSeg's own stain spread is what it can be judged on "
-    f"here). Over {int(picked['runs'])} seeds the chosen configuration scores test Dice {picked['test dice']:.1f}, "
-    f"AJI {picked['test aji']:.1f} and PQ {picked['test pq']:.1f}; today's default, scored with seed 0 only, "
-    f"{today['test dice']:.1f}, {today['test aji']:.1f} and {today['test pq']:.1f}, and the classical watershed "
-    f"{water['test dice']:.1f}, {water['test aji']:.1f} and {water['test pq']:.1f}. The held-out gain of "
-    f"{picked['heldout aji'] - today['heldout aji']:.1f} AJI shrinks to {picked['test aji'] - today['test aji']:.1f} "
-    f"on test. On TNBC it scores Dice {picked['tnbc dice']:.1f}, AJI {picked['tnbc aji']:.1f} and PQ "
-    f"{picked['tnbc pq']:.1f}, against {water['tnbc dice']:.1f}, {water['tnbc aji']:.1f} and "
-    f"{water['tnbc pq']:.1f} for the classical watershed: ahead in AJI and PQ, behind in Dice. `ssimnet train` "
-    f"and `ssimnet segment` use it (`Profile.tool_train` and `tool_inference` of the `cpu` profile); the chapters of this book keep the "
-    f"paper's network."
-)
-
-# %% [markdown]
-# (sec-beyond-object-probability)=
-# ### Dropping the nuclei the network is unsure of
-#
-# The boundary watershed takes as foreground every pixel whose nucleus
-# probability exceeds 0.2, low enough to outline each nucleus to its rim;
-# but a faint blob of tissue that rises above it becomes a nucleus too. The
-# tool therefore also asks of each nucleus that the network call it one on
-# average: its mean probability must reach `min_object_probability`
-# ({py:obj}`ssimnet.predict.nuclei.drop_unsure`, an object threshold like StarDist's).
-# The pixel threshold decides a nucleus's extent, the object threshold whether
-# it is one. It was chosen on the same six held-out training images, with
-# the chosen network above (`studies/object_probability.py`), as `ssimnet
-# segment` predicts:
-
-# %%
-from ssimnet.book.results import OBJECT_PROBABILITY
-from ssimnet.tool.shipped import read_card
-
-object_runs, _ = load_results(results_dir, kind=OBJECT_PROBABILITY)
-object_table = object_runs.groupby("config", sort=False)[["precision", "recall", "dice", "aji", "pq"]].mean().mul(100)
-object_table.round(1)
-
-# %% tags=["hide-input"]
-best = object_table.dice.idxmax()
-card = read_card()
-shipped, watershed = card["test"], card["classical_watershed"]
-
-
-def scores(entry: dict) -> str:
-    return " / ".join(f"{100 * entry[k]:.1f}" for k in ("dice", "aji", "pq"))
-
-
-Markdown(
-    f"**{best}** scores the highest held-out Dice ({object_table.dice[best]:.1f}) and AJI "
-    f"({object_table.aji[best]:.1f}), against {object_table.dice.iloc[0]:.1f} and {object_table.aji.iloc[0]:.1f} "
-    f"keeping every nucleus; a higher threshold starts to drop real nuclei (recall falls). `ssimnet segment` uses "
-    f"it; the chapters of this book keep every nucleus. With it the shipped network "
-    f"(page \"Use it on your own images\") scores Dice / AJI / PQ {scores(shipped['monuseg_test'])} on the "
-    f"MoNuSeg test images and {scores(shipped['tnbc'])} on TNBC, against {scores(watershed['monuseg_test'])} and "
-    f"{scores(watershed['tnbc'])} for the classical watershed (its model card)."
+    f"The candidates' own training AJI {moved(table.loc['fcm', 'aji'], table.loc['watershed', 'aji'])}; the network "
+    f"trained on them changes training AJI by {gain['train aji']:+.1f}, test AJI by {gain['test aji']:+.1f} "
+    f"({spread_word(gain['test aji'], spread)} the spread over seeds, {spread:.1f}) and test PQ by "
+    f"{gain['test pq']:+.1f}. The network's instances are already split by the same distance watershed that splits "
+    f"these candidates, which may be why. The paper's candidates stay the default "
+    f"(`PseudoLabelConfig.candidate_method` = `{cpu_profile.pseudo.candidate_method}`)."
 )
 
 # %% [markdown]
 # ## Summary
-#
-# - Connected components against the watershed variants, chosen on the
-#   training split by the rule above; the table gives every configuration's
-#   training and test figures, and the committed studies name their networks.
-# - The levers study chose the tool's network on held-out training images,
-#   and the stain studies test it on staining it never saw
-#   ({ref}`sec-beyond-levers`).
-# - `ssimnet segment`'s defaults, read from the configuration, are stated
-#   under the self-training section; {doc}`../own_images` shows how to use
-#   them.
+
+# %% tags=["remove-input"]
+selection = selection_table(per_image)
+Markdown("\n".join([
+    f"- Chosen on this run's training split: **{chosen}**, test AJI {selection.loc[chosen, 'test aji']:.1f} against "
+    f"{selection.loc[base, 'test aji']:.1f} for the paper's connected components from the same networks.",
+    f"- The committed three-seed study chose **{committed_study.index[committed_study.chosen][0]}**, which the "
+    f"`cpu` profile's book networks use (`{cpu_profile.inference.instances}` after {cpu_profile.selftrain.rounds} "
+    "self-training round(s)).",
+    f"- The learned separation output and the better candidates are switches, off by default: on the test split "
+    f"they moved AJI by {row[alone, 'test aji'] - row[plain[0], 'test aji']:+.1f} and "
+    f"{new_row['test aji'] - paper_row['test aji']:+.1f} on one seed.",
+]))
+
+# %% [markdown]
+# The network `ssimnet segment` ships was chosen by a stricter rule, on
+# training images held out of its training: {doc}`11_shipped_tool`.
+# {doc}`10_generalisation` measures it on other labs' staining.
 
 # %% [markdown]
 # ## Exercises

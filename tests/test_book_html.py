@@ -62,3 +62,60 @@ def test_landing_page_shows_the_method_figure_the_generated_tables_and_the_gloss
     for term in ("AJI", "Dice", "PQ", "USMI", "Voronoi labels"):
         assert f'id="term-{term.replace(" ", "-")}"' in glossary, term
     assert 'href="glossary.html#term-USMI"' in intro  # a {term} in the page links to its entry
+
+
+# What the published book (the reference run, `make book`) must never show a reader; each pattern is checked
+# against a string it must catch in test_the_reader_patterns_catch_what_they_are_for.
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|tmp|home|root)/")
+ZERO_SPREAD = re.compile(r"±\s*0\.0+(?!\d*[1-9])")
+NOT_A_NUMBER = re.compile(r"(?<![\w-])nan(?![\w-])", re.I)
+TABLE = re.compile(r"<table\b.*?</table>", re.S | re.I)
+TAG = re.compile(r"<[^>]+>")
+chapters = sorted((HTML / "book" / "published").glob("*.html")) if HTML.is_dir() else []
+
+
+def _tables_text(page: Path) -> list[str]:
+    return [TAG.sub(" ", table) for table in TABLE.findall(page.read_text(errors="replace"))]
+
+
+def test_the_reader_patterns_catch_what_they_are_for():
+    assert MACHINE_PATH.search("results in /work/cpurun/runs/cpu/results") and MACHINE_PATH.search("'/tmp/x'")
+    assert not MACHINE_PATH.search("see book/published/08_report and https://example.org/home/x")
+    assert ZERO_SPREAD.search("55.3 ± 0.0") and ZERO_SPREAD.search("55.3 ±0.00 ")
+    assert not ZERO_SPREAD.search("55.3 ± 0.04") and not ZERO_SPREAD.search("55.3 ± 0.1")
+    assert NOT_A_NUMBER.search(" NaN ") and NOT_A_NUMBER.search("<td>nan</td>")
+    assert not NOT_A_NUMBER.search("nanometre Nanjing")
+    assert TAG.sub(" ", "<td><p>nan</p></td>").split() == ["nan"]
+
+
+@pytest.mark.skipif(not pages, reason="the book is not built (make book)")
+def test_no_page_shows_a_path_of_the_machine_that_built_it():
+    hits = {str(p.relative_to(HTML)): MACHINE_PATH.findall(TAG.sub(" ", p.read_text(errors="replace"))) for p in pages}
+    assert {page: found for page, found in hits.items() if found} == {}
+
+
+@pytest.mark.skipif(not chapters, reason="the book is not built (make book)")
+def test_no_rendered_table_shows_a_zero_spread_or_nan():
+    for page in chapters:
+        for text in _tables_text(page):
+            assert not ZERO_SPREAD.search(text), (page.name, ZERO_SPREAD.search(text).group())
+            assert not NOT_A_NUMBER.search(text), (page.name, text[:200])
+
+
+@pytest.mark.skipif(not chapters, reason="the book is not built (make book)")
+def test_no_published_chapter_is_stale():
+    for page in chapters:
+        text = page.read_text(errors="replace")
+        assert "ssimnet-stale" not in text and "has changed since" not in text, page.name
+
+
+@pytest.mark.skipif(not chapters, reason="the book is not built (make book)")
+def test_every_chapter_opens_with_its_box_and_closes_with_a_summary():
+    for page in chapters:
+        text = page.read_text(errors="replace")
+        box = text.find('<p class="admonition-title">In this chapter</p>')
+        summary = re.search(r'<section id="summary[^"]*">\s*<h2>Summary', text)
+        sections = [m.start() for m in re.finditer(r"<section id=", text)]
+        assert box != -1 and summary, page.name
+        assert box < sections[1]  # in the opening, before the chapter's first section
+        assert summary.start() > box

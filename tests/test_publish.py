@@ -205,3 +205,31 @@ def test_publish_rewrites_the_readme_table_from_the_published_results(book, tmp_
     per_image, info = load_results(tmp_path / "results", kind=RESULTS)
     expected = f"# x\n{START}\n{results_table(per_image, read_card(), info)}\n{END}\nafter\n"
     assert (book / "README.md").read_text() == expected and "stale" not in expected
+
+
+def test_publish_times_every_chapter_of_the_run_and_writes_the_teaching_table(book, tmp_path):
+    import json
+    import shutil
+
+    from ssimnet.book.guide import TIMES_END, TIMES_START, times_table
+    from ssimnet.book.results import RESULTS
+
+    committed = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/published/01_data\n")
+    (book / "book" / "executed").mkdir(parents=True)
+    nbformat.write(_notebook(_record(book)), book / "book" / "executed" / "01_data.ipynb")
+    run = tmp_path / "run"
+    (run / "results").mkdir(parents=True)
+    for name in (RESULTS.per_image, RESULTS.provenance, "runs.csv"):
+        shutil.copy(committed / name, run / "results" / name)
+    # the report saved its provenance before a later chapter ran: that chapter's time is only in timings.json
+    (run / "timings.json").write_text(json.dumps({"01_data": 12.5, "10_later": 75.0}))
+    (book / "book" / "teaching.md").write_text(f"# Teaching\n{TIMES_START}\n| stale |\n{TIMES_END}\n")
+    args = ["publish", "--book-dir", str(book), "--run-dir", str(run), "--results", str(tmp_path / "results")]
+    assert main(args) == 0
+    info = json.loads((tmp_path / "results" / "provenance.json").read_text())
+    before = json.loads((committed / "provenance.json").read_text())["stage_seconds"]
+    assert info["stage_seconds"] == {**before, "01_data": 12.5, "10_later": 75.0}
+    teaching = (book / "book" / "teaching.md").read_text()
+    assert teaching == f"# Teaching\n{TIMES_START}\n{times_table(['01_data'], info)}\n{TIMES_END}\n"
+    assert "| {ref}`chapter-01_data` | 12 s |" in teaching and "stale" not in teaching

@@ -97,8 +97,8 @@ def test_chapter_9_shows_the_committed_learned_separation_and_generator_numbers(
         assert table[config] == tuple(_means(generators, config, s, m) for s, m in columns), config
 
 
-def test_chapter_9_shows_the_committed_normalization_study():
-    nb = _notebook("09_beyond")
+def test_chapter_10_shows_the_committed_normalization_study():
+    nb = _notebook("10_generalisation")
     study = pd.read_csv(RESULTS / "normalization_per_image.csv")
     (table,) = _tables(nb, "normalization = normalization_table(")
     splits = list(study.split.unique())
@@ -109,8 +109,8 @@ def test_chapter_9_shows_the_committed_normalization_study():
         assert table[config][: len(expected)] == expected, config
 
 
-def test_chapter_9_shows_the_committed_resolution_study():
-    nb = _notebook("09_beyond")
+def test_chapter_10_shows_the_committed_resolution_study():
+    nb = _notebook("10_generalisation")
     study = pd.read_csv(RESULTS / "resolution_per_image.csv")
     (table,) = _tables(nb, "resolution = study_table(")
     splits = list(study.split.unique())

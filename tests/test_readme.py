@@ -65,3 +65,18 @@ def test_landing_page_shows_exactly_the_generated_tool_table_and_includes_the_re
     block = intro[intro.index(TOOL_START):intro.index(TOOL_END)]
     assert f"| TNBC | `ssimnet segment`, shipped network | {card['test']['tnbc']['dice'] * 100:.1f} |" in block
     assert f':start-after: "{START}"' in intro and f':end-before: "{END}"' in intro  # the README's table, included
+
+
+def test_teaching_page_shows_exactly_the_generated_run_times_of_every_chapter():
+    import json
+
+    from ssimnet.book.execute import toc_notebooks
+    from ssimnet.book.guide import TIMES_END, TIMES_START, times_table
+
+    teaching = (ROOT / "book" / "teaching.md").read_text()
+    info = json.loads((ROOT / "results" / "cpu" / "provenance.json").read_text())
+    chapters = toc_notebooks(ROOT / "_toc.yml")
+    assert with_generated_table(teaching, times_table(chapters, info), start=TIMES_START, end=TIMES_END) == teaching
+    block = teaching[teaching.index(TIMES_START):teaching.index(TIMES_END)]
+    assert all(f"chapter-{name}` | –" not in block for name in chapters)  # the published run timed every chapter
+    assert f"| {{ref}}`chapter-04_train` | {round(info['stage_seconds']['04_train'] / 60)} min |" in block

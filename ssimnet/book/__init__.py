@@ -4,6 +4,8 @@
 - :mod:`ssimnet.book.results` -- provenance, saving and loading results
 - :mod:`ssimnet.book.report` -- the book's tables from results
 - :mod:`ssimnet.book.paper` -- the paper's reported numbers
+- :mod:`ssimnet.book.prose` -- the words of computed sentences that state a direction
+- :mod:`ssimnet.book.guide` -- run times in the chapter boxes and on the teaching page
 - :mod:`ssimnet.book.publish` -- chapter records, staleness, publishing a run
 - :mod:`ssimnet.book.sphinx` -- the book's Sphinx extension (provenance line, stale note)
 

@@ -1,7 +1,9 @@
-"""What each chapter's opening box states about its cost, read from the committed reference run.
+"""What the book states about each chapter's cost, read from the committed reference run.
 
 Each chapter opens with an "In this chapter" box whose time is glued in by
-:func:`reference_time`, so that no run time in the book is typed by hand.
+:func:`reference_time`, and the teaching page's table of run times, between
+:data:`TIMES_START` and :data:`TIMES_END`, is written by ``ssimnet publish``
+with :func:`times_table`, so that no run time in the book is typed by hand.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["reference_time"]
+__all__ = ["TIMES_START", "TIMES_END", "reference_time", "times_table"]
+
+#: The lines that enclose the teaching page's generated table of run times.
+TIMES_START = "<!-- run times: written by `ssimnet publish` from results/cpu/provenance.json; do not edit -->"
+TIMES_END = "<!-- end of the run times -->"
 
 
 def _duration(seconds: float) -> str:
@@ -53,3 +59,25 @@ def reference_time(chapter: str, results_dir: str | os.PathLike[str]) -> str:
     hardware = info["hardware"]
     gpu = f"GPU {hardware['gpu']}" if hardware.get("gpu") else "no GPU"
     return f"{_duration(seconds)} in the reference run (`{profile}` profile, {hardware['cpus']} CPUs, {gpu})"
+
+
+def times_table(chapters: list[str], info: dict) -> str:
+    """A Markdown table of each chapter's wall time in the run whose provenance is `info`.
+
+    `chapters` are notebook names in book order (``_toc.yml``); a chapter the
+    run did not time shows "–".
+
+    >>> info = {"profile": "cpu", "stage_seconds": {"01_data": 9.4, "04_train": 587.4}}
+    >>> print(times_table(["01_data", "04_train", "10_new"], info))
+    | chapter | `cpu` profile |
+    |---|---:|
+    | {ref}`chapter-01_data` | 9 s |
+    | {ref}`chapter-04_train` | 10 min |
+    | {ref}`chapter-10_new` | – |
+    | all | 10 min |
+    """
+    seconds = info.get("stage_seconds") or {}
+    lines = [f"| chapter | `{info['profile']}` profile |", "|---|---:|"]
+    lines += [f"| {{ref}}`chapter-{name}` | {_duration(seconds[name]) if name in seconds else '–'} |" for name in chapters]
+    lines.append(f"| all | {_duration(sum(seconds.get(name, 0.0) for name in chapters))} |")
+    return "\n".join(lines)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ..config import BOOK_EXECUTED, BOOK_PUBLISHED, PUBLISH_FIGURES, get_profile
@@ -162,8 +163,10 @@ def cmd_publish(args: argparse.Namespace) -> None:
     if run_dir is not None and results_to is None:
         raise CommandError("--run-dir given without --results: say where its reference results go (e.g. results/cpu)")
     results_from = run_dir / "results" if run_dir else None
-    # the README's and the landing page's tables, checked before anything is published
-    texts = _generated_tables(book_dir, results_from or results_to) if results_to else {}
+    if run_dir is not None:
+        _record_chapter_times(run_dir)
+    # the README's, the landing page's and the teaching page's tables, checked before anything is published
+    texts = _generated_tables(book_dir, results_from or results_to, names) if results_to else {}
     sizes = publish_run(names, executed_dir=book_dir / BOOK_EXECUTED, published_dir=book_dir / BOOK_PUBLISHED,
                         results_from=results_from, results_to=results_to,
                         **PUBLISH_FIGURES._asdict())
@@ -174,8 +177,26 @@ def cmd_publish(args: argparse.Namespace) -> None:
         print(f"{page}: generated table rewritten")
 
 
-def _generated_tables(book_dir: Path, results: Path) -> dict[Path, str]:
-    """The README and the landing page with their tables rewritten from reference `results` and the model card."""
+def _record_chapter_times(run_dir: Path) -> None:
+    """Every chapter's wall time (``timings.json``, written by ``ssimnet book``) into the run's provenance.
+
+    The reproduction report saves the provenance before the later chapters
+    have run; their times are added here, so the published provenance times
+    every chapter of the run.
+    """
+    timings, saved = run_dir / "timings.json", run_dir / "results" / "provenance.json"
+    if not (timings.is_file() and saved.is_file()):
+        return
+    info = json.loads(saved.read_text())
+    times = {**(info.get("stage_seconds") or {}), **json.loads(timings.read_text())}
+    if times != info.get("stage_seconds"):
+        with atomic_path(saved) as tmp:
+            tmp.write_text(json.dumps({**info, "stage_seconds": times}, indent=2) + "\n")
+
+
+def _generated_tables(book_dir: Path, results: Path, chapters: list[str]) -> dict[Path, str]:
+    """The README, the landing page and the teaching page with their tables rewritten from reference `results`."""
+    from ..book.guide import TIMES_END, TIMES_START, times_table
     from ..book.readme import TOOL_END, TOOL_START, results_table, tool_table, with_generated_table
     from ..book.results import RESULTS, load_results
     from ..tool.shipped import read_card
@@ -183,7 +204,8 @@ def _generated_tables(book_dir: Path, results: Path) -> dict[Path, str]:
     per_image, info = load_results(results, kind=RESULTS)
     card = read_card()
     pages = {book_dir / "README.md": (results_table(per_image, card, info), {}),
-             book_dir / "book" / "intro.md": (tool_table(card), {"start": TOOL_START, "end": TOOL_END})}
+             book_dir / "book" / "intro.md": (tool_table(card), {"start": TOOL_START, "end": TOOL_END}),
+             book_dir / "book" / "teaching.md": (times_table(chapters, info), {"start": TIMES_START, "end": TIMES_END})}
     texts = {}
     for page, (table, markers) in pages.items():
         if page.is_file():

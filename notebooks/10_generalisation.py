@@ -1,0 +1,413 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (chapter-10_generalisation)=
+# # Beyond the paper: other labs' stains and scanners
+#
+# The earlier chapters measure everything on MoNuSeg, whose 30 training
+# images the network learns from. A user's slides come from another lab and
+# scanner: paler or darker, with little eosin, compressed, or scanned at
+# another magnification. This chapter measures what that does to the `cpu`
+# profile's networks and to the one `ssimnet segment` ships ({doc}`11_shipped_tool`
+# tells how it was chosen), and what the tool does about it: it normalises each image's
+# stains onto the training data's, with a guard for stains it cannot tell
+# apart, and it resamples an image to the network's pixel size when told the
+# scan's.
+#
+# ```{admonition} In this chapter
+# :class: tip
+# - **You will learn** how {term}`stain normalisation <Stain normalisation>` maps another lab's H&E onto
+#   the training data's colours, where it breaks (eosin-poor, lavender or
+#   faded slides, smears) and how a label-free guard decides when not to
+#   trust it, and why the pixel size of a scan matters as much as its colours.
+# - **It runs** nothing heavy: one test image of this run's data is
+#   normalised and stressed for the figures. The three studies it shows are
+#   committed and read here (`studies/normalization.py`,
+#   `studies/stain_stress.py`, `studies/resolution.py`); TNBC, the other
+#   lab's data, chose nothing.
+# - **Time:** {glue:md}`chapter_time`.
+# ```
+
+# %% tags=["parameters"]
+data_dir = ""  # dataset root in the uniform layout, empty for synthetic data
+run_dir = "runs/smoke"
+profile = "smoke"
+seed = 0
+device = ""
+workers = 2
+results_dir = "results/cpu"  # committed MoNuSeg reference results: the studies this chapter shows
+
+
+# %% tags=["remove-cell"]
+from IPython.display import Markdown
+from myst_nb import glue
+
+from ssimnet.book.guide import reference_time
+
+glue("chapter_time", Markdown(reference_time("10_generalisation", "results/cpu")), display=False)
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from ssimnet.book import setup_chapter
+from ssimnet.book.prose import moved
+from ssimnet.book.report import normalization_table, study_network
+from ssimnet.book.results import NORMALIZATION, load_results
+from ssimnet.data import list_samples, read_image, read_label
+
+chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
+data_root, config = chapter.data_root, chapter.profile
+
+# %% [markdown]
+# (sec-beyond-normalization)=
+# ## Stain normalisation, and tissue from another lab
+#
+# A user's slides come from another lab and scanner, and are often paler
+# than MoNuSeg's. TNBC (Naylor et al. 2019: 50 breast
+# tiles from the Institut Curie, 4,027 nuclei, CC BY 4.0) stands in for such
+# data: it was never used to choose anything. On it the `cpu` network misses
+# most nuclei (the study below): its staining is visibly paler
+# than MoNuSeg's, and the nuclei's probability stays below the threshold.
+#
+# {py:obj}`ssimnet.tool.normalize.StainNormalizer` maps each image onto one
+# reference (Vahadane et al. 2016). It keeps the image's own stain densities and
+# scales each stain so that its 99th percentile over tissue matches the
+# reference's. The image is then rebuilt with the reference's stain colours.
+# The package's reference, `STAIN_REFERENCE`, is the median over the 30
+# MoNuSeg training images; no labels are read. A second variant only ever
+# strengthens a pale stain (`min_scale=1`), so a dark image keeps its
+# densities. {numref}`fig-normalization` shows a test image of this book's data
+# before and after.
+
+# %% mystnb={"figure": {"caption": "A test image as it is (left) and normalised onto the package's stain reference, brightening only as `ssimnet segment` does (right).", "name": "fig-normalization"}}
+from ssimnet.tool.normalize import segment_normalizer
+
+shown = read_image(list_samples(data_root, "test")[0].image_path)
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+for ax, (title, picture) in zip(axes, [("as it is", shown), ("normalised", segment_normalizer(config).transform(shown))]):
+    ax.imshow(picture[:400, :400])
+    ax.set_title(title)
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# The study below is committed, not rerun by the book: one `cpu` network
+# (seed 0, trained on the `"watershed"` candidates of the section above),
+# scored with each normalisation on the MoNuSeg training and test splits and on
+# TNBC, beside the classical watershed
+# ({py:obj}`ssimnet.runs.experiments.normalization_study`,
+# `studies/normalization.py`). The choice is made on the training columns
+# alone. The brighten-only variant was added after the test figure of
+# matching both ways had been seen; it was then chosen on the training split
+# like the others, and every configuration's test and TNBC figures are shown.
+# The last row is what `ssimnet segment` does now that it is faster: the same
+# brightening, but each image's stains measured by the exact solver
+# ({py:obj}`ssimnet.pseudo.stain.factorize_stains`, ten times faster than
+# scikit-learn's, reaching a slightly lower objective) and the prediction made
+# in tiles of up to 1024 pixels rather than 256. It was made for speed and
+# scored once on each dataset.
+
+# %%
+normalization_runs, normalization_info = load_results(results_dir, kind=NORMALIZATION)
+normalization = normalization_table(normalization_runs)
+display(Markdown(f"The study's network: {study_network(normalization_info)}."))
+normalization
+
+# %% tags=["hide-input"]
+norm_chosen = normalization.index[normalization.chosen][0]
+raw, water, picked = (normalization.loc[k] for k in ("as it is", "classical watershed", norm_chosen))
+recall = normalization_runs.groupby(["config", "split"]).recall.mean() * 100
+tool = config.for_tool().inference
+Markdown(
+    f"As they are, the network recovers {recall['as it is', 'tnbc']:.1f} % of TNBC's nucleus pixels "
+    f"({recall[norm_chosen, 'tnbc']:.1f} % once normalised). "
+    f"On the training split **{norm_chosen}** scores the highest AJI ({picked['train aji']:.1f}, against "
+    f"{raw['train aji']:.1f} for the images as they are). On the MoNuSeg test split it scores AJI "
+    f"{picked['test aji']:.1f} against {raw['test aji']:.1f}; matching both ways scored "
+    f"{normalization.loc['normalised', 'test aji']:.1f} there, with recall {recall['normalised', 'test']:.1f} % "
+    f"against {recall[norm_chosen, 'test']:.1f} %. On TNBC, AJI {moved(raw['tnbc aji'], picked['tnbc aji'])} and "
+    f"Dice {moved(raw['tnbc dice'], picked['tnbc dice'])}; the classical watershed scores AJI {water['tnbc aji']:.1f} "
+    f"and Dice {water['tnbc dice']:.1f} there. `ssimnet segment` normalises with `--normalize {tool.normalize}` by "
+    f"default (`InferenceConfig.normalize`), never weakening a stain (`normalize_min_scale` = "
+    f"{tool.normalize_min_scale:g}); the book's reproduction chapters run with `normalize` = "
+    f"`{config.inference.normalize}`."
+)
+
+# %% [markdown]
+# (sec-beyond-stress)=
+# ## Unusual staining: the stain stress test
+#
+# Normalisation assumes two stains it can tell apart. On slides with little
+# eosin (lavender or bluish stroma, frozen sections, smears of nuclei on
+# white) that assumption breaks: the separation calls hematoxylin the stain
+# that absorbs more red light, and a lavender or blue counterstain does. It
+# is then mapped onto the reference's hematoxylin, and the network sees
+# nuclei everywhere. The stain stress test measures this on images whose
+# labels stay true: each MoNuSeg test image, each TNBC tile and synthetic
+# tiles with exact labels (their stains drawn anew for each tile) are
+# unmixed, their stains changed, and rebuilt
+# ({py:obj}`ssimnet.runs.stress.TRANSFORMS`); {numref}`fig-stress` shows
+# the transforms on one image of this book's data.
+
+# %% mystnb={"figure": {"caption": "One test image under each stress transform, its labels unchanged (half resolution aside, whose labels are halved too).", "name": "fig-stress"}}
+from ssimnet.runs.stress import TRANSFORMS, guard_outcome, stress
+from ssimnet.book.report import stress_table, stress_verdict
+from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS
+from ssimnet.config import STAIN_GUARD
+
+sample = list_samples(data_root, "test")[0]
+crop = (slice(0, 300), slice(0, 300))
+fig, axes = plt.subplots(2, 7, figsize=(14, 4.4))
+for ax, name in zip(axes.flat, TRANSFORMS):
+    picture, _ = stress(read_image(sample.image_path)[crop], read_label(sample.label_path)[crop], name, seed=seed)
+    ax.imshow(picture)
+    ax.set_title(name, fontsize=10)
+for ax in axes.flat:
+    ax.axis("off")
+fig.tight_layout()
+
+# %% [markdown]
+# The stain guard ({py:mod}`ssimnet.tool.stain_guard`) decides which stain is
+# hematoxylin by *where* it is, not only by its colour: hematoxylin is dense
+# in the nuclei and light elsewhere, a counterstain spread over the tissue.
+# And when an image's two stain colours are close and about equally sparse,
+# there is no counterstain: the two colours are shades of hematoxylin, and
+# the image is normalised as hematoxylin alone (the two densities added,
+# painted in the reference's hematoxylin, no eosin). Its settings
+# (`STAIN_GUARD`) were chosen on ten MoNuSeg *training* images and their
+# stressed copies, from four results of each (normalised as the separation
+# names the stains, with the names swapped, not normalised, and as
+# hematoxylin only); the table gives each transform's mean training AJI
+# without the guard, with its third version (which left a one-stain image as
+# it is), with its fourth (one-stain thresholds chosen on these rows, see
+# below) and with the default.
+
+# %%
+selection, _ = load_results(results_dir, kind=STAIN_GUARD_SELECTION)
+stress_frame, stress_info = load_results(results_dir, kind=STAIN_STRESS)
+guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
+earlier_guards = {e["config"]: {"one_stain_way": "off", **{k: v for k, v in e["stain_guard"].items() if k in guard}}
+                  for e in stress_info["earlier"]}
+chosen_guard = pd.DataFrame({
+    "without the guard": guard_outcome(selection, **{**guard, "order_margin": np.inf, "one_stain_angle": 0.0}),
+    "third guard": guard_outcome(selection, **earlier_guards["default, third guard"]),
+    "fourth guard": guard_outcome(selection, **earlier_guards["default, fourth guard"]),
+    "the guard (default)": guard_outcome(selection, **guard),
+}).reindex(list(TRANSFORMS)).mul(100).round(1)
+chosen_guard
+
+# %% [markdown]
+# The stress test itself is committed, not rerun by the book
+# (`studies/stain_stress.py`): the shipped network as `ssimnet segment` runs
+# it (`--normalize auto`, the default), with version 0.2's normaliser, with
+# no normalisation, and the classical watershed, on every transformed copy.
+# The guard is in its fifth version, and every version was scored here once;
+# all five are shown. The first (`default, first guard`) judged where each
+# stain is on the tissue mask alone. A unit test then showed it swapping the
+# stains of a paler, bluer synthetic copy: in a pale image the tissue mask
+# holds little but nuclei, over which hematoxylin is evenly spread. The
+# second (`default, second guard`) judged every stained pixel instead, with
+# its thresholds chosen again on the training rows; on TNBC as it is it
+# lowered AJI, below version 0.2's. The third (`default, third guard`) acts
+# only where the two masks agree, with the second's thresholds, and left a
+# one-stain image as it is. On TNBC, whose colours are far from MoNuSeg's,
+# that lost most of what normalising gains, and under the eosin-poor
+# transforms it fell below the watershed. The fourth (`default, fourth
+# guard`) normalised a one-stain image as hematoxylin only, with the
+# one-stain thresholds that score best on the training rows over a grid
+# ({py:obj}`ssimnet.runs.guard_choice.choose_one_stain`), and the transform
+# `faded, no eosin` joined the test. Those looser thresholds also fired on
+# untransformed and lavender test images, which ten training images had not
+# shown (what that did is below the tables). The fifth, the default, keeps the third's
+# thresholds and takes only the way, hematoxylin only, which scores higher
+# with them on the training rows. So each choice after the first was made
+# with the earlier versions' test figures in view, and they are not an
+# unbiased estimate for it. A version scored before a transform was added
+# has no figure for it (–), and the synthetic tiles were added with the
+# fifth. AJI, percent:
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the guard's earlier versions. The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
+stress_tables = {name: stress_table(stress_frame, dataset=name) for name in stress_frame["dataset"].unique()}
+marks = {"default": ("o", "C0", 70), "classical watershed": ("s", "C3", 45), "0.2 normaliser": ("x", "C1", 45),
+         "off": ("^", "C2", 40)}
+shown_names = {"monuseg test": "MoNuSeg test", "tnbc": "TNBC", "synthetic test": "synthetic"}
+fig, axes = plt.subplots(1, len(stress_tables), figsize=(4.6 * len(stress_tables) + 1.5, 5.4), sharey=True)
+for ax, name in zip(axes, stress_tables):
+    table, shown = stress_tables[name], shown_names.get(name, name)
+    rows = np.arange(len(table))[::-1]
+    for config in [c for c in table.columns if c.startswith("default, ")]:
+        ax.scatter(table[config], rows, s=12, color="0.6", zorder=1, label="the guard's earlier versions")
+    for config, (marker, colour, size) in marks.items():
+        ax.scatter(table[config], rows, marker=marker, color=colour, s=size, label=config, zorder=2)
+    ax.axvline(0.85 * table.loc["none", "default"], color="C0", linestyle="--", linewidth=1)
+    ax.set_yticks(rows, table.index)
+    ax.set_title(shown)
+    ax.set_xlabel("AJI (%)")
+    ax.grid(axis="y", color="0.92")
+handles = dict(zip(*axes[0].get_legend_handles_labels()[::-1]))  # one entry per label
+fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+fig.tight_layout(rect=(0, 0.06, 1, 1))
+
+# %% [markdown]
+# Every figure of {numref}`fig-stress-aji`, with the guard's earlier
+# versions by name, is in the tables below (AJI, percent).
+
+# %% tags=["remove-input", "hide-output"]
+for name, table in stress_tables.items():
+    display(Markdown(f"**{shown_names.get(name, name)}**"))
+    display(table.astype(object).where(table.notna(), "–"))
+
+# %% tags=["hide-input"]
+verdicts = {name: stress_verdict(stress_frame, dataset=name) for name in stress_tables}
+
+
+def _held(verdict: pd.DataFrame) -> str:
+    failed = verdict[(verdict["kept"] < 85) & ~verdict["above reference"]]
+    if failed.empty:
+        return "every transform keeps at least 85 % of the untransformed AJI or stays above the watershed"
+    return ("these transforms keep less than 85 % of the untransformed AJI and fall below the watershed: "
+            + ", ".join(f"{t} ({row.kept:.0f} %)" for t, row in failed.iterrows()))
+
+
+def _flooded(verdict: pd.DataFrame) -> str:
+    over = verdict[verdict["foreground"] > 1.5]
+    if over.empty:
+        return f"no transform predicts more than 1.5 times the true foreground (at most {verdict.foreground.max():.2f})"
+    return "the predicted foreground exceeds 1.5 times the true one under " + ", ".join(
+        f"{t} ({row.foreground:.2f})" for t, row in over.iterrows())
+
+
+old_worst = {name: table["0.2 normaliser"].min() for name, table in stress_tables.items()}
+fired = {name: stress_tables[name].loc[["none", "lavender"], ["default, third guard", "default, fourth guard"]]
+         for name in ("monuseg test", "tnbc")}
+display(Markdown("The fourth guard against the third, AJI as it is and lavender: " + "; ".join(
+    f"{shown_names[name]} {t.loc['none', 'default, fourth guard']:.1f} against {t.loc['none', 'default, third guard']:.1f} "
+    f"and {t.loc['lavender', 'default, fourth guard']:.1f} against {t.loc['lavender', 'default, third guard']:.1f}"
+    for name, t in fired.items()) + "."))
+Markdown(" ".join(
+    f"On {shown}, with the default {_held(verdicts[name])}; {_flooded(verdicts[name])}. "
+    f"Version 0.2's normaliser fell to AJI {old_worst[name]:.1f} under its worst transform, the default to "
+    f"{stress_tables[name]['default'].min():.1f}."
+    for name, shown in shown_names.items() if name in verdicts))
+
+# %% [markdown]
+# (sec-beyond-resolution)=
+# ## Pixel size: slides scanned at another magnification
+#
+# The network learns nuclei at the size they have in MoNuSeg, scanned at 40x
+# (about 0.25 µm per pixel, `NETWORK_MPP`). Scanned at 20x, the same nuclei
+# are half as wide: the network never saw nuclei that small, and the smallest
+# fall under the minimum object size. StarDist's and QuPath's detectors ask
+# for the image's pixel size for this reason, and so does
+# `ssimnet segment --mpp`: the image is resampled to the network's pixel size,
+# segmented there, and its label map brought back to the image's own grid
+# ({py:obj}`ssimnet.tool.resample`). The study below is committed, not rerun by the
+# book (`studies/resolution.py`): the MoNuSeg test images and their labels,
+# resampled to the pixel size of a 20x and of a 60x scan, segmented by the
+# `cpu` network of the section above with the tool's defaults, as they are and
+# told their pixel size. Nothing is chosen here: the pixel size is a fact
+# about the scan, which the user gives.
+
+# %%
+from ssimnet.book.report import study_table
+from ssimnet.book.results import RESOLUTION
+
+resolution_runs, resolution_info = load_results(results_dir, kind=RESOLUTION)
+resolution = study_table(resolution_runs)
+display(Markdown(f"The study's network: {study_network(resolution_info)}."))
+resolution
+
+# %% tags=["hide-input"]
+as_is, told = resolution.iloc[0], resolution.iloc[1]
+native = normalization.loc["segment's default (exact stain solver, large tiles)"]
+Markdown(
+    f"Without its pixel size, the network scores AJI {as_is['test at 20x aji']:.1f} on the 20x test images and "
+    f"{as_is['test at 60x aji']:.1f} on the 60x ones; told it, {told['test at 20x aji']:.1f} and "
+    f"{told['test at 60x aji']:.1f}, against {native['test aji']:.1f} on the test images as scanned (the table "
+    f"above). Dice moves from {as_is['test at 20x dice']:.1f} to {told['test at 20x dice']:.1f} at 20x and from "
+    f"{as_is['test at 60x dice']:.1f} to {told['test at 60x dice']:.1f} at 60x; PQ from "
+    f"{as_is['test at 20x pq']:.1f} to {told['test at 20x pq']:.1f} at 20x and from {as_is['test at 60x pq']:.1f} "
+    f"to {told['test at 60x pq']:.1f} at 60x. The tool does not guess the pixel size: without `--mpp` it "
+    f"segments the image as it is."
+)
+
+# %% [markdown]
+# ## Summary
+
+# %% tags=["remove-input"]
+monuseg = verdicts.get("monuseg test")
+Markdown("\n".join([
+    f"- Stain normalisation, chosen on the training split: **{norm_chosen}**. On TNBC, which chose nothing, it moves "
+    f"AJI from {raw['tnbc aji']:.1f} (the images as they are) to {picked['tnbc aji']:.1f}; the classical watershed "
+    f"scores {water['tnbc aji']:.1f}.",
+    f"- Under the stain stress test, on MoNuSeg test, {_held(monuseg)}." if monuseg is not None else
+    "- The stain stress test's MoNuSeg rows are not in this run's results.",
+    f"- Told the scan's pixel size, the network's AJI on 20x images moves from {as_is['test at 20x aji']:.1f} to "
+    f"{told['test at 20x aji']:.1f}; `ssimnet segment` asks for it with `--mpp` and never guesses it.",
+]))
+
+# %% [markdown]
+# ## Exercises
+
+# %% [markdown]
+# ```{exercise-start}
+# :label: ex-generalisation-tnbc
+# ```
+#
+# The stain guard's settings were chosen on ten MoNuSeg training images and
+# their stressed copies. TNBC is right there, with labels, and it is the
+# kind of data the guard is for. Why not choose on TNBC?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-generalisation-tnbc
+# :class: dropdown
+# ```
+#
+# TNBC is the book's measure of how the tool does on a lab it never saw. A
+# setting chosen on TNBC is fitted to TNBC, and its TNBC score would then
+# overstate what it does on the next lab's slides. Choosing on training
+# images (and transformed copies of them) keeps TNBC a fair test; the
+# chapter reports every configuration that was scored on it.
+#
+# ```{solution-end}
+# ```
+#
+# ```{exercise-start}
+# :label: ex-generalisation-mpp
+# ```
+#
+# A slide scanned at 20x has about 0.5 µm per pixel. Without `--mpp`, how
+# large do its nuclei look to a network trained at 0.25 µm per pixel, and
+# what does `ssimnet segment --mpp 0.5` do about it?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-generalisation-mpp
+# :class: dropdown
+# ```
+#
+# Half as wide, so a quarter of the area: the network never saw nuclei that
+# small, and the smallest fall under the minimum object size. With
+# `--mpp 0.5` the image is resampled to the network's pixel size
+# (`NETWORK_MPP`), segmented there, and the label map brought back to the
+# image's own grid ({py:obj}`ssimnet.tool.resample`).
+#
+# ```{solution-end}
+# ```
