@@ -1,5 +1,7 @@
 """Sphinx extension of the book: each executed chapter opens with its provenance, and says when it is stale.
 
+It also hands the hand-written pages their computed numbers (:mod:`ssimnet.book.facts`) as MyST substitutions.
+
 Listed in ``_config.yml`` (``sphinx.extra_extensions``).  For every notebook
 page that carries a :class:`ssimnet.book.publish.ChapterRecord`, the page's title
 is followed by the record's one-line provenance and, if the chapter's source
@@ -63,7 +65,34 @@ def _drop_thebe(app: Any) -> None:
     app.registry.css_files = [(name, attributes) for name, attributes in app.registry.css_files if "thebe" not in name]
 
 
+def _page_facts(app: Any, config: Any) -> None:
+    """The hand-written pages' numbers (:mod:`ssimnet.book.facts`) as MyST substitutions, from the committed files."""
+    from ..book.report import normalization_table, selection_table
+    from ..book.results import LEVERS, NORMALIZATION, OBJECT_PROBABILITY, load_results
+    from ..cli.options import MPP_RANGE
+    from ..config import MAX_IMAGE_PIXELS, PseudoLabelConfig
+    from ..tool.segmenter import Segmenter
+    from ..tool.shipped import read_card
+    from .facts import card_facts, settings_facts, study_facts
+
+    results = Path(app.srcdir) / "results" / "cpu"
+    levers, _ = load_results(results, kind=LEVERS)
+    normalization, _ = load_results(results, kind=NORMALIZATION)
+    objects, _ = load_results(results, kind=OBJECT_PROBABILITY)
+    facts = {
+        **card_facts(read_card()),
+        **settings_facts(Segmenter.pretrained().stored(), mpp_range=MPP_RANGE, max_pixels=MAX_IMAGE_PIXELS,
+                         patch_size=PseudoLabelConfig().patch_size),
+        **study_facts(normalization=normalization_table(normalization),
+                      levers=selection_table(levers, metrics=("dice", "aji", "pq"), splits=("heldout", "test", "tnbc"),
+                                             exclude=("classical watershed",)),
+                      object_probability=objects),
+    }
+    config.myst_substitutions = {**facts, **(config.myst_substitutions or {})}
+
+
 def setup(app: Any) -> dict[str, object]:
+    app.connect("config-inited", _page_facts)
     app.connect("doctree-read", _on_doctree_read)
     _drop_thebe(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
