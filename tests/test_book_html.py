@@ -119,3 +119,24 @@ def test_every_chapter_opens_with_its_box_and_closes_with_a_summary():
                             text)
         assert box != -1 and summary, page.name
         assert box < text.find("<h2", title) < summary.start(), page.name  # the box opens, the summary closes
+
+
+def test_every_substitution_of_the_hand_written_pages_is_computed():
+    from ssimnet.book.sphinx import page_facts
+    from ssimnet.tool.shipped import read_card
+
+    root = Path(__file__).resolve().parents[1]
+    facts = page_facts(root)
+    used = {name for page in (root / "book").glob("*.md") for name in re.findall(r"\{\{\s*(\w+)\s*\}\}", page.read_text())}
+    assert used and used <= set(facts), used - set(facts)
+    assert facts["tnbc_precision"] == f"{100 * read_card()['test']['tnbc']['precision']:.1f}"  # by hand from the card
+    own = (root / "book" / "own_images.md").read_text()
+    assert not re.search(r"\d\.\d", re.sub(r"\{\{[^}]*\}\}|`[^`]*`|CC BY-NC-SA\s+4\.0", "", own))  # no decimal typed
+
+
+@pytest.mark.skipif(not pages, reason="the book is not built (make book)")
+def test_the_hand_written_pages_show_their_computed_numbers():
+    from ssimnet.tool.shipped import read_card
+
+    own = TAG.sub("", (HTML / "book" / "own_images.html").read_text())
+    assert "{{" not in own and f"precision {100 * read_card()['test']['tnbc']['precision']:.1f} %" in own

@@ -22,7 +22,7 @@ from docutils import nodes
 
 from .publish import PublishError, chapter_state, read_record
 
-__all__ = ["chapter_nodes", "setup"]
+__all__ = ["chapter_nodes", "page_facts", "setup"]
 
 
 def chapter_nodes(notebook: str | Path, *, book_dir: str | Path) -> list[nodes.Element]:
@@ -65,21 +65,21 @@ def _drop_thebe(app: Any) -> None:
     app.registry.css_files = [(name, attributes) for name, attributes in app.registry.css_files if "thebe" not in name]
 
 
-def _page_facts(app: Any, config: Any) -> None:
-    """The hand-written pages' numbers (:mod:`ssimnet.book.facts`) as MyST substitutions, from the committed files."""
-    from ..book.report import normalization_table, selection_table
-    from ..book.results import LEVERS, NORMALIZATION, OBJECT_PROBABILITY, load_results
+def page_facts(book_dir: str | Path) -> dict[str, str]:
+    """The hand-written pages' numbers (:mod:`ssimnet.book.facts`), read from the committed files under `book_dir`."""
     from ..cli.options import MPP_RANGE
     from ..config import MAX_IMAGE_PIXELS, PseudoLabelConfig
     from ..tool.segmenter import Segmenter
     from ..tool.shipped import read_card
     from .facts import card_facts, settings_facts, study_facts
+    from .report import normalization_table, selection_table
+    from .results import LEVERS, NORMALIZATION, OBJECT_PROBABILITY, load_results
 
-    results = Path(app.srcdir) / "results" / "cpu"
+    results = Path(book_dir) / "results" / "cpu"
     levers, _ = load_results(results, kind=LEVERS)
     normalization, _ = load_results(results, kind=NORMALIZATION)
     objects, _ = load_results(results, kind=OBJECT_PROBABILITY)
-    facts = {
+    return {
         **card_facts(read_card()),
         **settings_facts(Segmenter.pretrained().stored(), mpp_range=MPP_RANGE, max_pixels=MAX_IMAGE_PIXELS,
                          patch_size=PseudoLabelConfig().patch_size),
@@ -88,11 +88,14 @@ def _page_facts(app: Any, config: Any) -> None:
                                              exclude=("classical watershed",)),
                       object_probability=objects),
     }
-    config.myst_substitutions = {**facts, **(config.myst_substitutions or {})}
+
+
+def _substitutions(app: Any, config: Any) -> None:
+    config.myst_substitutions = {**page_facts(app.srcdir), **(config.myst_substitutions or {})}
 
 
 def setup(app: Any) -> dict[str, object]:
-    app.connect("config-inited", _page_facts)
+    app.connect("config-inited", _substitutions)
     app.connect("doctree-read", _on_doctree_read)
     _drop_thebe(app)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
