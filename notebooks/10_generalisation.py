@@ -264,12 +264,15 @@ fig.tight_layout(rect=(0, 0.06, 1, 1))
 
 # %% [markdown]
 # Every figure of {numref}`fig-stress-aji`, with the guard's earlier
-# versions by name, is in the tables below (AJI, percent).
+# versions by name, is in the tables below (AJI, percent; `v0.2` is version
+# 0.2's normaliser).
 
 # %% tags=["remove-input", "hide-output"]
+short = {"0.2 normaliser": "v0.2", "classical watershed": "watershed"} | {
+    c: c.removeprefix("default, ") for table in stress_tables.values() for c in table.columns if c.startswith("default, ")}
 for name, table in stress_tables.items():
     display(Markdown(f"**{shown_names.get(name, name)}**"))
-    display(table.astype(object).where(table.notna(), "–"))
+    display(table.rename(columns=short).astype(object).where(table.notna().to_numpy(), "–"))
 
 # %% tags=["hide-input"]
 verdicts = {name: stress_verdict(stress_frame, dataset=name) for name in stress_tables}

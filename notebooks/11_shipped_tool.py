@@ -54,8 +54,10 @@ from ssimnet.book.guide import reference_time
 glue("chapter_time", Markdown(reference_time("11_shipped_tool", "results/cpu")), display=False)
 
 # %%
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
 from ssimnet.book.report import format_selection, selection_table, study_network
 from ssimnet.book.results import load_results
@@ -94,8 +96,34 @@ from ssimnet.book.results import LEVERS
 lever_runs, lever_info = load_results(results_dir, kind=LEVERS)
 levers = selection_table(lever_runs, metrics=("dice", "aji", "pq"), splits=("heldout", "test", "tnbc"),
                          exclude=("classical watershed",))
-display(Markdown(f"The study's networks: {study_network(lever_info)}, trained on 24 training images; held out: "
-                 f"{', '.join(lever_info['held_out'])}."))
+Markdown(f"The study's networks: {study_network(lever_info)}, trained on 24 training images; held out: "
+         f"{', '.join(lever_info['held_out'])}.")
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI of every lever configuration on the six held-out training images (dots, the choice is ringed), and of the configurations scored afterwards on the test split and on TNBC, with the classical watershed for scale (dashed on held-out, dotted on test). Each row is a training setting and an instance method.", "name": "fig-levers"}}
+order = levers.sort_values("heldout aji").index
+rows = np.arange(len(order))
+water_row = lever_runs[lever_runs.config == "classical watershed"].groupby("split").aji.mean() * 100
+fig, ax = plt.subplots(figsize=(9, 0.32 * len(order) + 1.4))
+for split, (marker, colour, name) in {"heldout": ("o", "C0", "held-out training images"),
+                                      "test": ("s", "C1", "test (scored after the choice)"),
+                                      "tnbc": ("^", "C2", "TNBC (scored after the choice)")}.items():
+    ax.scatter(levers.loc[order, f"{split} aji"], rows, marker=marker, color=colour, s=36, label=name, zorder=2)
+chosen_row = list(order).index(levers.index[levers.chosen][0])
+ax.scatter(levers.loc[order[chosen_row], "heldout aji"], chosen_row, s=160, facecolors="none", edgecolors="k",
+           label="chosen", zorder=3)
+ax.axvline(water_row.get("heldout", np.nan), color="C0", linestyle="--", linewidth=1)
+ax.axvline(water_row.get("test", np.nan), color="C1", linestyle=":", linewidth=1)
+ax.set_yticks(rows, order, fontsize=9)
+ax.set_xlabel("AJI (%)")
+ax.grid(axis="y", color="0.92")
+ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=9, frameon=False)
+fig.tight_layout()
+
+# %% [markdown]
+# Every figure of {numref}`fig-levers`, with Dice and PQ and the spread over
+# seeds where there are several, is in the table below.
+
+# %% tags=["remove-input", "hide-output"]
 format_selection(levers)
 
 # %% tags=["hide-input"]
