@@ -179,21 +179,31 @@ def test_publish_command_reports_in_one_line(book, capsys):
     assert (book / "book" / "published" / "01_data.ipynb").is_file()
 
 
-def test_publish_rewrites_the_readme_table_from_the_published_results(book, tmp_path, capsys):
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "cpu"
+
+
+def _executed_run(book: Path, tmp_path: Path) -> Path:
+    """A one-chapter book executed into `book` and a run folder holding the committed reference results."""
     import shutil
 
-    from ssimnet.book.readme import END, START, results_table
-    from ssimnet.book.results import RESULTS, load_results
-    from ssimnet.tool.shipped import read_card
+    from ssimnet.book.results import RESULTS
 
-    committed = Path(__file__).resolve().parents[1] / "results" / "cpu"
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/published/01_data\n")
     (book / "book" / "executed").mkdir(parents=True)
     nbformat.write(_notebook(_record(book)), book / "book" / "executed" / "01_data.ipynb")
     run = tmp_path / "run"
     (run / "results").mkdir(parents=True)
     for name in (RESULTS.per_image, RESULTS.provenance, "runs.csv"):
-        shutil.copy(committed / name, run / "results" / name)
+        shutil.copy(COMMITTED / name, run / "results" / name)
+    return run
+
+
+def test_publish_rewrites_the_readme_table_from_the_published_results(book, tmp_path, capsys):
+    from ssimnet.book.readme import END, START, results_table
+    from ssimnet.book.results import RESULTS, load_results
+    from ssimnet.tool.shipped import read_card
+
+    run = _executed_run(book, tmp_path)
     args = ["publish", "--book-dir", str(book), "--run-dir", str(run), "--results", str(tmp_path / "results")]
     (book / "README.md").write_text("# x\nno table here\n")
     assert main(args) == 2  # a README without the markers: one line, nothing published or rewritten
@@ -209,26 +219,17 @@ def test_publish_rewrites_the_readme_table_from_the_published_results(book, tmp_
 
 def test_publish_times_every_chapter_of_the_run_and_writes_the_teaching_table(book, tmp_path):
     import json
-    import shutil
 
     from ssimnet.book.guide import TIMES_END, TIMES_START, times_table
-    from ssimnet.book.results import RESULTS
 
-    committed = Path(__file__).resolve().parents[1] / "results" / "cpu"
-    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/published/01_data\n")
-    (book / "book" / "executed").mkdir(parents=True)
-    nbformat.write(_notebook(_record(book)), book / "book" / "executed" / "01_data.ipynb")
-    run = tmp_path / "run"
-    (run / "results").mkdir(parents=True)
-    for name in (RESULTS.per_image, RESULTS.provenance, "runs.csv"):
-        shutil.copy(committed / name, run / "results" / name)
+    run = _executed_run(book, tmp_path)
     # the report saved its provenance before a later chapter ran: that chapter's time is only in timings.json
     (run / "timings.json").write_text(json.dumps({"01_data": 12.5, "10_later": 75.0}))
     (book / "book" / "teaching.md").write_text(f"# Teaching\n{TIMES_START}\n| stale |\n{TIMES_END}\n")
     args = ["publish", "--book-dir", str(book), "--run-dir", str(run), "--results", str(tmp_path / "results")]
     assert main(args) == 0
     info = json.loads((tmp_path / "results" / "provenance.json").read_text())
-    before = json.loads((committed / "provenance.json").read_text())["stage_seconds"]
+    before = json.loads((COMMITTED / "provenance.json").read_text())["stage_seconds"]
     assert info["stage_seconds"] == {**before, "01_data": 12.5, "10_later": 75.0}
     teaching = (book / "book" / "teaching.md").read_text()
     assert teaching == f"# Teaching\n{TIMES_START}\n{times_table(['01_data'], info)}\n{TIMES_END}\n"
