@@ -97,7 +97,10 @@ for name, (scores, _) in runs.items():
     rows.append({"method": f"{name} (this run)", **(scores[columns].mean() * 100).round(1).to_dict()})
     rows.append({"method": f"{name} (paper, reported)", **{m: TABLE1[name][m][0] for m in ("precision", "recall", "dice", "aji")}})
 table = pd.DataFrame(rows).set_index("method")
-table
+table.astype(object).where(table.notna(), "–")  # the paper reports no AJI+ or PQ
+
+# %% [markdown]
+# – : not reported by the paper (Table 1 gives precision, recall, Dice and AJI).
 
 # %% tags=["remove-input"]
 with_ft, without = runs["SSimNet"][0], runs["SSimNet w/o ft"][0]
@@ -156,7 +159,8 @@ Markdown(
 # and with fine-tuning, images sorted by their AJI with it.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "AJI and Dice of each test image without (open) and with (filled) per-image fine-tuning.", "name": "fig-finetune-per-image"}}
-paired = with_ft.set_index("image")[["dice", "aji"]].join(without.set_index("image")[["dice", "aji"]], rsuffix="_noft")
+paired = with_ft.set_index("image")[["dice", "aji"]].join(
+    without.set_index("image")[["dice", "aji"]].add_suffix("_noft"))
 paired = paired.sort_values("aji")
 fig, axes = plt.subplots(1, 2, figsize=(10, 0.32 * len(paired) + 1.2), sharey=True)
 for ax, metric, title in zip(axes, ("aji", "dice"), ("AJI", "Dice")):
