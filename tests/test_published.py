@@ -129,17 +129,3 @@ def test_chapter_5_shows_the_committed_finetuning_study():
     for config, rows in study.groupby("config"):
         assert table[config][:3] == tuple(f"{100 * rows[m].mean():.1f}" for m in ("dice", "aji", "pq")), config
 
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 600 else f"{seconds / 60:.0f} min"
-
-
-def test_teaching_page_gives_the_reference_runs_own_chapter_times():
-    stages = json.loads((RESULTS / "provenance.json").read_text())["stage_seconds"]
-    rows = {}
-    for line in (ROOT / "book" / "teaching.md").read_text().splitlines():
-        match = re.match(r"\| \{ref\}`chapter-(\w+)` \|.*\| ([^|]+) \|$", line)
-        if match:
-            rows[match[1]] = match[2].strip()
-    assert set(rows) == set(NAMES) == set(stages)
-    assert rows == {name: _duration(seconds) for name, seconds in stages.items()}
