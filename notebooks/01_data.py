@@ -109,7 +109,7 @@ table = (
     .assign(nuclei_per_image=lambda t: (t.nuclei / t.images).round(0).astype(int))
     .round(1)
 )
-table
+table.rename(columns=lambda c: c.replace("_px", " (px)").replace("_", " "))  # headers that wrap to fit the column
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Nucleus size per organ: the area of every ground-truth nucleus (log scale).", "name": "fig-data-sizes"}}
 fig, ax = plt.subplots(figsize=(9, 3.8))

@@ -153,7 +153,7 @@ pd.DataFrame(
 # project reproduces, reported (grey) and reproduced (coloured), joined by a
 # line; a red line is a difference beyond the tolerance, the larger of the
 # two standard deviations (Table 3 reports none, so there it is ours alone,
-# and zero for a single run). The table under it lists every number.
+# and zero for a single run). The table under it, collapsed, lists every number.
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Every reproduced number of Tables 1 and 3 against the paper's: grey reported, coloured reproduced; red lines differ beyond the tolerance.", "name": "fig-report-numbers"}}
 report = reproduction_report(per_image)
@@ -176,7 +176,7 @@ fig.supxlabel("percent; T1: Table 1, T3: Table 3", fontsize=9)
 plt.tight_layout()
 plt.show()
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "hide-output"]
 indexed = report.set_index(["table", "method", "metric"])
 indexed[["reproduced", "reported", "difference", "tolerance"]].style.format(precision=1, na_rep="–").apply(
     lambda row: ["color: #b00" if indexed.loc[row.name, "beyond std"] else "" for _ in row], axis=1)
