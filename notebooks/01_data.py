@@ -17,8 +17,8 @@
 #
 # This chapter shows the dataset the book runs on: a few tiles with their
 # ground-truth nuclei, how many nuclei there are and how large they are per
-# organ, and -- the premise of the method -- how much more nuclei vary
-# *between* images than *within* one image.
+# organ, and -- the premise of the method -- how nucleus size varies
+# *between* images against *within* one image.
 #
 # The published book runs on MoNuSeg 2018 (the `cpu` reference run); with
 # `make book PROFILE=smoke` the same chapters run on the synthetic H&E tiles
@@ -29,8 +29,8 @@
 # :class: tip
 # - **You will learn** what the tiles and their annotated nuclei look like,
 #   how many nuclei there are and how large they are per organ, and how to
-#   measure the premise of the method: nuclei vary more between images than
-#   within one.
+#   measure the premise of the method: how much of the variation of nucleus
+#   size lies between images rather than within one.
 # - **It runs** nothing but reading the dataset and its labels.
 # - **Time:** {glue:md}`chapter_time`.
 # ```
@@ -154,7 +154,7 @@ pd.DataFrame(
         "between-image SD of median log-area": [by_image.median().std()],
         "share of variance between images": [between_share],
     }
-).round(3)
+).round(3).style.hide(axis="index").format(precision=3)
 
 # %% tags=["remove-input"]
 within_sd, between_sd = by_image.std().mean(), by_image.median().std()
@@ -162,8 +162,11 @@ Markdown(
     f"Here {between_share:.0%} of the variance of log-area lies between images. Where that share is well above "
     "zero, an image's own nuclei say more about the size of its next nucleus than the whole dataset does -- the "
     "property that per-image fine-tuning (paper Sec. 2.2) exploits. The spread within one image "
-    f"({within_sd:.2f}) is {within_sd / between_sd:.1f} times the spread of the image medians ({between_sd:.2f}): "
-    "size is a real but partial prior, and shape and colour carry the rest of the similarity."
+    f"({within_sd:.2f}) is {within_sd / between_sd:.1f} times the spread of the image medians ({between_sd:.2f})"
+    + (": the two measures weigh images differently (the share counts every nucleus, so crowded images weigh more; "
+       "the spreads count every image once). Size is a real but partial prior, and shape and colour carry the rest "
+       "of the similarity." if within_sd > between_sd else
+       ": within an image, nucleus size is the tighter of the two, which is the premise of the method.")
 )
 
 # %% [markdown]
@@ -221,10 +224,10 @@ Markdown(f"Over the training images, the number of nuclei and their median area 
 # :label: ex-data-spread
 # ```
 #
-# The method rests on nuclei varying less *within* an image than *between*
-# images ({numref}`fig-data-self-similarity`). Put a number on it: the
-# standard deviation of the per-image median log-area, against the mean
-# within-image standard deviation of log-area.
+# The method rests on an image's own nuclei resembling each other
+# ({numref}`fig-data-self-similarity`). Put a number on how nucleus size
+# varies: the standard deviation of the per-image median log-area, against
+# the mean within-image standard deviation of log-area. Which is larger?
 #
 # ```{exercise-end}
 # ```
@@ -239,10 +242,14 @@ Markdown(f"Over the training images, the number of nuclei and their median area 
 log_area = np.log(stats.area)
 per_image = log_area.groupby(stats.image)
 between, within = per_image.median().std(), per_image.std().mean()
-print(f"between images {between:.2f}, within an image {within:.2f} (log-area units)")
+print(f"between images {between:.2f}, within an image {within:.2f} (log-area units): "
+      f"{'within' if within > between else 'between'} is larger")
 
 # %% [markdown]
-# The within-image spread includes the genuine size variation of nuclei; what matters for USMI (chapter 3) is that candidate *errors* -- merged or fragmented nuclei -- widen it much more.
+# The within-image spread includes the genuine size variation of nuclei, so
+# size alone is only part of the similarity the method relies on; what
+# matters for USMI (chapter 3) is that candidate *errors* -- merged or
+# fragmented nuclei -- spread a patch's areas and hulls further still.
 
 # %% [markdown]
 # ```{solution-end}

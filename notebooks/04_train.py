@@ -107,7 +107,7 @@ throughput = pd.DataFrame(
         "total training minutes": [history.seconds.sum() / 60],
     }
 ).round(2)
-throughput
+throughput.style.hide(axis="index").format(precision=2)
 
 # %% [markdown]
 # ## What the network sees

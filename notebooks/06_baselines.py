@@ -132,7 +132,7 @@ extra
 
 # %%
 gaps = discrepancies(summaries, TABLE1)
-gaps
+gaps.style.hide(axis="index").format(precision=1)
 
 # %% tags=["hide-input"]
 notes = {

@@ -61,12 +61,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
 from ssimnet.baselines import METHOD_NAMES
 from ssimnet.book import setup_chapter
 from ssimnet.book.attribution import attribution_scores, attribution_table, gap_steps, paper_claims, split_table
 from ssimnet.book.paper import TABLE1
+from ssimnet.book.prose import emphasis, moved
 from ssimnet.book.report import (
     format_spread,
     method_summaries,
@@ -91,6 +92,7 @@ from ssimnet.book.results import (
 )
 from ssimnet.config import ABLATION, INSTANCE_METHODS, get_profile
 from ssimnet.runs.experiments import export_results
+from ssimnet.tool.shipped import read_card
 
 chapter = setup_chapter(data_dir=data_dir, run_dir=run_dir, profile=profile, seed=seed, device=device, workers=workers)
 if chapter.real:
@@ -233,7 +235,8 @@ Markdown(
     f"{paper_train.epochs} epochs** (U-Net width {paper_train.width}), its last epoch at learning rate {gpu_lr:.2g} "
     f"(after all {paper_train.epochs} the schedule reaches {paper_train.lr * paper_train.lr_decay ** paper_train.epochs:.2g}). "
     f"That network scores AJI {gpu_table.iloc[0].aji:.1f}, against "
-    f"{gpu_table.iloc[2].aji:.1f} for the `cpu` profile's far smaller network: the paper's network and schedule "
+    f"{gpu_table.iloc[2].aji:.1f} for the selection study's network of width "
+    f"{selection_info['parameters']['train']['width']}: the paper's network and schedule "
     + ("close" if closes else "do not close") + f" the AJI gap to the paper ({gpu_table.iloc[3].aji:.1f}). Fine-tuning at the paper's decayed rate "
     f"changes Dice by {gpu_table.iloc[1].dice - gpu_table.iloc[0].dice:+.1f} and AJI by "
     f"{gpu_table.iloc[1].aji - gpu_table.iloc[0].aji:+.1f}, where the paper reports "
@@ -433,7 +436,7 @@ chosen = readings_info["chosen"]["cc"]
 paper_cc = get_profile("paper").inference
 chosen_test = cc[(cc.config == chosen) & (cc.split == "test")].groupby("finetune")["aji"].mean() * 100
 Markdown(
-    f"The chosen reading, *{chosen}*, scores training AJI {cc_table.loc[chosen, 'train aji']:.1f} against "
+    f"The chosen reading, {emphasis(chosen)}, scores training AJI {cc_table.loc[chosen, 'train aji']:.1f} against "
     f"{cc_table.loc['literal', 'train aji']:.1f} for the literal one. On test it scores AJI "
     f"{chosen_test.iloc[0]:.1f} without and {chosen_test.iloc[-1]:.1f} with fine-tuning, where the "
     f"reproduction row scores {reproduction_at(readings_info['seed'], False):.1f} and "
@@ -471,9 +474,9 @@ on_hematoxylin = candidate_table[candidate_table.index.get_level_values("config"
 spread = (on_hematoxylin["AJI of P"] - profile_row["AJI of P"]).abs().max()
 same = chosen_eq3 == candidates_info["profile_reading"]
 Markdown(
-    f"The chosen reading is *{chosen_eq3}*"
+    f"The chosen reading is {emphasis(chosen_eq3)}"
     + (", the profile's own" if same else f" (AJI of P {chosen_row['AJI of P']:.1f} on the training images, against "
-       f"{profile_row['AJI of P']:.1f} for the profile's, *{candidates_info['profile_reading']}*)")
+       f"{profile_row['AJI of P']:.1f} for the profile's, {emphasis(candidates_info['profile_reading'])})")
     + f". Its network scores AJI {chosen_net.iloc[0]:.1f} on test without and {chosen_net.iloc[-1]:.1f} with "
     f"fine-tuning, against {reproduction_at(candidates_info['seed'], False):.1f} and "
     f"{reproduction_at(candidates_info['seed'], True):.1f} for the reproduction row on the same seed and "
@@ -511,18 +514,23 @@ sentences = [
     f"{held_out_aji[profile_ft] - held_out_aji['no fine-tuning']:+.1f} points; in chapter 05's study, on training "
     f"images its network had learned, it changed it by "
     f"{chapter05['fine-tuning (paper)'] - chapter05['no fine-tuning']:+.1f}.",
-    f"The held-out images choose *{chosen_ft}* (AJI {held_out_aji[chosen_ft]:.1f}).",
+    f"The held-out images choose {emphasis(chosen_ft)} (AJI {held_out_aji[chosen_ft]:.1f}).",
 ]
 if "test AJI" in finetune_table:
     test_aji = finetune_table["test AJI"].dropna()
-    sentences.append("On test, with the same network: " + ", ".join(f"*{c}* {v:.1f}" for c, v in test_aji.items()) + ".")
+    sentences.append("On test, with the same network: " + ", ".join(f"{emphasis(c)} {v:.1f}" for c, v in test_aji.items()) + ".")
 tool_finetune = get_profile("cpu").tool_inference.finetune_epochs
 supports = (chosen_ft == "no fine-tuning") == (tool_finetune == 0)
 sentences.append(
     f"`ssimnet segment` fine-tunes {'no' if tool_finetune == 0 else tool_finetune} epochs by default, a choice made on "
     f"training images for another network and instance method; on images this network never saw, the choice "
-    + ("agrees with it." if supports else "goes against it: the advice of chapters 05, 07 and 09 on fine-tuning, all "
-       "measured on training images, does not carry over to images a network never saw."))
+    + ("agrees with it." if supports else "goes against it: a choice made on images a network had learned does not "
+       "carry over to images it never saw."))
+card = read_card()
+tool_aji, tuned = card["test"]["monuseg_test"]["aji"] * 100, card["finetuned"]
+sentences.append(
+    f"The shipped network's MoNuSeg test AJI, scored once as its model card records, "
+    f"{moved(tool_aji, tuned['monuseg_test']['aji'] * 100)} when it is fine-tuned {tuned['epochs']} epochs per image.")
 Markdown(" ".join(sentences))
 
 # %% [markdown]
@@ -555,7 +563,7 @@ sentences = [
     "and the others " + (f"{others.min():.1f}" if others.min() == others.max() else
                          f"{others.min():.1f} to {others.max():.1f}") + ", so the choice is "
     + ("the profile's own reading; the profile keeps it." if chosen_training == profile_training
-       else f"*{chosen_training}*."),
+       else f"{emphasis(chosen_training)}."),
 ]
 if "test AJI" in training_table and chosen_training != profile_training:
     tested = training[training.split == "test"].groupby("finetune")["aji"].mean() * 100
@@ -654,7 +662,7 @@ Markdown("\n".join([
     f"{held_out_aji[profile_ft] - held_out_aji['no fine-tuning']:+.1f} on held-out training images.",
     "- Of training's details (K, α, the CE on ignored pixels), the held-out images choose "
     + ("the profile's own reading." if chosen_training == profile_training else
-       f"*{chosen_training}*; on test it changes AJI by "
+       f"{emphasis(chosen_training)}; on test it changes AJI by "
        f"{tested.iloc[-1] - reproduction_at(training_info['seed'], True):+.1f} with fine-tuning and "
        f"{tested.iloc[0] - reproduction_at(training_info['seed'], False):+.1f} without, on the same seed."),
     f"- {len(aji_claims[aji_claims.verdict == 'reproduces'])} of {len(aji_claims)} Table 1 AJI numbers reproduce; "
@@ -687,21 +695,17 @@ plt.show()
 # results it produced, with the chapters that show them.
 
 # %%
-networks_used(results_dir, "notebooks").style.hide(axis="index")  # a Styler: no cell is cut short
+networks_used(results_dir, "notebooks", reference=info).style.hide(axis="index")  # a Styler: no cell is cut short
 
 # %% [markdown]
-# ## Wall time per stage
+# ## Wall time per chapter
 #
-# Wall time of each notebook in the run that collected these results, from
-# `ssimnet book`. A stage whose inputs had not changed since an earlier run
-# was read back from its cache and took little time; the compute times above
-# are the ones measured when each stage was computed.
-
-# %%
-if info["stage_seconds"]:
-    display(pd.Series(info["stage_seconds"], name="seconds", dtype=float).round(1).to_frame())
-else:
-    display(Markdown("*Not recorded: these results were collected outside `ssimnet book`.*"))
+# The run's wall time of each chapter, from `ssimnet book`, is on the page
+# {doc}`../teaching`, written there when the run is published. A chapter
+# re-executed from the run folder's cache reads back what an earlier
+# execution computed and takes little time, so the page shows the times of
+# the execution that computed them; the compute times above were measured
+# when each stage ran.
 
 # %% [markdown]
 # ## Library versions

@@ -396,12 +396,15 @@ Markdown(
 
 # %% tags=["remove-input"]
 selection = selection_table(per_image)
+study_choice = committed_study.index[committed_study.chosen][0]
 Markdown("\n".join([
     f"- Chosen on this run's training split: **{chosen}**, test AJI {selection.loc[chosen, 'test aji']:.1f} against "
     f"{selection.loc[base, 'test aji']:.1f} for the paper's connected components from the same networks.",
-    f"- The committed three-seed study chose **{committed_study.index[committed_study.chosen][0]}**, which the "
-    f"`cpu` profile's book networks use (`{cpu_profile.inference.instances}` after {cpu_profile.selftrain.rounds} "
-    "self-training round(s)).",
+    f"- The committed three-seed study chose **{study_choice}**"
+    + (", as this run did" if study_choice == chosen else
+       " on its own network, named above (this run's one seed chose otherwise)")
+    + f"; the `cpu` profile's book networks segment with `{cpu_profile.inference.instances}` after "
+    f"{cpu_profile.selftrain.rounds} self-training round(s).",
     f"- The learned separation output and the better candidates are switches, off by default: on the test split "
     f"they moved AJI by {row[alone, 'test aji'] - row[plain[0], 'test aji']:+.1f} and "
     f"{new_row['test aji'] - paper_row['test aji']:+.1f} on one seed.",

@@ -269,6 +269,13 @@ def test_networks_used_groups_studies_by_network_and_finds_their_chapters(tmp_pa
     assert table.loc["checkpoint abcdef0", "chapters"] == "05, 09"
     assert table.loc["commit 1111111", "chapters"] == "all"
     assert table.loc["commit 4444444", "network"] == "U-Net width 8, 6 epochs"
+    # the run being shown stands for the reference run's committed provenance, which it has not replaced yet
+    run = {"profile": "cpu", "commit": "5555555eee", "created": "2026-12-09T00:00:00",
+           "parameters": {"train": {"width": 8, "epochs": 6}}}
+    shown = networks_used(tmp_path / "results", notebooks, reference=run).set_index("results")
+    assert shown.loc["the book's reference run", "trained"] == "commit 5555555"
+    assert shown.loc["the book's reference run", "date"] == "2026-12-09"
+    assert "commit 1111111" not in set(shown.trained)
 
 
 @pytest.mark.skipif(not (ROOT / "results" / "cpu").is_dir(), reason="no committed cpu results")

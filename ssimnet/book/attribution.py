@@ -129,6 +129,9 @@ def split_table(per_image: pd.DataFrame, *, metrics: Sequence[str] = ("dice", "a
 
     Configurations keep the order they first appear in; a split a
     configuration was not scored on is NaN (the readings scored on test once).
+    Where a split was scored both without and with fine-tuning (a
+    ``finetune`` column of epochs), the fine-tuned means get columns of their
+    own, ``"<split> <metric> (fine-tuned)"``, rather than being averaged in.
 
     >>> frame = pd.DataFrame({"config": ["a", "a", "b", "a"], "split": ["heldout", "heldout", "heldout", "test"],
     ...                       "aji": [0.2, 0.3, 0.1, 0.4], "dice": 0.5})
@@ -136,14 +139,25 @@ def split_table(per_image: pd.DataFrame, *, metrics: Sequence[str] = ("dice", "a
        held-out AJI  test AJI
     a          25.0      40.0
     b          10.0       NaN
+    >>> split_table(frame.assign(finetune=[0, 0, 0, 5]), metrics=("aji",)).columns.tolist()
+    ['held-out AJI', 'test AJI (fine-tuned)']
+    >>> both = pd.concat([frame, frame.iloc[[3]].assign(aji=0.6)]).assign(finetune=[0, 0, 0, 0, 5])
+    >>> split_table(both, metrics=("aji",)).loc["a"].tolist()
+    [25.0, 40.0, 60.0]
     """
-    means = (per_image.groupby(["config", "split"], sort=False)[list(metrics)].mean() * 100).round(1).unstack("split")
     names = {"dice": "Dice", "aji": "AJI", "aji_plus": "AJI+", "pq": "PQ"}
-    means.columns = [f"{'held-out' if split == 'heldout' else split} {names.get(metric, metric)}"
-                     for metric, split in means.columns]
-    splits = list(dict.fromkeys(per_image["split"]))
-    ordered = [f"{'held-out' if s == 'heldout' else s} {names.get(m, m)}" for s in splits for m in metrics]
-    return means.loc[list(dict.fromkeys(per_image["config"])), ordered].rename_axis(None)
+    frame = per_image.assign(fine_tuned=per_image["finetune"] > 0 if "finetune" in per_image else False)
+    means = (frame.groupby(["config", "split", "fine_tuned"], sort=False)[list(metrics)].mean() * 100).round(1)
+    means = means.unstack(["split", "fine_tuned"])
+    first = {split: i for i, split in enumerate(dict.fromkeys(frame["split"]))}
+    scored = sorted(set(zip(frame["split"], frame["fine_tuned"])), key=lambda key: (first[key[0]], key[1]))
+
+    def column(metric: str, split: str, fine_tuned: bool) -> str:
+        return (f"{'held-out' if split == 'heldout' else split} {names.get(metric, metric)}"
+                + (" (fine-tuned)" if fine_tuned else ""))
+
+    table = pd.DataFrame({column(m, split, ft): means[(m, split, ft)] for split, ft in scored for m in metrics})
+    return table.loc[list(dict.fromkeys(frame["config"]))].rename_axis(None)
 
 
 def _direction(paper: float, here: float) -> str:

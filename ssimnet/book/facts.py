@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-__all__ = ["percent", "scores", "card_facts", "settings_facts", "study_facts"]
+__all__ = ["percent", "scores", "card_facts", "settings_facts", "profile_facts", "study_facts"]
 
 _SCORES = ("dice", "aji", "pq")
 
@@ -54,7 +54,7 @@ def card_facts(card: Mapping[str, object]) -> dict[str, str]:
     >>> card = {"test": {"monuseg_test": entry, "tnbc": entry}, "finetuned": {"epochs": 5, "monuseg_test": {
     ...     **entry, "aji": 0.55}, "tnbc": entry, "seconds_per_monuseg_test_image": 20.9},
     ...     "uncompacted_monuseg_test": {**entry, "dice": 0.7897}, "bytes": 3019119, "onnx_bytes": 1956091,
-    ...     "training_seconds": 1265.4, "seconds_per_monuseg_test_image": 2.42, "train": {"width": 8},
+    ...     "training_seconds": 1265.4, "seconds_per_monuseg_test_image": 2.42, "train": {"width": 8}, "selftrain": {"rounds": 1},
     ...     "classical_watershed": {"monuseg_test": {**entry, "aji": 0.5}, "tnbc": {**entry, "dice": 0.8}}}
     >>> facts = card_facts(card)
     >>> facts["float16_change"], facts["finetune_effect"], facts["training_minutes"], facts["checkpoint_mb"]
@@ -94,6 +94,7 @@ def card_facts(card: Mapping[str, object]) -> dict[str, str]:
         "onnx_mb": f"{card['onnx_bytes'] / 2**20:.0f}",  # type: ignore[operator]
         "float16_change": f"{change:.2f}",
         "network_width": str(card["train"]["width"]),  # type: ignore[index]
+        "network_rounds": str(card["selftrain"]["rounds"]),  # type: ignore[index]
         "split_vs_watershed": against_watershed(("aji", "pq")),
         "dice_vs_watershed": against_watershed(("dice",)),
     }
@@ -104,12 +105,14 @@ def settings_facts(stored: Mapping[str, object], *, mpp_range: tuple[float, floa
     """The settings the page quotes: the shipped network's stored ones and the tool's limits.
 
     >>> stored = {"min_object_probability": 0.5, "min_size": 30, "network_mpp": 0.25, "region_side": 2048,
-    ...           "region_halo": 96, "tile_size": 1024}
+    ...           "region_halo": 96, "tile_size": 1024, "normalize": "auto", "finetune_epochs": 0}
     >>> facts = settings_facts(stored, mpp_range=(0.05, 5.0), max_pixels=400_000_000, patch_size=256)
     >>> facts["region_core"], facts["max_megapixels"], facts["mpp_max"], facts["min_object_probability"]
     ('832', '400', '5', '0.5')
     """
     return {
+        "normalize": str(stored["normalize"]),
+        "finetune_default": "off" if not stored["finetune_epochs"] else f"{stored['finetune_epochs']} epochs",
         "min_object_probability": f"{stored['min_object_probability']:g}",
         "min_size": str(stored["min_size"]),
         "network_mpp": f"{stored['network_mpp']:g}",
@@ -125,19 +128,42 @@ def settings_facts(stored: Mapping[str, object], *, mpp_range: tuple[float, floa
 
 
 
-def study_facts(*, normalization: pd.DataFrame, levers: pd.DataFrame, object_probability: pd.DataFrame) -> dict[str, str]:
+def profile_facts(cpu: object, paper: object) -> dict[str, str]:
+    """What the page says of the profiles: the `cpu` tool network's self-training rounds, the paper's epochs.
+
+    `cpu` and `paper` are :class:`ssimnet.config.Profile` objects.
+
+    >>> from ssimnet.config import get_profile
+    >>> facts = profile_facts(get_profile("cpu"), get_profile("paper"))
+    >>> facts["paper_epochs"] == str(get_profile("paper").train.epochs)
+    True
+    """
+    tool, depths = cpu.for_tool(), {cpu.for_tool().train.depth, paper.train.depth}  # type: ignore[attr-defined]
+    if len(depths) != 1:
+        raise ValueError(f"the cpu and paper networks differ in depth ({sorted(depths)}); the page names one multiple")
+    return {
+        "selftrain_rounds": str(tool.selftrain.rounds),
+        "paper_finetune_epochs": str(paper.inference.finetune_epochs),  # type: ignore[attr-defined]
+        "paper_epochs": str(paper.train.epochs),  # type: ignore[attr-defined]
+        "input_multiple": str(2 ** depths.pop()),
+    }
+
+
+def study_facts(*, normalization: pd.DataFrame, levers: pd.DataFrame, object_probability: pd.DataFrame,
+                held_out: int) -> dict[str, str]:
     """What the committed studies say that the page quotes (percent; the choices as the chapters make them).
 
     `normalization` and `levers` are the tables of
     :func:`ssimnet.book.report.normalization_table` and
     :func:`ssimnet.book.report.selection_table` (a ``chosen`` column);
-    `object_probability` holds the object-threshold study's per-image rows.
+    `object_probability` holds the object-threshold study's per-image rows;
+    `held_out` is the number of training images the levers study held out.
 
     >>> norm = pd.DataFrame({"tnbc aji": [24.6, 47.5], "chosen": [False, True]}, index=["as it is", "default"])
     >>> lev = pd.DataFrame({"heldout aji": [53.0, 48.9], "chosen": [True, False]},
     ...                    index=["b, 1 round + boundary watershed", "b, 1 round + distance watershed"])
     >>> obj = pd.DataFrame({"config": ["t 0.0", "t 0.5"], "dice": [0.78, 0.786], "aji": [0.53, 0.535]})
-    >>> facts = study_facts(normalization=norm, levers=lev, object_probability=obj)
+    >>> facts = study_facts(normalization=norm, levers=lev, object_probability=obj, held_out=6)
     >>> facts["tnbc_aji_as_is"], facts["tnbc_aji_normalised"], facts["levers_distance_aji"], facts["object_best_dice"]
     ('24.6', '47.5', '48.9', '78.6')
     """
@@ -147,6 +173,7 @@ def study_facts(*, normalization: pd.DataFrame, levers: pd.DataFrame, object_pro
     objects = object_probability.groupby("config", sort=False)[["dice", "aji"]].mean() * 100
     best = objects.dice.idxmax()
     return {
+        "levers_held_out": str(held_out),
         "tnbc_aji_as_is": f"{normalization.loc['as it is', 'tnbc aji']:.1f}",
         "tnbc_aji_normalised": f"{normalization.loc[chosen_norm, 'tnbc aji']:.1f}",
         "levers_boundary_aji": f"{levers.loc[chosen_lever, 'heldout aji']:.1f}",

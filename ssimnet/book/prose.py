@@ -14,7 +14,7 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["moved", "side", "spread_word"]
+__all__ = ["emphasis", "moved", "side", "spread_word"]
 
 
 def moved(before: float, after: float, *, up: str = "rises", down: str = "falls", digits: int = 1) -> str:
@@ -48,3 +48,12 @@ def spread_word(difference: float, spread: float) -> str:
     'beyond'
     """
     return "within" if abs(difference) <= spread else "beyond"
+
+
+def emphasis(name: str) -> str:
+    """`name` in Markdown italics, its own asterisks escaped (a reading such as "FCM on L* of I^T").
+
+    >>> emphasis("FCM on L* of I^T")
+    '*FCM on L\\\\* of I^T*'
+    """
+    return "*" + name.replace("*", "\\*") + "*"

@@ -30,7 +30,8 @@ from .paper import METRICS, TABLE1, TABLE3
 __all__ = [
     "candidate_table", "normalization_table",
     "SCORE_COLUMNS", "format_cell", "format_spread", "comparison_table", "discrepancies",
-    "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "format_selection", "study_table",
+    "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "levers_table",
+    "format_selection", "study_table",
     "study_network", "stress_table", "stress_verdict",
 ]
 
@@ -210,6 +211,23 @@ def selection_table(per_image: pd.DataFrame, *, select: str = "aji", metrics: Se
     table["runs"] = per_image.groupby("config", sort=False)["run"].nunique()
     table["chosen"] = table.index == table[f"{splits[0]} {select}"].drop(list(exclude)).idxmax()
     return table
+
+
+def levers_table(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The levers study (``studies/levers.py``) as chapter 11 and the book's pages show it.
+
+    :func:`selection_table` of Dice, AJI and PQ on the held-out training
+    images, the test split and TNBC, chosen on held-out AJI; the classical
+    watershed stands beside the configurations but is never chosen.
+
+    >>> frame = pd.DataFrame({"config": ["a", "b", "classical watershed"] * 3, "run": 0, "dice": .7, "pq": .3,
+    ...                       "split": ["heldout"] * 3 + ["test"] * 3 + ["tnbc"] * 3, "aji": [.4, .3, .5] * 3})
+    >>> table = levers_table(frame)
+    >>> table.index[table.chosen].tolist(), float(table.loc["a", "tnbc aji"])
+    (['a'], 40.0)
+    """
+    return selection_table(per_image, metrics=("dice", "aji", "pq"), splits=("heldout", "test", "tnbc"),
+                           exclude=("classical watershed",))
 
 
 def study_table(per_image: pd.DataFrame, *, metrics: Sequence[str] = ("dice", "aji", "pq")) -> pd.DataFrame:

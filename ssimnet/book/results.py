@@ -42,6 +42,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -255,7 +256,8 @@ def load_results(directory: str | os.PathLike[str], *, kind: ResultKind) -> tupl
     return per_image, info
 
 
-def networks_used(results_dir: str | Path, notebooks_dir: str | Path) -> "pd.DataFrame":
+def networks_used(results_dir: str | Path, notebooks_dir: str | Path, *,
+                  reference: Mapping[str, object] | None = None) -> "pd.DataFrame":
     """Every network behind the committed results in `results_dir`, and the chapters that show them.
 
     One row per network: a study that names the checkpoint it scored
@@ -263,7 +265,9 @@ def networks_used(results_dir: str | Path, notebooks_dir: str | Path) -> "pd.Dat
     the same checkpoint; any other study trained its own, at its commit.  A
     study's chapters are the notebooks in `notebooks_dir` that load its
     :class:`ResultKind`; the book's own reference run
-    (:data:`RESULTS`) is every chapter's.
+    (:data:`RESULTS`) is every chapter's.  `reference`, the provenance of the
+    run being shown, stands for that run's committed provenance file, which
+    a run executed before its results are published does not match yet.
     """
     import re
 
@@ -277,9 +281,12 @@ def networks_used(results_dir: str | Path, notebooks_dir: str | Path) -> "pd.Dat
     rows = []
     for name, kind in kinds.items():
         path = Path(results_dir) / kind.provenance
-        if not path.is_file():
+        if kind is RESULTS and reference is not None:
+            info = dict(reference)
+        elif path.is_file():
+            info = json.loads(path.read_text())
+        else:
             continue
-        info = json.loads(path.read_text())
         network = info.get("network")
         described = isinstance(network, str) and network  # e.g. "the shipped network (...)": the tool's settings
         tool = described and ("tool" in network or "shipped" in network)

@@ -68,25 +68,25 @@ def _drop_thebe(app: Any) -> None:
 def page_facts(book_dir: str | Path) -> dict[str, str]:
     """The hand-written pages' numbers (:mod:`ssimnet.book.facts`), read from the committed files under `book_dir`."""
     from ..cli.options import MPP_RANGE
-    from ..config import MAX_IMAGE_PIXELS, PseudoLabelConfig
+    from ..config import MAX_IMAGE_PIXELS, PseudoLabelConfig, get_profile
     from ..tool.segmenter import Segmenter
     from ..tool.shipped import read_card
-    from .facts import card_facts, settings_facts, study_facts
-    from .report import normalization_table, selection_table
+    from .facts import card_facts, profile_facts, settings_facts, study_facts
+    from .report import levers_table, normalization_table
     from .results import LEVERS, NORMALIZATION, OBJECT_PROBABILITY, load_results
 
     results = Path(book_dir) / "results" / "cpu"
-    levers, _ = load_results(results, kind=LEVERS)
+    levers, lever_info = load_results(results, kind=LEVERS)
     normalization, _ = load_results(results, kind=NORMALIZATION)
     objects, _ = load_results(results, kind=OBJECT_PROBABILITY)
     return {
         **card_facts(read_card()),
         **settings_facts(Segmenter.pretrained().stored(), mpp_range=MPP_RANGE, max_pixels=MAX_IMAGE_PIXELS,
                          patch_size=PseudoLabelConfig().patch_size),
+        **profile_facts(get_profile("cpu"), get_profile("paper")),
         **study_facts(normalization=normalization_table(normalization),
-                      levers=selection_table(levers, metrics=("dice", "aji", "pq"), splits=("heldout", "test", "tnbc"),
-                                             exclude=("classical watershed",)),
-                      object_probability=objects),
+                      levers=levers_table(levers),
+                      object_probability=objects, held_out=len(lever_info["held_out"])),
     }
 
 
