@@ -129,3 +129,28 @@ def test_chapter_5_shows_the_committed_finetuning_study():
     for config, rows in study.groupby("config"):
         assert table[config][:3] == tuple(f"{100 * rows[m].mean():.1f}" for m in ("dice", "aji", "pq")), config
 
+
+
+def test_chapter_8_keeps_the_fine_tuned_test_scores_of_the_training_study_apart():
+    # the held-out readings were scored on test without and with fine-tuning: one column each, never their average
+    nb = _notebook("08_report")
+    study = pd.read_csv(RESULTS / "attribution_training_per_image.csv")
+    (table,) = _tables(nb, "training_table = split_table(training)")
+    test = study[study.split == "test"]
+    assert set(test.finetune) == {0, 5}
+    for config, rows in test.groupby("config"):
+        plain, tuned = (f"{100 * rows[rows.finetune == e].aji.mean():.1f}" for e in (0, 5))
+        assert table[config][3] == plain and table[config][5] == tuned, config
+    for config in set(study.config) - set(test.config):
+        assert table[config][2:] == ("–",) * 4, config
+
+
+def test_chapter_8_names_its_own_run_among_the_networks_used():
+    nb = _notebook("08_report")
+    record = ChapterRecord.from_metadata(nb.metadata[METADATA_KEY])
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and "networks_used(" in c.source]
+    (markup,) = [o["data"]["text/html"] for o in cell.outputs if "text/html" in o.get("data", {})]
+    rows = [tuple(html.unescape(c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S))
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", markup, flags=re.S)]
+    ours = [row for row in rows if "the book's reference run" in row]
+    assert len(ours) == 1 and f"commit {record.commit[:7]}" in ours[0], rows
