@@ -689,10 +689,13 @@ plt.show()
 # %% [markdown]
 # ## Networks used in this book
 #
-# The book's own chapters run one network, the reference run's; the
-# committed studies that some sections show were made with the networks of
-# their own time. Each row is one network, read from the provenance of the
-# results it produced, with the chapters that show them.
+# The book's own chapters train their networks in the reference run, all of
+# one architecture and schedule (the row "the book's reference run"; chapters
+# 06, 07 and 09 train variants of it: the supervised U-Net, the ablations,
+# the learned separation and self-training rounds). The committed studies
+# that some sections show were made with the networks of their own time.
+# Each row is one network, or one study's networks, read from the provenance
+# of the results it produced, with the chapters that show them.
 
 # %%
 networks_used(results_dir, "notebooks", reference=info).style.hide(axis="index")  # a Styler: no cell is cut short
