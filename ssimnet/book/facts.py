@@ -54,7 +54,8 @@ def card_facts(card: Mapping[str, object]) -> dict[str, str]:
     >>> card = {"test": {"monuseg_test": entry, "tnbc": entry}, "finetuned": {"epochs": 5, "monuseg_test": {
     ...     **entry, "aji": 0.55}, "tnbc": entry, "seconds_per_monuseg_test_image": 20.9},
     ...     "uncompacted_monuseg_test": {**entry, "dice": 0.7897}, "bytes": 3019119, "onnx_bytes": 1956091,
-    ...     "training_seconds": 1265.4, "seconds_per_monuseg_test_image": 2.42, "train": {"width": 8}, "selftrain": {"rounds": 1},
+    ...     "training_seconds": 1265.4, "seconds_per_monuseg_test_image": 2.42, "train": {"width": 8},
+    ...     "selftrain": {"rounds": 1},
     ...     "classical_watershed": {"monuseg_test": {**entry, "aji": 0.5}, "tnbc": {**entry, "dice": 0.8}}}
     >>> facts = card_facts(card)
     >>> facts["float16_change"], facts["finetune_effect"], facts["training_minutes"], facts["checkpoint_mb"]
