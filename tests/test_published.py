@@ -130,7 +130,6 @@ def test_chapter_5_shows_the_committed_finetuning_study():
         assert table[config][:3] == tuple(f"{100 * rows[m].mean():.1f}" for m in ("dice", "aji", "pq")), config
 
 
-
 def test_chapter_8_keeps_the_fine_tuned_test_scores_of_the_training_study_apart():
     # the held-out readings were scored on test without and with fine-tuning: one column each, never their average
     nb = _notebook("08_report")

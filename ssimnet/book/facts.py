@@ -156,7 +156,7 @@ def study_facts(*, normalization: pd.DataFrame, levers: pd.DataFrame, object_pro
 
     `normalization` and `levers` are the tables of
     :func:`ssimnet.book.report.normalization_table` and
-    :func:`ssimnet.book.report.selection_table` (a ``chosen`` column);
+    :func:`ssimnet.book.report.levers_table` (a ``chosen`` column);
     `object_probability` holds the object-threshold study's per-image rows;
     `held_out` is the number of training images the levers study held out.
 
