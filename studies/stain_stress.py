@@ -7,8 +7,9 @@ Two parts, in this order:
    (:data:`ssimnet.runs.stress.TRANSFORMS`): the stains as the separation
    names them, and four results (normalised as named, normalised with the
    names swapped, not normalised, normalised as hematoxylin only).  The
-   one-stain settings are those of :func:`ssimnet.runs.guard_choice.choose_one_stain`.  The stain guard's thresholds
-   (:data:`ssimnet.config.STAIN_GUARD`) were chosen on these rows; the script
+   one-stain settings are those of :func:`ssimnet.runs.guard_choice.choose_one_stain`
+   and, for the counterstain's red share, :func:`~ssimnet.runs.guard_choice.choose_one_stain_red`.
+   The stain guard's thresholds (:data:`ssimnet.config.STAIN_GUARD`) were chosen on these rows; the script
    prints what each candidate threshold would have given
    (:func:`ssimnet.runs.stress.guard_outcome`).
 2. **Stress test** (``results/cpu/stain_stress_*``).  The 14 MoNuSeg test
@@ -40,7 +41,7 @@ from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, load_resul
 from ssimnet.config import DEFAULT_SEED, STAIN_GUARD, get_profile
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
 from ssimnet.datasets import write_synthetic_dataset
-from ssimnet.runs.guard_choice import choose_one_stain
+from ssimnet.runs.guard_choice import choose_one_stain, choose_one_stain_red
 from ssimnet.runs.store import stage_key
 from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, stress_rows
 
@@ -112,7 +113,7 @@ def main() -> None:
         info.update(record, images=[s.name for s in train], split="train (every third image)")
         save_results(args.out, selection, info, kind=STAIN_GUARD_SELECTION)
         guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
-        unguarded = {**guard, "order_margin": float("inf"), "one_stain_angle": 0.0}
+        unguarded = {**guard, "order_margin": float("inf"), "one_stain_angle": 0.0, "one_stain_red": float("inf")}
         print("AJI per transform, training images, without the guard and with the chosen thresholds, "
               "a one-stain image left as it is or normalised as hematoxylin only:")
         print(pd.DataFrame({"no guard": guard_outcome(selection, **unguarded),
@@ -123,7 +124,12 @@ def main() -> None:
         print("one-stain settings by mean training AJI over the transforms, best first:")
         print(means.head(10).round(4).to_string())
         if any(getattr(STAIN_GUARD, name) != value for name, value in best.items()):
-            print(f"STAIN_GUARD differs from the best one-stain settings {best}: set them in ssimnet.config")
+            print(f"the grid's best one-stain settings {best} are not STAIN_GUARD's (the fourth guard took them)")
+        red, red_means = choose_one_stain_red(selection, guard={k: v for k, v in guard.items() if k != "one_stain_red"})
+        print("counterstain red share above which an image is one-stain, by mean training AJI, best first:")
+        print(red_means.round(4).to_string())
+        if red != STAIN_GUARD.one_stain_red:
+            print(f"STAIN_GUARD.one_stain_red is not the best, {red}: set it in ssimnet.config")
 
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}

@@ -4,9 +4,11 @@
 image under each stress transform, what the separation measured and four
 results; :func:`ssimnet.runs.stress.guard_outcome` scores any guard settings on
 those rows without segmenting again.  This module tries a grid of one-stain
-settings (:data:`ONE_STAIN_GRID`) and keeps the best:
-:data:`ssimnet.config.STAIN_GUARD` holds it, and a test checks that it is
-the committed rows' best.
+settings (:data:`ONE_STAIN_GRID`) and keeps the best; the guard's fourth
+version took it.  :func:`choose_one_stain_red` keeps the others and chooses
+the sixth version's counterstain red share (:data:`ONE_STAIN_RED_GRID`).
+:data:`ssimnet.config.STAIN_GUARD` holds what was chosen, and a test checks
+it against the committed rows.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import pandas as pd
 
 from .stress import guard_outcome
 
-__all__ = ["ONE_STAIN_GRID", "choose_one_stain"]
+__all__ = ["ONE_STAIN_GRID", "ONE_STAIN_RED_GRID", "choose_one_stain", "choose_one_stain_red"]
 
 
 #: The one-stain settings :func:`choose_one_stain` tries: angles (degrees), spread ratios and ways.
 ONE_STAIN_GRID: dict[str, tuple] = {"one_stain_angle": (8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 16.0, 20.0),
                                     "one_stain_spread": (1.5, 1.8, 2.0, 2.5),
                                     "one_stain_way": ("off", "hematoxylin only")}
+
+#: The counterstain red shares :func:`choose_one_stain_red` tries (infinity: never, the fifth version).
+ONE_STAIN_RED_GRID: tuple[float, ...] = (0.30, 0.32, 0.34, 0.36, 0.38, 0.40, 0.42, 0.45, 0.50, float("inf"))
 
 
 def choose_one_stain(rows: object, *, order_margin: float, order_min_density: float,
@@ -51,3 +56,26 @@ def choose_one_stain(rows: object, *, order_margin: float, order_min_density: fl
                                             ascending=[False, True, True], kind="stable").reset_index(drop=True)
     best = table.iloc[0]
     return {name: best[name].item() if hasattr(best[name], "item") else best[name] for name in names}, table
+
+
+def choose_one_stain_red(rows: object, *, guard: dict[str, object],
+                         grid: tuple[float, ...] = ONE_STAIN_RED_GRID) -> tuple[float, object]:
+    """The counterstain red share above which an image is one-stain (:attr:`ssimnet.config.StainGuard.one_stain_red`)
+    with the highest mean training AJI over the transforms, the other settings `guard` kept
+    (:func:`guard_outcome` on :func:`ssimnet.runs.stress.guard_selection_rows`' rows); among ties the
+    highest, which calls the fewest images one-stain.  Also every value's mean, best first (a DataFrame).
+
+    >>> rows = [{"image": "a", "transform": "t", "way": w, "aji": v, "angle": 12.0, "spread_h": .3, "spread_e": .3,
+    ...          "stained_spread_h": .2, "stained_spread_e": .2, "density_h": 2.0, "density_e": 1.9,
+    ...          "red_h": .6, "red_e": .45} for w, v in (("as named", .2), ("swapped", .1), ("off", .3),
+    ...                                              ("hematoxylin only", .5))]
+    >>> guard = {"order_margin": 1.5, "order_min_density": .5, "one_stain_angle": 9.0, "one_stain_spread": 1.8,
+    ...          "one_stain_way": "hematoxylin only"}
+    >>> choose_one_stain_red(rows, guard=guard, grid=(0.3, 0.4, 0.5))[0]
+    0.4
+    """
+    means = [{"one_stain_red": red, "mean": round(float(guard_outcome(rows, **guard, one_stain_red=red).mean()), 9)}
+             for red in grid]
+    table = pd.DataFrame(means).sort_values(["mean", "one_stain_red"], ascending=[False, False],
+                                            kind="stable").reset_index(drop=True)
+    return float(table["one_stain_red"].iloc[0]), table

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
-from ..tool.stain_guard import stain_spread, stained_mask
+from ..tool.stain_guard import red_share, stain_spread, stained_mask
 
 __all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction"]
 
@@ -220,8 +220,8 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
 def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
                          transforms: tuple[str, ...] = tuple(TRANSFORMS)) -> list[dict[str, object]]:
     """What the stain guard's thresholds were chosen from, for one *training* image: under each transform,
-    the stains as the separation names them (their angle, each stain's spread and 99th-percentile density)
-    and four results (``way``) -- normalised as named, normalised with the names swapped, not
+    the stains as the separation names them (their angle, each stain's spread, 99th-percentile density and
+    red share) and four results (``way``) -- normalised as named, normalised with the names swapped, not
     normalised, and normalised as hematoxylin only; a row per transform and way.  :func:`guard_outcome`
     then scores any settings on these rows without segmenting again."""
     from ..config import StainReference
@@ -238,9 +238,11 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
         ways = {"as named": norm.transform(seen, source=source, density=density),
                 "swapped": norm.transform(seen, source=swapped, density=density[..., ::-1].copy()), "off": seen,
                 "hematoxylin only": one.transform(seen, source=one_source, density=density)}
+        red = red_share(np.asarray(source.stain_matrix))
         stains = {"angle": check.angle, "spread_h": check.spread[0], "spread_e": check.spread[1],
                   "stained_spread_h": on_stained[0], "stained_spread_e": on_stained[1],
-                  "density_h": source.max_density[0], "density_e": source.max_density[1], "tissue": check.tissue}
+                  "density_h": source.max_density[0], "density_e": source.max_density[1], "tissue": check.tissue,
+                  "red_h": red[0], "red_e": red[1]}
         for way, shown in ways.items():
             with warnings.catch_warnings():  # a collapse here is what the rows are for
                 warnings.simplefilter("ignore", SegmentationWarning)
@@ -250,22 +252,30 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
 
 
 def guard_outcome(rows: object, *, order_margin: float, order_min_density: float, one_stain_angle: float,
-                  one_stain_spread: float, one_stain_way: str = "off", score: str = "aji") -> object:
+                  one_stain_spread: float, one_stain_red: float = np.inf, one_stain_way: str = "off",
+                  score: str = "aji") -> object:
     """The mean `score` per transform of :func:`guard_selection_rows`' rows (a DataFrame) had the guard used
     these settings (:class:`ssimnet.config.StainGuard`): swap when hematoxylin is more than
     `order_margin` times as spread and the other stain is dense enough; when the image's stains are one
-    (closer than `one_stain_angle` degrees, spreads within `one_stain_spread`), take the `one_stain_way`
-    result -- each judged on the tissue and on every stained pixel, and only where both agree, as the guard
-    does."""
+    (spreads within `one_stain_spread`, and colours closer than `one_stain_angle` degrees or a
+    counterstain whose red share is above `one_stain_red`), take the `one_stain_way` result -- each judged
+    on the tissue and on every stained pixel, and only where both agree, as the guard does.  The default
+    `one_stain_red` (never) is the guard's versions before the sixth."""
     import pandas as pd
 
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
+    stains += [c for c in ("red_h", "red_e") if c in pd.DataFrame(rows).columns]  # rows made before the sixth guard lack them
     frame = pd.DataFrame(rows).pivot_table(index=["image", "transform"], columns="way", values=score).join(
         pd.DataFrame(rows).groupby(["image", "transform"])[stains].first()).reset_index()
     swap = frame["density_e"] >= order_min_density * frame["density_h"]
-    one = frame["angle"] < one_stain_angle
     for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):  # both masks must agree
         swap &= frame[h] > order_margin * frame[e]
+    one = frame["angle"] < one_stain_angle
+    if np.isfinite(one_stain_red):
+        if "red_e" not in frame:
+            raise ValueError("these rows have no red shares (red_h, red_e): made before the guard's sixth version")
+        one |= np.where(swap, frame["red_h"], frame["red_e"]) > one_stain_red  # the counterstain, after any swap
+    for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):
         one &= np.maximum(frame[h], frame[e]) / np.maximum(np.minimum(frame[h], frame[e]), 1e-6) < one_stain_spread
     chosen = np.where(one, frame[one_stain_way], np.where(swap, frame["swapped"], frame["as named"]))
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()
