@@ -19,7 +19,9 @@ Two parts, in this order:
    (``normalize="auto"``), version 0.2's normaliser, no normalisation, and the
    classical watershed.  Scored once; nothing is chosen here.  With
    ``--earlier``, an earlier run's default (and what it kept) stays beside
-   this one's, so that every configuration scored on test is reported.
+   this one's, so that every configuration scored on test is reported; an
+   earlier version with this run's guard settings and rows (a version set
+   aside, then the default again) is this run's default, and not kept twice.
 
 Each image's rows are cached in ``--run-dir`` by the image's bytes, the
 settings and the code of the stages that made them.
@@ -80,6 +82,15 @@ def _unit(task: tuple[str, str, str, str, int, Path]) -> list[dict[str, object]]
 def _run(tasks: list[tuple], workers: int) -> pd.DataFrame:
     with ProcessPoolExecutor(workers) as pool:
         return pd.DataFrame([row for rows in pool.map(_unit, tasks) for row in rows])
+
+
+def _same_rows(version: pd.DataFrame, frame: pd.DataFrame) -> bool:
+    """Whether an earlier version's rows hold the scores of this run's default, image by image."""
+    default = frame[frame["config"] == "default"]
+    keys, scores = ["dataset", "image", "transform"], ["dice", "aji", "pq", "foreground"]
+    joined = default.merge(version, on=keys, suffixes=("", "_earlier"))
+    return len(joined) == len(default) == len(version) and all(
+        (joined[c] - joined[f"{c}_earlier"]).abs().max() < 1e-9 for c in scores)
 
 
 def main() -> None:
@@ -149,9 +160,16 @@ def main() -> None:
             earlier, earlier_info = load_results(args.earlier, kind=STAIN_STRESS)
             kept = earlier[earlier["config"].str.startswith("default, ")]
             renamed = earlier[earlier["config"] == "default"].assign(config=args.earlier_name)
-            frame = pd.concat([frame, renamed[frame.columns], kept[frame.columns]], ignore_index=True)
-            info["earlier"] = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
+            versions = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
                 "commit", "dirty", "created", "stain_guard")}}, *earlier_info.get("earlier", [])]
+            # an earlier version with this run's guard whose rows this run repeats is this default: not kept twice
+            same = [v["config"] for v in versions if v["stain_guard"] == STAIN_GUARD._asdict()
+                    and _same_rows(pd.concat([renamed, kept])[lambda f, c=v["config"]: f["config"] == c], frame)]
+            if same:
+                print(f"{', '.join(same)}: the same guard and the same rows as this run's default, not kept twice")
+            frame = pd.concat([frame, renamed[frame.columns], kept[frame.columns]], ignore_index=True)
+            frame = frame[~frame["config"].isin(same)].reset_index(drop=True)
+            info["earlier"] = [v for v in versions if v["config"] not in same]
         save_results(args.out, frame, info, kind=STAIN_STRESS)
         means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",
                                                                    "true_foreground"]].mean()

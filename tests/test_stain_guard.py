@@ -82,30 +82,6 @@ def test_the_guard_fires_on_one_stain_and_not_on_the_reference():
                             tissue).one_stain  # close colours, but one of them is spread: a real counterstain
 
 
-def test_a_red_absorbing_counterstain_is_a_second_shade_of_hematoxylin():
-    """The guard's sixth version: stain colours further apart than one_stain_angle are still one stain when
-    the counterstain absorbs red as hematoxylin does, and a real eosin at the same angle is not."""
-    from ssimnet.tool.stain_guard import red_share
-
-    rng = np.random.default_rng(2)
-    tissue = np.ones((64, 64), bool)
-    shades = rng.exponential(1.0, (64, 64, 2))  # equally spread
-    hematoxylin = np.array([0.60, 0.75, 0.30])
-    pale = np.array([0.48, 0.72, 0.50])  # a bluer, paler shade of it
-    pinkish = np.array([0.28, 0.80, 0.53])  # as far from hematoxylin, absorbing little red: eosin-like
-    angles = [check_stains(np.stack([hematoxylin, c]), shades, tissue).angle for c in (pale, pinkish)]
-    assert min(angles) > STAIN_GUARD.one_stain_angle
-    assert red_share(pale[None])[0] > STAIN_GUARD.one_stain_red > red_share(pinkish[None])[0]
-    check = check_stains(np.stack([hematoxylin, pale]), shades, tissue)
-    assert check.one_stain and check.counter_red == pytest.approx(red_share(pale[None])[0])
-    assert "counterstain red share" in check.describe()
-    assert not check_stains(np.stack([hematoxylin, pinkish]), shades, tissue).one_stain
-    assert not check_stains(np.stack([hematoxylin, pale]), shades, tissue, one_stain_red=np.inf).one_stain  # fifth
-    assert red_share(np.array(STAIN_REFERENCE.stain_matrix))[1] < STAIN_GUARD.one_stain_red  # the reference's eosin
-    sparse = np.stack([np.where(rng.random((64, 64)) < 0.1, 2.0, 0.0), shades[..., 1]], -1)
-    assert not check_stains(np.stack([hematoxylin, pale]), sparse, tissue).one_stain  # a spread counterstain
-
-
 def test_normalize_modes_and_version_0_2_settings():
     assert InferenceConfig(normalize=True).normalize == "on" and InferenceConfig(normalize=False).normalize == "off"
     assert TOOL_INFERENCE.normalize == "auto"
@@ -327,16 +303,21 @@ def test_the_stain_guard_s_one_stain_way_is_the_best_on_the_committed_training_r
 
 
 
-def test_the_counterstain_red_share_is_the_best_on_the_committed_training_rows():
-    """STAIN_GUARD.one_stain_red is computed from the committed training rows, and it raises their mean AJI
-    over the fifth version's (no red-share rule)."""
-    from ssimnet.book.results import STAIN_GUARD_SELECTION, load_results
+def test_the_sixth_guard_s_red_share_was_the_best_on_the_committed_training_rows():
+    """The guard's sixth version (scored once on test and set aside) took the red share that
+    choose_one_stain_red computes from the committed training rows, with the fifth's other settings; on
+    those rows it raised the mean AJI over the fifth (no red-share rule), which is the default."""
+    from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, load_results
     from ssimnet.runs.guard_choice import choose_one_stain_red
 
-    rows, _ = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=STAIN_GUARD_SELECTION)
-    guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k not in ("max_foreground", "one_stain_red")}
+    results = Path(__file__).resolve().parents[1] / "results" / "cpu"
+    rows, _ = load_results(results, kind=STAIN_GUARD_SELECTION)
+    _, stress_info = load_results(results, kind=STAIN_STRESS)
+    sixth = next(e["stain_guard"] for e in stress_info["earlier"] if e["config"] == "default, sixth guard")
+    guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
+    assert {k: v for k, v in sixth.items() if k != "one_stain_red"} == STAIN_GUARD._asdict()
     best, means = choose_one_stain_red(rows, guard=guard)
-    assert best == STAIN_GUARD.one_stain_red
+    assert best == sixth["one_stain_red"] and "one_stain_red" not in STAIN_GUARD._asdict()
     by_red = means.set_index("one_stain_red")["mean"]
     assert by_red[best] > by_red[np.inf]
 

@@ -128,14 +128,10 @@ class StainGuard(NamedTuple):
     one-stain thresholds chosen again on the training rows
     (:func:`ssimnet.runs.guard_choice.choose_one_stain`: 14 degrees, 2.0); on
     the test images they fired on untransformed and lavender images and
-    lowered their scores.  The fifth kept the third's thresholds and the way
-    that scores higher with them on the training rows (hematoxylin only).  The
-    sixth, this one, keeps those and also calls an image one-stain when its
-    counterstain absorbs red as hematoxylin does (`one_stain_red`, chosen on
-    the training rows by :func:`ssimnet.runs.guard_choice.choose_one_stain_red`):
-    a faded eosin-free image's two shades of hematoxylin are often more than
-    `one_stain_angle` apart.  What each version scored on MoNuSeg test and
-    TNBC is in ``results/cpu/stain_stress_*``.
+    lowered their scores.  The fifth, this one, keeps the third's thresholds
+    and the way that scores higher with them on the training rows
+    (hematoxylin only).  What each version scored on MoNuSeg test and TNBC is
+    in ``results/cpu/stain_stress_*``.
 
     Attributes
     ----------
@@ -144,13 +140,10 @@ class StainGuard(NamedTuple):
         than `order_margin` times as spread over the tissue as the other, and
         the other's 99th-percentile density is at least `order_min_density`
         times its own (not noise).
-    one_stain_angle, one_stain_spread, one_stain_red : float
-        An image is one-stain when the spreads of its stains are within a
-        factor `one_stain_spread` and its counterstain is not eosin-coloured:
-        the two stain colours are less than `one_stain_angle` degrees apart,
-        or the counterstain's unit optical density has a red component above
-        `one_stain_red` (eosin absorbs green and little red; the reference's
-        eosin has 0.29, its hematoxylin 0.53).
+    one_stain_angle, one_stain_spread : float
+        An image is one-stain when its stain colours are less than
+        `one_stain_angle` degrees apart and their spreads within a factor
+        `one_stain_spread`.
     one_stain_way : {"hematoxylin only", "off"}
         What ``normalize="auto"`` does with a one-stain image: normalise it as
         hematoxylin alone (:meth:`ssimnet.tool.normalize.StainNormalizer.one_stain`),
@@ -164,7 +157,6 @@ class StainGuard(NamedTuple):
     order_min_density: float = 0.5
     one_stain_angle: float = 9.0
     one_stain_spread: float = 1.8
-    one_stain_red: float = 0.38
     one_stain_way: str = "hematoxylin only"
     max_foreground: float = 0.6
 

@@ -5,10 +5,11 @@ image under each stress transform, what the separation measured and four
 results; :func:`ssimnet.runs.stress.guard_outcome` scores any guard settings on
 those rows without segmenting again.  This module tries a grid of one-stain
 settings (:data:`ONE_STAIN_GRID`) and keeps the best; the guard's fourth
-version took it.  :func:`choose_one_stain_red` keeps the others and chooses
-the sixth version's counterstain red share (:data:`ONE_STAIN_RED_GRID`).
-:data:`ssimnet.config.STAIN_GUARD` holds what was chosen, and a test checks
-it against the committed rows.
+version took it.  :func:`choose_one_stain_red` keeps the fifth version's
+settings and chooses a counterstain red share above which an image is
+one-stain as well (:data:`ONE_STAIN_RED_GRID`); the sixth version took it.
+Both were scored once on test and set aside: :data:`ssimnet.config.STAIN_GUARD`
+is the fifth.  Tests check each choice against the committed rows.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def choose_one_stain(rows: object, *, order_margin: float, order_min_density: fl
 
 def choose_one_stain_red(rows: object, *, guard: dict[str, object],
                          grid: tuple[float, ...] = ONE_STAIN_RED_GRID) -> tuple[float, object]:
-    """The counterstain red share above which an image is one-stain (:attr:`ssimnet.config.StainGuard.one_stain_red`)
-    with the highest mean training AJI over the transforms, the other settings `guard` kept
+    """The counterstain red share above which an image is one-stain (:func:`ssimnet.runs.stress.red_share`;
+    the guard's sixth version) with the highest mean training AJI over the transforms, the other settings `guard` kept
     (:func:`guard_outcome` on :func:`ssimnet.runs.stress.guard_selection_rows`' rows); among ties the
     highest, which calls the fewest images one-stain.  Also every value's mean, best first (a DataFrame).
 

@@ -48,9 +48,9 @@ import numpy as np
 
 from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
-from ..tool.stain_guard import red_share, stain_spread, stained_mask
+from ..tool.stain_guard import stain_spread, stained_mask
 
-__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction"]
+__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -163,6 +163,22 @@ def stress(image: np.ndarray, label: np.ndarray, transform: str, *, seed: int = 
     return TRANSFORMS[transform](np.asarray(image), np.asarray(label), seed)
 
 
+def red_share(stains: np.ndarray) -> np.ndarray:
+    """The red component of each stain's unit optical-density colour, (n,) for stains (n, 3).
+
+    How much red light a stain absorbs beside the rest: near 0.1 for eosin
+    (which absorbs green), about 0.5 or more for hematoxylin; scaling a
+    stain's colour does not change it.  The guard's sixth version, scored once
+    and set aside, called an image one-stain when its counterstain's was high
+    (:func:`guard_outcome`'s `one_stain_red`).
+
+    >>> red_share(np.array([[0.65, 0.70, 0.29], [0.14, 1.98, 0.22]])).round(2).tolist()
+    [0.65, 0.07]
+    """
+    stains = np.asarray(stains, dtype=np.float64)
+    return stains[:, 0] / np.maximum(np.linalg.norm(stains, axis=1), 1e-12)
+
+
 def foreground_fraction(label: np.ndarray) -> float:
     """The fraction of the pixels that are nucleus (label > 0).
 
@@ -260,7 +276,7 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     (spreads within `one_stain_spread`, and colours closer than `one_stain_angle` degrees or a
     counterstain whose red share is above `one_stain_red`), take the `one_stain_way` result -- each judged
     on the tissue and on every stained pixel, and only where both agree, as the guard does.  The default
-    `one_stain_red` (never) is the guard's versions before the sixth."""
+    `one_stain_red` (never) is every version of the guard but the sixth, which was set aside."""
     import pandas as pd
 
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]

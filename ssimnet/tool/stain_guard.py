@@ -24,15 +24,12 @@ background as hematoxylin, so that the network sees nuclei everywhere:
    second "stain" is faint noise).
 2. **There is no counterstain.**  In an eosin-free image (a smear, a
    hematoxylin-only stain) the second colour the separation finds is a
-   lighter shade of hematoxylin, just as sparse, and hematoxylin-coloured.
+   lighter shade of hematoxylin, close in colour and just as sparse.
    Normalising paints it as eosin and the nuclei fade.  :func:`check_stains`
-   calls such an image *one-stain* when neither stain is clearly the more
-   spread (their spreads within a factor ``one_stain_spread``) and the
-   counterstain is not eosin-coloured: the two stain colours are less than
-   ``one_stain_angle`` degrees apart, or the counterstain absorbs red as
-   hematoxylin does (:func:`red_share` above ``one_stain_red``; eosin
-   absorbs green and little red).  ``normalize="auto"`` then normalises it as
-   hematoxylin only.
+   calls such an image *one-stain* when its two stain colours are less than
+   ``one_stain_angle`` degrees apart and neither is clearly the more spread
+   (their spreads within a factor ``one_stain_spread``); ``normalize="auto"``
+   then leaves its colours as they are.
 
 The thresholds (:data:`ssimnet.config.STAIN_GUARD`) were chosen on ten
 MoNuSeg *training* images and their stress-tested copies
@@ -59,7 +56,7 @@ import numpy as np
 from ..config import DEFAULT_PSEUDO, STAIN_GUARD
 from ..pseudo.stain import rgb_to_od
 
-__all__ = ["StainCheck", "stained_mask", "stain_spread", "red_share", "order_stains", "check_stains", "guard_stains"]
+__all__ = ["StainCheck", "stained_mask", "stain_spread", "order_stains", "check_stains", "guard_stains"]
 
 
 def stained_mask(image: np.ndarray, *, min_od: float = DEFAULT_PSEUDO.tissue_min_od) -> np.ndarray:
@@ -74,20 +71,6 @@ def stained_mask(image: np.ndarray, *, min_od: float = DEFAULT_PSEUDO.tissue_min
     [[False, True]]
     """
     return rgb_to_od(image).sum(-1) > min_od
-
-
-def red_share(stains: np.ndarray) -> np.ndarray:
-    """The red component of each stain's unit optical-density colour, (n,) for stains (n, 3).
-
-    How much red light a stain absorbs beside the rest: near 0.1 for eosin
-    (which absorbs green), about 0.5 or more for hematoxylin.  Scaling a
-    stain's colour does not change it.
-
-    >>> red_share(np.array([[0.65, 0.70, 0.29], [0.14, 1.98, 0.22]])).round(2).tolist()
-    [0.65, 0.07]
-    """
-    stains = np.asarray(stains, dtype=np.float64)
-    return stains[:, 0] / np.maximum(np.linalg.norm(stains, axis=1), 1e-12)
 
 
 def stain_spread(density: np.ndarray, tissue: np.ndarray) -> np.ndarray:
@@ -164,8 +147,6 @@ class StainCheck:
         The separation's names were swapped (:func:`order_stains`).
     one_stain : bool
         The image has no counterstain to normalise (see the module).
-    counter_red : float
-        :func:`red_share` of the counterstain (row 1, after any swap).
     tissue : float
         The share of the image that is tissue.
     combined_density : float
@@ -180,39 +161,30 @@ class StainCheck:
     one_stain: bool
     tissue: float = 1.0
     combined_density: float = 0.0
-    counter_red: float = 0.0
 
     def describe(self) -> str:
         """One line on what was found, for a warning or a run record."""
         ratio = max(self.spread) / max(min(self.spread), 1e-6)
         found = (f"stain colours {self.angle:.1f} degrees apart, spread {self.spread[0]:.2f} and "
-                 f"{self.spread[1]:.2f} (ratio {ratio:.2f}), counterstain red share {self.counter_red:.2f}")
+                 f"{self.spread[1]:.2f} (ratio {ratio:.2f})")
         return f"one stain only ({found})" if self.one_stain else found
 
 
 def check_stains(stains: np.ndarray, density: np.ndarray, tissue: np.ndarray | Sequence[np.ndarray], *,
                  swapped: bool = False, one_stain_angle: float = STAIN_GUARD.one_stain_angle,
                  one_stain_spread: float = STAIN_GUARD.one_stain_spread,
-                 one_stain_red: float = STAIN_GUARD.one_stain_red,
                  tissue_share: float | None = None) -> StainCheck:
-    """The :class:`StainCheck` of stains (2, 3), hematoxylin first, and their densities (H, W, 2) on
-    `tissue` (H, W), or on several masks, where the spreads must be within `one_stain_spread` on every one
-    and the first is recorded; `tissue_share` is recorded as the image's tissue (default: the first mask's
-    share).
+    """The :class:`StainCheck` of stains (2, 3) and their densities (H, W, 2) on `tissue` (H, W), or on
+    several masks, where the spreads must be within `one_stain_spread` on every one and the first is
+    recorded; `tissue_share` is recorded as the image's tissue (default: the first mask's share).
 
     >>> stains = np.array([[0.6, 0.75, 0.3], [0.55, 0.78, 0.3]])  # 3 degrees apart
     >>> density = np.random.default_rng(0).exponential(1.0, (64, 64, 2))  # equally spread
     >>> check_stains(stains, density, np.ones((64, 64), bool)).one_stain
     True
-    >>> bluish = np.array([[0.6, 0.75, 0.3], [0.45, 0.75, 0.48]])  # 13 degrees apart, absorbing red
-    >>> check_stains(bluish, density, np.ones((64, 64), bool)).one_stain
-    True
-    >>> check_stains(bluish, density, np.ones((64, 64), bool), one_stain_red=0.5).one_stain
-    False
     """
     share = float(np.mean(_masks(tissue)[0])) if tissue_share is None else tissue_share
-    return _check(stains, _measure(density, tissue), swapped, share,
-                  (one_stain_angle, one_stain_spread, one_stain_red))
+    return _check(stains, _measure(density, tissue), swapped, share, one_stain_angle, one_stain_spread)
 
 
 def guard_stains(stains: np.ndarray, density: np.ndarray, masks: Sequence[np.ndarray], *, order: bool = True,
@@ -224,8 +196,7 @@ def guard_stains(stains: np.ndarray, density: np.ndarray, masks: Sequence[np.nda
     swapped = order and _misnamed(where, STAIN_GUARD.order_margin, STAIN_GUARD.order_min_density)
     if swapped:
         stains, density, where = np.asarray(stains)[::-1].copy(), density[..., ::-1].copy(), [w.swapped() for w in where]
-    check = _check(stains, where, swapped, tissue_share,
-                   (STAIN_GUARD.one_stain_angle, STAIN_GUARD.one_stain_spread, STAIN_GUARD.one_stain_red))
+    check = _check(stains, where, swapped, tissue_share, STAIN_GUARD.one_stain_angle, STAIN_GUARD.one_stain_spread)
     return np.asarray(stains), density, replace(check, combined_density=combined_density)
 
 
@@ -233,16 +204,12 @@ def _masks(tissue: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     return list(tissue) if isinstance(tissue, (list, tuple)) else [tissue]
 
 
-def _check(stains: np.ndarray, where: list[_Where], swapped: bool, tissue_share: float,
-           one_stain: tuple[float, float, float]) -> StainCheck:
-    """The check of stains (hematoxylin first) with the one-stain thresholds (angle, spread ratio, red share)."""
-    max_angle, max_ratio, min_red = one_stain
+def _check(stains: np.ndarray, where: list[_Where], swapped: bool, tissue_share: float, one_stain_angle: float,
+           one_stain_spread: float) -> StainCheck:
     stains = np.asarray(stains, dtype=np.float64)
     unit = stains / np.maximum(np.linalg.norm(stains, axis=1, keepdims=True), 1e-12)
     angle = float(np.degrees(np.arccos(np.clip(unit[0] @ unit[1], -1.0, 1.0))))
-    counter_red = float(red_share(stains)[1])
     ratios = [float(w.spread.max() / max(w.spread.min(), 1e-6)) for w in where]
-    alike = all(ratio < max_ratio for ratio in ratios)
     return StainCheck(angle=angle, spread=(float(where[0].spread[0]), float(where[0].spread[1])), swapped=swapped,
-                      one_stain=alike and (angle < max_angle or counter_red > min_red), tissue=tissue_share,
-                      counter_red=counter_red)
+                      one_stain=angle < one_stain_angle and all(ratio < one_stain_spread for ratio in ratios),
+                      tissue=tissue_share)
