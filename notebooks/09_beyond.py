@@ -147,18 +147,18 @@ print(f"{data_root.name}: {len(list_samples(data_root, 'train'))} training and {
 # configuration with the highest training AJI.
 
 # %%
-table = selection_table(per_image)
-format_selection(table)
+selection = selection_table(per_image)
+format_selection(selection)
 
 # %% tags=["hide-input"]
-chosen = table.index[table.chosen][0]
+chosen = selection.index[selection.chosen][0]
 base = "paper: connected components"
 Markdown(
     f"Chosen on the training split: **{chosen}**. On the test split it scores Dice "
-    f"{table.loc[chosen, 'test dice']:.1f}, AJI {table.loc[chosen, 'test aji']:.1f}, AJI+ "
-    f"{table.loc[chosen, 'test aji_plus']:.1f} and PQ {table.loc[chosen, 'test pq']:.1f}, against AJI "
-    f"{table.loc[base, 'test aji']:.1f} for the paper's connected components from the same networks before self-training "
-    f"({table.loc[chosen, 'test aji'] - table.loc[base, 'test aji']:+.1f} points)."
+    f"{selection.loc[chosen, 'test dice']:.1f}, AJI {selection.loc[chosen, 'test aji']:.1f}, AJI+ "
+    f"{selection.loc[chosen, 'test aji_plus']:.1f} and PQ {selection.loc[chosen, 'test pq']:.1f}, against AJI "
+    f"{selection.loc[base, 'test aji']:.1f} for the paper's connected components from the same networks before self-training "
+    f"({selection.loc[chosen, 'test aji'] - selection.loc[base, 'test aji']:+.1f} points)."
 )
 
 # %% tags=["hide-input"]
@@ -395,7 +395,6 @@ Markdown(
 # ## Summary
 
 # %% tags=["remove-input"]
-selection = selection_table(per_image)
 study_choice = committed_study.index[committed_study.chosen][0]
 Markdown("\n".join([
     f"- Chosen on this run's training split: **{chosen}**, test AJI {selection.loc[chosen, 'test aji']:.1f} against "

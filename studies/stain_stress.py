@@ -85,12 +85,13 @@ def _run(tasks: list[tuple], workers: int) -> pd.DataFrame:
 
 
 def _same_rows(version: pd.DataFrame, frame: pd.DataFrame) -> bool:
-    """Whether an earlier version's rows hold the scores of this run's default, image by image."""
+    """Whether an earlier version's rows hold the scores of this run's default, image by image (to the
+    six decimals that the results files keep)."""
     default = frame[frame["config"] == "default"]
     keys, scores = ["dataset", "image", "transform"], ["dice", "aji", "pq", "foreground"]
     joined = default.merge(version, on=keys, suffixes=("", "_earlier"))
     return len(joined) == len(default) == len(version) and all(
-        (joined[c] - joined[f"{c}_earlier"]).abs().max() < 1e-9 for c in scores)
+        (joined[c] - joined[f"{c}_earlier"]).abs().max() <= 5e-7 for c in scores)
 
 
 def main() -> None:

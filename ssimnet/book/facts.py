@@ -17,8 +17,12 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ..config import Profile
 
 __all__ = ["percent", "scores", "card_facts", "settings_facts", "profile_facts", "study_facts"]
 
@@ -129,23 +133,22 @@ def settings_facts(stored: Mapping[str, object], *, mpp_range: tuple[float, floa
 
 
 
-def profile_facts(cpu: object, paper: object) -> dict[str, str]:
+def profile_facts(cpu: Profile, paper: Profile) -> dict[str, str]:
     """What the page says of the profiles: the `cpu` tool network's self-training rounds, the paper's epochs.
-
-    `cpu` and `paper` are :class:`ssimnet.config.Profile` objects.
 
     >>> from ssimnet.config import get_profile
     >>> facts = profile_facts(get_profile("cpu"), get_profile("paper"))
     >>> facts["paper_epochs"] == str(get_profile("paper").train.epochs)
     True
     """
-    tool, depths = cpu.for_tool(), {cpu.for_tool().train.depth, paper.train.depth}  # type: ignore[attr-defined]
+    tool = cpu.for_tool()
+    depths = {tool.train.depth, paper.train.depth}
     if len(depths) != 1:
         raise ValueError(f"the cpu and paper networks differ in depth ({sorted(depths)}); the page names one multiple")
     return {
         "selftrain_rounds": str(tool.selftrain.rounds),
-        "paper_finetune_epochs": str(paper.inference.finetune_epochs),  # type: ignore[attr-defined]
-        "paper_epochs": str(paper.train.epochs),  # type: ignore[attr-defined]
+        "paper_finetune_epochs": str(paper.inference.finetune_epochs),
+        "paper_epochs": str(paper.train.epochs),
         "input_multiple": str(2 ** depths.pop()),
     }
 

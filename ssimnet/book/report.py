@@ -32,7 +32,7 @@ __all__ = [
     "SCORE_COLUMNS", "format_cell", "format_spread", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "levers_table",
     "format_selection", "study_table",
-    "study_network", "stress_table", "stress_verdict",
+    "study_network", "stress_table", "stress_verdict", "hematoxylin_only_counts",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -360,3 +360,19 @@ def stress_verdict(per_image: pd.DataFrame, *, dataset: str, config: str = "defa
                             "above reference": mine["aji"] > theirs["aji"],
                             "foreground": (mine["foreground"] / mine["true_foreground"]).round(2)})
     return verdict.reindex(rows["transform"].unique())
+
+
+def hematoxylin_only_counts(per_image: pd.DataFrame, *, dataset: str, config: str = "default") -> pd.DataFrame:
+    """How often `config` normalised an image of one dataset as hematoxylin only (the stain guard found
+    one stain), per stress transform: those images (``hematoxylin only``) and all (``images``).
+
+    >>> frame = pd.DataFrame({"dataset": ["d"] * 3, "transform": ["none", "blue", "blue"], "config": ["a"] * 3,
+    ...                       "normalization": ["normalised", "normalised as hematoxylin only: one stain", ""]})
+    >>> hematoxylin_only_counts(frame, dataset="d", config="a").to_dict("index")
+    {'none': {'hematoxylin only': 0, 'images': 1}, 'blue': {'hematoxylin only': 1, 'images': 2}}
+    """
+    rows = per_image[(per_image["dataset"] == dataset) & (per_image["config"] == config)]
+    one = rows["normalization"].fillna("").str.contains("hematoxylin only").astype(int)
+    counts = pd.DataFrame({"hematoxylin only": one.groupby(rows["transform"], sort=False).sum(),
+                           "images": rows.groupby("transform", sort=False).size()})
+    return counts.rename_axis(index=None)
