@@ -201,7 +201,8 @@ fig.tight_layout()
 selection, selection_info = load_results(results_dir, kind=STAIN_GUARD_SELECTION)
 stress_frame, stress_info = load_results(results_dir, kind=STAIN_STRESS)
 guard = {k: v for k, v in STAIN_GUARD._asdict().items() if k != "max_foreground"}
-earlier_guards = {e["config"]: {"one_stain_way": "off", **{k: v for k, v in e["stain_guard"].items() if k in guard}}
+earlier_guards = {e["config"]: {"one_stain_way": "off", **{k: v for k, v in e["stain_guard"].items()
+                                                            if k != "max_foreground"}}
                   for e in stress_info["earlier"]}
 chosen_guard = pd.DataFrame({
     "without the guard": guard_outcome(selection, **{**guard, "order_margin": np.inf, "one_stain_angle": 0.0}),
