@@ -273,7 +273,8 @@ def test_guard_outcome_takes_each_image_s_way_by_its_stains():
 
     reds = {"one": (0.6, 0.5), "two": (0.6, 0.3), "blue": (0.7, 0.55)}  # the blue's counterstain, swapped, is row h
     wide = [{**row, "angle": 12.0, "red_h": reds[row["image"]][0], "red_e": reds[row["image"]][1]} for row in rows]
-    assert guard_outcome(wide, **settings, one_stain_way="hematoxylin only")["t"] == pytest.approx((0.1 + 0.5 + 0.7) / 3)
+    without_red = guard_outcome(wide, **settings, one_stain_way="hematoxylin only")["t"]
+    assert without_red == pytest.approx((0.1 + 0.5 + 0.7) / 3)
     assert guard_outcome(wide, **settings, one_stain_red=0.4,
                          one_stain_way="hematoxylin only")["t"] == pytest.approx((0.6 + 0.5 + 0.7) / 3)
     with pytest.raises(ValueError, match="no red shares"):
@@ -302,7 +303,6 @@ def test_the_stain_guard_s_one_stain_way_is_the_best_on_the_committed_training_r
                                                                         for name in grid_best}
 
 
-
 def test_the_sixth_guard_s_red_share_was_the_best_on_the_committed_training_rows():
     """The guard's sixth version (scored once on test and set aside) took the red share that
     choose_one_stain_red computes from the committed training rows, with the fifth's other settings; on
@@ -320,6 +320,24 @@ def test_the_sixth_guard_s_red_share_was_the_best_on_the_committed_training_rows
     assert best == sixth["one_stain_red"] and "one_stain_red" not in STAIN_GUARD._asdict()
     by_red = means.set_index("one_stain_red")["mean"]
     assert by_red[best] > by_red[np.inf]
+
+
+def test_the_stress_study_keeps_an_earlier_version_apart_only_when_its_rows_differ(monkeypatch):
+    """studies/stain_stress.py drops an earlier version as the default's twin only when every row matches
+    to the six decimals the results files keep."""
+    import pandas as pd
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "studies"))
+    from stain_stress import _same_rows
+
+    rows = [{"dataset": "d", "image": i, "transform": t, "config": "default", "dice": 0.8, "aji": 0.5 + k / 10,
+             "pq": 0.4, "foreground": 0.2} for k, (i, t) in enumerate([("a", "none"), ("a", "blue"), ("b", "none")])]
+    frame = pd.DataFrame(rows)
+    written = frame.assign(config="default, earlier", aji=frame["aji"] + 4e-7)  # as read back from the CSV
+    assert _same_rows(written, frame)
+    assert not _same_rows(written.assign(aji=frame["aji"] + 1e-4), frame)  # one score moved
+    assert not _same_rows(written.iloc[:2], frame)  # an image missing
+    assert not _same_rows(written.assign(transform=["none", "none", "blue"]), frame)  # other rows
 
 
 @needs_monuseg

@@ -280,7 +280,8 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     import pandas as pd
 
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
-    stains += [c for c in ("red_h", "red_e") if c in pd.DataFrame(rows).columns]  # rows made before the sixth guard lack them
+    # rows made before the sixth guard lack the red shares
+    stains += [c for c in ("red_h", "red_e") if c in pd.DataFrame(rows).columns]
     frame = pd.DataFrame(rows).pivot_table(index=["image", "transform"], columns="way", values=score).join(
         pd.DataFrame(rows).groupby(["image", "transform"])[stains].first()).reset_index()
     swap = frame["density_e"] >= order_min_density * frame["density_h"]
