@@ -162,13 +162,13 @@ def main() -> None:
             renamed = earlier[earlier["config"] == "default"].assign(config=args.earlier_name)
             versions = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
                 "commit", "dirty", "created", "stain_guard")}}, *earlier_info.get("earlier", [])]
+            earlier_rows = pd.concat([renamed, kept])[frame.columns]
             # an earlier version with this run's guard whose rows this run repeats is this default: not kept twice
             same = [v["config"] for v in versions if v["stain_guard"] == STAIN_GUARD._asdict()
-                    and _same_rows(pd.concat([renamed, kept])[lambda f, c=v["config"]: f["config"] == c], frame)]
+                    and _same_rows(earlier_rows[earlier_rows["config"] == v["config"]], frame)]
             if same:
                 print(f"{', '.join(same)}: the same guard and the same rows as this run's default, not kept twice")
-            frame = pd.concat([frame, renamed[frame.columns], kept[frame.columns]], ignore_index=True)
-            frame = frame[~frame["config"].isin(same)].reset_index(drop=True)
+            frame = pd.concat([frame, earlier_rows[~earlier_rows["config"].isin(same)]], ignore_index=True)
             info["earlier"] = [v for v in versions if v["config"] not in same]
         save_results(args.out, frame, info, kind=STAIN_STRESS)
         means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",

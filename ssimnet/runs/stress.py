@@ -279,20 +279,21 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     `one_stain_red` (never) is every version of the guard but the sixth, which was set aside."""
     import pandas as pd
 
+    table = pd.DataFrame(rows)
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
-    # rows made before the sixth guard lack the red shares
-    stains += [c for c in ("red_h", "red_e") if c in pd.DataFrame(rows).columns]
-    frame = pd.DataFrame(rows).pivot_table(index=["image", "transform"], columns="way", values=score).join(
-        pd.DataFrame(rows).groupby(["image", "transform"])[stains].first()).reset_index()
+    stains += [c for c in ("red_h", "red_e") if c in table.columns]  # rows made before the sixth guard lack them
+    frame = table.pivot_table(index=["image", "transform"], columns="way", values=score).join(
+        table.groupby(["image", "transform"])[stains].first()).reset_index()
     swap = frame["density_e"] >= order_min_density * frame["density_h"]
+    alike = np.ones(len(frame), dtype=bool)
     for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):  # both masks must agree
         swap &= frame[h] > order_margin * frame[e]
+        alike &= np.maximum(frame[h], frame[e]) / np.maximum(np.minimum(frame[h], frame[e]), 1e-6) < one_stain_spread
     one = frame["angle"] < one_stain_angle
     if np.isfinite(one_stain_red):
         if "red_e" not in frame:
             raise ValueError("these rows have no red shares (red_h, red_e): made before the guard's sixth version")
         one |= np.where(swap, frame["red_h"], frame["red_e"]) > one_stain_red  # the counterstain, after any swap
-    for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):
-        one &= np.maximum(frame[h], frame[e]) / np.maximum(np.minimum(frame[h], frame[e]), 1e-6) < one_stain_spread
+    one &= alike
     chosen = np.where(one, frame[one_stain_way], np.where(swap, frame["swapped"], frame["as named"]))
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()
