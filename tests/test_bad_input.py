@@ -124,6 +124,18 @@ def test_segment_batch_finishes_the_good_images_and_reports_every_bad_one(corpus
     assert read_label(out / "good_label.png").shape == (96, 96)
 
 
+def test_segment_reports_bad_images_in_the_order_given_whichever_worker_finished_first(corpus, checkpoint, tmp_path,
+                                                                                        capsys, monkeypatch):
+    import ssimnet.tool.batch as batch
+
+    real = batch.run_batch
+    monkeypatch.setattr(batch, "run_batch", lambda *a, **k: real(*a, **k)[::-1])  # as if the last finished first
+    bad = [corpus[name][0] for name in ("junk.png", "black.png", "rgb16.png")]
+    lines = _errors(capsys, 2, ["segment", *map(str, bad), "--out", str(tmp_path / "out"), "--model", str(checkpoint),
+                                "--profile", "smoke", "--quiet", "--workers", "1"])
+    assert [next(p.name for p in bad if str(p) in line) for line in lines] == ["junk.png", "black.png", "rgb16.png"]
+
+
 def test_segment_names_both_images_that_share_a_name(tmp_path, checkpoint, capsys):
     a, b = tmp_path / "a" / "x.png", tmp_path / "b" / "x.png"
     for p in (a, b):

@@ -145,8 +145,9 @@ def cmd_segment(args: argparse.Namespace) -> None:
     if rows:  # no partial output when every image failed
         write_table(out / "summary.csv", [{k: r.get(k) for k in SUMMARY_COLUMNS} for r in rows], columns=SUMMARY_COLUMNS)
         print(f"{len(rows)} of {len(jobs)} images segmented; summary: {out / 'summary.csv'}")
-    if errors:
-        raise DataErrors(errors)
+    if errors:  # in the order the images were given, whichever worker finished first
+        order = {job.path: i for i, job in enumerate(jobs)}
+        raise DataErrors(sorted(errors, key=lambda e: order.get(e.path, len(order))))
 
 
 class ShippedVersion(argparse.Action):
