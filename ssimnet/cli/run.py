@@ -57,10 +57,12 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
+    from ..data import list_samples, read_image
     from ..net.checkpoint import save_model
     from ..runs.pipeline import train_self_training
+    from ..tool.pixel_size import training_scale
 
     profile = get_profile(args.profile).for_tool()
     out = output_folder(args.out)
@@ -69,7 +71,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         workers=args.workers, restart=args.restart, progress=not args.quiet,
     )[-1][0]
     model = out / MODEL_FILE
-    save_model(model, trainer.state(), asdict(profile.inference))  # the network with the settings it segments with
+    # the network with the settings it segments with, and the size of the nuclei it learned
+    scale = training_scale(read_image(s.image_path) for s in list_samples(args.data_dir, "train", labels=False))
+    save_model(model, trainer.state(), asdict(replace(profile.inference, nucleus_scale=scale)))
     last = trainer.history[-1] if trainer.history else {}
     print(f"{model}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else "")
           + f"; segments with {profile.inference.instances!r} instances")

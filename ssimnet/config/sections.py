@@ -8,8 +8,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ..net.architecture import Architecture
-from .constants import (CE_PIXELS, INSTANCE_METHODS, LEGACY_TRAIN_FIELDS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA,
-                        NETWORK_MPP, NORMALIZE_MODES)
+from .constants import (
+    CE_PIXELS,
+    ENLARGE_BELOW,
+    INSTANCE_METHODS,
+    LEGACY_TRAIN_FIELDS,
+    MAX_HOLE_AREA,
+    MIN_NUCLEUS_AREA,
+    NETWORK_MPP,
+    NORMALIZE_MODES,
+)
 
 
 def key_fields(section: object) -> dict[str, object]:
@@ -278,6 +286,15 @@ class InferenceConfig:
     network_mpp : float
         Microns per pixel of the images the network learned from; an image
         of another resolution is resampled to it and back.
+    nucleus_scale : float or None
+        The scale of the nuclei in the images the network learned from, in
+        pixels (:func:`ssimnet.tool.pixel_size.nucleus_sigma`).  With it, an
+        image given no pixel size whose nuclei measure less than
+        `enlarge_below` of it is taken for a scan at twice `network_mpp`
+        and segmented enlarged twice (:mod:`ssimnet.tool.pixel_size`).
+        None: every image as it is (the paper).
+    enlarge_below : float
+        That fraction, in (0, 1].
     region_side : int
         Images with a side longer than this are segmented tile by tile
         (:mod:`ssimnet.tool.region`).
@@ -312,6 +329,8 @@ class InferenceConfig:
     normalize_min_scale: float = 1.0
     stain_solver: str = "exact"
     network_mpp: float = NETWORK_MPP
+    nucleus_scale: float | None = None
+    enlarge_below: float = ENLARGE_BELOW
     region_side: int = 2048
     region_halo: int = 96
 
@@ -334,6 +353,8 @@ class InferenceConfig:
             (self.normalize_min_scale >= 0, "normalize_min_scale must be >= 0", self.normalize_min_scale),
             (self.stain_solver in ("exact", "cd"), "stain_solver must be 'exact' or 'cd'", self.stain_solver),
             (self.network_mpp > 0, "network_mpp must be > 0", self.network_mpp),
+            (self.nucleus_scale is None or self.nucleus_scale > 0, "nucleus_scale must be > 0", self.nucleus_scale),
+            (0 < self.enlarge_below <= 1, "enlarge_below must lie in (0, 1]", self.enlarge_below),
             (0 <= 2 * self.region_halo < self.tile_size, "a region tile's two halos must leave a core: 2 * region_halo "
                                                          "< tile_size", (self.region_halo, self.tile_size)),
             (self.region_side >= 1, "region_side must be positive", self.region_side),

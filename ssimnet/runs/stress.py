@@ -50,7 +50,7 @@ from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 from ..tool.stain_guard import stain_spread, stained_mask
 
-__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share"]
+__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -264,6 +264,29 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
                 warnings.simplefilter("ignore", SegmentationWarning)
                 result = segmenter.segment(shown, seed=seed, measure=False, normalize="off")  # type: ignore[attr-defined]
             rows.append({"transform": transform, "way": way, **stains, **_scored(truth, result.label)})
+    return rows
+
+
+def pixel_size_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
+                    transforms: tuple[str, ...] = tuple(TRANSFORMS)) -> list[dict[str, object]]:
+    """What the pixel-size check was chosen from, for one *training* image: under each transform, the
+    nuclei's scale (:func:`ssimnet.tool.pixel_size.nucleus_sigma`, ``sigma``; NaN when none) and
+    `segmenter`'s default segmentation two ways (``way``): as it is, and enlarged twice (as a scan at twice
+    its ``network_mpp``); a row per transform and way.
+    :func:`ssimnet.runs.pixel_choice.enlarge_outcome` then scores any threshold without segmenting again."""
+    from ..tool.pixel_size import nucleus_sigma
+
+    network_mpp = segmenter.settings.network_mpp  # type: ignore[attr-defined]
+    rows = []
+    for transform in transforms:
+        seen, truth = stress(image, label, transform, seed=seed)
+        sigma = nucleus_sigma(seen)
+        for way, mpp in (("as it is", network_mpp), ("enlarged twice", 2 * network_mpp)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SegmentationWarning)
+                result = segmenter.segment(seen, mpp=mpp, seed=seed, measure=False)  # type: ignore[attr-defined]
+            rows.append({"transform": transform, "way": way, "sigma": np.nan if sigma is None else sigma,
+                         **_scored(truth, result.label)})
     return rows
 
 

@@ -66,7 +66,7 @@ __all__ = ["BatchSettings", "train_on_images", "load_segmenter", "output_paths",
 
 #: Columns of ``summary.csv``, one row per image.
 SUMMARY_COLUMNS = ["image", "source", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
-                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization"]
+                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization", "mpp"]
 
 
 def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
@@ -244,8 +244,9 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
     with a bar of its tiles when `progress`.  `key` is :func:`job_key`, when
     the caller has it.
 
-    The row's ``normalization`` says what was done with the image's stains;
-    its ``warnings`` list what was changed on reading it
+    The row's ``normalization`` says what was done with the image's stains,
+    its ``mpp`` the pixel size it was segmented at (given, the slide's, or
+    estimated from its nuclei; None: as it is); its ``warnings`` list what was changed on reading it
     (:class:`ssimnet.errors.InputWarning`), its stain fallbacks and what the
     segmenter warned of (:class:`ssimnet.errors.SegmentationWarning`), if any.
     Both are in the image's summary JSON too.
@@ -273,7 +274,7 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
                                  slide=settings.slide, roi=settings.roi, geojson_gz=settings.geojson_gz,
                                  client=client, workers=workers, progress=progress)
             row = {**_summary(job, made.shape, made.columns, made.tiles, time.perf_counter() - start),
-                   "normalization": made.normalization, "slide": made.slide}
+                   "normalization": made.normalization, "mpp": made.slide.get("mpp"), "slide": made.slide}
         else:
             image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
             row = _segment_and_write(job, image, out, settings, segmenter, start)
@@ -298,8 +299,9 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
     paths = output_paths(out, job.name)
     tiff = paths["label"].with_suffix(".tif")
-    if not segmenter.is_region(image, mpp=settings.mpp):
-        result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
+    mpp = segmenter.pixel_size(image, mpp=settings.mpp)  # given, or what the nuclei say
+    if not segmenter.is_region(image, mpp=mpp):
+        result = segmenter.segment(image, mpp=mpp, seed=settings.seed)
         label, table, tiles, normalization = result.labels, result.table, result.tiles, result.normalization
         written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}
         if int(label.max()) > 65535:
@@ -318,7 +320,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
 
             def features() -> Iterator[dict[str, object]]:
-                for part in segmenter.segment_tiles(image, region, mpp=settings.mpp, seed=settings.seed):
+                for part in segmenter.segment_tiles(image, region, mpp=mpp, seed=settings.seed):
                     tables.append(part.table)
                     notes.append(part.normalization)
                     polygons = nucleus_polygons(part.tile.label, offset=part.tile.offset)
@@ -333,7 +335,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     write_table(paths["nuclei"], _rows(table), columns=list(table))
     for stale in {paths["label"], tiff, paths["overlay"]} - written:  # an earlier run's, with other settings
         stale.unlink(missing_ok=True)
-    return {**_summary(job, image.shape, table, tiles, time.perf_counter() - start), "normalization": normalization}
+    return {**_summary(job, image.shape, table, tiles, time.perf_counter() - start), "normalization": normalization,
+            "mpp": mpp}
 
 
 def _release_memory() -> None:

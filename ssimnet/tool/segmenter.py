@@ -205,7 +205,8 @@ class Segmenter:
         mpp : float, optional
             The image's microns per pixel: it is resampled to the network's
             (``network_mpp``) and the labels back to the image's grid.  None:
-            as it is.
+            what its nuclei say (:meth:`pixel_size`): as it is, unless they
+            look half-size.
         seed : int
             Seed of the stain measurement and of fine-tuning.
         pseudo : PseudoLabels, optional
@@ -228,22 +229,49 @@ class Segmenter:
             :func:`ssimnet.predict.nuclei.measure_nuclei`, with the mean hematoxylin
             density), ``probability`` and the network's other maps.  An image
             larger than ``region_side`` is segmented tile by tile
-            (:meth:`segment_tiles`) and has no maps.
+            (:meth:`segment_tiles`) and has no maps.  ``mpp`` is the pixel
+            size it was segmented at (None: as it is).
         """
         image = _rgb(image)
         settings = self._settings(overrides)
+        mpp = self._pixel_size(image, settings, mpp)
         if self._is_region(image, settings, mpp):
-            return self._assemble(image, settings, mpp=mpp, seed=seed)
+            return replace(self._assemble(image, settings, mpp=mpp, seed=seed), mpp=mpp)
         stains = Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
         result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo,
                                    density=stains.densities)
-        result = replace(result, normalization=stains.note)
+        result = replace(result, normalization=stains.note, mpp=mpp)
         check_foreground(result.label, stains.tissue if stains.tissue is not None else tissue_share(image),
                          normalized=stains.normalizer is not None)
         if not measure:
             return result
         hematoxylin = stains.densities[..., 0] if stains.densities is not None else stains.hematoxylin(image)
         return replace(result, table=measure_nuclei(result.label, hematoxylin))
+
+    def pixel_size(self, image: np.ndarray, *, mpp: float | None = None, **overrides: object) -> float | None:
+        """The microns per pixel :meth:`segment` segments `image` at: `mpp` when given; else, when the settings
+        carry the training images' ``nucleus_scale``, twice ``network_mpp`` if the image's nuclei look
+        half-size (:mod:`ssimnet.tool.pixel_size`, with a :class:`~ssimnet.errors.SegmentationWarning`
+        saying so), and None (as it is) otherwise."""
+        return self._pixel_size(_rgb(image), self._settings(overrides), mpp)
+
+    @staticmethod
+    def _pixel_size(image: np.ndarray, settings: InferenceConfig, mpp: float | None) -> float | None:
+        if mpp is not None or settings.nucleus_scale is None:
+            return mpp
+        import warnings
+
+        from ..errors import SegmentationWarning
+        from .pixel_size import estimate_mpp, nucleus_sigma
+
+        sigma = nucleus_sigma(image)
+        estimated = estimate_mpp(sigma, nucleus_scale=settings.nucleus_scale, enlarge_below=settings.enlarge_below,
+                                 network_mpp=settings.network_mpp)
+        if estimated is not None:
+            warnings.warn(f"nuclei look half the size the network learned (scale {sigma:.1f} px against "
+                          f"{settings.nucleus_scale:.1f}): segmented as {estimated:g} um per pixel, enlarged "
+                          f"twice; --mpp gives the pixel size", SegmentationWarning, stacklevel=3)
+        return estimated
 
     def is_region(self, image: np.ndarray, *, mpp: float | None = None, **overrides: object) -> bool:
         """Whether :meth:`segment` does `image` tile by tile (a side above ``region_side`` at the network's resolution)."""

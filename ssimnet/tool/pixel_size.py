@@ -1,0 +1,97 @@
+"""Pixel size from the nuclei themselves: an image given no ``--mpp`` whose nuclei look half-size is a 20x scan
+(beyond the paper).
+
+A network learns nuclei at the size they have in its training images
+(:mod:`ssimnet.tool.resample`); a 20x scan segmented as it is loses many of
+them.  Most images come without their pixel size, so ``ssimnet segment``
+measures how large the image's nuclei are, label-free: the scale at which
+the hematoxylin's blobs respond most strongly to a scale-normalised
+Laplacian of Gaussian (Lindeberg's blob detector), :func:`nucleus_sigma`.
+Hematoxylin is read with the fixed Ruifrok and Johnston basis
+(:func:`skimage.color.rgb2hed`), not the image's measured stains, so that the
+measurement does not depend on the stain measurement it may precede.
+
+An image whose scale is below `enlarge_below` times the training images'
+(:attr:`ssimnet.config.InferenceConfig.nucleus_sigma`) is taken for a scan at
+half the network's magnification, :func:`estimate_mpp`, and segmented enlarged
+twice.  Only this one step is made: 20x is the common lower magnification,
+and the measurement cannot tell a 10x scan from a 20x scan of small nuclei.
+
+Examples
+--------
+A disc of radius r responds most at sigma = r / sqrt(2); halving the image
+halves it:
+
+>>> from skimage.draw import disk
+>>> image = np.full((128, 128, 3), 235, np.uint8)
+>>> for centre in [(32, 32), (32, 96), (96, 32), (96, 96)]:
+...     image[disk(centre, 10)] = (70, 40, 140)
+>>> round(nucleus_sigma(image), 1), round(nucleus_sigma(image[::2, ::2]), 1)
+(6.7, 3.4)
+>>> estimate_mpp(6.7, nucleus_scale=6.7, enlarge_below=0.7, network_mpp=0.25) is None
+True
+>>> estimate_mpp(3.4, nucleus_scale=6.7, enlarge_below=0.7, network_mpp=0.25)
+0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+__all__ = ["SIGMAS", "nucleus_sigma", "training_scale", "estimate_mpp"]
+
+#: The scales tried, in pixels: a quarter octave apart, 1.4 to 16 (nuclei about 4 to 45 pixels across).
+SIGMAS: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(2, 17))
+
+#: Which quantile of each scale's response is compared: the strongest blobs', not the background's.
+_QUANTILE = 99.5
+
+
+def nucleus_sigma(image: np.ndarray, *, sigmas: tuple[float, ...] = SIGMAS) -> float | None:
+    """The scale of an RGB image's nuclei: the `sigmas` value, in pixels, whose scale-normalised Laplacian of
+    Gaussian of the hematoxylin has the largest 99.5th percentile.
+
+    The hematoxylin is averaged over 2x2 blocks first (four times fewer
+    pixels; each sigma halved to match).
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8
+    sigmas : tuple of float
+        Increasing scales to try, in pixels of `image`.
+
+    Returns
+    -------
+    float or None
+        None when no scale responds (no dark blobs: a blank or flat image).
+    """
+    from scipy import ndimage as ndi
+    from skimage.color import rgb2hed
+
+    hematoxylin = rgb2hed(np.asarray(image)[..., :3]).astype(np.float32)[..., 0]
+    height, width = (hematoxylin.shape[0] // 2) * 2, (hematoxylin.shape[1] // 2) * 2
+    if height == 0 or width == 0:
+        return None
+    pooled = hematoxylin[:height, :width].reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+    responses = [float(np.percentile(-((s / 2) ** 2) * ndi.gaussian_laplace(pooled, s / 2), _QUANTILE))
+                 for s in sigmas]
+    best = int(np.argmax(responses))
+    return float(sigmas[best]) if responses[best] > 0 else None
+
+
+def training_scale(images: Iterable[np.ndarray]) -> float | None:
+    """The nucleus scale of a network's training `images`: the median :func:`nucleus_sigma` of those that
+    have one (:attr:`ssimnet.config.InferenceConfig.nucleus_scale`), None when none has."""
+    sigmas = [s for s in map(nucleus_sigma, images) if s is not None]
+    return float(np.median(sigmas)) if sigmas else None
+
+
+def estimate_mpp(sigma: float | None, *, nucleus_scale: float, enlarge_below: float,
+                 network_mpp: float) -> float | None:
+    """The pixel size an image of nucleus scale `sigma` is segmented at: twice `network_mpp` when `sigma` is
+    below `enlarge_below` times the training images' `nucleus_scale`, else None (as it is)."""
+    if sigma is None or sigma >= enlarge_below * nucleus_scale:
+        return None
+    return 2.0 * network_mpp
