@@ -143,7 +143,10 @@ def test_book_driver_passes_further_parameters(tmp_path, capsys):
 
 
 def test_train_then_segment(tmp_path, capsys):
-    from ssimnet.data import read_label
+    from dataclasses import replace
+
+    from ssimnet.data import read_image, read_label
+    from ssimnet.tool.pixel_size import training_scale
 
     data = tmp_path / "data"
     write_synthetic_dataset(data, SyntheticConfig(n_train=2, n_test=0, shape=(256, 256), seed=1))
@@ -153,8 +156,12 @@ def test_train_then_segment(tmp_path, capsys):
     assert "15 epochs" in out
     checkpoint = Path(out.split(":")[0])
     assert checkpoint == run / "model.pt" and checkpoint.is_file()
-    # the network carries the settings it segments with; a training checkpoint without them, its own method
-    assert Segmenter.from_checkpoint(checkpoint).settings == get_profile("smoke").for_tool().inference
+    # the network carries the settings it segments with, and its training images' nucleus scale; a training
+    # checkpoint without them, its own method
+    scale = training_scale(read_image(s.image_path) for s in list_samples(data, "train"))
+    assert scale is not None
+    assert Segmenter.from_checkpoint(checkpoint).settings == replace(get_profile("smoke").for_tool().inference,
+                                                                     nucleus_scale=scale)
     raw = next(run.glob("train/*/checkpoint.pt"))
     assert (raw.parent / "history.csv").is_file() and Segmenter.from_checkpoint(raw).settings.instances == "cc"
     # a second call finds the finished checkpoint and trains nothing more

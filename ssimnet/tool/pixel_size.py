@@ -48,6 +48,9 @@ SIGMAS: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(2, 17))
 #: Which quantile of each scale's response is compared: the strongest blobs', not the background's.
 _QUANTILE = 99.5
 
+#: The weakest response that is a blob, in hematoxylin optical density: a flat image's is rounding noise.
+_MIN_RESPONSE = 1e-4
+
 
 def nucleus_sigma(image: np.ndarray, *, sigmas: tuple[float, ...] = SIGMAS) -> float | None:
     """The scale of an RGB image's nuclei: the `sigmas` value, in pixels, whose scale-normalised Laplacian of
@@ -78,7 +81,7 @@ def nucleus_sigma(image: np.ndarray, *, sigmas: tuple[float, ...] = SIGMAS) -> f
     responses = [float(np.percentile(-((s / 2) ** 2) * ndi.gaussian_laplace(pooled, s / 2), _QUANTILE))
                  for s in sigmas]
     best = int(np.argmax(responses))
-    return float(sigmas[best]) if responses[best] > 0 else None
+    return float(sigmas[best]) if responses[best] > _MIN_RESPONSE else None
 
 
 def training_scale(images: Iterable[np.ndarray]) -> float | None:

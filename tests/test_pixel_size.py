@@ -1,0 +1,126 @@
+"""The label-free pixel-size check: the nuclei's scale, the decision it makes, and segment acting on it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.draw import disk
+
+from ssimnet import Segmenter
+from ssimnet.cli import main
+from ssimnet.config import NETWORK_MPP, TOOL_INFERENCE
+from ssimnet.data import read_label, write_image
+from ssimnet.errors import SegmentationWarning
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, reference_scale
+from ssimnet.synthetic import synthetic_tile
+from ssimnet.tool.pixel_size import SIGMAS, estimate_mpp, nucleus_sigma, training_scale
+
+
+def _discs(radius: float, side: int = 192) -> np.ndarray:
+    """Purple discs of `radius` on a pale background, a grid of them."""
+    image = np.full((side, side, 3), 235, np.uint8)
+    step = int(4 * radius)
+    for r in range(step // 2, side - step // 2 + 1, step):
+        for c in range(step // 2, side - step // 2 + 1, step):
+            image[disk((r, c), radius, shape=image.shape[:2])] = (70, 40, 140)
+    return image
+
+
+@pytest.mark.parametrize("radius", [5.0, 8.0, 12.0])
+def test_nucleus_sigma_is_the_grid_scale_nearest_a_disc_radius_over_root_two(radius):
+    sigma = nucleus_sigma(_discs(radius))
+    nearest = min(SIGMAS, key=lambda s: abs(np.log(s / (radius / np.sqrt(2)))))
+    assert sigma == pytest.approx(nearest)
+    # the same discs at half the size: a scale half as large, one octave (four grid steps) down
+    half = nucleus_sigma(_discs(radius)[::2, ::2].copy())
+    assert SIGMAS.index(half) == pytest.approx(SIGMAS.index(sigma) - 4, abs=1)
+
+
+def test_no_blobs_no_scale_and_no_enlargement():
+    assert nucleus_sigma(np.full((64, 64, 3), 200, np.uint8)) is None
+    assert nucleus_sigma(np.full((1, 1, 3), 200, np.uint8)) is None  # nothing left after 2x2 pooling
+    assert estimate_mpp(None, nucleus_scale=6.7, enlarge_below=0.7, network_mpp=0.25) is None
+    assert training_scale([np.full((64, 64, 3), 200, np.uint8)]) is None
+
+
+def test_estimate_mpp_enlarges_below_the_fraction_only():
+    kw = {"nucleus_scale": 8.0, "enlarge_below": 0.5, "network_mpp": 0.25}
+    assert estimate_mpp(3.99, **kw) == 0.5
+    assert estimate_mpp(4.0, **kw) is None  # at the threshold: as it is
+    assert estimate_mpp(20.0, **kw) is None  # large nuclei are never shrunk
+
+
+def test_training_scale_is_the_median_of_the_images_scales():
+    images = [_discs(5.0), _discs(8.0), _discs(12.0)]
+    assert training_scale(images) == pytest.approx(nucleus_sigma(images[1]))
+
+
+def test_segmenter_enlarges_a_half_size_tile_as_an_explicit_mpp_does_and_leaves_a_full_size_one():
+    segmenter = Segmenter.pretrained()
+    assert segmenter.settings.nucleus_scale == TOOL_INFERENCE.nucleus_scale  # what the shipped network carries
+    tile = synthetic_tile((256, 256), seed=0).image
+    half = np.ascontiguousarray(tile[::2, ::2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SegmentationWarning)
+        full_result = segmenter.segment(tile, measure=False)
+        assert not caught  # nuclei of the size it learned: no warning
+        assert segmenter.pixel_size(half) == 2 * NETWORK_MPP
+        half_result = segmenter.segment(half, measure=False)
+    assert any("nuclei look half the size" in str(w.message) for w in caught)
+    assert full_result.mpp is None and half_result.mpp == 2 * NETWORK_MPP
+    assert np.array_equal(full_result.labels, segmenter.segment(tile, measure=False, nucleus_scale=None).labels)
+    told = segmenter.segment(half, measure=False, mpp=2 * NETWORK_MPP)
+    assert np.array_equal(half_result.labels, told.labels)  # the same pixels as --mpp 0.5
+    as_is = segmenter.segment(half, measure=False, nucleus_scale=None)
+    assert as_is.mpp is None and not np.array_equal(as_is.labels, half_result.labels)  # the check changed something
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SegmentationWarning)  # a given pixel size is taken as it is, silently
+        assert segmenter.pixel_size(half, mpp=NETWORK_MPP) == NETWORK_MPP
+
+
+def test_segment_records_the_pixel_size_it_used(tmp_path):
+    tile = synthetic_tile((256, 256), seed=0).image
+    write_image(tmp_path / "full.png", tile)
+    write_image(tmp_path / "half.png", np.ascontiguousarray(tile[::2, ::2]))
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "full.png"), str(tmp_path / "half.png"), "--out", str(out), "--quiet",
+                 "--workers", "1"]) == 0
+    with open(out / "summary.csv") as f:
+        rows = {row["image"]: row["mpp"] for row in csv.DictReader(f)}
+    assert rows == {"full": "", "half": str(2 * NETWORK_MPP)}
+    summary = json.loads((out / "half_summary.json").read_text())
+    assert summary["mpp"] == 2 * NETWORK_MPP and any("nuclei look half the size" in w for w in summary["warnings"])
+    assert read_label(out / "half_label.png").shape == (128, 128)  # on the image's own grid
+    told = tmp_path / "told"
+    assert main(["segment", str(tmp_path / "half.png"), "--out", str(told), "--quiet", "--mpp",
+                 str(2 * NETWORK_MPP)]) == 0
+    assert np.array_equal(read_label(told / "half_label.png"), read_label(out / "half_label.png"))
+
+
+def _rows() -> pd.DataFrame:
+    """Three images: a (large nuclei) better as it is, b (small) better enlarged, c (no blobs)."""
+    rows = []
+    for image, sigma, as_is, twice in (("a", 8.0, 0.6, 0.3), ("b", 3.0, 0.2, 0.5), ("c", np.nan, 0.4, 0.1)):
+        for way, aji in (("as it is", as_is), ("enlarged twice", twice)):
+            rows.append({"image": image, "transform": "none", "sigma": sigma, "way": way, "aji": aji})
+    rows += [{"image": "a", "transform": "half resolution", "sigma": 4.0, "way": way, "aji": aji}
+             for way, aji in (("as it is", 0.2), ("enlarged twice", 0.5))]
+    return pd.DataFrame(rows)
+
+
+def test_enlarge_outcome_and_the_choice_by_hand():
+    rows = _rows()
+    assert reference_scale(rows) == 5.5  # median of 8 and 3; c has none
+    out = enlarge_outcome(rows, nucleus_scale=5.5, enlarge_below=0.6)  # below 3.3: b only
+    assert out.to_dict() == pytest.approx({"none": (0.6 + 0.5 + 0.4) / 3, "half resolution": 0.2})
+    out = enlarge_outcome(rows, nucleus_scale=5.5, enlarge_below=0.8)  # below 4.4: b, and a halved
+    assert out.to_dict() == pytest.approx({"none": (0.6 + 0.5 + 0.4) / 3, "half resolution": 0.5})
+    # each transform weighs the same: 0.75-0.9 (b and a halved) beat 0.6-0.7 (b only) and 0.5 (none)
+    best, means = choose_enlarge_below(rows, nucleus_scale=5.5, grid=(0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.5))
+    assert best == 0.8 and means[0.5] < means[0.6] == means[0.7] < means[0.8]
+    assert means[1.5] < means[0.8]  # every image enlarged: a loses
