@@ -23,14 +23,15 @@
 # tells how it was chosen), and what the tool does about it: it normalises each image's
 # stains onto the training data's, with a guard for stains it cannot tell
 # apart, and it resamples an image to the network's pixel size when told the
-# scan's.
+# scan's, or when the image's nuclei look half-size.
 #
 # ```{admonition} In this chapter
 # :class: tip
 # - **You will learn** how {term}`stain normalisation <Stain normalisation>` maps another lab's H&E onto
 #   the training data's colours, where it breaks (eosin-poor, lavender or
 #   faded slides, smears) and how a label-free guard decides when not to
-#   trust it, and why the pixel size of a scan matters as much as its colours.
+#   trust it, why the pixel size of a scan matters as much as its colours,
+#   and how the tool tells a 20x scan by the size of its nuclei.
 # - **It runs** nothing heavy: one test image of this run's data is
 #   normalised and stressed for the figures. The three studies it shows are
 #   committed and read here (`studies/normalization.py`,
@@ -221,7 +222,9 @@ chosen_guard
 # it (`--normalize auto`, the default), with version 0.2's normaliser, with
 # no normalisation, and the classical watershed, on every transformed copy.
 # Six versions of the guard were scored here, each once, and all are shown;
-# the default is the fifth. The first (`default, first guard`) judged where each
+# the default is the fifth, with the pixel-size check of
+# {ref}`sec-beyond-pixel-size` (`default, no pixel-size check` is the fifth
+# without it). The first (`default, first guard`) judged where each
 # stain is on the tissue mask alone. A unit test then showed it swapping the
 # stains of a paler, bluer synthetic copy: in a pale image the tissue mask
 # holds little but nuclei, over which hematoxylin is evenly spread. The
@@ -250,7 +253,7 @@ chosen_guard
 # has no figure for it (–), and the synthetic tiles were added with the
 # fifth. AJI, percent:
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the guard's earlier versions. The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the earlier defaults (the guard's earlier versions, and the default without the pixel-size check). The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
 stress_tables = {name: stress_table(stress_frame, dataset=name) for name in stress_frame["dataset"].unique()}
 marks = {"default": ("o", "C0", 70), "classical watershed": ("s", "C3", 45), "0.2 normaliser": ("x", "C1", 45),
          "off": ("^", "C2", 40)}
@@ -260,7 +263,7 @@ for ax, name in zip(axes, stress_tables):
     table, shown = stress_tables[name], shown_names.get(name, name)
     rows = np.arange(len(table))[::-1]
     for config in [c for c in table.columns if c.startswith("default, ")]:
-        ax.scatter(table[config], rows, s=12, color="0.6", zorder=1, label="the guard's earlier versions")
+        ax.scatter(table[config], rows, s=12, color="0.6", zorder=1, label="earlier defaults")
     for config, (marker, colour, size) in marks.items():
         ax.scatter(table[config], rows, marker=marker, color=colour, s=size, label=config, zorder=2)
     ax.axvline(0.85 * table.loc["none", "default"], color="C0", linestyle="--", linewidth=1)
@@ -273,8 +276,8 @@ fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handle
 fig.tight_layout(rect=(0, 0.06, 1, 1))
 
 # %% [markdown]
-# Every figure of {numref}`fig-stress-aji`, with the guard's earlier
-# versions by name, is in the tables below (AJI, percent; `v0.2` is version
+# Every figure of {numref}`fig-stress-aji`, with the earlier defaults by
+# name, is in the tables below (AJI, percent; `v0.2` is version
 # 0.2's normaliser).
 
 # %% tags=["remove-input", "hide-output"]
@@ -310,7 +313,7 @@ fired = {name: stress_tables[name].loc[["none", "lavender"], ["default, third gu
 versions = [c for c in stress_tables["tnbc"].columns if c.startswith("default, ")][::-1] + ["default"]
 tnbc_stress = stress_tables["tnbc"]
 below = tnbc_stress["classical watershed"]  # NaN (a transform a version was not scored on) compares False
-display(Markdown("Each version of the guard on TNBC: its AJI as it is (version 0.2's: "
+display(Markdown("Each version of the default on TNBC (the guard's, and the default without the pixel-size check): its AJI as it is (version 0.2's: "
                  f"{tnbc_stress.loc['none', '0.2 normaliser']:.1f}), and the number of transforms, of those it was scored on, "
                  "under which it falls below the watershed: " + "; ".join(
                      f"{v.removeprefix('default, ') if v != 'default' else 'the default'} "
@@ -358,8 +361,9 @@ Markdown(" ".join(
 # book (`studies/resolution.py`): the MoNuSeg test images and their labels,
 # resampled to the pixel size of a 20x and of a 60x scan, segmented by the
 # `cpu` network of the section above with the tool's defaults, as they are and
-# told their pixel size. Nothing is chosen here: the pixel size is a fact
-# about the scan, which the user gives.
+# told their pixel size. It was made before the tool measured a pixel size
+# itself (the next section): "as they are" is each image segmented at its own
+# pixels, as `--mpp` with the network's own pixel size does today.
 
 # %%
 from ssimnet.book.report import study_table
@@ -380,9 +384,96 @@ Markdown(
     f"above). Dice moves from {as_is['test at 20x dice']:.1f} to {told['test at 20x dice']:.1f} at 20x and from "
     f"{as_is['test at 60x dice']:.1f} to {told['test at 60x dice']:.1f} at 60x; PQ from "
     f"{as_is['test at 20x pq']:.1f} to {told['test at 20x pq']:.1f} at 20x and from {as_is['test at 60x pq']:.1f} "
-    f"to {told['test at 60x pq']:.1f} at 60x. The tool does not guess the pixel size: without `--mpp` it "
-    f"segments the image as it is."
+    f"to {told['test at 60x pq']:.1f} at 60x."
 )
+
+# %% [markdown]
+# (sec-beyond-pixel-size)=
+# ### When the pixel size is not given
+#
+# Most images come without their pixel size. Given none, `ssimnet segment`
+# measures how large the image's nuclei are, label-free
+# ({py:mod}`ssimnet.tool.pixel_size`). Its hematoxylin, read with the fixed
+# Ruifrok and Johnston basis rather than the image's measured stains, is
+# filtered by a scale-normalised Laplacian of Gaussian at scales a quarter
+# octave apart; the scale whose strongest responses (the 99.5th percentile)
+# are largest is the nuclei's scale. A disc of radius r responds most at
+# r/√2. An image whose scale is below a fraction of the training images'
+# (`ENLARGE_BELOW` of `TRAINING_NUCLEUS_SCALE`) is taken for a scan at half
+# the network's magnification and segmented enlarged twice, with a one-line
+# warning; its summary records the pixel size used. It makes this one step
+# only: 20x is the common lower magnification, and the scale cannot tell a
+# 10x scan from a 20x scan of small nuclei. Both numbers were chosen on
+# MoNuSeg *training* images only (`studies/stain_stress.py --only pixel`):
+# the reference is the median scale of the training images as they are, and
+# the fraction is the grid's best by mean training AJI over the stress
+# transforms, each transform weighing the same. Every training image is
+# scored as it is, every third under every transform, each segmented both as
+# it is and enlarged twice. {numref}`fig-pixel-scale` shows what was chosen
+# from.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: the nuclei's scale of each training image, as it is, at half resolution and under the other stress transforms; the dashed line is the scale below which an image is enlarged. Right: mean training AJI over the transforms for each fraction of the reference scale tried; the chosen one is circled.", "name": "fig-pixel-scale"}}
+from ssimnet.book.report import enlarged_counts
+from ssimnet.book.results import PIXEL_SIZE_SELECTION
+from ssimnet.config import ENLARGE_BELOW, TRAINING_NUCLEUS_SCALE
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, reference_scale
+
+pixel_rows, pixel_info = load_results(results_dir, kind=PIXEL_SIZE_SELECTION)
+scale = reference_scale(pixel_rows)
+best_fraction, fraction_means = choose_enlarge_below(pixel_rows, nucleus_scale=scale)
+scales = pixel_rows[pixel_rows["way"] == "as it is"]
+groups = {"as it is": scales[scales["transform"] == "none"],
+          "half resolution": scales[scales["transform"] == "half resolution"],
+          "other transforms": scales[~scales["transform"].isin(["none", "half resolution"])]}
+rng = np.random.default_rng(0)
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
+for row, (name, group) in enumerate(groups.items()):
+    left.scatter(group["sigma"], row + rng.uniform(-0.18, 0.18, len(group)), s=14, alpha=0.6)
+left.axvline(ENLARGE_BELOW * TRAINING_NUCLEUS_SCALE, color="0.3", linestyle="--", linewidth=1)
+left.set_xscale("log", base=2)
+left.set_yticks(range(len(groups)), list(groups))
+left.invert_yaxis()
+left.set_xlabel("nuclei's scale (pixels, log scale)")
+right.plot(fraction_means.index, fraction_means.values * 100, marker="o", color="C0")
+right.scatter([best_fraction], [fraction_means[best_fraction] * 100], s=160, facecolors="none", edgecolors="C3")
+right.set_xlabel("fraction of the reference scale")
+right.set_ylabel("mean training AJI (%)")
+fig.tight_layout()
+
+# %% tags=["hide-input"]
+plain = enlarge_outcome(pixel_rows, nucleus_scale=scale, enlarge_below=0.0)  # never enlarged
+checked = enlarge_outcome(pixel_rows, nucleus_scale=scale, enlarge_below=ENLARGE_BELOW)
+tied = fraction_means.index[np.isclose(fraction_means, fraction_means.max(), rtol=0, atol=1e-12)]
+plain_scales = groups["as it is"]
+display(Markdown(
+    f"The training images' nuclei have a median scale of {scale:.2f} pixels (`TRAINING_NUCLEUS_SCALE` "
+    f"{TRAINING_NUCLEUS_SCALE:.2f}); the best fraction of it is {best_fraction:g} (`ENLARGE_BELOW` "
+    f"{ENLARGE_BELOW:g})" + (f", the middle of the {len(tied)} fractions from {tied.min():g} to {tied.max():g} that "
+                             "tie" if len(tied) > 1 else "") +
+    f". With it, the mean training AJI over the transforms {moved(plain.mean() * 100, checked.mean() * 100)}; at "
+    f"half resolution it {moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}, and on the "
+    f"training images as they are it {moved(plain['none'] * 100, checked['none'] * 100)}. It enlarges "
+    f"{int((plain_scales['sigma'] < ENLARGE_BELOW * scale).sum())} of the {len(plain_scales)} training images as "
+    f"they are and {int((groups['half resolution']['sigma'] < ENLARGE_BELOW * scale).sum())} of the "
+    f"{len(groups['half resolution'])} half-resolution copies."))
+
+# %% [markdown]
+# The stain stress test above ran `ssimnet segment`'s default with the
+# check, once; `default, no pixel-size check` is the same default without
+# it, scored before. Under each, how many images were enlarged, and their
+# AJI:
+
+# %% tags=["hide-input"]
+without = "default, no pixel-size check"
+pixel_shown = ["none", "half resolution"]
+if without in stress_frame["config"].unique():
+    display(Markdown("; ".join(
+        f"{shown_names[name]}: " + ", ".join(
+            f"{t} {enlarged_counts(stress_frame, dataset=name).loc[t, 'enlarged']} of "
+            f"{enlarged_counts(stress_frame, dataset=name).loc[t, 'images']} enlarged, AJI "
+            f"{moved(stress_tables[name].loc[t, without], stress_tables[name].loc[t, 'default'])}"
+            for t in pixel_shown)
+        for name in stress_tables) + "."))
 
 # %% [markdown]
 # ## Summary
@@ -396,7 +487,9 @@ Markdown("\n".join([
     f"- Under the stain stress test, on MoNuSeg test, {_held(monuseg)}." if monuseg is not None else
     "- The stain stress test's MoNuSeg rows are not in this run's results.",
     f"- Told the scan's pixel size, the network's AJI on 20x images moves from {as_is['test at 20x aji']:.1f} to "
-    f"{told['test at 20x aji']:.1f}; `ssimnet segment` asks for it with `--mpp` and never guesses it.",
+    f"{told['test at 20x aji']:.1f}. Given none, `ssimnet segment` enlarges an image whose nuclei look half-size, "
+    f"a check chosen on training images: there their mean AJI at half resolution "
+    f"{moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}.",
 ]))
 
 # %% [markdown]
@@ -446,7 +539,9 @@ Markdown("\n".join([
 # small, and the smallest fall under the minimum object size. With
 # `--mpp 0.5` the image is resampled to the network's pixel size
 # (`NETWORK_MPP`), segmented there, and the label map brought back to the
-# image's own grid ({py:obj}`ssimnet.tool.resample`).
+# image's own grid ({py:obj}`ssimnet.tool.resample`). Without `--mpp`, the
+# tool measures the nuclei's scale ({ref}`sec-beyond-pixel-size`): half-size
+# nuclei are enlarged twice, as `--mpp 0.5` would.
 #
 # ```{solution-end}
 # ```

@@ -195,7 +195,7 @@ def main() -> None:
             renamed = earlier[earlier["config"] == "default"].assign(config=args.earlier_name)
             versions = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
                 "commit", "dirty", "created", "stain_guard")}}, *earlier_info.get("earlier", [])]
-            earlier_rows = pd.concat([renamed, kept])[frame.columns]
+            earlier_rows = pd.concat([renamed, kept]).reindex(columns=frame.columns)  # older rows lack some columns
             # an earlier version with this run's guard whose rows this run repeats is this default: not kept twice
             same = [v["config"] for v in versions if v["stain_guard"] == STAIN_GUARD._asdict()
                     and _same_rows(earlier_rows[earlier_rows["config"] == v["config"]], frame)]

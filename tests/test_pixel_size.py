@@ -124,3 +124,23 @@ def test_enlarge_outcome_and_the_choice_by_hand():
     best, means = choose_enlarge_below(rows, nucleus_scale=5.5, grid=(0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.5))
     assert best == 0.8 and means[0.5] < means[0.6] == means[0.7] < means[0.8]
     assert means[1.5] < means[0.8]  # every image enlarged: a loses
+
+
+def test_the_pixel_size_check_s_settings_are_the_choice_on_the_committed_training_rows():
+    """TRAINING_NUCLEUS_SCALE and ENLARGE_BELOW are computed from results/cpu/pixel_size_selection_*, not
+    typed: chosen on training images only, and the check raised the mean training AJI over never enlarging."""
+    from pathlib import Path
+
+    from ssimnet.book.results import PIXEL_SIZE_SELECTION, load_results
+    from ssimnet.config import ENLARGE_BELOW, TRAINING_NUCLEUS_SCALE
+
+    rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=PIXEL_SIZE_SELECTION)
+    assert info["split"].startswith("train") and set(rows["dataset"]) == {"monuseg train"}
+    assert set(rows["way"]) == {"as it is", "enlarged twice"}
+    assert rows[rows["transform"] == "none"]["image"].nunique() == len(info["images"])  # every one as it is
+    assert reference_scale(rows) == pytest.approx(TRAINING_NUCLEUS_SCALE, abs=1e-9)
+    best, means = choose_enlarge_below(rows, nucleus_scale=TRAINING_NUCLEUS_SCALE)
+    assert best == ENLARGE_BELOW
+    never = enlarge_outcome(rows, nucleus_scale=TRAINING_NUCLEUS_SCALE, enlarge_below=0.0).mean()
+    assert means[ENLARGE_BELOW] > never
+    assert TOOL_INFERENCE.nucleus_scale == TRAINING_NUCLEUS_SCALE and TOOL_INFERENCE.enlarge_below == ENLARGE_BELOW

@@ -8,16 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ..net.architecture import Architecture
-from .constants import (
-    CE_PIXELS,
-    ENLARGE_BELOW,
-    INSTANCE_METHODS,
-    LEGACY_TRAIN_FIELDS,
-    MAX_HOLE_AREA,
-    MIN_NUCLEUS_AREA,
-    NETWORK_MPP,
-    NORMALIZE_MODES,
-)
+from .constants import (CE_PIXELS, ENLARGE_BELOW, INSTANCE_METHODS, LEGACY_TRAIN_FIELDS, MAX_HOLE_AREA,
+                        MIN_NUCLEUS_AREA, NETWORK_MPP, NORMALIZE_MODES)
 
 
 def key_fields(section: object) -> dict[str, object]:
@@ -259,9 +251,8 @@ class InferenceConfig:
         The learning rate fine-tuning starts at; None: the schedule's where
         training stopped (the paper).
     finetune_norm : {"train", "frozen"}
-        ``"train"``: batch normalisation re-estimates its statistics on the
-        image, as a plain fine-tuning does; ``"frozen"``: it keeps the
-        trained network's.
+        ``"train"``: batch normalisation re-estimates its statistics on the image, as a plain
+        fine-tuning does; ``"frozen"``: it keeps the trained network's.
     tile_size : int
         Largest tile the network predicts at once
         (:func:`ssimnet.predict.maps.inference_tile`): the paper's patch size, 256,
@@ -281,27 +272,19 @@ class InferenceConfig:
         Smallest factor of that mapping's density scaling: 1 strengthens pale
         stains and never weakens dark ones (``results/cpu/normalization_*``).
     stain_solver : {"exact", "cd"}
-        How each image's stains are measured for normalisation and the
-        hematoxylin column (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
+        How each image's stains are measured (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
     network_mpp : float
         Microns per pixel of the images the network learned from; an image
         of another resolution is resampled to it and back.
-    nucleus_scale : float or None
-        The scale of the nuclei in the images the network learned from, in
-        pixels (:func:`ssimnet.tool.pixel_size.nucleus_sigma`).  With it, an
-        image given no pixel size whose nuclei measure less than
-        `enlarge_below` of it is taken for a scan at twice `network_mpp`
-        and segmented enlarged twice (:mod:`ssimnet.tool.pixel_size`).
-        None: every image as it is (the paper).
-    enlarge_below : float
-        That fraction, in (0, 1].
-    region_side : int
-        Images with a side longer than this are segmented tile by tile
-        (:mod:`ssimnet.tool.region`).
-    region_halo : int
-        Context read around each such tile's core, in pixels; it must exceed
-        a nucleus.  Core and halos make one `tile_size` tile
-        (:attr:`region_tile`).
+    nucleus_scale, enlarge_below : float or None, float
+        The nuclei's scale in the network's training images, in pixels: an
+        image given no pixel size whose nuclei measure under `enlarge_below`
+        (in (0, 1]) of it is segmented enlarged twice
+        (:mod:`ssimnet.tool.pixel_size`).  None: as it is (the paper).
+    region_side, region_halo : int
+        Images with a side longer than `region_side` are segmented tile by tile (:mod:`ssimnet.tool.region`),
+        each tile's core with `region_halo` pixels of context around it, more than a nucleus; core and
+        halos make one `tile_size` tile (:attr:`region_tile`).
 
     Examples
     --------

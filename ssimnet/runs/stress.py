@@ -209,7 +209,8 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
     ``default`` is `segmenter` with ``normalize="auto"`` (what ``ssimnet segment`` does),
     ``0.2 normaliser`` always normalises with the stains measured as
     version 0.2 did (no stain guard), ``off`` never normalises, and
-    ``classical watershed`` is the hematoxylin watershed baseline.
+    ``classical watershed`` is the hematoxylin watershed baseline.  ``mpp`` is the pixel size each was
+    segmented at (None: as it is; :meth:`ssimnet.Segmenter.pixel_size`).
     """
     from ..baselines import segment_baseline
     from ..config import DEFAULT_BASELINES
@@ -226,10 +227,10 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
                                         ("off", {"normalize": "off"}))}
         for config, result in results.items():
             rows.append({"transform": transform, "config": config, **_scored(truth, result.label),
-                         "normalization": result.normalization})
+                         "normalization": result.normalization, "mpp": result.mpp})
         water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
         rows.append({"transform": transform, "config": "classical watershed", **_scored(truth, water),
-                     "normalization": ""})
+                     "normalization": "", "mpp": None})
     return rows
 
 
