@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ssimnet.book.results import (
@@ -47,11 +48,19 @@ from ssimnet.book.results import (
     provenance,
     save_results,
 )
-from ssimnet.config import DEFAULT_SEED, ENLARGE_BELOW, STAIN_GUARD, TRAINING_NUCLEUS_SCALE, get_profile
+from ssimnet.config import (
+    AREA_BELOW,
+    DEFAULT_SEED,
+    ENLARGE_BELOW,
+    STAIN_GUARD,
+    TRAINING_NUCLEUS_AREA,
+    TRAINING_NUCLEUS_SCALE,
+    get_profile,
+)
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
 from ssimnet.datasets import write_synthetic_dataset
 from ssimnet.runs.guard_choice import choose_one_stain, choose_one_stain_red
-from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, reference_scale
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 from ssimnet.runs.store import stage_key
 from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, pixel_size_rows, stress_rows
 
@@ -126,7 +135,8 @@ def main() -> None:
     profile = get_profile("cpu").for_tool()
     record = {"network": "the shipped network (ssimnet/weights), as ssimnet segment runs it",
               "stain_guard": STAIN_GUARD._asdict(), "transforms": list(TRANSFORMS),
-              "pixel_size": {k: getattr(profile.inference, k) for k in ("nucleus_scale", "enlarge_below")}}
+              "pixel_size": {k: getattr(profile.inference, k) for k in ("nucleus_scale", "nucleus_area",
+                                                                         "enlarge_below", "area_below")}}
 
     if args.only in (None, "selection"):
         train = list_samples(args.monuseg, "train")[::3]
@@ -163,17 +173,17 @@ def main() -> None:
         info.update(record, images=[s.name for s in train],
                     split="train: every image untransformed, every third under every transform")
         save_results(args.out, rows, info, kind=PIXEL_SIZE_SELECTION)
-        scale = reference_scale(rows)
-        best, means = choose_enlarge_below(rows, nucleus_scale=scale)
-        print(f"the training images' nucleus scale: {scale:.4f} px; enlarged twice below {best} of it; mean "
-              "training AJI over the transforms by fraction:")
-        print(means.round(4).to_string())
-        print(pd.DataFrame({"as it is": enlarge_outcome(rows, nucleus_scale=scale, enlarge_below=0.0),
-                            f"below {best}": enlarge_outcome(rows, nucleus_scale=scale, enlarge_below=best)}
+        scale, area = references(rows)
+        best, means = choose_enlarge_below(rows, scale=scale, area=area)
+        print(f"the training images' nucleus scale {scale:.4f} px and area {area:.2f} px; enlarged twice below "
+              f"{best}; the best pairs by mean training AJI over the transforms:")
+        print(means.sort_values(ascending=False).head(12).round(4).to_string())
+        never = enlarge_outcome(rows, scale=scale, area=area, enlarge_below=1.0, area_below=0.0)
+        print(pd.DataFrame({"as it is": never, "checked": enlarge_outcome(rows, scale=scale, area=area, **best)}
                            ).round(3).to_string())
-        if (round(scale, 6), best) != (round(TRAINING_NUCLEUS_SCALE, 6), ENLARGE_BELOW):
-            print(f"these are not the config's ({TRAINING_NUCLEUS_SCALE}, {ENLARGE_BELOW}): set them in "
-                  "ssimnet/config/constants.py")
+        config = (TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA, ENLARGE_BELOW, AREA_BELOW)
+        if not np.allclose((scale, area, best["enlarge_below"], best["area_below"]), config, rtol=0, atol=1e-9):
+            print(f"these are not the config's {config}: set them in ssimnet/config/constants.py")
 
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}

@@ -56,7 +56,8 @@ def _segmenter(args: argparse.Namespace, profile, overrides: dict[str, object]):
         raise CommandError("--adapt trains a network on the images; it does not go with --model")
     try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless
         # asked, and their nuclei at the size they have
-        settings = replace(profile.inference, **{"normalize": "off", "nucleus_scale": None, **overrides})
+        settings = replace(profile.inference, **{"normalize": "off", "nucleus_scale": None, "nucleus_area": None,
+                                                 **overrides})
         settings.check_network(profile.train.architecture)
     except ValueError as exc:
         raise CommandError(_option(exc).replace("this one has none", f"the {profile.name!r} profile trains none")) from None

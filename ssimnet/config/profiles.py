@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .constants import TRAINING_NUCLEUS_SCALE
+from .constants import TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
 from .sections import (
     DEFAULT_TRAIN,
     BaselineConfig,
@@ -33,7 +33,8 @@ CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, l
 #: given no pixel size enlarged twice when its nuclei look half-size
 #: (:mod:`ssimnet.tool.pixel_size`).
 TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize="auto",
-                                                  nucleus_scale=TRAINING_NUCLEUS_SCALE)
+                                                  nucleus_scale=TRAINING_NUCLEUS_SCALE,
+                                                  nucleus_area=TRAINING_NUCLEUS_AREA)
 
 #: The name of the profile every command uses when given none: real images on a CPU.
 DEFAULT_PROFILE: str = "cpu"

@@ -210,7 +210,7 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
     ``0.2 normaliser`` always normalises with the stains measured as
     version 0.2 did (no stain guard), ``off`` never normalises, and
     ``classical watershed`` is the hematoxylin watershed baseline.  ``mpp`` is the pixel size each was
-    segmented at (None: as it is; :meth:`ssimnet.Segmenter.pixel_size`).
+    segmented at (None: as it is; :mod:`ssimnet.tool.pixel_size`).
     """
     from ..baselines import segment_baseline
     from ..config import DEFAULT_BASELINES
@@ -271,23 +271,26 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
 def pixel_size_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
                     transforms: tuple[str, ...] = tuple(TRANSFORMS)) -> list[dict[str, object]]:
     """What the pixel-size check was chosen from, for one *training* image: under each transform, the
-    nuclei's scale (:func:`ssimnet.tool.pixel_size.nucleus_sigma`, ``sigma``; NaN when none) and
-    `segmenter`'s default segmentation two ways (``way``): as it is, and enlarged twice (as a scan at twice
-    its ``network_mpp``); a row per transform and way.
-    :func:`ssimnet.runs.pixel_choice.enlarge_outcome` then scores any threshold without segmenting again."""
-    from ..tool.pixel_size import nucleus_sigma
+    nuclei's scale in the stain (:func:`ssimnet.tool.pixel_size.nucleus_sigma`, ``sigma``; NaN when none),
+    the median area of those `segmenter` finds as it is (``area``), and its default segmentation two ways
+    (``way``): as it is, and enlarged twice (as a scan at twice its ``network_mpp``); a row per transform and
+    way.  :func:`ssimnet.runs.pixel_choice.enlarge_outcome` then scores any thresholds without segmenting
+    again."""
+    from ..tool.pixel_size import median_area, nucleus_sigma
 
     network_mpp = segmenter.settings.network_mpp  # type: ignore[attr-defined]
     rows = []
     for transform in transforms:
         seen, truth = stress(image, label, transform, seed=seed)
         sigma = nucleus_sigma(seen)
+        results = {}
         for way, mpp in (("as it is", network_mpp), ("enlarged twice", 2 * network_mpp)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", SegmentationWarning)
-                result = segmenter.segment(seen, mpp=mpp, seed=seed, measure=False)  # type: ignore[attr-defined]
-            rows.append({"transform": transform, "way": way, "sigma": np.nan if sigma is None else sigma,
-                         **_scored(truth, result.label)})
+                results[way] = segmenter.segment(seen, mpp=mpp, seed=seed, measure=False)  # type: ignore[attr-defined]
+        area = median_area(results["as it is"].label)
+        rows += [{"transform": transform, "way": way, "sigma": np.nan if sigma is None else sigma, "area": area,
+                  **_scored(truth, result.label)} for way, result in results.items()]
     return rows
 
 

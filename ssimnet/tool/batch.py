@@ -299,10 +299,11 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
     paths = output_paths(out, job.name)
     tiff = paths["label"].with_suffix(".tif")
-    mpp = segmenter.pixel_size(image, mpp=settings.mpp)  # given, or what the nuclei say
+    mpp = settings.mpp
     if not segmenter.is_region(image, mpp=mpp):
         result = segmenter.segment(image, mpp=mpp, seed=settings.seed)
         label, table, tiles, normalization = result.labels, result.table, result.tiles, result.normalization
+        mpp = result.mpp  # given, or what the nuclei said
         written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}
         if int(label.max()) > 65535:
             _write_label_tiff(tiff, label)

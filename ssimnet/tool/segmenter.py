@@ -205,8 +205,9 @@ class Segmenter:
         mpp : float, optional
             The image's microns per pixel: it is resampled to the network's
             (``network_mpp``) and the labels back to the image's grid.  None:
-            what its nuclei say (:meth:`pixel_size`): as it is, unless they
-            look half-size.
+            as it is, unless its nuclei look half-size in its stain and as
+            the network finds them, when the settings carry the training
+            images' (:mod:`ssimnet.tool.pixel_size`): then enlarged twice.
         seed : int
             Seed of the stain measurement and of fine-tuning.
         pseudo : PseudoLabels, optional
@@ -234,12 +235,15 @@ class Segmenter:
         """
         image = _rgb(image)
         settings = self._settings(overrides)
-        mpp = self._pixel_size(image, settings, mpp)
         if self._is_region(image, settings, mpp):
             return replace(self._assemble(image, settings, mpp=mpp, seed=seed), mpp=mpp)
         stains = Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
         result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo,
                                    density=stains.densities)
+        if mpp is None and self._checks_pixel_size(image, settings):
+            mpp = self._pixel_size(image, settings, result.label)
+            if mpp is not None:  # the same stains, the image enlarged
+                result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo)
         result = replace(result, normalization=stains.note, mpp=mpp)
         check_foreground(result.label, stains.tissue if stains.tissue is not None else tissue_share(image),
                          normalized=stains.normalizer is not None)
@@ -248,29 +252,32 @@ class Segmenter:
         hematoxylin = stains.densities[..., 0] if stains.densities is not None else stains.hematoxylin(image)
         return replace(result, table=measure_nuclei(result.label, hematoxylin))
 
-    def pixel_size(self, image: np.ndarray, *, mpp: float | None = None, **overrides: object) -> float | None:
-        """The microns per pixel :meth:`segment` segments `image` at: `mpp` when given; else, when the settings
-        carry the training images' ``nucleus_scale``, twice ``network_mpp`` if the image's nuclei look
-        half-size (:mod:`ssimnet.tool.pixel_size`, with a :class:`~ssimnet.errors.SegmentationWarning`
-        saying so), and None (as it is) otherwise."""
-        return self._pixel_size(_rgb(image), self._settings(overrides), mpp)
+    def _checks_pixel_size(self, image: np.ndarray, settings: InferenceConfig) -> bool:
+        """Whether :meth:`segment` checks `image`'s pixel size: the settings carry the training images'
+        references, and the image enlarged twice is still one piece (not a region)."""
+        return (settings.nucleus_scale is not None and settings.nucleus_area is not None
+                and not self._is_region(image, settings, 2 * settings.network_mpp))
 
     @staticmethod
-    def _pixel_size(image: np.ndarray, settings: InferenceConfig, mpp: float | None) -> float | None:
-        if mpp is not None or settings.nucleus_scale is None:
-            return mpp
+    def _pixel_size(image: np.ndarray, settings: InferenceConfig, label: np.ndarray) -> float | None:
+        """Twice ``network_mpp`` when `image`'s nuclei look half-size (:mod:`ssimnet.tool.pixel_size`), with a
+        :class:`~ssimnet.errors.SegmentationWarning` saying so; None (as it is) otherwise.  `label` is the
+        image segmented as it is."""
         import warnings
 
         from ..errors import SegmentationWarning
-        from .pixel_size import estimate_mpp, nucleus_sigma
+        from .pixel_size import estimate_mpp, median_area, nucleus_sigma
 
-        sigma = nucleus_sigma(image)
-        estimated = estimate_mpp(sigma, nucleus_scale=settings.nucleus_scale, enlarge_below=settings.enlarge_below,
+        sigma, area = nucleus_sigma(image), median_area(label)
+        estimated = estimate_mpp(sigma, area, nucleus_scale=settings.nucleus_scale,  # type: ignore[arg-type]
+                                 nucleus_area=settings.nucleus_area,  # type: ignore[arg-type]
+                                 enlarge_below=settings.enlarge_below, area_below=settings.area_below,
                                  network_mpp=settings.network_mpp)
         if estimated is not None:
             warnings.warn(f"nuclei look half the size the network learned (scale {sigma:.1f} px against "
-                          f"{settings.nucleus_scale:.1f}): segmented as {estimated:g} um per pixel, enlarged "
-                          f"twice; --mpp gives the pixel size", SegmentationWarning, stacklevel=3)
+                          f"{settings.nucleus_scale:.1f}, median area {area:.0f} px against "
+                          f"{settings.nucleus_area:.0f}): segmented as {estimated:g} um per pixel, enlarged twice; "
+                          "--mpp gives the pixel size", SegmentationWarning, stacklevel=3)
         return estimated
 
     def is_region(self, image: np.ndarray, *, mpp: float | None = None, **overrides: object) -> bool:
