@@ -392,70 +392,81 @@ Markdown(
 # ### When the pixel size is not given
 #
 # Most images come without their pixel size. Given none, `ssimnet segment`
-# measures how large the image's nuclei are, label-free
-# ({py:mod}`ssimnet.tool.pixel_size`). Its hematoxylin, read with the fixed
-# Ruifrok and Johnston basis rather than the image's measured stains, is
-# filtered by a scale-normalised Laplacian of Gaussian at scales a quarter
-# octave apart; the scale whose strongest responses (the 99.5th percentile)
-# are largest is the nuclei's scale. A disc of radius r responds most at
-# r/√2. An image whose scale is below a fraction of the training images'
-# (`ENLARGE_BELOW` of `TRAINING_NUCLEUS_SCALE`) is taken for a scan at half
-# the network's magnification and segmented enlarged twice, with a one-line
-# warning; its summary records the pixel size used. It makes this one step
-# only: 20x is the common lower magnification, and the scale cannot tell a
-# 10x scan from a 20x scan of small nuclei. Both numbers were chosen on
-# MoNuSeg *training* images only (`studies/stain_stress.py --only pixel`):
-# the reference is the median scale of the training images as they are, and
-# the fraction is the grid's best by mean training AJI over the stress
+# measures how large the image's nuclei are, label-free and two ways
+# ({py:mod}`ssimnet.tool.pixel_size`). In the stain: its hematoxylin, read
+# with the fixed Ruifrok and Johnston basis rather than the image's measured
+# stains, is filtered by a scale-normalised Laplacian of Gaussian at scales a
+# quarter octave apart, and the scale whose strongest responses (the 99.5th
+# percentile) are largest is the nuclei's scale (a disc of radius r responds
+# most at r/√2). As the network finds them: the median area of the nuclei it
+# segments in the image as it is. When both are below a fraction of the same
+# measure on the training images (`ENLARGE_BELOW` of `TRAINING_NUCLEUS_SCALE`,
+# `AREA_BELOW` of `TRAINING_NUCLEUS_AREA`), the image is taken for a scan at
+# half the network's magnification and segmented again, enlarged twice, with
+# a one-line warning; its summary records the pixel size used. Either measure
+# alone is fooled: a stain of small dark grains has a small scale, and a
+# stain the network reads badly gives small nuclei. It makes one step only:
+# 20x is the common lower magnification, and neither measure tells a 10x scan
+# from a 20x scan of small nuclei. The references and fractions were chosen
+# on MoNuSeg *training* images only (`studies/stain_stress.py --only pixel`):
+# the references are the medians over the training images as they are, and
+# the fractions the grid's best pair by mean training AJI over the stress
 # transforms, each transform weighing the same. Every training image is
 # scored as it is, every third under every transform, each segmented both as
 # it is and enlarged twice. {numref}`fig-pixel-scale` shows what was chosen
 # from.
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Left: the nuclei's scale of each training image, as it is, at half resolution and under the other stress transforms; the dashed line is the scale below which an image is enlarged. Right: mean training AJI over the transforms for each fraction of the reference scale tried; the chosen one is circled.", "name": "fig-pixel-scale"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Each training image, as it is, at half resolution and under the other stress transforms: its nuclei's scale in the stain and the median area of those the network finds as it is, both against the training images' medians. An image in the lower left box is enlarged twice; the colour says whether that raised its AJI.", "name": "fig-pixel-scale"}}
 from ssimnet.book.report import enlarged_counts
 from ssimnet.book.results import PIXEL_SIZE_SELECTION
-from ssimnet.config import ENLARGE_BELOW, TRAINING_NUCLEUS_SCALE
-from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, reference_scale
+from ssimnet.config import AREA_BELOW, ENLARGE_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 
 pixel_rows, pixel_info = load_results(results_dir, kind=PIXEL_SIZE_SELECTION)
-scale = reference_scale(pixel_rows)
-best_fraction, fraction_means = choose_enlarge_below(pixel_rows, nucleus_scale=scale)
-scales = pixel_rows[pixel_rows["way"] == "as it is"]
-groups = {"as it is": scales[scales["transform"] == "none"],
-          "half resolution": scales[scales["transform"] == "half resolution"],
-          "other transforms": scales[~scales["transform"].isin(["none", "half resolution"])]}
-rng = np.random.default_rng(0)
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 2]})
-for row, (name, group) in enumerate(groups.items()):
-    left.scatter(group["sigma"], row + rng.uniform(-0.18, 0.18, len(group)), s=14, alpha=0.6)
-left.axvline(ENLARGE_BELOW * TRAINING_NUCLEUS_SCALE, color="0.3", linestyle="--", linewidth=1)
-left.set_xscale("log", base=2)
-left.set_yticks(range(len(groups)), list(groups))
-left.invert_yaxis()
-left.set_xlabel("nuclei's scale (pixels, log scale)")
-right.plot(fraction_means.index, fraction_means.values * 100, marker="o", color="C0")
-right.scatter([best_fraction], [fraction_means[best_fraction] * 100], s=160, facecolors="none", edgecolors="C3")
-right.set_xlabel("fraction of the reference scale")
-right.set_ylabel("mean training AJI (%)")
+ref_scale, ref_area = references(pixel_rows)
+best_pair, pair_means = choose_enlarge_below(pixel_rows, scale=ref_scale, area=ref_area)
+per_image = pixel_rows.pivot_table(index=["image", "transform"], columns="way", values="aji").join(
+    pixel_rows.groupby(["image", "transform"])[["sigma", "area"]].first()).reset_index()
+per_image["gain"] = per_image["enlarged twice"] - per_image["as it is"]
+kinds = {"as it is": per_image["transform"] == "none", "half resolution": per_image["transform"] == "half resolution"}
+kinds["other transforms"] = ~(kinds["as it is"] | kinds["half resolution"])
+fig, ax = plt.subplots(figsize=(7.5, 4.6))
+for (name, mask), marker in zip(kinds.items(), ("o", "s", "^")):
+    rows_shown = per_image[mask]
+    ax.scatter(rows_shown["sigma"] / ref_scale, rows_shown["area"] / ref_area, c=np.where(rows_shown["gain"] > 0, "C2", "C3"),
+               marker=marker, s=28, alpha=0.7, label=name)
+ax.axvline(ENLARGE_BELOW, color="0.3", linestyle="--", linewidth=1)
+ax.axhline(AREA_BELOW, color="0.3", linestyle="--", linewidth=1)
+ax.set_xscale("log", base=2)
+ax.set_yscale("log", base=2)
+ax.set_xlabel("scale in the stain / training median")
+ax.set_ylabel("median area the network finds / training median")
+legend = ax.legend(title="green: enlarging raises AJI, red: lowers it", fontsize=9, title_fontsize=9)
+for handle in legend.legend_handles:
+    handle.set_color("0.4")
 fig.tight_layout()
 
 # %% tags=["hide-input"]
-plain = enlarge_outcome(pixel_rows, nucleus_scale=scale, enlarge_below=0.0)  # never enlarged
-checked = enlarge_outcome(pixel_rows, nucleus_scale=scale, enlarge_below=ENLARGE_BELOW)
-tied = fraction_means.index[np.isclose(fraction_means, fraction_means.max(), rtol=0, atol=1e-12)]
-plain_scales = groups["as it is"]
+refs = {"scale": ref_scale, "area": ref_area}
+plain = enlarge_outcome(pixel_rows, **refs, enlarge_below=1.0, area_below=0.0)  # never enlarged
+checked = enlarge_outcome(pixel_rows, **refs, enlarge_below=ENLARGE_BELOW, area_below=AREA_BELOW)
+scale_only = enlarge_outcome(pixel_rows, **refs, enlarge_below=ENLARGE_BELOW, area_below=np.inf)
+tied = [pair for pair, mean in pair_means.items() if np.isclose(mean, pair_means.max(), rtol=0, atol=1e-12)]
+fired = (per_image["sigma"] < ENLARGE_BELOW * ref_scale) & (per_image["area"] < AREA_BELOW * ref_area)
 display(Markdown(
-    f"The training images' nuclei have a median scale of {scale:.2f} pixels (`TRAINING_NUCLEUS_SCALE` "
-    f"{TRAINING_NUCLEUS_SCALE:.2f}); the best fraction of it is {best_fraction:g} (`ENLARGE_BELOW` "
-    f"{ENLARGE_BELOW:g})" + (f", the middle of the {len(tied)} fractions from {tied.min():g} to {tied.max():g} that "
-                             "tie" if len(tied) > 1 else "") +
-    f". With it, the mean training AJI over the transforms {moved(plain.mean() * 100, checked.mean() * 100)}; at "
-    f"half resolution it {moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}, and on the "
-    f"training images as they are it {moved(plain['none'] * 100, checked['none'] * 100)}. It enlarges "
-    f"{int((plain_scales['sigma'] < ENLARGE_BELOW * scale).sum())} of the {len(plain_scales)} training images as "
-    f"they are and {int((groups['half resolution']['sigma'] < ENLARGE_BELOW * scale).sum())} of the "
-    f"{len(groups['half resolution'])} half-resolution copies."))
+    f"The training images' nuclei have a median scale of {ref_scale:.2f} pixels and a median area of "
+    f"{ref_area:.0f} pixels (`TRAINING_NUCLEUS_SCALE` {TRAINING_NUCLEUS_SCALE:.2f}, `TRAINING_NUCLEUS_AREA` "
+    f"{TRAINING_NUCLEUS_AREA:.0f}); the best fractions are {best_pair['enlarge_below']:g} of the scale and "
+    f"{best_pair['area_below']:g} of the area (`ENLARGE_BELOW` {ENLARGE_BELOW:g}, `AREA_BELOW` {AREA_BELOW:g})"
+    + (f", the middle of the {len(tied)} pairs of the grid that tie" if len(tied) > 1 else "") +
+    f". With them, the mean training AJI over the "
+    f"transforms {moved(plain.mean() * 100, checked.mean() * 100)}; at half resolution it "
+    f"{moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}, and on the training images as "
+    f"they are it {moved(plain['none'] * 100, checked['none'] * 100)}. It enlarges "
+    f"{int(fired[kinds['as it is']].sum())} of the {int(kinds['as it is'].sum())} training images as they are "
+    f"and {int(fired[kinds['half resolution']].sum())} of the {int(kinds['half resolution'].sum())} "
+    f"half-resolution copies. The scale in the stain alone, below the same fraction, would have moved the "
+    f"training images' AJI as they are from {plain['none'] * 100:.1f} to {scale_only['none'] * 100:.1f}."))
 
 # %% [markdown]
 # The stain stress test above ran `ssimnet segment`'s default with the
@@ -487,9 +498,9 @@ Markdown("\n".join([
     f"- Under the stain stress test, on MoNuSeg test, {_held(monuseg)}." if monuseg is not None else
     "- The stain stress test's MoNuSeg rows are not in this run's results.",
     f"- Told the scan's pixel size, the network's AJI on 20x images moves from {as_is['test at 20x aji']:.1f} to "
-    f"{told['test at 20x aji']:.1f}. Given none, `ssimnet segment` enlarges an image whose nuclei look half-size, "
-    f"a check chosen on training images: there their mean AJI at half resolution "
-    f"{moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}.",
+    f"{told['test at 20x aji']:.1f}. Given none, `ssimnet segment` enlarges an image whose nuclei look half-size "
+    f"both in the stain and as the network finds them, a check chosen on training images: there their mean AJI "
+    f"at half resolution {moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}.",
 ]))
 
 # %% [markdown]
@@ -540,8 +551,8 @@ Markdown("\n".join([
 # `--mpp 0.5` the image is resampled to the network's pixel size
 # (`NETWORK_MPP`), segmented there, and the label map brought back to the
 # image's own grid ({py:obj}`ssimnet.tool.resample`). Without `--mpp`, the
-# tool measures the nuclei's scale ({ref}`sec-beyond-pixel-size`): half-size
-# nuclei are enlarged twice, as `--mpp 0.5` would.
+# tool measures the nuclei ({ref}`sec-beyond-pixel-size`): an image whose
+# nuclei look half-size is enlarged twice, as `--mpp 0.5` would.
 #
 # ```{solution-end}
 # ```

@@ -339,4 +339,5 @@ def test_segment_reusing_an_output_folder_with_other_images_of_the_same_names(tm
     assert not np.array_equal(first, read_label(shared / "x_label.png"))
     assert len(list((shared / ".run" / "train").iterdir())) == 2  # one network per set of images
     # a network trained on the images has seen their nuclei at their size: no pixel-size check
-    assert json.loads((shared / "x_summary.json").read_text())["settings"]["inference"]["nucleus_scale"] is None
+    inference = json.loads((shared / "x_summary.json").read_text())["settings"]["inference"]
+    assert inference["nucleus_scale"] is None and inference["nucleus_area"] is None

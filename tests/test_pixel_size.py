@@ -16,9 +16,9 @@ from ssimnet.cli import main
 from ssimnet.config import NETWORK_MPP, TOOL_INFERENCE
 from ssimnet.data import read_label, write_image
 from ssimnet.errors import SegmentationWarning
-from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, reference_scale
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 from ssimnet.synthetic import synthetic_tile
-from ssimnet.tool.pixel_size import SIGMAS, estimate_mpp, nucleus_sigma, training_scale
+from ssimnet.tool.pixel_size import SIGMAS, estimate_mpp, median_area, nucleus_sigma, training_references
 
 
 def _discs(radius: float, side: int = 192) -> np.ndarray:
@@ -44,43 +44,56 @@ def test_nucleus_sigma_is_the_grid_scale_nearest_a_disc_radius_over_root_two(rad
 def test_no_blobs_no_scale_and_no_enlargement():
     assert nucleus_sigma(np.full((64, 64, 3), 200, np.uint8)) is None
     assert nucleus_sigma(np.full((1, 1, 3), 200, np.uint8)) is None  # nothing left after 2x2 pooling
-    assert estimate_mpp(None, nucleus_scale=6.7, enlarge_below=0.7, network_mpp=0.25) is None
-    assert training_scale([np.full((64, 64, 3), 200, np.uint8)]) is None
+    kw = {"nucleus_scale": 6.7, "nucleus_area": 400.0, "enlarge_below": 0.7, "area_below": 0.6, "network_mpp": 0.25}
+    assert estimate_mpp(None, 0.0, **kw) is None
+    flat = [np.full((64, 64, 3), 200, np.uint8)]
+    assert training_references(flat, lambda image: np.zeros(image.shape[:2], int)) == (None, None)
 
 
-def test_estimate_mpp_enlarges_below_the_fraction_only():
-    kw = {"nucleus_scale": 8.0, "enlarge_below": 0.5, "network_mpp": 0.25}
-    assert estimate_mpp(3.99, **kw) == 0.5
-    assert estimate_mpp(4.0, **kw) is None  # at the threshold: as it is
-    assert estimate_mpp(20.0, **kw) is None  # large nuclei are never shrunk
+def test_estimate_mpp_enlarges_only_when_both_measures_are_below_their_fractions():
+    kw = {"nucleus_scale": 8.0, "nucleus_area": 400.0, "enlarge_below": 0.5, "area_below": 0.6, "network_mpp": 0.25}
+    assert estimate_mpp(3.99, 239.0, **kw) == 0.5
+    assert estimate_mpp(4.0, 239.0, **kw) is None  # the scale at its threshold: as it is
+    assert estimate_mpp(3.99, 240.0, **kw) is None  # the area at its threshold: as it is
+    assert estimate_mpp(20.0, 20.0, **kw) is None  # large in the stain: never enlarged, whatever the network found
+    assert estimate_mpp(2.0, 4000.0, **kw) is None  # a grainy stain, nuclei the network finds large: as it is
 
 
-def test_training_scale_is_the_median_of_the_images_scales():
+def test_median_area_and_training_references():
+    label = np.zeros((10, 10), int)
+    label[:2, :2], label[5:, 5:], label[0, 9] = 1, 2, 3  # areas 4, 25, 1
+    assert median_area(label) == 4.0 and median_area(np.zeros((3, 3), int)) == 0.0
     images = [_discs(5.0), _discs(8.0), _discs(12.0)]
-    assert training_scale(images) == pytest.approx(nucleus_sigma(images[1]))
+    seen = []
+    scale, area = training_references(images, lambda image: seen.append(image.shape) or label * (len(seen) > 1))
+    assert scale == pytest.approx(nucleus_sigma(images[1])) and len(seen) == 3
+    assert area == 4.0  # median of 0 (no nuclei), 4 and 4
 
 
 def test_segmenter_enlarges_a_half_size_tile_as_an_explicit_mpp_does_and_leaves_a_full_size_one():
     segmenter = Segmenter.pretrained()
-    assert segmenter.settings.nucleus_scale == TOOL_INFERENCE.nucleus_scale  # what the shipped network carries
+    assert (segmenter.settings.nucleus_scale, segmenter.settings.nucleus_area) == (
+        TOOL_INFERENCE.nucleus_scale, TOOL_INFERENCE.nucleus_area)  # what the shipped network carries
     tile = synthetic_tile((256, 256), seed=0).image
     half = np.ascontiguousarray(tile[::2, ::2])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SegmentationWarning)
         full_result = segmenter.segment(tile, measure=False)
         assert not caught  # nuclei of the size it learned: no warning
-        assert segmenter.pixel_size(half) == 2 * NETWORK_MPP
         half_result = segmenter.segment(half, measure=False)
-    assert any("nuclei look half the size" in str(w.message) for w in caught)
+    assert len(caught) == 1 and "nuclei look half the size" in str(caught[0].message)
     assert full_result.mpp is None and half_result.mpp == 2 * NETWORK_MPP
     assert np.array_equal(full_result.labels, segmenter.segment(tile, measure=False, nucleus_scale=None).labels)
     told = segmenter.segment(half, measure=False, mpp=2 * NETWORK_MPP)
     assert np.array_equal(half_result.labels, told.labels)  # the same pixels as --mpp 0.5
-    as_is = segmenter.segment(half, measure=False, nucleus_scale=None)
+    as_is = segmenter.segment(half, measure=False, nucleus_area=None)  # no reference: no check
     assert as_is.mpp is None and not np.array_equal(as_is.labels, half_result.labels)  # the check changed something
+    # either measure alone does not enlarge: the network's nuclei must look small too
+    large = segmenter.segment(half, measure=False, nucleus_area=median_area(as_is.labels) / TOOL_INFERENCE.area_below)
+    assert large.mpp is None and np.array_equal(large.labels, as_is.labels)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SegmentationWarning)  # a given pixel size is taken as it is, silently
-        assert segmenter.pixel_size(half, mpp=NETWORK_MPP) == NETWORK_MPP
+        assert segmenter.segment(half, measure=False, mpp=NETWORK_MPP).mpp == NETWORK_MPP
 
 
 def test_segment_records_the_pixel_size_it_used(tmp_path):
@@ -103,44 +116,53 @@ def test_segment_records_the_pixel_size_it_used(tmp_path):
 
 
 def _rows() -> pd.DataFrame:
-    """Three images: a (large nuclei) better as it is, b (small) better enlarged, c (no blobs)."""
+    """Three images: a (large nuclei) better as it is, b (small) better enlarged, c (no blobs), d (a grainy
+    stain: small scale, but nuclei the network finds large) better as it is."""
     rows = []
-    for image, sigma, as_is, twice in (("a", 8.0, 0.6, 0.3), ("b", 3.0, 0.2, 0.5), ("c", np.nan, 0.4, 0.1)):
+    for image, sigma, area, as_is, twice in (("a", 8.0, 400.0, 0.6, 0.3), ("b", 3.0, 100.0, 0.2, 0.5),
+                                             ("c", np.nan, 0.0, 0.4, 0.1), ("d", 3.0, 400.0, 0.5, 0.2)):
         for way, aji in (("as it is", as_is), ("enlarged twice", twice)):
-            rows.append({"image": image, "transform": "none", "sigma": sigma, "way": way, "aji": aji})
-    rows += [{"image": "a", "transform": "half resolution", "sigma": 4.0, "way": way, "aji": aji}
+            rows.append({"image": image, "transform": "none", "sigma": sigma, "area": area, "way": way, "aji": aji})
+    rows += [{"image": "a", "transform": "half resolution", "sigma": 4.0, "area": 150.0, "way": way, "aji": aji}
              for way, aji in (("as it is", 0.2), ("enlarged twice", 0.5))]
     return pd.DataFrame(rows)
 
 
 def test_enlarge_outcome_and_the_choice_by_hand():
     rows = _rows()
-    assert reference_scale(rows) == 5.5  # median of 8 and 3; c has none
-    out = enlarge_outcome(rows, nucleus_scale=5.5, enlarge_below=0.6)  # below 3.3: b only
-    assert out.to_dict() == pytest.approx({"none": (0.6 + 0.5 + 0.4) / 3, "half resolution": 0.2})
-    out = enlarge_outcome(rows, nucleus_scale=5.5, enlarge_below=0.8)  # below 4.4: b, and a halved
-    assert out.to_dict() == pytest.approx({"none": (0.6 + 0.5 + 0.4) / 3, "half resolution": 0.5})
-    # each transform weighs the same: 0.75-0.9 (b and a halved) beat 0.6-0.7 (b only) and 0.5 (none)
-    best, means = choose_enlarge_below(rows, nucleus_scale=5.5, grid=(0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.5))
-    assert best == 0.8 and means[0.5] < means[0.6] == means[0.7] < means[0.8]
-    assert means[1.5] < means[0.8]  # every image enlarged: a loses
+    assert references(rows) == (3.0, 250.0)  # medians of 8, 3, 3 (c has no scale) and of 400, 100, 0, 400
+    out = enlarge_outcome(rows, scale=3.0, area=250.0, enlarge_below=1.2, area_below=0.5)  # below 3.6, 125: b
+    assert out.to_dict() == pytest.approx({"none": (0.6 + 0.5 + 0.4 + 0.5) / 4, "half resolution": 0.2})
+    out = enlarge_outcome(rows, scale=3.0, area=250.0, enlarge_below=1.4, area_below=0.7)  # below 4.2, 175: a halved
+    assert out.to_dict() == pytest.approx({"none": (0.6 + 0.5 + 0.4 + 0.5) / 4, "half resolution": 0.5})
+    out = enlarge_outcome(rows, scale=3.0, area=250.0, enlarge_below=1.4, area_below=2.0)  # d too: it loses
+    assert out["none"] == pytest.approx((0.6 + 0.5 + 0.4 + 0.2) / 4)
+    grid = {"enlarge_below": (0.9, 1.2, 1.4, 2.0, 3.0), "area_below": (0.5, 0.7, 2.0)}
+    best, means = choose_enlarge_below(rows, scale=3.0, area=250.0, grid=grid)
+    # b and the halved a, not d: scale fractions 1.4-3.0 with the area's 0.7 (2.0 takes d as well); the middle
+    assert best == {"enlarge_below": 2.0, "area_below": 0.7} and means[1.4, 0.7] == means[3.0, 0.7]
+    assert means[1.4, 0.7] > means[1.2, 0.7] > means[0.9, 0.7] and means[1.4, 2.0] < means[1.4, 0.7]
 
 
 def test_the_pixel_size_check_s_settings_are_the_choice_on_the_committed_training_rows():
-    """TRAINING_NUCLEUS_SCALE and ENLARGE_BELOW are computed from results/cpu/pixel_size_selection_*, not
-    typed: chosen on training images only, and the check raised the mean training AJI over never enlarging."""
+    """TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA, ENLARGE_BELOW and AREA_BELOW are computed from
+    results/cpu/pixel_size_selection_*, not typed: chosen on training images only, and the check raised the
+    mean training AJI over never enlarging, without lowering it on the images as they are."""
     from pathlib import Path
 
     from ssimnet.book.results import PIXEL_SIZE_SELECTION, load_results
-    from ssimnet.config import ENLARGE_BELOW, TRAINING_NUCLEUS_SCALE
+    from ssimnet.config import AREA_BELOW, ENLARGE_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
 
     rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=PIXEL_SIZE_SELECTION)
     assert info["split"].startswith("train") and set(rows["dataset"]) == {"monuseg train"}
     assert set(rows["way"]) == {"as it is", "enlarged twice"}
     assert rows[rows["transform"] == "none"]["image"].nunique() == len(info["images"])  # every one as it is
-    assert reference_scale(rows) == pytest.approx(TRAINING_NUCLEUS_SCALE, abs=1e-9)
-    best, means = choose_enlarge_below(rows, nucleus_scale=TRAINING_NUCLEUS_SCALE)
-    assert best == ENLARGE_BELOW
-    never = enlarge_outcome(rows, nucleus_scale=TRAINING_NUCLEUS_SCALE, enlarge_below=0.0).mean()
-    assert means[ENLARGE_BELOW] > never
-    assert TOOL_INFERENCE.nucleus_scale == TRAINING_NUCLEUS_SCALE and TOOL_INFERENCE.enlarge_below == ENLARGE_BELOW
+    assert references(rows) == pytest.approx((TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA), abs=1e-9)
+    best, means = choose_enlarge_below(rows, scale=TRAINING_NUCLEUS_SCALE, area=TRAINING_NUCLEUS_AREA)
+    assert best == {"enlarge_below": ENLARGE_BELOW, "area_below": AREA_BELOW}
+    refs = {"scale": TRAINING_NUCLEUS_SCALE, "area": TRAINING_NUCLEUS_AREA}
+    never = enlarge_outcome(rows, **refs, enlarge_below=1.0, area_below=0.0)
+    checked = enlarge_outcome(rows, **refs, **best)
+    assert checked.mean() > never.mean() and checked["none"] >= never["none"]
+    assert (TOOL_INFERENCE.nucleus_scale, TOOL_INFERENCE.nucleus_area, TOOL_INFERENCE.enlarge_below,
+            TOOL_INFERENCE.area_below) == (TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA, ENLARGE_BELOW, AREA_BELOW)
