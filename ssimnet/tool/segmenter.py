@@ -208,6 +208,7 @@ class Segmenter:
             as it is, unless its nuclei look half-size in its stain and as
             the network finds them, when the settings carry the training
             images' (:mod:`ssimnet.tool.pixel_size`): then enlarged twice.
+            An image that would be a region once enlarged is not checked.
         seed : int
             Seed of the stain measurement and of fine-tuning.
         pseudo : PseudoLabels, optional
