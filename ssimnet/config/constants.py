@@ -41,7 +41,7 @@ NETWORK_MPP: float = 0.25
 #: (:func:`ssimnet.runs.pixel_choice.choose_enlarge_below`).
 TRAINING_NUCLEUS_SCALE: float = 6.727171322029716
 TRAINING_NUCLEUS_AREA: float = 402.75
-ENLARGE_BELOW: float = 0.7
+ENLARGE_BELOW: float = 0.8
 AREA_BELOW: float = 0.6
 
 #: Name of the network shipped in ``ssimnet/weights/`` (:mod:`ssimnet.tool.shipped`), the
