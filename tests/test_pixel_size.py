@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import warnings
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from skimage.draw import disk
 
 from ssimnet import Segmenter
 from ssimnet.cli import main
-from ssimnet.config import NETWORK_MPP, TOOL_INFERENCE
+from ssimnet.config import NETWORK_MPP, TOOL_INFERENCE, get_profile
 from ssimnet.data import read_label, write_image
 from ssimnet.errors import SegmentationWarning
 from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
@@ -70,7 +71,7 @@ def test_median_area_and_training_references():
     assert area == 4.0  # median of 0 (no nuclei), 4 and 4
 
 
-def test_segmenter_enlarges_a_half_size_tile_as_an_explicit_mpp_does_and_leaves_a_full_size_one():
+def test_mpp_auto_enlarges_a_half_size_tile_as_an_explicit_mpp_does_and_leaves_a_full_size_one():
     segmenter = Segmenter.pretrained()
     assert (segmenter.settings.nucleus_scale, segmenter.settings.nucleus_area) == (
         TOOL_INFERENCE.nucleus_scale, TOOL_INFERENCE.nucleus_area)  # what the shipped network carries
@@ -78,41 +79,60 @@ def test_segmenter_enlarges_a_half_size_tile_as_an_explicit_mpp_does_and_leaves_
     half = np.ascontiguousarray(tile[::2, ::2])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SegmentationWarning)
-        full_result = segmenter.segment(tile, measure=False)
+        full_result = segmenter.segment(tile, measure=False, mpp="auto")
         assert not caught  # nuclei of the size it learned: no warning
-        half_result = segmenter.segment(half, measure=False)
+        half_result = segmenter.segment(half, measure=False, mpp="auto")
+        as_is = segmenter.segment(half, measure=False)  # the default: as it is, whatever its nuclei
     assert len(caught) == 1 and "nuclei look half the size" in str(caught[0].message)
-    assert full_result.mpp is None and half_result.mpp == 2 * NETWORK_MPP
-    assert np.array_equal(full_result.labels, segmenter.segment(tile, measure=False, nucleus_scale=None).labels)
+    assert full_result.mpp is None and half_result.mpp == 2 * NETWORK_MPP and as_is.mpp is None
+    assert np.array_equal(full_result.labels, segmenter.segment(tile, measure=False).labels)
     told = segmenter.segment(half, measure=False, mpp=2 * NETWORK_MPP)
     assert np.array_equal(half_result.labels, told.labels)  # the same pixels as --mpp 0.5
-    as_is = segmenter.segment(half, measure=False, nucleus_area=None)  # no reference: no check
-    assert as_is.mpp is None and not np.array_equal(as_is.labels, half_result.labels)  # the check changed something
+    assert not np.array_equal(as_is.labels, half_result.labels)  # the check changed something
     # either measure alone does not enlarge: the network's nuclei must look small too
-    large = segmenter.segment(half, measure=False, nucleus_area=median_area(as_is.labels) / TOOL_INFERENCE.area_below)
+    large = segmenter.segment(half, measure=False, mpp="auto",
+                              nucleus_area=median_area(as_is.labels) / TOOL_INFERENCE.area_below)
     assert large.mpp is None and np.array_equal(large.labels, as_is.labels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", SegmentationWarning)  # a given pixel size is taken as it is, silently
-        assert segmenter.segment(half, measure=False, mpp=NETWORK_MPP).mpp == NETWORK_MPP
+    with pytest.raises(ValueError, match="carries no nucleus_scale and nucleus_area"):
+        segmenter.segment(half, mpp="auto", nucleus_area=None)
 
 
-def test_segment_records_the_pixel_size_it_used(tmp_path):
+def test_segment_mpp_auto_records_the_pixel_size_it_used(tmp_path, capsys):
     tile = synthetic_tile((256, 256), seed=0).image
     write_image(tmp_path / "full.png", tile)
     write_image(tmp_path / "half.png", np.ascontiguousarray(tile[::2, ::2]))
     out = tmp_path / "out"
     assert main(["segment", str(tmp_path / "full.png"), str(tmp_path / "half.png"), "--out", str(out), "--quiet",
-                 "--workers", "1"]) == 0
+                 "--workers", "1", "--mpp", "auto"]) == 0
     with open(out / "summary.csv") as f:
         rows = {row["image"]: row["mpp"] for row in csv.DictReader(f)}
     assert rows == {"full": "", "half": str(2 * NETWORK_MPP)}
     summary = json.loads((out / "half_summary.json").read_text())
     assert summary["mpp"] == 2 * NETWORK_MPP and any("nuclei look half the size" in w for w in summary["warnings"])
+    assert summary["settings"]["mpp"] == "auto"
     assert read_label(out / "half_label.png").shape == (128, 128)  # on the image's own grid
-    told = tmp_path / "told"
+    told, plain = tmp_path / "told", tmp_path / "plain"
     assert main(["segment", str(tmp_path / "half.png"), "--out", str(told), "--quiet", "--mpp",
                  str(2 * NETWORK_MPP)]) == 0
     assert np.array_equal(read_label(told / "half_label.png"), read_label(out / "half_label.png"))
+    assert main(["segment", str(tmp_path / "half.png"), "--out", str(plain), "--quiet"]) == 0  # the default
+    assert json.loads((plain / "half_summary.json").read_text())["mpp"] is None
+
+
+def test_segment_mpp_auto_needs_a_network_with_references(tmp_path, capsys):
+    from ssimnet.net.checkpoint import save_model
+    from ssimnet.net.train import Trainer
+
+    model = tmp_path / "net.pt"
+    smoke = get_profile("smoke").for_tool()
+    save_model(model, Trainer.new(smoke.train, device="cpu").state(), asdict(smoke.inference) | {
+        "nucleus_scale": None, "nucleus_area": None})
+    write_image(tmp_path / "a.png", synthetic_tile((64, 64), seed=0).image)
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--model", str(model),
+                 "--profile", "smoke", "--mpp", "auto"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ssimnet: error: {model}: --mpp auto compares") and "\n" not in err
+    assert not (tmp_path / "o").exists()
 
 
 def _rows() -> pd.DataFrame:

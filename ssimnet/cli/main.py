@@ -95,8 +95,8 @@ def parser() -> argparse.ArgumentParser:
                          help="the same as --normalize off")
     segment.add_argument("--mpp", type=mpp, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
-                              "and back; not with --adapt (default: a slide's own, from its metadata; an image's from its "
-                              "nuclei: as it is, or twice the network's when they look half-size)")
+                              "and back, or 'auto': twice the network's when the nuclei look half-size, else as it is; "
+                              "not with --adapt (default: as they are; a slide's own, from its metadata)")
     segment.add_argument("--roi", type=path, default=None,
                          help="a GeoJSON file of polygons in level-0 pixels (QuPath's annotation export): a slide is "
                               "segmented within them only")

@@ -33,11 +33,11 @@ MAX_IMAGE_PIXELS: int = 400_000_000
 #: image of another resolution to it (:mod:`ssimnet.tool.resample`).
 NETWORK_MPP: float = 0.25
 
-#: The pixel-size check of ``ssimnet segment`` (:mod:`ssimnet.tool.pixel_size`), chosen by
+#: The pixel-size check of ``ssimnet segment --mpp auto`` (:mod:`ssimnet.tool.pixel_size`), chosen by
 #: ``studies/stain_stress.py --only pixel`` on MoNuSeg *training* images (``results/cpu/pixel_size_selection_*``):
 #: the references, measured on the 30 training images with no labels -- the median nucleus scale in the stain
 #: (pixels at :data:`NETWORK_MPP`) and the median nucleus area the shipped network finds (pixels) -- and the
-#: fractions of them below which an image given no pixel size is segmented enlarged twice
+#: fractions of them below which an image is segmented enlarged twice
 #: (:func:`ssimnet.runs.pixel_choice.choose_enlarge_below`).
 TRAINING_NUCLEUS_SCALE: float = 6.727171322029716
 TRAINING_NUCLEUS_AREA: float = 402.75

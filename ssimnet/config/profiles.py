@@ -29,9 +29,8 @@ CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, l
 #: the whole image in tiles of up to 1024 pixels, its stains normalised unless
 #: the stain guard finds one stain only (``normalize="auto"``), no
 #: per-image fine-tuning (on MoNuSeg *training* images fine-tuning lowered AJI
-#: at every learning rate tried: 27.3 without, 20.4-27.6 with), and an image
-#: given no pixel size enlarged twice when its nuclei look half-size
-#: (:mod:`ssimnet.tool.pixel_size`).
+#: at every learning rate tried: 27.3 without, 20.4-27.6 with), and the
+#: references of ``--mpp auto`` (:mod:`ssimnet.tool.pixel_size`).
 TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize="auto",
                                                   nucleus_scale=TRAINING_NUCLEUS_SCALE,
                                                   nucleus_area=TRAINING_NUCLEUS_AREA)

@@ -274,9 +274,9 @@ class InferenceConfig:
         of another resolution is resampled to it and back.
     nucleus_scale, nucleus_area, enlarge_below, area_below : float or None, float or None, float, float
         The nuclei's scale in the stain and their median area as the network segments them, on its
-        training images (pixels): an image given no pixel size under both `enlarge_below` of the one and
+        training images (pixels): with ``mpp="auto"``, an image under both `enlarge_below` of the one and
         `area_below` of the other (fractions in (0, 1]) is segmented enlarged twice
-        (:mod:`ssimnet.tool.pixel_size`).  None: every image as it is (the paper).
+        (:mod:`ssimnet.tool.pixel_size`).  None: unknown, and ``"auto"`` is refused.
     region_side, region_halo : int
         Images with a side longer than `region_side` are segmented tile by tile (:mod:`ssimnet.tool.region`),
         each tile's core with `region_halo` pixels of context around it, more than a nucleus; core and

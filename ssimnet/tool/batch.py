@@ -55,6 +55,7 @@ from ..errors import InputWarning, SegmentationWarning
 from ..fingerprint import code_fingerprint
 from ..net.onnxnet import OnnxNetwork
 from .inputs import Job, find_images, output_name, read_images  # noqa: F401  (importable from here)
+from .pixel_size import AUTO
 from .segmenter import Segmenter, concatenate_tables
 from .workers import portable, worker_init, worker_segmenter
 
@@ -164,7 +165,7 @@ class BatchSettings:
 
     inference: InferenceConfig
     seed: int = DEFAULT_SEED
-    mpp: float | None = None  # the images' microns per pixel, resampled to the network's (None: as they are)
+    mpp: float | str | None = None  # the images' microns per pixel (None: as they are; "auto": their nuclei's)
     min_side: int = 1
     why: str = ""
     model: str = ""  # digest of the network's file ("" when the images train their own network)
@@ -246,7 +247,7 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
 
     The row's ``normalization`` says what was done with the image's stains,
     its ``mpp`` the pixel size it was segmented at (given, the slide's, or
-    estimated from its nuclei; None: as it is); its ``warnings`` list what was changed on reading it
+    with ``mpp="auto"`` what its nuclei say; None: as it is); its ``warnings`` list what was changed on reading it
     (:class:`ssimnet.errors.InputWarning`), its stain fallbacks and what the
     segmenter warned of (:class:`ssimnet.errors.SegmentationWarning`), if any.
     Both are in the image's summary JSON too.
@@ -270,7 +271,8 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
         if slide:
             from .slide_files import segment_slide
 
-            made = segment_slide(job.path, out, job.name, segmenter, key=key, seed=settings.seed, mpp=settings.mpp,
+            made = segment_slide(job.path, out, job.name, segmenter, key=key, seed=settings.seed,
+                                 mpp=None if settings.mpp == AUTO else settings.mpp,  # the slide's own, if any
                                  slide=settings.slide, roi=settings.roi, geojson_gz=settings.geojson_gz,
                                  client=client, workers=workers, progress=progress)
             row = {**_summary(job, made.shape, made.columns, made.tiles, time.perf_counter() - start),
@@ -299,9 +301,9 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
     paths = output_paths(out, job.name)
     tiff = paths["label"].with_suffix(".tif")
-    mpp = settings.mpp
+    mpp = None if settings.mpp == AUTO else settings.mpp  # a large region is taken as it is
     if not segmenter.is_region(image, mpp=mpp):
-        result = segmenter.segment(image, mpp=mpp, seed=settings.seed)
+        result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
         label, table, tiles, normalization = result.labels, result.table, result.tiles, result.normalization
         mpp = result.mpp  # given, or what the nuclei said
         written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}

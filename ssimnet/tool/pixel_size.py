@@ -1,10 +1,11 @@
-"""Pixel size from the nuclei themselves: an image given no ``--mpp`` whose nuclei look half-size is a 20x scan
+"""Pixel size from the nuclei themselves (``--mpp auto``): an image whose nuclei look half-size is a 20x scan
 (beyond the paper).
 
 A network learns nuclei at the size they have in its training images
 (:mod:`ssimnet.tool.resample`); a 20x scan segmented as it is loses many of
-them.  Most images come without their pixel size, so ``ssimnet segment``
-measures how large the image's nuclei are, label-free, two ways, and
+them.  Many images come without their pixel size.  Asked to
+(``ssimnet segment --mpp auto``, ``Segmenter.segment(..., mpp="auto")``), the
+tool measures how large an image's nuclei are, label-free, two ways, and
 enlarges the image twice only when both say they are small:
 
 - **in the stain**: the scale at which the hematoxylin's blobs respond most
@@ -21,7 +22,9 @@ Each is compared with the same measure on the network's training images
 dark grains gives a small blob scale, and a stain the network reads badly
 gives small nuclei.  Only one step is made, to twice the network's pixel
 size: 20x is the common lower magnification, and neither measure tells a
-10x scan from a 20x scan of small nuclei.
+10x scan from a 20x scan of small nuclei.  It is not the default: scored
+once as the default, it lowered TNBC's AJI a little (chapter 10 of the
+book, ``results/cpu/stain_stress_*``).
 
 Examples
 --------
@@ -45,7 +48,10 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-__all__ = ["SIGMAS", "nucleus_sigma", "median_area", "training_references", "estimate_mpp"]
+__all__ = ["AUTO", "SIGMAS", "nucleus_sigma", "median_area", "training_references", "estimate_mpp"]
+
+#: The pixel size that asks for the check: ``--mpp auto``.
+AUTO = "auto"
 
 #: The scales tried, in pixels: a quarter octave apart, 1.4 to 16 (nuclei about 4 to 45 pixels across).
 SIGMAS: tuple[float, ...] = tuple(float(2.0 ** (k / 4)) for k in range(2, 17))

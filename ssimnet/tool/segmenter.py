@@ -45,6 +45,7 @@ from ..config import (
 from ..data import DataError
 from ..net.onnxnet import OnnxNetwork
 from ..predict import Segmentation, measure_nuclei, segment_image
+from .pixel_size import AUTO
 from .region import RegionTile, paint_tile, segment_region
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class Segmenter:
 
     # ------------------------------------------------------------------ segmenting
 
-    def segment(self, image: np.ndarray, *, mpp: float | None = None, seed: int = DEFAULT_SEED,
+    def segment(self, image: np.ndarray, *, mpp: float | str | None = None, seed: int = DEFAULT_SEED,
                 pseudo: PseudoLabels | None = None, normalizer: StainNormalizer | None = None, measure: bool = True,
                 **overrides: object) -> Segmentation:
         """Nuclei of one (H, W, 3) uint8 RGB image.
@@ -202,13 +203,14 @@ class Segmenter:
         Parameters
         ----------
         image : (H, W, 3) uint8
-        mpp : float, optional
+        mpp : float or "auto", optional
             The image's microns per pixel: it is resampled to the network's
             (``network_mpp``) and the labels back to the image's grid.  None:
-            as it is, unless its nuclei look half-size in its stain and as
-            the network finds them, when the settings carry the training
-            images' (:mod:`ssimnet.tool.pixel_size`): then enlarged twice.
-            An image that would be a region once enlarged is not checked.
+            as it is.  ``"auto"``: as it is, unless its nuclei look half-size
+            both in its stain and as the network finds them, against the
+            training images' (``nucleus_scale``, ``nucleus_area``,
+            :mod:`ssimnet.tool.pixel_size`): then enlarged twice.  An image
+            that would be a region once enlarged is taken as it is.
         seed : int
             Seed of the stain measurement and of fine-tuning.
         pseudo : PseudoLabels, optional
@@ -236,12 +238,16 @@ class Segmenter:
         """
         image = _rgb(image)
         settings = self._settings(overrides)
-        if self._is_region(image, settings, mpp):
+        check = mpp == AUTO
+        if check:
+            _check_references(settings)
+            mpp = None
+        if self._is_region(image, settings, mpp):  # type: ignore[arg-type]
             return replace(self._assemble(image, settings, mpp=mpp, seed=seed), mpp=mpp)
         stains = Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
         result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo,
                                    density=stains.densities)
-        if mpp is None and self._checks_pixel_size(image, settings):
+        if check and not self._is_region(image, settings, 2 * settings.network_mpp):
             mpp = self._pixel_size(image, settings, result.label)
             if mpp is not None:  # the same stains, the image enlarged
                 result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo)
@@ -252,12 +258,6 @@ class Segmenter:
             return result
         hematoxylin = stains.densities[..., 0] if stains.densities is not None else stains.hematoxylin(image)
         return replace(result, table=measure_nuclei(result.label, hematoxylin))
-
-    def _checks_pixel_size(self, image: np.ndarray, settings: InferenceConfig) -> bool:
-        """Whether :meth:`segment` checks `image`'s pixel size: the settings carry the training images'
-        references, and the image enlarged twice is still one piece (not a region)."""
-        return (settings.nucleus_scale is not None and settings.nucleus_area is not None
-                and not self._is_region(image, settings, 2 * settings.network_mpp))
 
     @staticmethod
     def _pixel_size(image: np.ndarray, settings: InferenceConfig, label: np.ndarray) -> float | None:
@@ -372,6 +372,13 @@ class Segmenter:
             note = part.normalization
         return Segmentation(label=label, probability=None, pseudo=None, finetune_history=[],
                             table=concatenate_tables(tables), tiles=len(tables), normalization=note)
+
+
+def _check_references(settings: InferenceConfig) -> None:
+    """Raise ValueError unless `settings` carry the training images' references that ``mpp="auto"`` needs."""
+    if settings.nucleus_scale is None or settings.nucleus_area is None:
+        raise ValueError("mpp='auto' compares an image's nuclei with the network's training images', and this "
+                         "network carries no nucleus_scale and nucleus_area (ssimnet train stores them)")
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
