@@ -54,8 +54,10 @@ def _segmenter(args: argparse.Namespace, profile, overrides: dict[str, object]):
         return segmenter, segmenter.settings
     if args.model:
         raise CommandError("--adapt trains a network on the images; it does not go with --model")
-    try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
-        settings = replace(profile.inference, **{"normalize": "off", **overrides})
+    try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless
+        # asked, and no references of another training set's nuclei
+        settings = replace(profile.inference, **{"normalize": "off", "nucleus_scale": None, "nucleus_area": None,
+                                                 **overrides})
         settings.check_network(profile.train.architecture)
     except ValueError as exc:
         raise CommandError(_option(exc).replace("this one has none", f"the {profile.name!r} profile trains none")) from None

@@ -61,7 +61,8 @@ def settings_for(architecture: object, stored: dict[str, object] | None = None) 
     (:data:`ssimnet.config.TOOL_INFERENCE`) with its own instance method.
 
     A network without stored settings (an older checkpoint or export, or a
-    training checkpoint) keeps what it holds of them; an instance method that
+    training checkpoint) keeps what it holds of them, and has no references
+    for ``mpp="auto"`` unless it holds them; an instance method that
     needs an output the network lacks gives way to the network's own: the
     boundary watershed for a network with the boundary output, the learned
     separation for one with the distance output, connected components (the
@@ -75,7 +76,8 @@ def settings_for(architecture: object, stored: dict[str, object] | None = None) 
     """
     if stored and set(stored) >= set(InferenceConfig.__dataclass_fields__):
         return InferenceConfig.from_dict(stored)  # complete, as saved: kept as it is
-    settings = {**asdict(TOOL_INFERENCE), **(stored or {})}
+    # the references of mpp="auto" belong to the network's training images: unknown unless stored
+    settings = {**asdict(TOOL_INFERENCE), "nucleus_scale": None, "nucleus_area": None, **(stored or {})}
     method = settings["instances"] if stored and "instances" in stored else None
     if method is None or (method in METHOD_NEEDS and not getattr(architecture, METHOD_NEEDS[method][0])):
         own = [m for m, (flag, _) in METHOD_NEEDS.items() if getattr(architecture, flag)]
