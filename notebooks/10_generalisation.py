@@ -422,12 +422,12 @@ from ssimnet.book.report import enlarged_counts
 from ssimnet.book.results import PIXEL_SIZE_SELECTION
 from ssimnet.config import AREA_BELOW, ENLARGE_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
 from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
+from ssimnet.runs.stress import by_way
 
 pixel_rows, pixel_info = load_results(results_dir, kind=PIXEL_SIZE_SELECTION)
 ref_scale, ref_area = references(pixel_rows)
 best_pair, pair_means = choose_enlarge_below(pixel_rows, scale=ref_scale, area=ref_area)
-per_image = pixel_rows.pivot_table(index=["image", "transform"], columns="way", values="aji").join(
-    pixel_rows.groupby(["image", "transform"])[["sigma", "area"]].first()).reset_index()
+per_image = by_way(pixel_rows, score="aji", measures=["sigma", "area"])
 per_image["gain"] = per_image["enlarged twice"] - per_image["as it is"]
 kinds = {"as it is": per_image["transform"] == "none", "half resolution": per_image["transform"] == "half resolution"}
 kinds["other transforms"] = ~(kinds["as it is"] | kinds["half resolution"])

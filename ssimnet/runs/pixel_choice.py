@@ -29,6 +29,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .stress import by_way
+
 __all__ = ["ENLARGE_GRID", "references", "enlarge_outcome", "choose_enlarge_below"]
 
 #: The fractions of each reference :func:`choose_enlarge_below` tries: of the scale (``enlarge_below``) and of
@@ -52,8 +54,7 @@ def enlarge_outcome(rows: pd.DataFrame, *, scale: float, area: float, enlarge_be
     """The mean `score` per transform had every image whose scale is below `enlarge_below` times `scale` and
     whose nuclei's median area is below `area_below` times `area` been enlarged twice, every other left as
     it is."""
-    frame = rows.pivot_table(index=["image", "transform"], columns="way", values=score).join(
-        rows.groupby(["image", "transform"])[["sigma", "area"]].first())
+    frame = by_way(rows, score=score, measures=["sigma", "area"])
     enlarged = (frame["sigma"] < enlarge_below * scale) & (frame["area"] < area_below * area)  # NaN scale: no
     chosen = np.where(enlarged, frame["enlarged twice"], frame["as it is"])
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()

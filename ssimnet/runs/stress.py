@@ -50,7 +50,7 @@ from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 from ..tool.stain_guard import stain_spread, stained_mask
 
-__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows"]
+__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows", "by_way"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -294,6 +294,23 @@ def pixel_size_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, 
     return rows
 
 
+def by_way(rows: object, *, score: str, measures: list[str]) -> object:
+    """Selection rows (one per image, transform and ``way``) as one row per image and transform: `score`
+    under each way in its own column, beside the image's `measures` (the same for every way).
+
+    >>> rows = [{"image": "a", "transform": "t", "way": w, "aji": v, "sigma": 3.0}
+    ...         for w, v in (("as it is", 0.4), ("enlarged twice", 0.6))]
+    >>> by_way(rows, score="aji", measures=["sigma"]).to_dict("records")
+    [{'image': 'a', 'transform': 't', 'as it is': 0.4, 'enlarged twice': 0.6, 'sigma': 3.0}]
+    """
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    keys = ["image", "transform"]
+    return table.pivot_table(index=keys, columns="way", values=score).join(
+        table.groupby(keys)[measures].first()).reset_index().rename_axis(columns=None)
+
+
 def guard_outcome(rows: object, *, order_margin: float, order_min_density: float, one_stain_angle: float,
                   one_stain_spread: float, one_stain_red: float = np.inf, one_stain_way: str = "off",
                   score: str = "aji") -> object:
@@ -309,8 +326,7 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     table = pd.DataFrame(rows)
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
     stains += [c for c in ("red_h", "red_e") if c in table.columns]  # rows made before the sixth guard lack them
-    frame = table.pivot_table(index=["image", "transform"], columns="way", values=score).join(
-        table.groupby(["image", "transform"])[stains].first()).reset_index()
+    frame = by_way(table, score=score, measures=stains)
     swap = frame["density_e"] >= order_min_density * frame["density_h"]
     alike = np.ones(len(frame), dtype=bool)
     for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):  # both masks must agree
