@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_segment.py [--model CKPT] [--profile cpu] [--images 1 10 100] [--workers 1 2]
-                                       [--region 4000] [--source IMAGE.png] [--[no-]normalize]
+                                       [--region 4000] [--source IMAGE.png] [--normalize MODE] [--mpp MPP]
 
 Each case runs ``ssimnet segment`` in a fresh process on copies of a 1000×1000
 tile (``--source``, default a synthetic tile) and prints one table row: images,
@@ -47,8 +47,11 @@ def main() -> None:
     parser.add_argument("--source", default="", help="a 1000x1000 RGB tile (default: synthetic)")
     parser.add_argument("--normalize", choices=["auto", "on", "off"], default=None,
                         help="passed on to ssimnet segment (default: the network's)")
+    parser.add_argument("--mpp", default=None,
+                        help="passed on to ssimnet segment (default: none given, the pixel-size check measures it)")
     args = parser.parse_args()
-    extra = [] if args.normalize is None else ["--normalize", args.normalize]
+    extra = ([] if args.normalize is None else ["--normalize", args.normalize]) + (
+        [] if args.mpp is None else ["--mpp", args.mpp])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = args.model

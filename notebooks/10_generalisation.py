@@ -23,14 +23,15 @@
 # tells how it was chosen), and what the tool does about it: it normalises each image's
 # stains onto the training data's, with a guard for stains it cannot tell
 # apart, and it resamples an image to the network's pixel size when told the
-# scan's.
+# scan's, or, asked to, when the image's nuclei look half-size.
 #
 # ```{admonition} In this chapter
 # :class: tip
 # - **You will learn** how {term}`stain normalisation <Stain normalisation>` maps another lab's H&E onto
 #   the training data's colours, where it breaks (eosin-poor, lavender or
 #   faded slides, smears) and how a label-free guard decides when not to
-#   trust it, and why the pixel size of a scan matters as much as its colours.
+#   trust it, why the pixel size of a scan matters as much as its colours,
+#   and how the tool tells a 20x scan by the size of its nuclei.
 # - **It runs** nothing heavy: one test image of this run's data is
 #   normalised and stressed for the figures. The three studies it shows are
 #   committed and read here (`studies/normalization.py`,
@@ -221,7 +222,9 @@ chosen_guard
 # it (`--normalize auto`, the default), with version 0.2's normaliser, with
 # no normalisation, and the classical watershed, on every transformed copy.
 # Six versions of the guard were scored here, each once, and all are shown;
-# the default is the fifth. The first (`default, first guard`) judged where each
+# the default is the fifth. `default, pixel-size check` is the fifth with the
+# pixel-size check of {ref}`sec-beyond-pixel-size`, scored once as the
+# default and set aside. The first (`default, first guard`) judged where each
 # stain is on the tissue mask alone. A unit test then showed it swapping the
 # stains of a paler, bluer synthetic copy: in a pale image the tissue mask
 # holds little but nuclei, over which hematoxylin is evenly spread. The
@@ -250,7 +253,7 @@ chosen_guard
 # has no figure for it (–), and the synthetic tiles were added with the
 # fifth. AJI, percent:
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the guard's earlier versions. The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the earlier defaults (the guard's earlier versions, and the default with the pixel-size check). The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
 stress_tables = {name: stress_table(stress_frame, dataset=name) for name in stress_frame["dataset"].unique()}
 marks = {"default": ("o", "C0", 70), "classical watershed": ("s", "C3", 45), "0.2 normaliser": ("x", "C1", 45),
          "off": ("^", "C2", 40)}
@@ -260,7 +263,7 @@ for ax, name in zip(axes, stress_tables):
     table, shown = stress_tables[name], shown_names.get(name, name)
     rows = np.arange(len(table))[::-1]
     for config in [c for c in table.columns if c.startswith("default, ")]:
-        ax.scatter(table[config], rows, s=12, color="0.6", zorder=1, label="the guard's earlier versions")
+        ax.scatter(table[config], rows, s=12, color="0.6", zorder=1, label="earlier defaults")
     for config, (marker, colour, size) in marks.items():
         ax.scatter(table[config], rows, marker=marker, color=colour, s=size, label=config, zorder=2)
     ax.axvline(0.85 * table.loc["none", "default"], color="C0", linestyle="--", linewidth=1)
@@ -273,8 +276,8 @@ fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handle
 fig.tight_layout(rect=(0, 0.06, 1, 1))
 
 # %% [markdown]
-# Every figure of {numref}`fig-stress-aji`, with the guard's earlier
-# versions by name, is in the tables below (AJI, percent; `v0.2` is version
+# Every figure of {numref}`fig-stress-aji`, with the earlier defaults by
+# name, is in the tables below (AJI, percent; `v0.2` is version
 # 0.2's normaliser).
 
 # %% tags=["remove-input", "hide-output"]
@@ -310,7 +313,7 @@ fired = {name: stress_tables[name].loc[["none", "lavender"], ["default, third gu
 versions = [c for c in stress_tables["tnbc"].columns if c.startswith("default, ")][::-1] + ["default"]
 tnbc_stress = stress_tables["tnbc"]
 below = tnbc_stress["classical watershed"]  # NaN (a transform a version was not scored on) compares False
-display(Markdown("Each version of the guard on TNBC: its AJI as it is (version 0.2's: "
+display(Markdown("Each version of the default on TNBC (the guard's, and the default with the pixel-size check): its AJI as it is (version 0.2's: "
                  f"{tnbc_stress.loc['none', '0.2 normaliser']:.1f}), and the number of transforms, of those it was scored on, "
                  "under which it falls below the watershed: " + "; ".join(
                      f"{v.removeprefix('default, ') if v != 'default' else 'the default'} "
@@ -358,8 +361,9 @@ Markdown(" ".join(
 # book (`studies/resolution.py`): the MoNuSeg test images and their labels,
 # resampled to the pixel size of a 20x and of a 60x scan, segmented by the
 # `cpu` network of the section above with the tool's defaults, as they are and
-# told their pixel size. Nothing is chosen here: the pixel size is a fact
-# about the scan, which the user gives.
+# told their pixel size. It was made before the tool measured a pixel size
+# itself (the next section): "as they are" is each image segmented at its own
+# pixels, as `--mpp` with the network's own pixel size does today.
 
 # %%
 from ssimnet.book.report import study_table
@@ -380,8 +384,114 @@ Markdown(
     f"above). Dice moves from {as_is['test at 20x dice']:.1f} to {told['test at 20x dice']:.1f} at 20x and from "
     f"{as_is['test at 60x dice']:.1f} to {told['test at 60x dice']:.1f} at 60x; PQ from "
     f"{as_is['test at 20x pq']:.1f} to {told['test at 20x pq']:.1f} at 20x and from {as_is['test at 60x pq']:.1f} "
-    f"to {told['test at 60x pq']:.1f} at 60x. The tool does not guess the pixel size: without `--mpp` it "
-    f"segments the image as it is."
+    f"to {told['test at 60x pq']:.1f} at 60x."
+)
+
+# %% [markdown]
+# (sec-beyond-pixel-size)=
+# ### When the pixel size is not given: `--mpp auto`
+#
+# Many images come without their pixel size. Asked to (`--mpp auto`), `ssimnet segment`
+# measures how large an image's nuclei are, label-free and two ways
+# ({py:mod}`ssimnet.tool.pixel_size`). In the stain: its hematoxylin, read
+# with the fixed Ruifrok and Johnston basis rather than the image's measured
+# stains, is filtered by a scale-normalised Laplacian of Gaussian at scales a
+# quarter octave apart, and the scale whose strongest responses (the 99.5th
+# percentile) are largest is the nuclei's scale (a disc of radius r responds
+# most at r/√2). As the network finds them: the median area of the nuclei it
+# segments in the image as it is. When both are below a fraction of the same
+# measure on the training images (`ENLARGE_BELOW` of `TRAINING_NUCLEUS_SCALE`,
+# `AREA_BELOW` of `TRAINING_NUCLEUS_AREA`), the image is taken for a scan at
+# half the network's magnification and segmented again, enlarged twice, with
+# a one-line warning; its summary records the pixel size used. Either measure
+# alone is fooled: a stain of small dark grains has a small scale, and a
+# stain the network reads badly gives small nuclei. It makes one step only:
+# 20x is the common lower magnification, and neither measure tells a 10x scan
+# from a 20x scan of small nuclei. The references and fractions were chosen
+# on MoNuSeg *training* images only (`studies/stain_stress.py --only pixel`):
+# the references are the medians over the training images as they are, and
+# the fractions the grid's best pair by mean training AJI over the stress
+# transforms, each transform weighing the same. Every training image is
+# scored as it is, every third under every transform, each segmented both as
+# it is and enlarged twice. {numref}`fig-pixel-scale` shows what was chosen
+# from. A first version asked the stain alone; on these rows it enlarged
+# training images as they are that lost much by it (below the figure).
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Each training image, as it is, at half resolution and under the other stress transforms: its nuclei's scale in the stain and the median area of those the network finds as it is, both against the training images' medians. An image in the lower left box is enlarged twice; the colour says whether that raised its AJI.", "name": "fig-pixel-scale"}}
+from ssimnet.book.report import enlarged_counts
+from ssimnet.book.results import PIXEL_SIZE_SELECTION
+from ssimnet.config import AREA_BELOW, ENLARGE_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
+from ssimnet.runs.stress import by_way
+
+pixel_rows, pixel_info = load_results(results_dir, kind=PIXEL_SIZE_SELECTION)
+ref_scale, ref_area = references(pixel_rows)
+best_pair, pair_means = choose_enlarge_below(pixel_rows, scale=ref_scale, area=ref_area)
+per_image = by_way(pixel_rows, score="aji", measures=["sigma", "area"])
+per_image["gain"] = per_image["enlarged twice"] - per_image["as it is"]
+kinds = {"as it is": per_image["transform"] == "none", "half resolution": per_image["transform"] == "half resolution"}
+kinds["other transforms"] = ~(kinds["as it is"] | kinds["half resolution"])
+fig, ax = plt.subplots(figsize=(7.5, 4.6))
+for (name, mask), marker in zip(kinds.items(), ("o", "s", "^")):
+    rows_shown = per_image[mask]
+    ax.scatter(rows_shown["sigma"] / ref_scale, rows_shown["area"] / ref_area, c=np.where(rows_shown["gain"] > 0, "C2", "C3"),
+               marker=marker, s=28, alpha=0.7, label=name)
+ax.axvline(ENLARGE_BELOW, color="0.3", linestyle="--", linewidth=1)
+ax.axhline(AREA_BELOW, color="0.3", linestyle="--", linewidth=1)
+ax.set_xscale("log", base=2)
+ax.set_yscale("log", base=2)
+ax.set_xlabel("scale in the stain / training median")
+ax.set_ylabel("median area the network finds / training median")
+legend = ax.legend(title="green: enlarging raises AJI, red: lowers it", fontsize=9, title_fontsize=9)
+for handle in legend.legend_handles:
+    handle.set_color("0.4")
+fig.tight_layout()
+
+# %% tags=["hide-input"]
+refs = {"scale": ref_scale, "area": ref_area}
+plain = enlarge_outcome(pixel_rows, **refs, enlarge_below=1.0, area_below=0.0)  # never enlarged
+checked = enlarge_outcome(pixel_rows, **refs, enlarge_below=ENLARGE_BELOW, area_below=AREA_BELOW)
+scale_only = enlarge_outcome(pixel_rows, **refs, enlarge_below=ENLARGE_BELOW, area_below=np.inf)
+tied = [pair for pair, mean in pair_means.items() if np.isclose(mean, pair_means.max(), rtol=0, atol=1e-12)]
+fired = (per_image["sigma"] < ENLARGE_BELOW * ref_scale) & (per_image["area"] < AREA_BELOW * ref_area)
+display(Markdown(
+    f"The training images' nuclei have a median scale of {ref_scale:.2f} pixels and a median area of "
+    f"{ref_area:.0f} pixels (`TRAINING_NUCLEUS_SCALE` {TRAINING_NUCLEUS_SCALE:.2f}, `TRAINING_NUCLEUS_AREA` "
+    f"{TRAINING_NUCLEUS_AREA:.0f}); the best fractions are {best_pair['enlarge_below']:g} of the scale and "
+    f"{best_pair['area_below']:g} of the area (`ENLARGE_BELOW` {ENLARGE_BELOW:g}, `AREA_BELOW` {AREA_BELOW:g})"
+    + (f", the middle of the {len(tied)} pairs of the grid that tie" if len(tied) > 1 else "") +
+    f". With them, the mean training AJI over the "
+    f"transforms {moved(plain.mean() * 100, checked.mean() * 100)}; at half resolution it "
+    f"{moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}, and on the training images as "
+    f"they are it {moved(plain['none'] * 100, checked['none'] * 100)}. It enlarges "
+    f"{int(fired[kinds['as it is']].sum())} of the {int(kinds['as it is'].sum())} training images as they are "
+    f"and {int(fired[kinds['half resolution']].sum())} of the {int(kinds['half resolution'].sum())} "
+    f"half-resolution copies. The scale in the stain alone, below the same fraction, would have moved the "
+    f"training images' AJI as they are from {plain['none'] * 100:.1f} to {scale_only['none'] * 100:.1f}."))
+
+# %% [markdown]
+# The check was then made the default and scored once, in the stain stress
+# test above (`default, pixel-size check`): on every test image, as it is and
+# under every transform. Under it, how many images were enlarged, and their
+# AJI against today's default, which takes every image as it is:
+
+# %% tags=["hide-input"]
+with_check = "default, pixel-size check"
+pixel_shown = ["none", "half resolution"]
+display(Markdown("; ".join(
+    f"{shown_names[name]}: " + ", ".join(
+        f"{t} {enlarged_counts(stress_frame, dataset=name, config=with_check).loc[t, 'enlarged']} of "
+        f"{enlarged_counts(stress_frame, dataset=name, config=with_check).loc[t, 'images']} enlarged, AJI "
+        f"{moved(stress_tables[name].loc[t, 'default'], stress_tables[name].loc[t, with_check])}"
+        for t in pixel_shown)
+    for name in stress_tables) + "."))
+tnbc_plain = stress_tables["tnbc"].loc["none"]
+Markdown(
+    f"On TNBC as it is, the check moves AJI from {tnbc_plain['default']:.1f} to {tnbc_plain[with_check]:.1f}: "
+    + ("it lowers the default's score on the other lab's data, which the tool's default must not, so it was set "
+       "aside as the default and stays a choice, `--mpp auto`, for a batch of unknown magnification."
+       if tnbc_plain[with_check] < tnbc_plain["default"] else
+       "it does not lower the default's score on the other lab's data.")
 )
 
 # %% [markdown]
@@ -396,7 +506,10 @@ Markdown("\n".join([
     f"- Under the stain stress test, on MoNuSeg test, {_held(monuseg)}." if monuseg is not None else
     "- The stain stress test's MoNuSeg rows are not in this run's results.",
     f"- Told the scan's pixel size, the network's AJI on 20x images moves from {as_is['test at 20x aji']:.1f} to "
-    f"{told['test at 20x aji']:.1f}; `ssimnet segment` asks for it with `--mpp` and never guesses it.",
+    f"{told['test at 20x aji']:.1f}. Given `--mpp auto`, `ssimnet segment` enlarges an image whose nuclei look "
+    f"half-size both in the stain and as the network finds them, a check chosen on training images: there their "
+    f"mean AJI at half resolution {moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}. On "
+    f"TNBC as it is it moved the default's AJI from {tnbc_plain['default']:.1f} to {tnbc_plain[with_check]:.1f}.",
 ]))
 
 # %% [markdown]
@@ -446,7 +559,9 @@ Markdown("\n".join([
 # small, and the smallest fall under the minimum object size. With
 # `--mpp 0.5` the image is resampled to the network's pixel size
 # (`NETWORK_MPP`), segmented there, and the label map brought back to the
-# image's own grid ({py:obj}`ssimnet.tool.resample`).
+# image's own grid ({py:obj}`ssimnet.tool.resample`). With `--mpp auto`, the
+# tool measures the nuclei ({ref}`sec-beyond-pixel-size`): an image whose
+# nuclei look half-size is enlarged twice, as `--mpp 0.5` would.
 #
 # ```{solution-end}
 # ```

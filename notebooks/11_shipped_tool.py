@@ -214,7 +214,7 @@ from ssimnet.tool.segmenter import Segmenter
 
 stored = Segmenter.pretrained().stored()
 shown_settings = ["instances", "min_object_probability", "min_size", "max_hole", "normalize", "network_mpp",
-                  "tile_size", "tile_overlap", "tta", "finetune_epochs"]
+                  "nucleus_scale", "enlarge_below", "tile_size", "tile_overlap", "tta", "finetune_epochs"]
 pd.DataFrame({"stored value": [str(stored[k]) for k in shown_settings]}, index=shown_settings)
 
 # %% [markdown]

@@ -37,15 +37,32 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ssimnet.book.results import STAIN_GUARD_SELECTION, STAIN_STRESS, load_results, provenance, save_results
-from ssimnet.config import DEFAULT_SEED, STAIN_GUARD, get_profile
+from ssimnet.book.results import (
+    PIXEL_SIZE_SELECTION,
+    STAIN_GUARD_SELECTION,
+    STAIN_STRESS,
+    load_results,
+    provenance,
+    save_results,
+)
+from ssimnet.config import (
+    AREA_BELOW,
+    DEFAULT_SEED,
+    ENLARGE_BELOW,
+    STAIN_GUARD,
+    TRAINING_NUCLEUS_AREA,
+    TRAINING_NUCLEUS_SCALE,
+    get_profile,
+)
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
 from ssimnet.datasets import write_synthetic_dataset
 from ssimnet.runs.guard_choice import choose_one_stain, choose_one_stain_red
+from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 from ssimnet.runs.store import stage_key
-from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, stress_rows
+from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, pixel_size_rows, stress_rows
 
 _SEGMENTER = None
 
@@ -60,19 +77,22 @@ def _segmenter():
     return _SEGMENTER
 
 
-def _unit(task: tuple[str, str, str, str, int, Path]) -> list[dict[str, object]]:
-    """One image's rows, from the cache or computed (in a worker process)."""
-    part, dataset, image_path, label_path, seed, run_dir = task
+#: What each part computes for one image.
+_ROWS = {"selection": guard_selection_rows, "stress": stress_rows, "pixel": pixel_size_rows}
+
+
+def _unit(task: tuple[str, str, str, str, int, Path, tuple[str, ...]]) -> list[dict[str, object]]:
+    """One image's rows under `transforms`, from the cache or computed (in a worker process)."""
+    part, dataset, image_path, label_path, seed, run_dir, transforms = task
     segmenter = _segmenter()
-    key = stage_key(part, file_digest(image_path), file_digest(label_path), list(TRANSFORMS), seed,
+    key = stage_key(part, file_digest(image_path), file_digest(label_path), list(transforms), seed,
                     asdict(segmenter.settings), file_digest(segmenter.path), code=("stress",))
     cached = run_dir / part / f"{Path(image_path).stem}-{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     image, label = read_image(image_path), read_label(label_path)
-    make = guard_selection_rows if part == "selection" else stress_rows
     rows = [{"dataset": dataset, "image": Path(image_path).stem, **row}
-            for row in make(image, label, segmenter, seed=seed)]
+            for row in _ROWS[part](image, label, segmenter, seed=seed, transforms=transforms)]
     cached.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(cached) as tmp:
         Path(tmp).write_text(json.dumps(rows))
@@ -102,7 +122,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/cpu", type=Path)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", choices=["selection", "stress"], default=None)
+    parser.add_argument("--only", choices=["selection", "pixel", "stress"], default=None)
     parser.add_argument("--synthetic", type=int, default=14,
                         help="synthetic test tiles (the cpu profile's generator: exact labels, varied stains) "
                              "stressed beside MoNuSeg and TNBC; 0: none")
@@ -114,12 +134,14 @@ def main() -> None:
     args = parser.parse_args()
     profile = get_profile("cpu").for_tool()
     record = {"network": "the shipped network (ssimnet/weights), as ssimnet segment runs it",
-              "stain_guard": STAIN_GUARD._asdict(), "transforms": list(TRANSFORMS)}
+              "stain_guard": STAIN_GUARD._asdict(), "transforms": list(TRANSFORMS),
+              "pixel_size": {k: getattr(profile.inference, k) for k in ("nucleus_scale", "nucleus_area",
+                                                                         "enlarge_below", "area_below")}}
 
     if args.only in (None, "selection"):
         train = list_samples(args.monuseg, "train")[::3]
-        tasks = [("selection", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir)
-                 for s in train]
+        tasks = [("selection", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir,
+                  tuple(TRANSFORMS)) for s in train]
         selection = _run(tasks, args.workers)
         info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
         info.update(record, images=[s.name for s in train], split="train (every third image)")
@@ -142,6 +164,27 @@ def main() -> None:
               "and was set aside), by mean training AJI, best first:")
         print(red_means.round(4).to_string())
 
+    if args.only in (None, "pixel"):
+        train = list_samples(args.monuseg, "train")
+        tasks = [("pixel", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir,
+                  tuple(TRANSFORMS) if i % 3 == 0 else ("none",)) for i, s in enumerate(train)]
+        rows = _run(tasks, args.workers)
+        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+        info.update(record, images=[s.name for s in train],
+                    split="train: every image untransformed, every third under every transform")
+        save_results(args.out, rows, info, kind=PIXEL_SIZE_SELECTION)
+        scale, area = references(rows)
+        best, means = choose_enlarge_below(rows, scale=scale, area=area)
+        print(f"the training images' nucleus scale {scale:.4f} px and area {area:.2f} px; enlarged twice below "
+              f"{best}; the best pairs by mean training AJI over the transforms:")
+        print(means.sort_values(ascending=False).head(12).round(4).to_string())
+        never = enlarge_outcome(rows, scale=scale, area=area, enlarge_below=1.0, area_below=0.0)
+        print(pd.DataFrame({"as it is": never, "checked": enlarge_outcome(rows, scale=scale, area=area, **best)}
+                           ).round(3).to_string())
+        config = (TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA, ENLARGE_BELOW, AREA_BELOW)
+        if not np.allclose((scale, area, best["enlarge_below"], best["area_below"]), config, rtol=0, atol=1e-9):
+            print(f"these are not the config's {config}: set them in ssimnet/config/constants.py")
+
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}
         if args.synthetic:
@@ -149,7 +192,7 @@ def main() -> None:
             roots["synthetic test"] = args.run_dir / f"synthetic-{stage_key(synthetic)}"
             if not (roots["synthetic test"] / "manifest.csv").is_file():
                 write_synthetic_dataset(roots["synthetic test"], synthetic)
-        tasks = [("stress", name, str(s.image_path), str(s.label_path), args.seed, args.run_dir)
+        tasks = [("stress", name, str(s.image_path), str(s.label_path), args.seed, args.run_dir, tuple(TRANSFORMS))
                  for name, root in roots.items() for s in list_samples(root, "test")]
         frame = _run(tasks, args.workers)
         info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
@@ -162,7 +205,7 @@ def main() -> None:
             renamed = earlier[earlier["config"] == "default"].assign(config=args.earlier_name)
             versions = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
                 "commit", "dirty", "created", "stain_guard")}}, *earlier_info.get("earlier", [])]
-            earlier_rows = pd.concat([renamed, kept])[frame.columns]
+            earlier_rows = pd.concat([renamed, kept]).reindex(columns=frame.columns)  # older rows lack some columns
             # an earlier version with this run's guard whose rows this run repeats is this default: not kept twice
             same = [v["config"] for v in versions if v["stain_guard"] == STAIN_GUARD._asdict()
                     and _same_rows(earlier_rows[earlier_rows["config"] == v["config"]], frame)]

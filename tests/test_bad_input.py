@@ -7,6 +7,7 @@ that in a batch the good inputs are still done.
 from __future__ import annotations
 
 import csv
+import json
 
 import dataclasses
 import os
@@ -337,3 +338,6 @@ def test_segment_reusing_an_output_folder_with_other_images_of_the_same_names(tm
     assert np.array_equal(read_label(shared / "x_label.png"), read_label(fresh / "x_label.png"))
     assert not np.array_equal(first, read_label(shared / "x_label.png"))
     assert len(list((shared / ".run" / "train").iterdir())) == 2  # one network per set of images
+    # a network trained on the images has seen their nuclei at their size: no pixel-size check
+    inference = json.loads((shared / "x_summary.json").read_text())["settings"]["inference"]
+    assert inference["nucleus_scale"] is None and inference["nucleus_area"] is None

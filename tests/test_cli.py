@@ -143,7 +143,10 @@ def test_book_driver_passes_further_parameters(tmp_path, capsys):
 
 
 def test_train_then_segment(tmp_path, capsys):
-    from ssimnet.data import read_label
+    from dataclasses import replace
+
+    from ssimnet.data import read_image, read_label
+    from ssimnet.tool.pixel_size import nucleus_sigma
 
     data = tmp_path / "data"
     write_synthetic_dataset(data, SyntheticConfig(n_train=2, n_test=0, shape=(256, 256), seed=1))
@@ -153,8 +156,13 @@ def test_train_then_segment(tmp_path, capsys):
     assert "15 epochs" in out
     checkpoint = Path(out.split(":")[0])
     assert checkpoint == run / "model.pt" and checkpoint.is_file()
-    # the network carries the settings it segments with; a training checkpoint without them, its own method
-    assert Segmenter.from_checkpoint(checkpoint).settings == get_profile("smoke").for_tool().inference
+    # the network carries the settings it segments with, and its training images' references of the
+    # pixel-size check; a training checkpoint without them, its own method
+    stored = Segmenter.from_checkpoint(checkpoint).settings
+    scale = float(np.median([nucleus_sigma(read_image(s.image_path)) for s in list_samples(data, "train")]))
+    assert stored.nucleus_scale == scale and stored.nucleus_area > 0
+    assert stored == replace(get_profile("smoke").for_tool().inference, nucleus_scale=scale,
+                             nucleus_area=stored.nucleus_area)
     raw = next(run.glob("train/*/checkpoint.pt"))
     assert (raw.parent / "history.csv").is_file() and Segmenter.from_checkpoint(raw).settings.instances == "cc"
     # a second call finds the finished checkpoint and trains nothing more

@@ -88,7 +88,8 @@ def test_function_defaults_are_the_settings_defaults():
     assert default(predict_maps, "overlap") == DEFAULT_INFERENCE.tile_overlap
     assert default(StainNormalizer.__init__, "min_scale") == DEFAULT_INFERENCE.normalize_min_scale == 1.0
     assert default(StainNormalizer.__init__, "n_samples") == DEFAULT_PSEUDO.stain_samples
-    assert settings_for(Architecture()) == TOOL_INFERENCE  # what segment does with a network that stores nothing
+    # what segment does with a network that stores nothing: the tool's defaults, no references for --mpp auto
+    assert settings_for(Architecture()) == dataclasses.replace(TOOL_INFERENCE, nucleus_scale=None, nucleus_area=None)
 
 
 def test_the_stain_guard_s_defaults_are_stain_guard_s():

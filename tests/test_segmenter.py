@@ -70,10 +70,14 @@ def test_settings_for_a_network_without_stored_ones():
     plain = Architecture(depth=2, width=4)
     assert settings_for(boundary).instances == "boundary"
     assert settings_for(distance).instances == "learned"
-    assert settings_for(plain) == TOOL_INFERENCE and TOOL_INFERENCE.instances == "cc"  # segment's defaults
+    # segment's defaults, but no references of training images it may not have learned from (mpp="auto")
+    unknown = {"nucleus_scale": None, "nucleus_area": None}
+    assert settings_for(plain) == dataclasses.replace(TOOL_INFERENCE, **unknown) and TOOL_INFERENCE.instances == "cc"
+    assert TOOL_INFERENCE.nucleus_scale is not None  # the shipped network's, which it stores
     # an older checkpoint's inference fields are kept; a method the network cannot run gives way to its own
     assert settings_for(plain, {"instances": "distance", "min_size": 12}) == dataclasses.replace(
-        TOOL_INFERENCE, instances="distance", min_size=12)
+        TOOL_INFERENCE, instances="distance", min_size=12, **unknown)
+    assert settings_for(plain, {"nucleus_scale": 5.0, "nucleus_area": 300.0}).nucleus_area == 300.0
     assert settings_for(plain, {"instances": "boundary"}).instances == "cc"
     with pytest.raises(ValueError, match="unknown inference settings: colour"):
         settings_for(plain, {"colour": "red"})

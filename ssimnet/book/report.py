@@ -32,7 +32,7 @@ __all__ = [
     "SCORE_COLUMNS", "format_cell", "format_spread", "comparison_table", "discrepancies",
     "run_means", "method_summaries", "table1", "table3", "reproduction_report", "selection_table", "levers_table",
     "format_selection", "study_table",
-    "study_network", "stress_table", "stress_verdict", "hematoxylin_only_counts",
+    "study_network", "stress_table", "stress_verdict", "hematoxylin_only_counts", "enlarged_counts",
 ]
 
 #: Metrics kept per image and per run (the paper's four, then AJI+ and PQ).
@@ -372,7 +372,26 @@ def hematoxylin_only_counts(per_image: pd.DataFrame, *, dataset: str, config: st
     {'none': {'hematoxylin only': 0, 'images': 1}, 'blue': {'hematoxylin only': 1, 'images': 2}}
     """
     rows = per_image[(per_image["dataset"] == dataset) & (per_image["config"] == config)]
-    one = rows["normalization"].fillna("").str.contains("hematoxylin only").astype(int)
-    counts = pd.DataFrame({"hematoxylin only": one.groupby(rows["transform"], sort=False).sum(),
+    one = rows["normalization"].fillna("").str.contains("hematoxylin only")
+    return _counts(rows, one, "hematoxylin only")
+
+
+def enlarged_counts(per_image: pd.DataFrame, *, dataset: str, config: str = "default") -> pd.DataFrame:
+    """How often `config` segmented an image of one dataset enlarged (the pixel-size check found its nuclei
+    half-size, :mod:`ssimnet.tool.pixel_size`), per stress transform: those images (``enlarged``) and all
+    (``images``).  Rows made before the check have no ``mpp``: none enlarged.
+
+    >>> frame = pd.DataFrame({"dataset": ["d"] * 3, "transform": ["none", "half", "half"], "config": ["a"] * 3,
+    ...                       "mpp": [None, 0.5, None]})
+    >>> enlarged_counts(frame, dataset="d", config="a").to_dict("index")
+    {'none': {'enlarged': 0, 'images': 1}, 'half': {'enlarged': 1, 'images': 2}}
+    """
+    rows = per_image[(per_image["dataset"] == dataset) & (per_image["config"] == config)]
+    mpp = rows["mpp"] if "mpp" in rows else pd.Series(np.nan, index=rows.index)
+    return _counts(rows, mpp.notna(), "enlarged")
+
+
+def _counts(rows: pd.DataFrame, flagged: pd.Series, name: str) -> pd.DataFrame:
+    counts = pd.DataFrame({name: flagged.astype(int).groupby(rows["transform"], sort=False).sum(),
                            "images": rows.groupby("transform", sort=False).size()})
     return counts.rename_axis(index=None)

@@ -8,7 +8,15 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..config import DEFAULT_PROFILE, DEFAULT_SEED, INSTANCE_METHODS, NETWORK_MPP, NORMALIZE_MODES, PROFILES, default_workers
+from ..config import (
+    DEFAULT_PROFILE,
+    DEFAULT_SEED,
+    INSTANCE_METHODS,
+    NETWORK_MPP,
+    NORMALIZE_MODES,
+    PROFILES,
+    default_workers,
+)
 from ..data import DataError, DataErrors
 from .common import CommandError
 from .options import OneLineParser, device, mpp, non_negative, path, scheduler, workers
@@ -87,7 +95,8 @@ def parser() -> argparse.ArgumentParser:
                          help="the same as --normalize off")
     segment.add_argument("--mpp", type=mpp, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
-                              "and back; not with --adapt (default: as they are; a slide's own, from its metadata)")
+                              "and back, or 'auto': twice the network's when the nuclei look half-size, else as it is; "
+                              "not with --adapt (default: as they are; a slide's own, from its metadata)")
     segment.add_argument("--roi", type=path, default=None,
                          help="a GeoJSON file of polygons in level-0 pixels (QuPath's annotation export): a slide is "
                               "segmented within them only")

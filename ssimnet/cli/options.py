@@ -68,8 +68,11 @@ def workers(text: str) -> int:
     return value
 
 
-def mpp(text: str) -> float:
-    """Microns per pixel, within :data:`MPP_RANGE`; a magnification typed instead gets a hint."""
+def mpp(text: str) -> float | str:
+    """Microns per pixel, within :data:`MPP_RANGE`, or ``auto`` (what the nuclei say); a magnification typed
+    instead gets a hint."""
+    if text == "auto":
+        return text
     value = float(_number(text, float))
     low, high = MPP_RANGE
     if not low <= value <= high:  # also NaN

@@ -57,10 +57,13 @@ def cmd_pseudo_labels(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
+    from ..data import list_samples, read_image
     from ..net.checkpoint import save_model
     from ..runs.pipeline import train_self_training
+    from ..tool.pixel_size import training_references
+    from ..tool.segmenter import Segmenter
 
     profile = get_profile(args.profile).for_tool()
     out = output_folder(args.out)
@@ -69,7 +72,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         workers=args.workers, restart=args.restart, progress=not args.quiet,
     )[-1][0]
     model = out / MODEL_FILE
-    save_model(model, trainer.state(), asdict(profile.inference))  # the network with the settings it segments with
+    # the network with the settings it segments with, and the size of the nuclei it learned (the pixel-size
+    # check's references: its training images, segmented as they are)
+    plain = Segmenter(trainer, replace(profile.inference, nucleus_scale=None), pseudo=profile.pseudo)
+    scale, area = training_references(
+        (read_image(s.image_path) for s in list_samples(args.data_dir, "train", labels=False)),
+        lambda image: plain.segment(image, seed=args.seed, measure=False).labels)
+    save_model(model, trainer.state(), asdict(replace(profile.inference, nucleus_scale=scale, nucleus_area=area)))
     last = trainer.history[-1] if trainer.history else {}
     print(f"{model}: {trainer.epoch} epochs" + (f", last loss {last['loss']:.4f}" if last else "")
           + f"; segments with {profile.inference.instances!r} instances")

@@ -54,8 +54,10 @@ def _segmenter(args: argparse.Namespace, profile, overrides: dict[str, object]):
         return segmenter, segmenter.settings
     if args.model:
         raise CommandError("--adapt trains a network on the images; it does not go with --model")
-    try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless asked
-        settings = replace(profile.inference, **{"normalize": "off", **overrides})
+    try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless
+        # asked, and no references of another training set's nuclei
+        settings = replace(profile.inference, **{"normalize": "off", "nucleus_scale": None, "nucleus_area": None,
+                                                 **overrides})
         settings.check_network(profile.train.architecture)
     except ValueError as exc:
         raise CommandError(_option(exc).replace("this one has none", f"the {profile.name!r} profile trains none")) from None
@@ -82,7 +84,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
     if args.mpp is not None and args.adapt:
         raise CommandError("--mpp resamples the images for a trained network; it does not go with --adapt")
-    if args.mpp is not None:
+    if args.mpp is not None and args.mpp != "auto":
         from ..tool.resample import scale_factor
 
         try:
@@ -91,6 +93,10 @@ def cmd_segment(args: argparse.Namespace) -> None:
             raise CommandError(f"--mpp {exc}") from None
     profile = get_profile(args.profile).for_tool()
     segmenter, settings = _segmenter(args, profile, _overrides(args))
+    if args.mpp == "auto" and (settings.nucleus_scale is None or settings.nucleus_area is None):
+        raise DataError(segmenter.path, "--mpp auto compares the images' nuclei with the network's training "
+                                        "images', and this network carries no references of them (a network of "
+                                        "ssimnet train does)")
     out = output_folder(args.out)
     clean_temporaries(out)  # what an interrupted run left
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.

@@ -33,6 +33,17 @@ MAX_IMAGE_PIXELS: int = 400_000_000
 #: image of another resolution to it (:mod:`ssimnet.tool.resample`).
 NETWORK_MPP: float = 0.25
 
+#: The pixel-size check of ``ssimnet segment --mpp auto`` (:mod:`ssimnet.tool.pixel_size`), chosen by
+#: ``studies/stain_stress.py --only pixel`` on MoNuSeg *training* images (``results/cpu/pixel_size_selection_*``):
+#: the references, measured on the 30 training images with no labels -- the median nucleus scale in the stain
+#: (pixels at :data:`NETWORK_MPP`) and the median nucleus area the shipped network finds (pixels) -- and the
+#: fractions of them below which an image is segmented enlarged twice
+#: (:func:`ssimnet.runs.pixel_choice.choose_enlarge_below`).
+TRAINING_NUCLEUS_SCALE: float = 6.727171322029716
+TRAINING_NUCLEUS_AREA: float = 402.75
+ENLARGE_BELOW: float = 0.8
+AREA_BELOW: float = 0.6
+
 #: Name of the network shipped in ``ssimnet/weights/`` (:mod:`ssimnet.tool.shipped`), the
 #: default of ``ssimnet segment``: the ``cpu`` profile's tool network trained on
 #: the MoNuSeg training images' pseudo labels by ``studies/ship_model.py``.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .constants import TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
 from .sections import (
     DEFAULT_TRAIN,
     BaselineConfig,
@@ -28,8 +29,11 @@ CPU_TRAIN: TrainConfig = TrainConfig(depth=4, width=8, epochs=6, batch_size=8, l
 #: the whole image in tiles of up to 1024 pixels, its stains normalised unless
 #: the stain guard finds one stain only (``normalize="auto"``), no
 #: per-image fine-tuning (on MoNuSeg *training* images fine-tuning lowered AJI
-#: at every learning rate tried: 27.3 without, 20.4-27.6 with).
-TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize="auto")
+#: at every learning rate tried: 27.3 without, 20.4-27.6 with), and the
+#: references of ``--mpp auto`` (:mod:`ssimnet.tool.pixel_size`).
+TOOL_INFERENCE: InferenceConfig = InferenceConfig(finetune_epochs=0, tile_size=1024, normalize="auto",
+                                                  nucleus_scale=TRAINING_NUCLEUS_SCALE,
+                                                  nucleus_area=TRAINING_NUCLEUS_AREA)
 
 #: The name of the profile every command uses when given none: real images on a CPU.
 DEFAULT_PROFILE: str = "cpu"

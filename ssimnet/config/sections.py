@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 from ..net.architecture import Architecture
-from .constants import (CE_PIXELS, INSTANCE_METHODS, LEGACY_TRAIN_FIELDS, MAX_HOLE_AREA, MIN_NUCLEUS_AREA,
-                        NETWORK_MPP, NORMALIZE_MODES)
+from .constants import (AREA_BELOW, CE_PIXELS, ENLARGE_BELOW, INSTANCE_METHODS, LEGACY_TRAIN_FIELDS, MAX_HOLE_AREA,
+                        MIN_NUCLEUS_AREA, NETWORK_MPP, NORMALIZE_MODES)
 
 
 def key_fields(section: object) -> dict[str, object]:
@@ -225,10 +225,9 @@ METHOD_NEEDS: dict[str, tuple[str, str]] = {
 class InferenceConfig:
     """How a trained network segments an image: every setting of :meth:`ssimnet.tool.segmenter.Segmenter.segment`.
 
-    A network carries its own (in its checkpoint, its ONNX export and the
-    shipped network's model card), so that the same network segments the same
-    way from the command line, Python, a batch or the book.  The defaults
-    are the paper's protocol (Sec. 3.1), which the book's reproduction uses.
+    A network carries its own (in its checkpoint, its ONNX export and the shipped network's model card),
+    so that the same network segments the same way from the command line, Python, a batch or the book.
+    The defaults are the paper's protocol (Sec. 3.1), which the book's reproduction uses.
 
     Attributes
     ----------
@@ -241,19 +240,15 @@ class InferenceConfig:
     min_size, max_hole : int
         Smallest nucleus kept and largest hole filled, in pixels.
     min_object_probability : float
-        Nuclei whose mean probability is below this are dropped (beyond the
-        paper; 0 keeps every one).
+        Nuclei whose mean probability is below this are dropped (beyond the paper; 0 keeps every one).
     finetune_epochs : int
-        Epochs of per-image fine-tuning on the image's own purified patches
-        (paper Sec. 2.2: 5; 0 = none), continuing from the saved optimiser
-        state (:meth:`ssimnet.net.train.Trainer.finetune_copy`).
+        Epochs of per-image fine-tuning on the image's own purified patches (paper Sec. 2.2: 5; 0 = none),
+        continuing from the saved optimiser state (:meth:`ssimnet.net.train.Trainer.finetune_copy`).
     finetune_lr : float or None
-        The learning rate fine-tuning starts at; None: the schedule's where
-        training stopped (the paper).
+        The learning rate fine-tuning starts at; None: the schedule's where training stopped (the paper).
     finetune_norm : {"train", "frozen"}
-        ``"train"``: batch normalisation re-estimates its statistics on the
-        image, as a plain fine-tuning does; ``"frozen"``: it keeps the
-        trained network's.
+        ``"train"``: batch normalisation re-estimates its statistics on the image, as a plain
+        fine-tuning does; ``"frozen"``: it keeps the trained network's.
     tile_size : int
         Largest tile the network predicts at once
         (:func:`ssimnet.predict.maps.inference_tile`): the paper's patch size, 256,
@@ -273,18 +268,19 @@ class InferenceConfig:
         Smallest factor of that mapping's density scaling: 1 strengthens pale
         stains and never weakens dark ones (``results/cpu/normalization_*``).
     stain_solver : {"exact", "cd"}
-        How each image's stains are measured for normalisation and the
-        hematoxylin column (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
+        How each image's stains are measured (:class:`ssimnet.pseudo.stain.VahadaneSeparator`).
     network_mpp : float
         Microns per pixel of the images the network learned from; an image
         of another resolution is resampled to it and back.
-    region_side : int
-        Images with a side longer than this are segmented tile by tile
-        (:mod:`ssimnet.tool.region`).
-    region_halo : int
-        Context read around each such tile's core, in pixels; it must exceed
-        a nucleus.  Core and halos make one `tile_size` tile
-        (:attr:`region_tile`).
+    nucleus_scale, nucleus_area, enlarge_below, area_below : float or None, float or None, float, float
+        The nuclei's scale in the stain and their median area as the network segments them, on its
+        training images (pixels): with ``mpp="auto"``, an image under both `enlarge_below` of the one and
+        `area_below` of the other (fractions in (0, 1]) is segmented enlarged twice
+        (:mod:`ssimnet.tool.pixel_size`).  None: unknown, and ``"auto"`` is refused.
+    region_side, region_halo : int
+        Images with a side longer than `region_side` are segmented tile by tile (:mod:`ssimnet.tool.region`),
+        each tile's core with `region_halo` pixels of context around it, more than a nucleus; core and
+        halos make one `tile_size` tile (:attr:`region_tile`).
 
     Examples
     --------
@@ -312,6 +308,10 @@ class InferenceConfig:
     normalize_min_scale: float = 1.0
     stain_solver: str = "exact"
     network_mpp: float = NETWORK_MPP
+    nucleus_scale: float | None = None
+    nucleus_area: float | None = None
+    enlarge_below: float = ENLARGE_BELOW
+    area_below: float = AREA_BELOW
     region_side: int = 2048
     region_halo: int = 96
 
@@ -334,6 +334,10 @@ class InferenceConfig:
             (self.normalize_min_scale >= 0, "normalize_min_scale must be >= 0", self.normalize_min_scale),
             (self.stain_solver in ("exact", "cd"), "stain_solver must be 'exact' or 'cd'", self.stain_solver),
             (self.network_mpp > 0, "network_mpp must be > 0", self.network_mpp),
+            (all(v is None or v > 0 for v in (self.nucleus_scale, self.nucleus_area)),
+             "nucleus_scale and nucleus_area must be > 0", (self.nucleus_scale, self.nucleus_area)),
+            (0 < min(self.enlarge_below, self.area_below) <= max(self.enlarge_below, self.area_below) <= 1,
+             "enlarge_below and area_below must lie in (0, 1]", (self.enlarge_below, self.area_below)),
             (0 <= 2 * self.region_halo < self.tile_size, "a region tile's two halos must leave a core: 2 * region_halo "
                                                          "< tile_size", (self.region_halo, self.tile_size)),
             (self.region_side >= 1, "region_side must be positive", self.region_side),

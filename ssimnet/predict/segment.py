@@ -47,6 +47,9 @@ class Segmentation:
     normalization : str
         What was done with the image's stains (:class:`ssimnet.Segmenter` fills it in):
         ``"normalised"``, ``"not normalised (off)"``, or why ``normalize="auto"`` left them.
+    mpp : float or None
+        The microns per pixel the image was segmented at, given or estimated
+        (:meth:`ssimnet.Segmenter.pixel_size` fills it in); None: as it is.
     """
 
     label: np.ndarray
@@ -58,6 +61,7 @@ class Segmentation:
     table: dict[str, np.ndarray] | None = None
     tiles: int = 1
     normalization: str = ""
+    mpp: float | None = None
 
     @property
     def labels(self) -> np.ndarray:

@@ -50,7 +50,7 @@ from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 from ..tool.stain_guard import stain_spread, stained_mask
 
-__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share"]
+__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows", "by_way"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -209,7 +209,8 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
     ``default`` is `segmenter` with ``normalize="auto"`` (what ``ssimnet segment`` does),
     ``0.2 normaliser`` always normalises with the stains measured as
     version 0.2 did (no stain guard), ``off`` never normalises, and
-    ``classical watershed`` is the hematoxylin watershed baseline.
+    ``classical watershed`` is the hematoxylin watershed baseline.  ``mpp`` is the pixel size each was
+    segmented at (None: as it is; :mod:`ssimnet.tool.pixel_size`).
     """
     from ..baselines import segment_baseline
     from ..config import DEFAULT_BASELINES
@@ -226,10 +227,10 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
                                         ("off", {"normalize": "off"}))}
         for config, result in results.items():
             rows.append({"transform": transform, "config": config, **_scored(truth, result.label),
-                         "normalization": result.normalization})
+                         "normalization": result.normalization, "mpp": result.mpp})
         water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
         rows.append({"transform": transform, "config": "classical watershed", **_scored(truth, water),
-                     "normalization": ""})
+                     "normalization": "", "mpp": None})
     return rows
 
 
@@ -267,6 +268,49 @@ def guard_selection_rows(image: np.ndarray, label: np.ndarray, segmenter: object
     return rows
 
 
+def pixel_size_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
+                    transforms: tuple[str, ...] = tuple(TRANSFORMS)) -> list[dict[str, object]]:
+    """What the pixel-size check was chosen from, for one *training* image: under each transform, the
+    nuclei's scale in the stain (:func:`ssimnet.tool.pixel_size.nucleus_sigma`, ``sigma``; NaN when none),
+    the median area of those `segmenter` finds as it is (``area``), and its default segmentation two ways
+    (``way``): as it is, and enlarged twice (as a scan at twice its ``network_mpp``); a row per transform and
+    way.  :func:`ssimnet.runs.pixel_choice.enlarge_outcome` then scores any thresholds without segmenting
+    again."""
+    from ..tool.pixel_size import median_area, nucleus_sigma
+
+    network_mpp = segmenter.settings.network_mpp  # type: ignore[attr-defined]
+    rows = []
+    for transform in transforms:
+        seen, truth = stress(image, label, transform, seed=seed)
+        sigma = nucleus_sigma(seen)
+        results = {}
+        for way, mpp in (("as it is", network_mpp), ("enlarged twice", 2 * network_mpp)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SegmentationWarning)
+                results[way] = segmenter.segment(seen, mpp=mpp, seed=seed, measure=False)  # type: ignore[attr-defined]
+        area = median_area(results["as it is"].label)
+        rows += [{"transform": transform, "way": way, "sigma": np.nan if sigma is None else sigma, "area": area,
+                  **_scored(truth, result.label)} for way, result in results.items()]
+    return rows
+
+
+def by_way(rows: object, *, score: str, measures: list[str]) -> object:
+    """Selection rows (one per image, transform and ``way``) as one row per image and transform: `score`
+    under each way in its own column, beside the image's `measures` (the same for every way).
+
+    >>> rows = [{"image": "a", "transform": "t", "way": w, "aji": v, "sigma": 3.0}
+    ...         for w, v in (("as it is", 0.4), ("enlarged twice", 0.6))]
+    >>> by_way(rows, score="aji", measures=["sigma"]).to_dict("records")
+    [{'image': 'a', 'transform': 't', 'as it is': 0.4, 'enlarged twice': 0.6, 'sigma': 3.0}]
+    """
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    keys = ["image", "transform"]
+    return table.pivot_table(index=keys, columns="way", values=score).join(
+        table.groupby(keys)[measures].first()).reset_index().rename_axis(columns=None)
+
+
 def guard_outcome(rows: object, *, order_margin: float, order_min_density: float, one_stain_angle: float,
                   one_stain_spread: float, one_stain_red: float = np.inf, one_stain_way: str = "off",
                   score: str = "aji") -> object:
@@ -282,8 +326,7 @@ def guard_outcome(rows: object, *, order_margin: float, order_min_density: float
     table = pd.DataFrame(rows)
     stains = ["angle", "spread_h", "spread_e", "stained_spread_h", "stained_spread_e", "density_h", "density_e"]
     stains += [c for c in ("red_h", "red_e") if c in table.columns]  # rows made before the sixth guard lack them
-    frame = table.pivot_table(index=["image", "transform"], columns="way", values=score).join(
-        table.groupby(["image", "transform"])[stains].first()).reset_index()
+    frame = by_way(table, score=score, measures=stains)
     swap = frame["density_e"] >= order_min_density * frame["density_h"]
     alike = np.ones(len(frame), dtype=bool)
     for h, e in (("spread_h", "spread_e"), ("stained_spread_h", "stained_spread_e")):  # both masks must agree

@@ -55,6 +55,7 @@ from ..errors import InputWarning, SegmentationWarning
 from ..fingerprint import code_fingerprint
 from ..net.onnxnet import OnnxNetwork
 from .inputs import Job, find_images, output_name, read_images  # noqa: F401  (importable from here)
+from .pixel_size import AUTO
 from .segmenter import Segmenter, concatenate_tables
 from .workers import portable, worker_init, worker_segmenter
 
@@ -66,7 +67,7 @@ __all__ = ["BatchSettings", "train_on_images", "load_segmenter", "output_paths",
 
 #: Columns of ``summary.csv``, one row per image.
 SUMMARY_COLUMNS = ["image", "source", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
-                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization"]
+                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization", "mpp"]
 
 
 def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
@@ -164,7 +165,7 @@ class BatchSettings:
 
     inference: InferenceConfig
     seed: int = DEFAULT_SEED
-    mpp: float | None = None  # the images' microns per pixel, resampled to the network's (None: as they are)
+    mpp: float | str | None = None  # the images' microns per pixel (None: as they are; "auto": their nuclei's)
     min_side: int = 1
     why: str = ""
     model: str = ""  # digest of the network's file ("" when the images train their own network)
@@ -244,8 +245,9 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
     with a bar of its tiles when `progress`.  `key` is :func:`job_key`, when
     the caller has it.
 
-    The row's ``normalization`` says what was done with the image's stains;
-    its ``warnings`` list what was changed on reading it
+    The row's ``normalization`` says what was done with the image's stains,
+    its ``mpp`` the pixel size it was segmented at (given, the slide's, or
+    with ``mpp="auto"`` what its nuclei say; None: as it is); its ``warnings`` list what was changed on reading it
     (:class:`ssimnet.errors.InputWarning`), its stain fallbacks and what the
     segmenter warned of (:class:`ssimnet.errors.SegmentationWarning`), if any.
     Both are in the image's summary JSON too.
@@ -269,11 +271,12 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
         if slide:
             from .slide_files import segment_slide
 
-            made = segment_slide(job.path, out, job.name, segmenter, key=key, seed=settings.seed, mpp=settings.mpp,
+            made = segment_slide(job.path, out, job.name, segmenter, key=key, seed=settings.seed,
+                                 mpp=None if settings.mpp == AUTO else settings.mpp,  # the slide's own, if any
                                  slide=settings.slide, roi=settings.roi, geojson_gz=settings.geojson_gz,
                                  client=client, workers=workers, progress=progress)
             row = {**_summary(job, made.shape, made.columns, made.tiles, time.perf_counter() - start),
-                   "normalization": made.normalization, "slide": made.slide}
+                   "normalization": made.normalization, "mpp": made.slide.get("mpp"), "slide": made.slide}
         else:
             image = check_image(job.path, read_image(job.path), min_side=settings.min_side, why=settings.why)
             row = _segment_and_write(job, image, out, settings, segmenter, start)
@@ -298,9 +301,11 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
 
     paths = output_paths(out, job.name)
     tiff = paths["label"].with_suffix(".tif")
-    if not segmenter.is_region(image, mpp=settings.mpp):
+    mpp = None if settings.mpp == AUTO else settings.mpp  # a large region is taken as it is
+    if not segmenter.is_region(image, mpp=mpp):
         result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
         label, table, tiles, normalization = result.labels, result.table, result.tiles, result.normalization
+        mpp = result.mpp  # given, or what the nuclei said
         written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}
         if int(label.max()) > 65535:
             _write_label_tiff(tiff, label)
@@ -318,7 +323,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             region = tifffile.memmap(tmp, shape=image.shape[:2], dtype=np.uint32)
 
             def features() -> Iterator[dict[str, object]]:
-                for part in segmenter.segment_tiles(image, region, mpp=settings.mpp, seed=settings.seed):
+                for part in segmenter.segment_tiles(image, region, mpp=mpp, seed=settings.seed):
                     tables.append(part.table)
                     notes.append(part.normalization)
                     polygons = nucleus_polygons(part.tile.label, offset=part.tile.offset)
@@ -333,7 +338,8 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     write_table(paths["nuclei"], _rows(table), columns=list(table))
     for stale in {paths["label"], tiff, paths["overlay"]} - written:  # an earlier run's, with other settings
         stale.unlink(missing_ok=True)
-    return {**_summary(job, image.shape, table, tiles, time.perf_counter() - start), "normalization": normalization}
+    return {**_summary(job, image.shape, table, tiles, time.perf_counter() - start), "normalization": normalization,
+            "mpp": mpp}
 
 
 def _release_memory() -> None:

@@ -45,6 +45,7 @@ from ..config import (
 from ..data import DataError
 from ..net.onnxnet import OnnxNetwork
 from ..predict import Segmentation, measure_nuclei, segment_image
+from .pixel_size import AUTO
 from .region import RegionTile, paint_tile, segment_region
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ def settings_for(architecture: object, stored: dict[str, object] | None = None) 
     (:data:`ssimnet.config.TOOL_INFERENCE`) with its own instance method.
 
     A network without stored settings (an older checkpoint or export, or a
-    training checkpoint) keeps what it holds of them; an instance method that
+    training checkpoint) keeps what it holds of them, and has no references
+    for ``mpp="auto"`` unless it holds them; an instance method that
     needs an output the network lacks gives way to the network's own: the
     boundary watershed for a network with the boundary output, the learned
     separation for one with the distance output, connected components (the
@@ -74,7 +76,8 @@ def settings_for(architecture: object, stored: dict[str, object] | None = None) 
     """
     if stored and set(stored) >= set(InferenceConfig.__dataclass_fields__):
         return InferenceConfig.from_dict(stored)  # complete, as saved: kept as it is
-    settings = {**asdict(TOOL_INFERENCE), **(stored or {})}
+    # the references of mpp="auto" belong to the network's training images: unknown unless stored
+    settings = {**asdict(TOOL_INFERENCE), "nucleus_scale": None, "nucleus_area": None, **(stored or {})}
     method = settings["instances"] if stored and "instances" in stored else None
     if method is None or (method in METHOD_NEEDS and not getattr(architecture, METHOD_NEEDS[method][0])):
         own = [m for m, (flag, _) in METHOD_NEEDS.items() if getattr(architecture, flag)]
@@ -194,7 +197,7 @@ class Segmenter:
 
     # ------------------------------------------------------------------ segmenting
 
-    def segment(self, image: np.ndarray, *, mpp: float | None = None, seed: int = DEFAULT_SEED,
+    def segment(self, image: np.ndarray, *, mpp: float | str | None = None, seed: int = DEFAULT_SEED,
                 pseudo: PseudoLabels | None = None, normalizer: StainNormalizer | None = None, measure: bool = True,
                 **overrides: object) -> Segmentation:
         """Nuclei of one (H, W, 3) uint8 RGB image.
@@ -202,10 +205,14 @@ class Segmenter:
         Parameters
         ----------
         image : (H, W, 3) uint8
-        mpp : float, optional
+        mpp : float or "auto", optional
             The image's microns per pixel: it is resampled to the network's
             (``network_mpp``) and the labels back to the image's grid.  None:
-            as it is.
+            as it is.  ``"auto"``: as it is, unless its nuclei look half-size
+            both in its stain and as the network finds them, against the
+            training images' (``nucleus_scale``, ``nucleus_area``,
+            :mod:`ssimnet.tool.pixel_size`): then enlarged twice.  An image
+            that would be a region once enlarged is taken as it is.
         seed : int
             Seed of the stain measurement and of fine-tuning.
         pseudo : PseudoLabels, optional
@@ -228,22 +235,53 @@ class Segmenter:
             :func:`ssimnet.predict.nuclei.measure_nuclei`, with the mean hematoxylin
             density), ``probability`` and the network's other maps.  An image
             larger than ``region_side`` is segmented tile by tile
-            (:meth:`segment_tiles`) and has no maps.
+            (:meth:`segment_tiles`) and has no maps.  ``mpp`` is the pixel
+            size it was segmented at (None: as it is).
         """
         image = _rgb(image)
         settings = self._settings(overrides)
-        if self._is_region(image, settings, mpp):
-            return self._assemble(image, settings, mpp=mpp, seed=seed)
+        check = mpp == AUTO
+        if check:
+            _check_references(settings)
+            mpp = None
+        if self._is_region(image, settings, mpp):  # type: ignore[arg-type]
+            return replace(self._assemble(image, settings, mpp=mpp, seed=seed), mpp=mpp)
         stains = Stains.measure(image, settings, self.pseudo, seed=seed, normalizer=normalizer, matrix=measure)
         result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo,
                                    density=stains.densities)
-        result = replace(result, normalization=stains.note)
+        if check and not self._is_region(image, settings, 2 * settings.network_mpp):
+            mpp = self._pixel_size(image, settings, result.label)
+            if mpp is not None:  # the same stains, the image enlarged
+                result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo)
+        result = replace(result, normalization=stains.note, mpp=mpp)
         check_foreground(result.label, stains.tissue if stains.tissue is not None else tissue_share(image),
                          normalized=stains.normalizer is not None)
         if not measure:
             return result
         hematoxylin = stains.densities[..., 0] if stains.densities is not None else stains.hematoxylin(image)
         return replace(result, table=measure_nuclei(result.label, hematoxylin))
+
+    @staticmethod
+    def _pixel_size(image: np.ndarray, settings: InferenceConfig, label: np.ndarray) -> float | None:
+        """Twice ``network_mpp`` when `image`'s nuclei look half-size (:mod:`ssimnet.tool.pixel_size`), with a
+        :class:`~ssimnet.errors.SegmentationWarning` saying so; None (as it is) otherwise.  `label` is the
+        image segmented as it is."""
+        import warnings
+
+        from ..errors import SegmentationWarning
+        from .pixel_size import estimate_mpp, median_area, nucleus_sigma
+
+        sigma, area = nucleus_sigma(image), median_area(label)
+        estimated = estimate_mpp(sigma, area, nucleus_scale=settings.nucleus_scale,  # type: ignore[arg-type]
+                                 nucleus_area=settings.nucleus_area,  # type: ignore[arg-type]
+                                 enlarge_below=settings.enlarge_below, area_below=settings.area_below,
+                                 network_mpp=settings.network_mpp)
+        if estimated is not None:
+            warnings.warn(f"nuclei look half the size the network learned (scale {sigma:.1f} px against "
+                          f"{settings.nucleus_scale:.1f}, median area {area:.0f} px against "
+                          f"{settings.nucleus_area:.0f}): segmented as {estimated:g} um per pixel, enlarged twice; "
+                          "--mpp gives the pixel size", SegmentationWarning, stacklevel=3)
+        return estimated
 
     def is_region(self, image: np.ndarray, *, mpp: float | None = None, **overrides: object) -> bool:
         """Whether :meth:`segment` does `image` tile by tile (a side above ``region_side`` at the network's resolution)."""
@@ -336,6 +374,13 @@ class Segmenter:
             note = part.normalization
         return Segmentation(label=label, probability=None, pseudo=None, finetune_history=[],
                             table=concatenate_tables(tables), tiles=len(tables), normalization=note)
+
+
+def _check_references(settings: InferenceConfig) -> None:
+    """Raise ValueError unless `settings` carry the training images' references that ``mpp="auto"`` needs."""
+    if settings.nucleus_scale is None or settings.nucleus_area is None:
+        raise ValueError("mpp='auto' compares an image's nuclei with the network's training images', and this "
+                         "network carries no nucleus_scale and nucleus_area (ssimnet train stores them)")
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:
