@@ -263,7 +263,7 @@ if rerun in set(stress_frame["config"]):
         f"The committed results also hold `{rerun}`: the default's own settings, scored at commit "
         f"`{rerun_commit}` before the pixel-size check was written. The study keeps an earlier version apart only "
         f"when its rows differ from the default's, and {gap['differ']} of its {gap['rows']} rows do, by at most "
-        f"{gap['largest'] * 100:.4f} points (Dice, AJI, PQ or foreground, percent): a few pixels. It is the "
+        f"{gap['largest'] * 100:.4f} points (Dice, AJI, PQ or foreground, percent). It is the "
         "default, and is not shown again."))
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the earlier defaults (the guard's earlier versions, and the default with the pixel-size check). The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
