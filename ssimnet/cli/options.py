@@ -16,6 +16,7 @@ import sys
 from typing import NoReturn
 
 from ..config import usable_cpus
+from ..tool.pixel_size import AUTO
 
 __all__ = ["OneLineParser", "path", "non_negative", "workers", "mpp", "scheduler", "device", "MPP_RANGE"]
 
@@ -71,7 +72,7 @@ def workers(text: str) -> int:
 def mpp(text: str) -> float | str:
     """Microns per pixel, within :data:`MPP_RANGE`, or ``auto`` (what the nuclei say); a magnification typed
     instead gets a hint."""
-    if text == "auto":
+    if text == AUTO:
         return text
     value = float(_number(text, float))
     low, high = MPP_RANGE

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from ..config import get_profile
 from ..data import DataError, DataErrors, output_folder, write_table
+from ..tool.pixel_size import AUTO
 from .common import CommandError, warn
 
 __all__ = ["OVERRIDES", "cmd_segment", "ShippedVersion"]
@@ -84,7 +85,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
 
     if args.mpp is not None and args.adapt:
         raise CommandError("--mpp resamples the images for a trained network; it does not go with --adapt")
-    if args.mpp is not None and args.mpp != "auto":
+    if args.mpp is not None and args.mpp != AUTO:
         from ..tool.resample import scale_factor
 
         try:
@@ -93,7 +94,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
             raise CommandError(f"--mpp {exc}") from None
     profile = get_profile(args.profile).for_tool()
     segmenter, settings = _segmenter(args, profile, _overrides(args))
-    if args.mpp == "auto" and (settings.nucleus_scale is None or settings.nucleus_area is None):
+    if args.mpp == AUTO and (settings.nucleus_scale is None or settings.nucleus_area is None):
         raise DataError(segmenter.path, "--mpp auto compares the images' nuclei with the network's training "
                                         "images', and this network carries no references of them (a network of "
                                         "ssimnet train does)")
