@@ -42,6 +42,7 @@ import pandas as pd
 
 from ssimnet.book.report import rerun_difference
 from ssimnet.book.results import (
+    FALLBACK_SELECTION,
     PIXEL_SIZE_SELECTION,
     STAIN_GUARD_SELECTION,
     STAIN_STRESS,
@@ -60,10 +61,18 @@ from ssimnet.config import (
 )
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
 from ssimnet.datasets import write_synthetic_dataset
+from ssimnet.runs.fallback_choice import choose_fallback_below, fallback_outcome, with_fallback
 from ssimnet.runs.guard_choice import choose_one_stain, choose_one_stain_red
 from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 from ssimnet.runs.store import stage_key
-from ssimnet.runs.stress import TRANSFORMS, guard_outcome, guard_selection_rows, pixel_size_rows, stress_rows
+from ssimnet.runs.stress import (
+    TRANSFORMS,
+    fallback_rows,
+    guard_outcome,
+    guard_selection_rows,
+    pixel_size_rows,
+    stress_rows,
+)
 
 _SEGMENTER = None
 
@@ -79,7 +88,8 @@ def _segmenter():
 
 
 #: What each part computes for one image.
-_ROWS = {"selection": guard_selection_rows, "stress": stress_rows, "pixel": pixel_size_rows}
+_ROWS = {"selection": guard_selection_rows, "stress": stress_rows, "pixel": pixel_size_rows,
+         "fallback": fallback_rows}
 
 
 def _unit(task: tuple[str, str, str, str, int, Path, tuple[str, ...]]) -> list[dict[str, object]]:
@@ -126,7 +136,11 @@ def main() -> None:
     parser.add_argument("--out", default="results/cpu", type=Path)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", choices=["selection", "pixel", "stress"], default=None)
+    parser.add_argument("--only", choices=["selection", "pixel", "fallback", "stress"], default=None)
+    parser.add_argument("--fallback-below", type=float, default=None,
+                        help="score segment's default with this watershed fallback threshold too, as "
+                             "'default, watershed fallback' (from the rows' confidence; not in the stress test "
+                             "before it is chosen by --only fallback)")
     parser.add_argument("--synthetic", type=int, default=14,
                         help="synthetic test tiles (the cpu profile's generator: exact labels, varied stains) "
                              "stressed beside MoNuSeg and TNBC; 0: none")
@@ -189,6 +203,22 @@ def main() -> None:
         if not np.allclose((scale, area, best["enlarge_below"], best["area_below"]), config, rtol=0, atol=1e-9):
             print(f"these are not the config's {config}: set them in ssimnet/config/constants.py")
 
+    if args.only in (None, "fallback"):
+        train = list_samples(args.monuseg, "train")
+        tasks = [("fallback", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir,
+                  tuple(TRANSFORMS) if i % 3 == 0 else ("none",)) for i, s in enumerate(train)]
+        rows = _run(tasks, args.workers)
+        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+        info.update(record, images=[s.name for s in train],
+                    split="train: every image untransformed, every third under every transform")
+        save_results(args.out, rows, info, kind=FALLBACK_SELECTION)
+        best, table = choose_fallback_below(rows)
+        print(f"fall back to the watershed below a confidence of {best}; every threshold, by mean training AJI "
+              "over the transforms (and the untransformed images' mean, which the choice may not lower):")
+        print(table.round(4).to_string())
+        print(pd.DataFrame({"never": fallback_outcome(rows, below=0.0), "chosen": fallback_outcome(rows, below=best)}
+                           ).round(3).to_string())
+
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}
         if args.synthetic:
@@ -217,6 +247,10 @@ def main() -> None:
                 print(f"{', '.join(same)}: the same guard and the same rows as this run's default, not kept twice")
             frame = pd.concat([frame, earlier_rows[~earlier_rows["config"].isin(same)]], ignore_index=True)
             info["earlier"] = [v for v in versions if v["config"] not in same]
+        if args.fallback_below is not None:
+            frame = pd.concat([frame, with_fallback(frame, below=args.fallback_below,
+                                                    config="default, watershed fallback")], ignore_index=True)
+            info["fallback_below"] = args.fallback_below
         save_results(args.out, frame, info, kind=STAIN_STRESS)
         means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",
                                                                    "true_foreground"]].mean()

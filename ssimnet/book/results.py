@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "PIXEL_SIZE_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "networks_used", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "PIXEL_SIZE_SELECTION", "FALLBACK_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "networks_used", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,10 @@ STAIN_GUARD_SELECTION = ResultKind("stain_guard_selection_per_image.csv", "stain
 #: enlarged twice (``studies/stain_stress.py --only pixel``).
 PIXEL_SIZE_SELECTION = ResultKind("pixel_size_selection_per_image.csv", "pixel_size_selection_provenance.json",
                                   ("transform", "way", "image"))
+#: What chose the watershed fallback's threshold: MoNuSeg training images and their stressed copies, segment's
+#: default and the classical watershed, with the network's confidence (``studies/stain_stress.py --only fallback``).
+FALLBACK_SELECTION = ResultKind("fallback_selection_per_image.csv", "fallback_selection_provenance.json",
+                                ("transform", "way", "image"))
 #: ``ssimnet segment`` on rescaled MoNuSeg test images, with and without
 #: their pixel size (``studies/resolution.py``).
 RESOLUTION = ResultKind("resolution_per_image.csv", "resolution_provenance.json", ("config", "split", "image"))

@@ -7,7 +7,7 @@
     ssimnet pseudo-labels DATA_DIR --out RUN_DIR [--split S] [--profile P] [--workers N] [--quiet]
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
     ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT | --adapt] [--finetune-epochs N] [--instances M]
-                    [--min-object-probability P] [--tta] [--device D]
+                    [--min-object-probability P] [--fallback-below P] [--tta] [--device D]
                     [--[no-]normalize] [--mpp MPP] [--workers N] [--scheduler ADDRESS] [--overwrite]
     ssimnet segment --version
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]

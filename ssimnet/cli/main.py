@@ -85,6 +85,9 @@ def parser() -> argparse.ArgumentParser:
     segment.add_argument("--min-object-probability", type=float, default=None,
                          help="drop nuclei whose mean probability is below this; 0 keeps every one (default: the "
                               "network's)")
+    segment.add_argument("--fallback-below", type=float, default=None,
+                         help="take the classical hematoxylin watershed's nuclei when the network's mean probability "
+                              "over those it found is below this; 0 never (default: the network's)")
     segment.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                          help="average the prediction over 8 orientations, 8x slower (default: the network's)")
     segment.add_argument("--normalize", choices=list(NORMALIZE_MODES), nargs="?", const="on", default=None,

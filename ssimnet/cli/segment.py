@@ -16,7 +16,7 @@ __all__ = ["OVERRIDES", "cmd_segment", "ShippedVersion"]
 
 
 #: ``segment`` options that override one of the network's stored inference settings (InferenceConfig fields).
-OVERRIDES = ("finetune_epochs", "instances", "min_object_probability", "tta", "normalize")
+OVERRIDES = ("finetune_epochs", "instances", "min_object_probability", "fallback_below", "tta", "normalize")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:

@@ -277,6 +277,10 @@ class InferenceConfig:
         training images (pixels): with ``mpp="auto"``, an image under both `enlarge_below` of the one and
         `area_below` of the other (fractions in (0, 1]) is segmented enlarged twice
         (:mod:`ssimnet.tool.pixel_size`).  None: unknown, and ``"auto"`` is refused.
+    fallback_below : float or None
+        When the network's confidence in the nuclei it finds (their pixels' mean nucleus probability,
+        :func:`ssimnet.predict.nuclei.nucleus_confidence`) is below this, the image's nuclei are the
+        classical hematoxylin watershed's instead (:mod:`ssimnet.baselines.watershed`).  None: never.
     region_side, region_halo : int
         Images with a side longer than `region_side` are segmented tile by tile (:mod:`ssimnet.tool.region`),
         each tile's core with `region_halo` pixels of context around it, more than a nucleus; core and
@@ -312,6 +316,7 @@ class InferenceConfig:
     nucleus_area: float | None = None
     enlarge_below: float = ENLARGE_BELOW
     area_below: float = AREA_BELOW
+    fallback_below: float | None = None
     region_side: int = 2048
     region_halo: int = 96
 
@@ -338,6 +343,8 @@ class InferenceConfig:
              "nucleus_scale and nucleus_area must be > 0", (self.nucleus_scale, self.nucleus_area)),
             (0 < min(self.enlarge_below, self.area_below) <= max(self.enlarge_below, self.area_below) <= 1,
              "enlarge_below and area_below must lie in (0, 1]", (self.enlarge_below, self.area_below)),
+            (self.fallback_below is None or 0 <= self.fallback_below <= 1, "fallback_below must lie in [0, 1]",
+             self.fallback_below),
             (0 <= 2 * self.region_halo < self.tile_size, "a region tile's two halos must leave a core: 2 * region_halo "
                                                          "< tile_size", (self.region_halo, self.tile_size)),
             (self.region_side >= 1, "region_side must be positive", self.region_side),

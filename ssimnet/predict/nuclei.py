@@ -57,7 +57,7 @@ from ..config import DEFAULT_INFERENCE, INSTANCE_METHODS
 from ..pseudo.candidates import clean_mask
 from ..pseudo.touching import marker_watershed
 
-__all__ = ["instances", "drop_unsure", "marker_watershed", "measure_nuclei"]
+__all__ = ["instances", "drop_unsure", "nucleus_confidence", "marker_watershed", "measure_nuclei"]
 
 
 def instances(
@@ -146,6 +146,20 @@ def drop_unsure(label: np.ndarray, probability: np.ndarray, least: float) -> np.
         return label
     keep = np.concatenate(([False], ndi.mean(probability, label, index=np.arange(1, n + 1)) >= least))
     return relabel_sequential(np.where(keep[label], label, 0))[0].astype(np.int32)  # as marker_watershed renumbers
+
+
+def nucleus_confidence(probability: np.ndarray, label: np.ndarray) -> float:
+    """How sure the network is of the nuclei it found: the mean `probability` over their pixels (0: none found).
+
+    Label-free: a network shown colours or sizes it did not learn finds nuclei with lower probabilities
+    (``fallback_below`` of :class:`ssimnet.config.InferenceConfig`).
+
+    >>> prob = np.array([[0.9, 0.7, 0.2, 0.6]], np.float32)
+    >>> round(nucleus_confidence(prob, np.array([[1, 1, 0, 2]])), 4), nucleus_confidence(prob, np.zeros((1, 4), int))
+    (0.7333, 0.0)
+    """
+    inside = np.asarray(label) > 0
+    return float(np.asarray(probability)[inside].mean()) if inside.any() else 0.0
 
 
 def measure_nuclei(label: np.ndarray, hematoxylin: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import DEFAULT_INFERENCE, DEFAULT_PSEUDO, DEFAULT_SEED, Profile
 from ..net.onnxnet import OnnxNetwork
 from .maps import inference_tile, predict_maps
-from .nuclei import instances
+from .nuclei import instances, nucleus_confidence
 
 if TYPE_CHECKING:
     from ..config import InferenceConfig, PseudoLabelConfig, StainReference
@@ -50,6 +50,12 @@ class Segmentation:
     mpp : float or None
         The microns per pixel the image was segmented at, given or estimated
         (:meth:`ssimnet.Segmenter.pixel_size` fills it in); None: as it is.
+    confidence : float or None
+        The network's mean nucleus probability over the nuclei it found
+        (:func:`~ssimnet.predict.nuclei.nucleus_confidence`); None for a large region.
+    fallback : bool
+        Whether ``label`` is the classical watershed's, the network being unsure
+        (``fallback_below``; :class:`ssimnet.Segmenter` decides).
     """
 
     label: np.ndarray
@@ -62,6 +68,8 @@ class Segmentation:
     tiles: int = 1
     normalization: str = ""
     mpp: float | None = None
+    confidence: float | None = None
+    fallback: bool = False
 
     @property
     def labels(self) -> np.ndarray:
@@ -147,7 +155,8 @@ def segment_image(
                       min_size=settings.min_size, max_hole=settings.max_hole, distance=maps.distance,
                       boundary=maps.boundary, min_object_probability=settings.min_object_probability)
     return Segmentation(label=label, probability=maps.probability, pseudo=pseudo, finetune_history=history,
-                        distance=maps.distance, boundary=maps.boundary)
+                        distance=maps.distance, boundary=maps.boundary,
+                        confidence=nucleus_confidence(maps.probability, label))
 
 
 def _from_profile(settings: InferenceConfig | Profile, pseudo_config: PseudoLabelConfig,

@@ -50,7 +50,8 @@ from ..errors import SegmentationWarning
 from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_to_od, tissue_mask
 from ..tool.stain_guard import stain_spread, stained_mask
 
-__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows", "by_way"]
+__all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows", "fallback_rows",
+           "by_way"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -210,7 +211,10 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
     ``0.2 normaliser`` always normalises with the stains measured as
     version 0.2 did (no stain guard), ``off`` never normalises, and
     ``classical watershed`` is the hematoxylin watershed baseline.  ``mpp`` is the pixel size each was
-    segmented at (None: as it is; :mod:`ssimnet.tool.pixel_size`).
+    segmented at (None: as it is; :mod:`ssimnet.tool.pixel_size`), ``confidence`` the network's in the nuclei
+    it found (:func:`ssimnet.predict.nuclei.nucleus_confidence`), from which
+    :func:`ssimnet.runs.fallback_choice.with_fallback` makes the rows of segment with ``fallback_below``.
+    `segmenter` must not fall back itself (``fallback_below`` None).
     """
     from ..baselines import segment_baseline
     from ..config import DEFAULT_BASELINES
@@ -227,10 +231,10 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
                                         ("off", {"normalize": "off"}))}
         for config, result in results.items():
             rows.append({"transform": transform, "config": config, **_scored(truth, result.label),
-                         "normalization": result.normalization, "mpp": result.mpp})
+                         "normalization": result.normalization, "mpp": result.mpp, "confidence": result.confidence})
         water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
         rows.append({"transform": transform, "config": "classical watershed", **_scored(truth, water),
-                     "normalization": "", "mpp": None})
+                     "normalization": "", "mpp": None, "confidence": None})
     return rows
 
 
@@ -291,6 +295,27 @@ def pixel_size_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, 
         area = median_area(results["as it is"].label)
         rows += [{"transform": transform, "way": way, "sigma": np.nan if sigma is None else sigma, "area": area,
                   **_scored(truth, result.label)} for way, result in results.items()]
+    return rows
+
+
+def fallback_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
+                  transforms: tuple[str, ...] = tuple(TRANSFORMS), baselines: object = None) -> list[dict[str, object]]:
+    """What the watershed fallback's threshold was chosen from, for one *training* image: under each transform,
+    the network's confidence in the nuclei it found (``confidence``) and two results (``way``): segment's
+    default without the fallback (``network``) and the classical watershed; a row per transform and way.
+    :func:`ssimnet.runs.fallback_choice.fallback_outcome` then scores any threshold without segmenting again."""
+    from ..baselines import segment_baseline
+    from ..config import DEFAULT_BASELINES
+
+    rows = []
+    for transform in transforms:
+        seen, truth = stress(image, label, transform, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SegmentationWarning)
+            result = segmenter.segment(seen, seed=seed, measure=False, fallback_below=None)  # type: ignore[attr-defined]
+        water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
+        rows += [{"transform": transform, "way": way, "confidence": result.confidence, **_scored(truth, found)}
+                 for way, found in (("network", result.label), ("classical watershed", water))]
     return rows
 
 

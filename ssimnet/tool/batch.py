@@ -67,7 +67,8 @@ __all__ = ["BatchSettings", "train_on_images", "load_segmenter", "output_paths",
 
 #: Columns of ``summary.csv``, one row per image.
 SUMMARY_COLUMNS = ["image", "source", "width", "height", "nuclei", "nuclei_per_megapixel", "mean_area", "median_area",
-                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization", "mpp"]
+                   "mean_eccentricity", "mean_hematoxylin", "tiles", "seconds", "normalization", "mpp", "confidence",
+                   "fallback"]
 
 
 def train_on_images(images: Mapping[str, np.ndarray], out: Path, profile: Profile, *, seed: int,
@@ -247,7 +248,8 @@ def segment_file(job: Job, out: Path, settings: BatchSettings, segmenter: Segmen
 
     The row's ``normalization`` says what was done with the image's stains,
     its ``mpp`` the pixel size it was segmented at (given, the slide's, or
-    with ``mpp="auto"`` what its nuclei say; None: as it is); its ``warnings`` list what was changed on reading it
+    with ``mpp="auto"`` what its nuclei say; None: as it is), its ``confidence`` the network's in its nuclei and
+    ``fallback`` whether they are the classical watershed's instead (``fallback_below``); its ``warnings`` list what was changed on reading it
     (:class:`ssimnet.errors.InputWarning`), its stain fallbacks and what the
     segmenter warned of (:class:`ssimnet.errors.SegmentationWarning`), if any.
     Both are in the image's summary JSON too.
@@ -305,7 +307,7 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
     if not segmenter.is_region(image, mpp=mpp):
         result = segmenter.segment(image, mpp=settings.mpp, seed=settings.seed)
         label, table, tiles, normalization = result.labels, result.table, result.tiles, result.normalization
-        mpp = result.mpp  # given, or what the nuclei said
+        mpp, confidence, fallback = result.mpp, result.confidence, result.fallback  # mpp: given, or the nuclei's
         written = {tiff if int(label.max()) > 65535 else paths["label"], paths["overlay"]}
         if int(label.max()) > 65535:
             _write_label_tiff(tiff, label)
@@ -334,12 +336,12 @@ def _segment_and_write(job: Job, image: np.ndarray, out: Path, settings: BatchSe
             region.flush()
             del region
         tiles, normalization = len(tables), (notes[0] if notes else "")
-        table = concatenate_tables(tables)
+        table, confidence, fallback = concatenate_tables(tables), None, False  # a region is the network's
     write_table(paths["nuclei"], _rows(table), columns=list(table))
     for stale in {paths["label"], tiff, paths["overlay"]} - written:  # an earlier run's, with other settings
         stale.unlink(missing_ok=True)
     return {**_summary(job, image.shape, table, tiles, time.perf_counter() - start), "normalization": normalization,
-            "mpp": mpp}
+            "mpp": mpp, "confidence": confidence, "fallback": fallback}
 
 
 def _release_memory() -> None:

@@ -236,7 +236,10 @@ class Segmenter:
             density), ``probability`` and the network's other maps.  An image
             larger than ``region_side`` is segmented tile by tile
             (:meth:`segment_tiles`) and has no maps.  ``mpp`` is the pixel
-            size it was segmented at (None: as it is).
+            size it was segmented at (None: as it is).  ``confidence`` is the
+            network's in the nuclei it found; below ``fallback_below``, the
+            nuclei are the classical hematoxylin watershed's (``fallback``, with
+            a warning).  A large region is the network's throughout.
         """
         image = _rgb(image)
         settings = self._settings(overrides)
@@ -254,6 +257,9 @@ class Segmenter:
             if mpp is not None:  # the same stains, the image enlarged
                 result = self._segment_one(image, settings, stains, mpp=mpp, seed=seed, pseudo=pseudo)
         result = replace(result, normalization=stains.note, mpp=mpp)
+        if settings.fallback_below is not None and result.confidence is not None \
+                and result.confidence < settings.fallback_below:
+            result = self._fall_back(image, settings, result)
         check_foreground(result.label, stains.tissue if stains.tissue is not None else tissue_share(image),
                          normalized=stains.normalizer is not None)
         if not measure:
@@ -282,6 +288,26 @@ class Segmenter:
                           f"{settings.nucleus_area:.0f}): segmented as {estimated:g} um per pixel, enlarged twice; "
                           "--mpp gives the pixel size", SegmentationWarning, stacklevel=3)
         return estimated
+
+    @staticmethod
+    def _fall_back(image: np.ndarray, settings: InferenceConfig, result: Segmentation) -> Segmentation:
+        """`result` with the classical hematoxylin watershed's nuclei instead of the network's (found at the
+        resolution the network saw the image at), and a :class:`~ssimnet.errors.SegmentationWarning` saying so."""
+        import warnings
+
+        from ..baselines.watershed import hematoxylin_watershed
+        from ..config import DEFAULT_BASELINES
+        from ..errors import SegmentationWarning
+        from .resample import rescale_image, resize_labels, scale_factor
+
+        factor = 1.0 if result.mpp is None else scale_factor(result.mpp, network_mpp=settings.network_mpp)
+        label = hematoxylin_watershed(image if factor == 1.0 else rescale_image(image, factor),
+                                      sigma=DEFAULT_BASELINES.watershed_sigma, h=DEFAULT_BASELINES.watershed_h,
+                                      min_size=settings.min_size, max_hole=settings.max_hole)
+        warnings.warn(f"the network is unsure of the nuclei it found (mean probability {result.confidence:.3f}, "
+                      f"below {settings.fallback_below:g}): the classical hematoxylin watershed's nuclei instead; "
+                      "--fallback-below 0 keeps the network's", SegmentationWarning, stacklevel=3)
+        return replace(result, label=label if factor == 1.0 else resize_labels(label, image.shape[:2]), fallback=True)
 
     def is_region(self, image: np.ndarray, *, mpp: float | None = None, **overrides: object) -> bool:
         """Whether :meth:`segment` does `image` tile by tile (a side above ``region_side`` at the network's resolution)."""

@@ -1,0 +1,92 @@
+"""The watershed fallback's threshold, chosen on training rows (:func:`choose_fallback_below`).
+
+:func:`ssimnet.runs.stress.fallback_rows` records, for each training image
+under each stress transform, the network's confidence in the nuclei it found
+(their mean nucleus probability, :func:`ssimnet.predict.nuclei.nucleus_confidence`)
+and two results: segment's default and the classical hematoxylin watershed.
+:func:`fallback_outcome` scores any threshold on those rows without
+segmenting again (below it, an image's nuclei are the watershed's), and
+:func:`choose_fallback_below` keeps the best of :data:`FALLBACK_GRID` that
+does not lower the untransformed images' mean.  :func:`with_fallback` makes
+the rows segment would give with a threshold from the stress test's rows.
+
+Examples
+--------
+>>> import pandas as pd
+>>> rows = pd.DataFrame({"image": ["a", "a", "b", "b"], "transform": ["none", "none", "faded", "faded"],
+...                      "way": ["network", "classical watershed"] * 2, "confidence": [0.7, 0.7, 0.55, 0.55],
+...                      "aji": [0.6, 0.5, 0.2, 0.4]})
+>>> fallback_outcome(rows, below=0.6).round(2).to_dict()
+{'faded': 0.4, 'none': 0.6}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .stress import by_way
+
+__all__ = ["FALLBACK_GRID", "fallback_outcome", "choose_fallback_below", "with_fallback"]
+
+#: The thresholds :func:`choose_fallback_below` tries (0: never fall back).
+FALLBACK_GRID: tuple[float, ...] = (0.0, *np.round(np.arange(0.5, 0.8001, 0.005), 3).tolist())
+
+
+def fallback_outcome(rows: pd.DataFrame, *, below: float, score: str = "aji") -> pd.Series:
+    """The mean `score` per transform had every image whose ``confidence`` is below `below` been given the
+    classical watershed's nuclei, every other the network's."""
+    frame = by_way(rows, score=score, measures=["confidence"])
+    chosen = np.where(frame["confidence"] < below, frame["classical watershed"], frame["network"])
+    return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()
+
+
+def choose_fallback_below(rows: pd.DataFrame, *, grid: tuple[float, ...] = FALLBACK_GRID,
+                          plain: str = "none") -> tuple[float, pd.DataFrame]:
+    """The threshold of `grid` with the highest mean training AJI over the transforms (each transform weighs
+    the same, however many images it has) among those that keep the untransformed images' (`plain`) mean
+    AJI at least what it is without a fallback; the middle one of the best, in the grid's order, when
+    several tie.  Also every threshold's two means and how many rows it falls back on.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"image": list("aabbcc"), "transform": ["none"] * 4 + ["faded"] * 2,
+    ...                      "way": ["network", "classical watershed"] * 3,
+    ...                      "confidence": [0.7, 0.7, 0.62, 0.62, 0.55, 0.55], "aji": [0.6, 0.5, 0.5, 0.45, 0.2, 0.4]})
+    >>> choose_fallback_below(rows, grid=(0.0, 0.6, 0.65, 0.7))[0]  # 0.65 would lower b, untransformed
+    0.6
+    """
+    frame = by_way(rows, score="aji", measures=["confidence"])
+    table = pd.DataFrame([{"below": below, "falls back": int((frame["confidence"] < below).sum()),
+                           "mean over transforms": float((outcome := fallback_outcome(rows, below=below)).mean()),
+                           "untransformed": float(outcome[plain])} for below in grid]).set_index("below")
+    never = float(fallback_outcome(rows, below=0.0)[plain])
+    allowed = table[table["untransformed"] >= never - 1e-12]
+    best = [b for b, mean in allowed["mean over transforms"].items()
+            if np.isclose(mean, allowed["mean over transforms"].max(), rtol=0, atol=1e-12)]
+    return float(best[(len(best) - 1) // 2]), table
+
+
+def with_fallback(frame: pd.DataFrame, *, below: float, config: str, network: str = "default",
+                  watershed: str = "classical watershed") -> pd.DataFrame:
+    """The rows of the `network` config of a stress table (:func:`ssimnet.runs.stress.stress_rows`) as segment
+    gives them with ``fallback_below=below``: where the row's ``confidence`` is below it, the `watershed`
+    config's scores of the same image and transform (the segmenter's fallback is that watershed, with the
+    same settings); named `config`, with a ``fallback`` column.
+
+    >>> frame = pd.DataFrame({"dataset": ["d"] * 4, "image": ["a", "a", "b", "b"], "transform": ["none"] * 4,
+    ...                       "config": ["default", "classical watershed"] * 2, "aji": [0.6, 0.5, 0.2, 0.4],
+    ...                       "confidence": [0.7, None, 0.5, None]})
+    >>> with_fallback(frame, below=0.6, config="fb")[["image", "aji", "fallback"]].to_dict("records")
+    [{'image': 'a', 'aji': 0.6, 'fallback': False}, {'image': 'b', 'aji': 0.4, 'fallback': True}]
+    """
+    keys = ["dataset", "image", "transform"]
+    mine = frame[frame["config"] == network].reset_index(drop=True)
+    scores = [c for c in mine.columns if c not in keys + ["config", "confidence", "normalization", "mpp"]]
+    water = frame[frame["config"] == watershed].set_index(keys).reindex(pd.MultiIndex.from_frame(mine[keys]))
+    if water[scores].isna().all(axis=1).any():
+        raise ValueError(f"every {network!r} row needs a {watershed!r} row of the same image and transform")
+    falls = (mine["confidence"] < below).to_numpy()
+    out = mine.copy()
+    out.loc[falls, scores] = water.loc[:, scores].to_numpy()[falls]
+    return out.assign(config=config, fallback=falls)
