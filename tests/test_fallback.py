@@ -1,0 +1,105 @@
+"""The watershed fallback: the network's confidence, the segmenter falling back on it, and the threshold's choice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ssimnet import Segmenter
+from ssimnet.baselines import segment_baseline
+from ssimnet.cli import main
+from ssimnet.config import DEFAULT_BASELINES, InferenceConfig
+from ssimnet.data import read_label, write_image
+from ssimnet.errors import SegmentationWarning
+from ssimnet.predict import nucleus_confidence
+from ssimnet.runs.fallback_choice import choose_fallback_below, fallback_outcome, with_fallback
+from ssimnet.synthetic import synthetic_tile
+
+
+def test_nucleus_confidence_is_the_mean_probability_over_the_nuclei_pixels():
+    probability = np.array([[0.9, 0.8, 0.1], [0.6, 0.2, 0.4]], np.float32)
+    label = np.array([[1, 1, 0], [2, 0, 3]])
+    assert nucleus_confidence(probability, label) == pytest.approx((0.9 + 0.8 + 0.6 + 0.4) / 4)
+    assert nucleus_confidence(probability, np.zeros_like(label)) == 0.0  # nothing found: no confidence
+    with pytest.raises(ValueError, match="fallback_below must lie in"):
+        InferenceConfig(fallback_below=1.5)
+
+
+def test_an_unsure_network_gives_the_classical_watershed_s_nuclei_and_says_so():
+    segmenter = Segmenter.pretrained()
+    tile = synthetic_tile((256, 256), seed=0).image
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SegmentationWarning)
+        network = segmenter.segment(tile, measure=False)
+        assert not caught and not network.fallback and network.confidence > 0.5
+        falls = segmenter.segment(tile, fallback_below=network.confidence + 1e-3)
+    assert len(caught) == 1 and "the network is unsure" in str(caught[0].message)
+    assert falls.fallback and falls.confidence == network.confidence
+    water = segment_baseline(tile, "watershed", DEFAULT_BASELINES)  # what the stress study scores as the fallback
+    assert np.array_equal(falls.labels, water) and not np.array_equal(water, network.labels)
+    assert len(falls.table["id"]) == int(water.max())  # the table measures the nuclei given
+    stays = segmenter.segment(tile, measure=False, fallback_below=network.confidence)  # not below: the network's
+    assert not stays.fallback and np.array_equal(stays.labels, network.labels)
+    # given a pixel size, the watershed sees the image at the network's resolution too, and its labels come back
+    half = np.ascontiguousarray(tile[::2, ::2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SegmentationWarning)
+        told = segmenter.segment(half, measure=False, mpp=0.5, fallback_below=1.0)
+    assert told.fallback and told.labels.shape == half.shape[:2] and told.labels.max() > 0
+
+
+def test_segment_records_the_confidence_and_the_fallback(tmp_path):
+    tile = synthetic_tile((128, 128), seed=1).image
+    write_image(tmp_path / "a.png", tile)
+    plain, falls = tmp_path / "plain", tmp_path / "falls"
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(plain), "--quiet"]) == 0
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(falls), "--quiet", "--fallback-below", "1"]) == 0
+    kept, fell = (json.loads((d / "a_summary.json").read_text()) for d in (plain, falls))
+    assert kept["fallback"] is False and fell["fallback"] is True and kept["confidence"] == fell["confidence"] > 0
+    assert fell["settings"]["inference"]["fallback_below"] == 1.0 and kept["settings"]["inference"]["fallback_below"] is None
+    assert any("the network is unsure" in w for w in fell["warnings"])
+    assert np.array_equal(read_label(falls / "a_label.png"), segment_baseline(tile, "watershed", DEFAULT_BASELINES))
+    with open(falls / "summary.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["fallback"] == "True" and float(row["confidence"]) == pytest.approx(fell["confidence"])
+
+
+def _rows() -> pd.DataFrame:
+    """Four training images: a and b sure and better as the network has them, c unsure and better by the
+    watershed (untransformed), d under a transform, unsure and better by the watershed."""
+    rows = []
+    for image, transform, confidence, network, water in (("a", "none", 0.70, 0.60, 0.50), ("b", "none", 0.64, 0.50, 0.10),
+                                                         ("c", "none", 0.60, 0.30, 0.40), ("d", "faded", 0.58, 0.20, 0.45)):
+        rows += [{"image": image, "transform": transform, "way": way, "confidence": confidence, "aji": aji}
+                 for way, aji in (("network", network), ("classical watershed", water))]
+    return pd.DataFrame(rows)
+
+
+def test_the_fallback_s_outcome_and_choice_by_hand():
+    rows = _rows()
+    assert fallback_outcome(rows, below=0.0).to_dict() == pytest.approx({"faded": 0.2, "none": (0.6 + 0.5 + 0.3) / 3})
+    assert fallback_outcome(rows, below=0.61).to_dict() == pytest.approx({"faded": 0.45, "none": (0.6 + 0.5 + 0.4) / 3})
+    best, table = choose_fallback_below(rows, grid=(0.0, 0.59, 0.61, 0.62, 0.65, 0.7))
+    # 0.65 would take b's watershed too, lowering the untransformed mean: the best of 0.61 and 0.62, the middle
+    assert best == 0.61 and table.loc[0.65, "untransformed"] < table.loc[0.0, "untransformed"]
+    assert table["falls back"].to_dict() == {0.0: 0, 0.59: 1, 0.61: 2, 0.62: 2, 0.65: 3, 0.7: 3}
+
+
+def test_with_fallback_takes_the_watershed_s_row_of_the_same_image_and_transform():
+    frame = pd.DataFrame({"dataset": ["d"] * 6, "image": ["a", "a", "b", "b", "a", "a"],
+                          "transform": ["none", "none", "none", "none", "faded", "faded"],
+                          "config": ["default", "classical watershed"] * 3, "aji": [0.6, 0.5, 0.2, 0.4, 0.1, 0.3],
+                          "dice": [0.7, 0.65, 0.3, 0.5, 0.2, 0.4], "confidence": [0.7, None, 0.55, None, 0.59, None]})
+    made = with_fallback(frame, below=0.6, config="fb")
+    assert made[["image", "transform", "aji", "dice", "fallback"]].to_dict("records") == [
+        {"image": "a", "transform": "none", "aji": 0.6, "dice": 0.7, "fallback": False},
+        {"image": "b", "transform": "none", "aji": 0.4, "dice": 0.5, "fallback": True},
+        {"image": "a", "transform": "faded", "aji": 0.3, "dice": 0.4, "fallback": True}]
+    assert set(made["config"]) == {"fb"} and made["confidence"].tolist() == [0.7, 0.55, 0.59]
+    with pytest.raises(ValueError, match="needs a 'classical watershed' row"):
+        with_fallback(frame.iloc[:5], below=0.6, config="fb")
