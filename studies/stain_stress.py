@@ -92,6 +92,10 @@ _ROWS = {"selection": guard_selection_rows, "stress": stress_rows, "pixel": pixe
          "fallback": fallback_rows}
 
 
+#: The name of segment's default with the watershed fallback scored before it was the default (--fallback-below).
+FALLBACK_CONFIG = "default, watershed fallback"
+
+
 def _unit(task: tuple[str, str, str, str, int, Path, tuple[str, ...]]) -> list[dict[str, object]]:
     """One image's rows under `transforms`, from the cache or computed (in a worker process)."""
     part, dataset, image_path, label_path, seed, run_dir, transforms = task
@@ -237,8 +241,10 @@ def main() -> None:
             earlier, earlier_info = load_results(args.earlier, kind=STAIN_STRESS)
             kept = earlier[earlier["config"].str.startswith("default, ")]
             renamed = earlier[earlier["config"] == "default"].assign(config=args.earlier_name)
-            versions = [{"config": args.earlier_name, **{k: earlier_info[k] for k in (
-                "commit", "dirty", "created", "stain_guard")}}, *earlier_info.get("earlier", [])]
+            made = {k: earlier_info[k] for k in ("commit", "dirty", "created", "stain_guard")}
+            versions = [{"config": args.earlier_name, **made}, *earlier_info.get("earlier", [])]
+            if "fallback_below" in earlier_info:  # the earlier run's default with a fallback threshold, scored then
+                versions.append({"config": FALLBACK_CONFIG, **made, "fallback_below": earlier_info["fallback_below"]})
             earlier_rows = pd.concat([renamed, kept]).reindex(columns=frame.columns)  # older rows lack some columns
             # an earlier version with this run's guard whose rows this run repeats is this default: not kept twice
             same = [v["config"] for v in versions if v["stain_guard"] == STAIN_GUARD._asdict()
@@ -248,8 +254,8 @@ def main() -> None:
             frame = pd.concat([frame, earlier_rows[~earlier_rows["config"].isin(same)]], ignore_index=True)
             info["earlier"] = [v for v in versions if v["config"] not in same]
         if args.fallback_below is not None:
-            frame = pd.concat([frame, with_fallback(frame, below=args.fallback_below,
-                                                    config="default, watershed fallback")], ignore_index=True)
+            frame = pd.concat([frame, with_fallback(frame, below=args.fallback_below, config=FALLBACK_CONFIG)],
+                              ignore_index=True)
             info["fallback_below"] = args.fallback_below
         save_results(args.out, frame, info, kind=STAIN_STRESS)
         means = frame.groupby(["dataset", "transform", "config"])[["dice", "aji", "pq", "foreground",

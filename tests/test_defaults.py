@@ -14,6 +14,7 @@ from ssimnet.config import (
     DEFAULT_PROFILE,
     DEFAULT_PSEUDO,
     DEFAULT_SEED,
+    FALLBACK_BELOW,
     INSTANCE_METHODS,
     PROFILES,
     TOOL_INFERENCE,
@@ -112,10 +113,13 @@ def test_the_stain_guard_s_defaults_are_stain_guard_s():
 def test_profiles_differ_from_the_defaults_only_where_they_say_why():
     smoke, cpu, paper = (get_profile(n) for n in ("smoke", "cpu", "paper"))
     assert paper.inference == DEFAULT_INFERENCE and paper.for_tool() == paper
-    # the tool's inference: the same settings in every profile but the instance method and object threshold
+    # the tool's inference: the same settings in every profile but the instance method, the object threshold
+    # and the watershed fallback, whose threshold was chosen for the cpu profile's network (FALLBACK_BELOW)
     for profile in (smoke, cpu):
         tool = profile.for_tool().inference
-        assert dataclasses.replace(tool, instances="cc", min_object_probability=0.0, finetune_lr=None) == TOOL_INFERENCE
+        assert dataclasses.replace(tool, instances="cc", min_object_probability=0.0, finetune_lr=None,
+                                   fallback_below=None) == TOOL_INFERENCE
+    assert cpu.for_tool().inference.fallback_below == FALLBACK_BELOW and smoke.for_tool().inference.fallback_below is None
 
 
 def test_inference_settings_check_their_invariants():

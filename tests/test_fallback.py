@@ -103,3 +103,22 @@ def test_with_fallback_takes_the_watershed_s_row_of_the_same_image_and_transform
     assert set(made["config"]) == {"fb"} and made["confidence"].tolist() == [0.7, 0.55, 0.59]
     with pytest.raises(ValueError, match="needs a 'classical watershed' row"):
         with_fallback(frame.iloc[:5], below=0.6, config="fb")
+
+
+def test_the_fallback_threshold_is_the_choice_on_the_committed_training_rows():
+    """FALLBACK_BELOW is computed from results/cpu/fallback_selection_*, not typed: chosen on training images
+    only; it raises the mean training AJI over the transforms and leaves the untransformed images' as it is."""
+    from pathlib import Path
+
+    from ssimnet.book.results import FALLBACK_SELECTION, load_results
+    from ssimnet.config import FALLBACK_BELOW
+
+    rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=FALLBACK_SELECTION)
+    assert info["split"].startswith("train") and set(rows["dataset"]) == {"monuseg train"}
+    assert set(rows["way"]) == {"network", "classical watershed"}
+    assert rows[rows["transform"] == "none"]["image"].nunique() == len(info["images"])  # every one as it is
+    best, table = choose_fallback_below(rows)
+    assert best == FALLBACK_BELOW
+    never, chosen = table.loc[0.0], table.loc[best]
+    assert chosen["mean over transforms"] > never["mean over transforms"] and chosen["falls back"] > 0
+    assert chosen["untransformed"] >= never["untransformed"]

@@ -391,6 +391,21 @@ def enlarged_counts(per_image: pd.DataFrame, *, dataset: str, config: str = "def
     return _counts(rows, mpp.notna(), "enlarged")
 
 
+def fallback_counts(per_image: pd.DataFrame, *, dataset: str, config: str = "default") -> pd.DataFrame:
+    """How often `config` gave an image of one dataset the classical watershed's nuclei (the network unsure of
+    its own, ``fallback_below``), per stress transform: those images (``fallback``) and all (``images``).  Rows
+    made before the fallback have no ``fallback``: none.
+
+    >>> frame = pd.DataFrame({"dataset": ["d"] * 3, "transform": ["none", "faded", "faded"], "config": ["a"] * 3,
+    ...                       "fallback": [False, True, None]})
+    >>> fallback_counts(frame, dataset="d", config="a").to_dict("index")
+    {'none': {'fallback': 0, 'images': 1}, 'faded': {'fallback': 1, 'images': 2}}
+    """
+    rows = per_image[(per_image["dataset"] == dataset) & (per_image["config"] == config)]
+    flagged = rows["fallback"].eq(True) if "fallback" in rows else pd.Series(False, index=rows.index)
+    return _counts(rows, flagged, "fallback")
+
+
 def _counts(rows: pd.DataFrame, flagged: pd.Series, name: str) -> pd.DataFrame:
     counts = pd.DataFrame({name: flagged.astype(int).groupby(rows["transform"], sort=False).sum(),
                            "images": rows.groupby("transform", sort=False).size()})

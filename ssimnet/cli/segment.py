@@ -56,9 +56,9 @@ def _segmenter(args: argparse.Namespace, profile, overrides: dict[str, object]):
     if args.model:
         raise CommandError("--adapt trains a network on the images; it does not go with --model")
     try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless
-        # asked, and no references of another training set's nuclei
+        # asked, no references of another training set's nuclei, and no confidence threshold of another network
         settings = replace(profile.inference, **{"normalize": "off", "nucleus_scale": None, "nucleus_area": None,
-                                                 **overrides})
+                                                 "fallback_below": None, **overrides})
         settings.check_network(profile.train.architecture)
     except ValueError as exc:
         raise CommandError(_option(exc).replace("this one has none", f"the {profile.name!r} profile trains none")) from None

@@ -212,9 +212,10 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
     version 0.2 did (no stain guard), ``off`` never normalises, and
     ``classical watershed`` is the hematoxylin watershed baseline.  ``mpp`` is the pixel size each was
     segmented at (None: as it is; :mod:`ssimnet.tool.pixel_size`), ``confidence`` the network's in the nuclei
-    it found (:func:`ssimnet.predict.nuclei.nucleus_confidence`), from which
-    :func:`ssimnet.runs.fallback_choice.with_fallback` makes the rows of segment with ``fallback_below``.
-    `segmenter` must not fall back itself (``fallback_below`` None).
+    it found (:func:`ssimnet.predict.nuclei.nucleus_confidence`) and ``fallback`` whether its nuclei are the
+    classical watershed's instead (the segmenter's ``fallback_below``).  For a segmenter that does not fall
+    back, :func:`ssimnet.runs.fallback_choice.with_fallback` makes from them the rows it would give with a
+    threshold.
     """
     from ..baselines import segment_baseline
     from ..config import DEFAULT_BASELINES
@@ -231,10 +232,11 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
                                         ("off", {"normalize": "off"}))}
         for config, result in results.items():
             rows.append({"transform": transform, "config": config, **_scored(truth, result.label),
-                         "normalization": result.normalization, "mpp": result.mpp, "confidence": result.confidence})
+                         "normalization": result.normalization, "mpp": result.mpp, "confidence": result.confidence,
+                         "fallback": result.fallback})
         water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
         rows.append({"transform": transform, "config": "classical watershed", **_scored(truth, water),
-                     "normalization": "", "mpp": None, "confidence": None})
+                     "normalization": "", "mpp": None, "confidence": None, "fallback": False})
     return rows
 
 
