@@ -22,8 +22,9 @@
 # profile's networks and to the one `ssimnet segment` ships ({doc}`11_shipped_tool`
 # tells how it was chosen), and what the tool does about it: it normalises each image's
 # stains onto the training data's, with a guard for stains it cannot tell
-# apart, and it resamples an image to the network's pixel size when told the
-# scan's, or, asked to, when the image's nuclei look half-size.
+# apart, it resamples an image to the network's pixel size when told the
+# scan's, or, asked to, when the image's nuclei look half-size, and it gives
+# the classical watershed's nuclei when the network is unsure of its own.
 #
 # ```{admonition} In this chapter
 # :class: tip
@@ -31,7 +32,8 @@
 #   the training data's colours, where it breaks (eosin-poor, lavender or
 #   faded slides, smears) and how a label-free guard decides when not to
 #   trust it, why the pixel size of a scan matters as much as its colours,
-#   and how the tool tells a 20x scan by the size of its nuclei.
+#   how the tool tells a 20x scan by the size of its nuclei, and how it
+#   tells, without labels, when to trust the classical watershed over the network.
 # - **It runs** nothing heavy: one test image of this run's data is
 #   normalised and stressed for the figures. The three studies it shows are
 #   committed and read here (`studies/normalization.py`,
@@ -222,9 +224,11 @@ chosen_guard
 # it (`--normalize auto`, the default), with version 0.2's normaliser, with
 # no normalisation, and the classical watershed, on every transformed copy.
 # Six versions of the guard were scored here, each once, and all are shown;
-# the default is the fifth. `default, pixel-size check` is the fifth with the
-# pixel-size check of {ref}`sec-beyond-pixel-size`, scored once as the
-# default and set aside. The first (`default, first guard`) judged where each
+# the default is the fifth, with the watershed fallback of
+# {ref}`sec-beyond-fallback`. `default, before the fallback` is the fifth
+# without it, the default until then. `default, pixel-size check` is the
+# fifth with the pixel-size check of {ref}`sec-beyond-pixel-size`, scored
+# once as the default and set aside. The first (`default, first guard`) judged where each
 # stain is on the tissue mask alone. A unit test then showed it swapping the
 # stains of a paler, bluer synthetic copy: in a pale image the tissue mask
 # holds little but nuclei, over which hematoxylin is evenly spread. The
@@ -254,19 +258,20 @@ chosen_guard
 # fifth. AJI, percent:
 
 # %% tags=["hide-input"]
-rerun = "default, no pixel-size check"  # the default's settings, scored before the pixel-size check existed
+before_fallback = "default, before the fallback"  # the fifth guard without the watershed fallback
+rerun = "default, no pixel-size check"  # the same settings, scored before the pixel-size check existed
 if rerun in set(stress_frame["config"]):
-    gap = rerun_difference(stress_frame, config=rerun)
+    gap = rerun_difference(stress_frame, config=rerun, reference=before_fallback)
     rerun_commit = next(e["commit"] for e in stress_info["earlier"] if e["config"] == rerun)[:7]
     stress_frame = stress_frame[stress_frame["config"] != rerun]
     display(Markdown(
-        f"The committed results also hold `{rerun}`: the default's own settings, scored at commit "
+        f"The committed results also hold `{rerun}`: the settings of `{before_fallback}`, scored at commit "
         f"`{rerun_commit}` before the pixel-size check was written. The study keeps an earlier version apart only "
-        f"when its rows differ from the default's, and {gap['differ']} of its {gap['rows']} rows do, by at most "
-        f"{gap['largest'] * 100:.4f} points (Dice, AJI, PQ or foreground, percent). It is the "
-        "default, and is not shown again."))
+        f"when its rows differ from the default's of the time, and {gap['differ']} of its {gap['rows']} rows do, "
+        f"by at most {gap['largest'] * 100:.4f} points (Dice, AJI, PQ or foreground, percent). It is "
+        f"`{before_fallback}`, and is not shown again."))
 
-# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the earlier defaults (the guard's earlier versions, and the default with the pixel-size check). The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Mean AJI under each stress transform, on MoNuSeg test, TNBC and synthetic tiles: segment's default, the classical watershed, version 0.2's normaliser and no normalisation; small grey dots are the earlier defaults (the guard's earlier versions, the default with the pixel-size check, and the default before the watershed fallback). The dashed line is 85 % of the default's untransformed AJI.", "name": "fig-stress-aji"}}
 stress_tables = {name: stress_table(stress_frame, dataset=name) for name in stress_frame["dataset"].unique()}
 marks = {"default": ("o", "C0", 70), "classical watershed": ("s", "C3", 45), "0.2 normaliser": ("x", "C1", 45),
          "off": ("^", "C2", 40)}
@@ -326,7 +331,7 @@ fired = {name: stress_tables[name].loc[["none", "lavender"], ["default, third gu
 versions = [c for c in stress_tables["tnbc"].columns if c.startswith("default, ")][::-1] + ["default"]
 tnbc_stress = stress_tables["tnbc"]
 below = tnbc_stress["classical watershed"]  # NaN (a transform a version was not scored on) compares False
-display(Markdown("Each version of the default on TNBC (the guard's, and the default with the pixel-size check): its AJI as it is (version 0.2's: "
+display(Markdown("Each version of the default on TNBC (the guard's, the default with the pixel-size check and before the fallback): its AJI as it is (version 0.2's: "
                  f"{tnbc_stress.loc['none', '0.2 normaliser']:.1f}), and the number of transforms, of those it was scored on, "
                  "under which it falls below the watershed: " + "; ".join(
                      f"{v.removeprefix('default, ') if v != 'default' else 'the default'} "
@@ -343,15 +348,15 @@ display(Markdown("The fourth guard against the third, AJI as it is and lavender:
     for name, t in fired.items()) + "."))
 sixth_shown = ["none", "lavender", "faded, no eosin"]
 one_stain = {config: hematoxylin_only_counts(stress_frame, dataset="monuseg test", config=config).loc[sixth_shown]
-             for config in ("default, sixth guard", "default")}
+             for config in ("default, sixth guard", before_fallback)}
 display(Markdown(
-    f"Of the {one_stain['default'].loc['none', 'images']} MoNuSeg test images as they are, lavender and faded "
+    f"Of the {one_stain[before_fallback].loc['none', 'images']} MoNuSeg test images as they are, lavender and faded "
     "without eosin, the sixth guard normalised "
     + ", ".join(map(str, one_stain["default, sixth guard"]["hematoxylin only"])) + " as hematoxylin only, the "
-    "default " + ", ".join(map(str, one_stain["default"]["hematoxylin only"])) + ". The sixth guard "
-    "against the default, AJI under the same three: " + "; ".join(
+    "fifth " + ", ".join(map(str, one_stain[before_fallback]["hematoxylin only"])) + ". The sixth guard "
+    "against the fifth (both without the fallback), AJI under the same three: " + "; ".join(
         f"{shown_names[name]} " + ", ".join(f"{stress_tables[name].loc[t, 'default, sixth guard']:.1f} against "
-                                            f"{stress_tables[name].loc[t, 'default']:.1f}" for t in sixth_shown)
+                                            f"{stress_tables[name].loc[t, before_fallback]:.1f}" for t in sixth_shown)
         for name in ("monuseg test", "tnbc")) + "."))
 Markdown(" ".join(
     f"On {shown}, with the default {_held(verdicts[name])}; {_flooded(verdicts[name])}. "
@@ -486,7 +491,8 @@ display(Markdown(
 # The check was then made the default and scored once, in the stain stress
 # test above (`default, pixel-size check`): on every test image, as it is and
 # under every transform. Under it, how many images were enlarged, and their
-# AJI against today's default, which takes every image as it is:
+# AJI against the default of the time (`default, before the fallback`), which
+# takes every image as it is:
 
 # %% tags=["hide-input"]
 with_check = "default, pixel-size check"
@@ -495,16 +501,130 @@ display(Markdown("; ".join(
     f"{shown_names[name]}: " + ", ".join(
         f"{t} {enlarged_counts(stress_frame, dataset=name, config=with_check).loc[t, 'enlarged']} of "
         f"{enlarged_counts(stress_frame, dataset=name, config=with_check).loc[t, 'images']} enlarged, AJI "
-        f"{moved(stress_tables[name].loc[t, 'default'], stress_tables[name].loc[t, with_check])}"
+        f"{moved(stress_tables[name].loc[t, before_fallback], stress_tables[name].loc[t, with_check])}"
         for t in pixel_shown)
     for name in stress_tables) + "."))
 tnbc_plain = stress_tables["tnbc"].loc["none"]
 Markdown(
-    f"On TNBC as it is, the check moves AJI from {tnbc_plain['default']:.1f} to {tnbc_plain[with_check]:.1f}: "
+    f"On TNBC as it is, the check moves AJI from {tnbc_plain[before_fallback]:.1f} to {tnbc_plain[with_check]:.1f}: "
     + ("it lowers the default's score on the other lab's data, which the tool's default must not, so it was set "
        "aside as the default and stays a choice, `--mpp auto`, for a batch of unknown magnification."
-       if tnbc_plain[with_check] < tnbc_plain["default"] else
+       if tnbc_plain[with_check] < tnbc_plain[before_fallback] else
        "it does not lower the default's score on the other lab's data.")
+)
+
+# %% [markdown]
+# (sec-beyond-fallback)=
+# ## When the network is unsure: the watershed instead
+#
+# Under some transforms the network finds few nuclei, or nuclei it is
+# unsure of, and the classical watershed, which reads hematoxylin with a fixed
+# basis and learned nothing, scores higher ({numref}`fig-stress-aji`). How
+# sure the network is of the nuclei it found needs no labels: the mean
+# nucleus probability over their pixels, its *confidence*
+# ({py:obj}`ssimnet.predict.nuclei.nucleus_confidence`). Below a threshold
+# stored with the network (`fallback_below`), `ssimnet segment` gives the
+# classical watershed's nuclei instead, says so in one line, and records the
+# confidence and the fallback in the image's summary (`--fallback-below 0`
+# never falls back). The threshold was chosen on MoNuSeg *training* images
+# only (`studies/stain_stress.py --only fallback`): every training image as it
+# is and every third under every transform, each segmented by the network
+# and by the watershed. Of a grid of thresholds, the choice is the one with
+# the best mean AJI over the transforms (each weighing the same) among those
+# that do not lower the training images' mean as they are
+# ({py:obj}`ssimnet.runs.fallback_choice.choose_fallback_below`).
+# {numref}`fig-fallback` shows what it was chosen from.
+
+# %% tags=["hide-input"] mystnb={"figure": {"caption": "Each training row: the network's confidence in the nuclei it found, and the watershed's AJI less the network's. Rows left of the dashed line, the chosen threshold, are given the watershed's nuclei.", "name": "fig-fallback"}}
+from ssimnet.book.report import fallback_counts
+from ssimnet.book.results import FALLBACK_SELECTION
+from ssimnet.config import FALLBACK_BELOW
+from ssimnet.runs.fallback_choice import choose_fallback_below, fallback_outcome
+
+fallback_rows, fallback_info = load_results(results_dir, kind=FALLBACK_SELECTION)
+best_below, below_table = choose_fallback_below(fallback_rows)
+sure = by_way(fallback_rows, score="aji", measures=["confidence"])
+sure["gain"] = (sure["classical watershed"] - sure["network"]) * 100
+as_they_are = sure["transform"] == "none"
+fig, ax = plt.subplots(figsize=(7.5, 4.2))
+ax.scatter(sure.loc[as_they_are, "confidence"], sure.loc[as_they_are, "gain"], s=24, color="C0", label="as it is")
+ax.scatter(sure.loc[~as_they_are, "confidence"], sure.loc[~as_they_are, "gain"], s=24, marker="^", color="C1",
+           alpha=0.7, label="under a stress transform")
+ax.axvline(FALLBACK_BELOW, color="0.3", linestyle="--", linewidth=1)
+ax.axhline(0, color="0.8", linewidth=1)
+ax.set_xlabel("the network's confidence (mean nucleus probability over its nuclei)")
+ax.set_ylabel("watershed AJI less network AJI (points)")
+ax.legend(fontsize=9)
+fig.tight_layout()
+
+# %% tags=["hide-input"]
+never_fb = fallback_outcome(fallback_rows, below=0.0) * 100
+chosen_fb = fallback_outcome(fallback_rows, below=FALLBACK_BELOW) * 100
+change = (chosen_fb - never_fb).sort_values()
+falls_train = sure["confidence"] < FALLBACK_BELOW
+tied_below = below_table[np.isclose(below_table["mean over transforms"], below_table.loc[best_below, "mean over transforms"],
+                                    rtol=0, atol=1e-12) & (below_table["untransformed"] >= below_table.loc[0.0, "untransformed"] - 1e-12)]
+Markdown(
+    f"The chosen threshold is {best_below:g} (`FALLBACK_BELOW` {FALLBACK_BELOW:g})"
+    + (f", the middle of {len(tied_below)} that tie" if len(tied_below) > 1 else "") +
+    f". On the training rows it falls back on {int(falls_train.sum())} of {len(sure)}, "
+    f"{int(falls_train[as_they_are].sum())} of the {int(as_they_are.sum())} images as they are. The mean training AJI "
+    f"over the transforms {moved(never_fb.mean(), chosen_fb.mean())}; faded without eosin "
+    f"{moved(never_fb['faded, no eosin'], chosen_fb['faded, no eosin'])}, half resolution "
+    f"{moved(never_fb['half resolution'], chosen_fb['half resolution'])}"
+    + (f"; {change.index[0]}, the transform it lowers most, {moved(never_fb[change.index[0]], chosen_fb[change.index[0]])}."
+       if change.iloc[0] < 0 else ", and it lowers none.")
+)
+
+# %% [markdown]
+# The shipped network learned from these very training images (their pseudo
+# labels), so it may be surer of them than of images it never saw, and the
+# same threshold may fall back more often elsewhere. The network's mean
+# confidence on each set's images as they are:
+
+# %% tags=["hide-input"]
+confidence_as_is = {"MoNuSeg training": sure.loc[as_they_are, "confidence"].mean()} | {
+    shown_names[name]: stress_frame[(stress_frame["dataset"] == name) & (stress_frame["config"] == "default")
+                                    & (stress_frame["transform"] == "none")]["confidence"].mean()
+    for name in stress_tables}
+Markdown("; ".join(f"{name} {value:.3f}" for name, value in confidence_as_is.items()) + ".")
+
+# %% [markdown]
+# The fallback was then made the default and scored once, in the stain stress
+# test above (the default; `default, before the fallback` is the same without
+# it). How often it fell back, as it is and under the transforms where the
+# network did worst before, and AJI against the default before it:
+
+# %% tags=["hide-input"]
+fallback_shown = ["none", "eosin removed", "faded, no eosin", "half resolution", "nuclei on white"]
+falls = {name: fallback_counts(stress_frame, dataset=name) for name in stress_tables}
+tnbc_falls = falls["tnbc"]
+
+
+def _fallback_helps() -> str:
+    """How many transforms fail the stress test's bar on each set, before the fallback and with it."""
+    def failing(config: str, name: str) -> int:
+        verdict = stress_verdict(stress_frame, dataset=name, config=config)
+        return int(((verdict["kept"] < 85) & ~verdict["above reference"]).sum())
+
+    return ("the transforms that keep less than 85 % of the untransformed AJI and fall below the watershed went from "
+            + "; ".join(f"{failing(before_fallback, name)} to {failing('default', name)} on {shown_names[name]}"
+                        for name in stress_tables))
+
+
+display(Markdown("; ".join(
+    f"{shown_names[name]}: " + ", ".join(
+        f"{t} {falls[name].loc[t, 'fallback']} of {falls[name].loc[t, 'images']}, AJI "
+        f"{moved(stress_tables[name].loc[t, before_fallback], stress_tables[name].loc[t, 'default'])}"
+        for t in fallback_shown)
+    for name in stress_tables) + "."))
+pq_as_is = {name: stress_frame[(stress_frame["dataset"] == name) & (stress_frame["transform"] == "none")]
+            .groupby("config")["pq"].mean().mul(100) for name in stress_tables}
+Markdown(
+    f"With it, {_fallback_helps()}. Where it falls back, an image scores what the watershed scores, whose "
+    f"instances are worse split: on TNBC as it is the default's PQ "
+    f"{moved(pq_as_is['tnbc'][before_fallback], pq_as_is['tnbc']['default'])}, where its AJI "
+    f"{moved(tnbc_plain[before_fallback], tnbc_plain['default'])}."
 )
 
 # %% [markdown]
@@ -522,7 +642,11 @@ Markdown("\n".join([
     f"{told['test at 20x aji']:.1f}. Given `--mpp auto`, `ssimnet segment` enlarges an image whose nuclei look "
     f"half-size both in the stain and as the network finds them, a check chosen on training images: there their "
     f"mean AJI at half resolution {moved(plain['half resolution'] * 100, checked['half resolution'] * 100)}. On "
-    f"TNBC as it is it moved the default's AJI from {tnbc_plain['default']:.1f} to {tnbc_plain[with_check]:.1f}.",
+    f"TNBC as it is it moved the default's AJI from {tnbc_plain[before_fallback]:.1f} to {tnbc_plain[with_check]:.1f}.",
+    f"- Where the network is unsure of the nuclei it found (confidence below {FALLBACK_BELOW:g}, chosen on training "
+    f"images), `ssimnet segment` gives the classical watershed's. On TNBC it fell back on "
+    f"{tnbc_falls.loc['none', 'fallback']} of {tnbc_falls.loc['none', 'images']} images as they are and moved their "
+    f"AJI from {tnbc_plain[before_fallback]:.1f} to {tnbc_plain['default']:.1f}; {_fallback_helps()}.",
 ]))
 
 # %% [markdown]

@@ -214,7 +214,8 @@ from ssimnet.tool.segmenter import Segmenter
 
 stored = Segmenter.pretrained().stored()
 shown_settings = ["instances", "min_object_probability", "min_size", "max_hole", "normalize", "network_mpp",
-                  "nucleus_scale", "enlarge_below", "tile_size", "tile_overlap", "tta", "finetune_epochs"]
+                  "nucleus_scale", "enlarge_below", "fallback_below", "tile_size", "tile_overlap", "tta",
+                  "finetune_epochs"]
 pd.DataFrame({"stored value": [str(stored[k]) for k in shown_settings]}, index=shown_settings)
 
 # %% [markdown]
@@ -228,8 +229,9 @@ Markdown("\n".join([
     f"- The shipped network, as `ssimnet segment` runs it, scores Dice / AJI / PQ {scores(shipped['monuseg_test'])} "
     f"on the MoNuSeg test images and {scores(shipped['tnbc'])} on TNBC; the classical watershed "
     f"{scores(watershed['monuseg_test'])} and {scores(watershed['tnbc'])}.",
-    f"- It segments with `{stored['instances']}` instances and normalises stains `{stored['normalize']}`; these "
-    "settings live with the network.",
+    f"- It segments with `{stored['instances']}` instances, normalises stains `{stored['normalize']}` and gives the "
+    f"classical watershed's nuclei where its confidence in its own is below {stored['fallback_below']} "
+    "({doc}`10_generalisation`); these settings live with the network.",
 ]))
 
 # %% [markdown]

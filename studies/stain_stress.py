@@ -54,6 +54,7 @@ from ssimnet.config import (
     AREA_BELOW,
     DEFAULT_SEED,
     ENLARGE_BELOW,
+    FALLBACK_BELOW,
     STAIN_GUARD,
     TRAINING_NUCLEUS_AREA,
     TRAINING_NUCLEUS_SCALE,
@@ -132,6 +133,21 @@ def _same_rows(version: pd.DataFrame, frame: pd.DataFrame) -> bool:
     return gap["largest"] <= 5e-7
 
 
+def _training_rows(part: str, args: argparse.Namespace, profile: object, record: dict[str, object], *,
+                   kind: object) -> pd.DataFrame:
+    """A selection's rows (`part` of :data:`_ROWS`): every MoNuSeg training image as it is, every third under
+    every transform; saved as `kind` with their provenance."""
+    train = list_samples(args.monuseg, "train")
+    tasks = [(part, "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir,
+              tuple(TRANSFORMS) if i % 3 == 0 else ("none",)) for i, s in enumerate(train)]
+    rows = _run(tasks, args.workers)
+    info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+    info.update(record, images=[s.name for s in train],
+                split="train: every image untransformed, every third under every transform")
+    save_results(args.out, rows, info, kind=kind)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--monuseg", required=True, type=Path)
@@ -187,14 +203,7 @@ def main() -> None:
         print(red_means.round(4).to_string())
 
     if args.only in (None, "pixel"):
-        train = list_samples(args.monuseg, "train")
-        tasks = [("pixel", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir,
-                  tuple(TRANSFORMS) if i % 3 == 0 else ("none",)) for i, s in enumerate(train)]
-        rows = _run(tasks, args.workers)
-        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
-        info.update(record, images=[s.name for s in train],
-                    split="train: every image untransformed, every third under every transform")
-        save_results(args.out, rows, info, kind=PIXEL_SIZE_SELECTION)
+        rows = _training_rows("pixel", args, profile, record, kind=PIXEL_SIZE_SELECTION)
         scale, area = references(rows)
         best, means = choose_enlarge_below(rows, scale=scale, area=area)
         print(f"the training images' nucleus scale {scale:.4f} px and area {area:.2f} px; enlarged twice below "
@@ -208,20 +217,15 @@ def main() -> None:
             print(f"these are not the config's {config}: set them in ssimnet/config/constants.py")
 
     if args.only in (None, "fallback"):
-        train = list_samples(args.monuseg, "train")
-        tasks = [("fallback", "monuseg train", str(s.image_path), str(s.label_path), args.seed, args.run_dir,
-                  tuple(TRANSFORMS) if i % 3 == 0 else ("none",)) for i, s in enumerate(train)]
-        rows = _run(tasks, args.workers)
-        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
-        info.update(record, images=[s.name for s in train],
-                    split="train: every image untransformed, every third under every transform")
-        save_results(args.out, rows, info, kind=FALLBACK_SELECTION)
+        rows = _training_rows("fallback", args, profile, record, kind=FALLBACK_SELECTION)
         best, table = choose_fallback_below(rows)
         print(f"fall back to the watershed below a confidence of {best}; every threshold, by mean training AJI "
               "over the transforms (and the untransformed images' mean, which the choice may not lower):")
         print(table.round(4).to_string())
         print(pd.DataFrame({"never": fallback_outcome(rows, below=0.0), "chosen": fallback_outcome(rows, below=best)}
                            ).round(3).to_string())
+        if best != FALLBACK_BELOW:
+            print(f"this is not the config's {FALLBACK_BELOW}: set FALLBACK_BELOW in ssimnet/config/constants.py")
 
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}

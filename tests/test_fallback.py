@@ -13,7 +13,7 @@ import pytest
 from ssimnet import Segmenter
 from ssimnet.baselines import segment_baseline
 from ssimnet.cli import main
-from ssimnet.config import DEFAULT_BASELINES, InferenceConfig
+from ssimnet.config import DEFAULT_BASELINES, FALLBACK_BELOW, InferenceConfig
 from ssimnet.data import read_label, write_image
 from ssimnet.errors import SegmentationWarning
 from ssimnet.predict import nucleus_confidence
@@ -61,7 +61,8 @@ def test_segment_records_the_confidence_and_the_fallback(tmp_path):
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(falls), "--quiet", "--fallback-below", "1"]) == 0
     kept, fell = (json.loads((d / "a_summary.json").read_text()) for d in (plain, falls))
     assert kept["fallback"] is False and fell["fallback"] is True and kept["confidence"] == fell["confidence"] > 0
-    assert fell["settings"]["inference"]["fallback_below"] == 1.0 and kept["settings"]["inference"]["fallback_below"] is None
+    stored = {name: d["settings"]["inference"]["fallback_below"] for name, d in (("kept", kept), ("fell", fell))}
+    assert stored == {"kept": FALLBACK_BELOW, "fell": 1.0}  # the shipped network's own, and the option's
     assert any("the network is unsure" in w for w in fell["warnings"])
     assert np.array_equal(read_label(falls / "a_label.png"), segment_baseline(tile, "watershed", DEFAULT_BASELINES))
     with open(falls / "summary.csv") as f:
@@ -73,8 +74,9 @@ def _rows() -> pd.DataFrame:
     """Four training images: a and b sure and better as the network has them, c unsure and better by the
     watershed (untransformed), d under a transform, unsure and better by the watershed."""
     rows = []
-    for image, transform, confidence, network, water in (("a", "none", 0.70, 0.60, 0.50), ("b", "none", 0.64, 0.50, 0.10),
-                                                         ("c", "none", 0.60, 0.30, 0.40), ("d", "faded", 0.58, 0.20, 0.45)):
+    for image, transform, confidence, network, water in (
+            ("a", "none", 0.70, 0.60, 0.50), ("b", "none", 0.64, 0.50, 0.10), ("c", "none", 0.60, 0.30, 0.40),
+            ("d", "faded", 0.58, 0.20, 0.45)):
         rows += [{"image": image, "transform": transform, "way": way, "confidence": confidence, "aji": aji}
                  for way, aji in (("network", network), ("classical watershed", water))]
     return pd.DataFrame(rows)
@@ -82,8 +84,9 @@ def _rows() -> pd.DataFrame:
 
 def test_the_fallback_s_outcome_and_choice_by_hand():
     rows = _rows()
-    assert fallback_outcome(rows, below=0.0).to_dict() == pytest.approx({"faded": 0.2, "none": (0.6 + 0.5 + 0.3) / 3})
-    assert fallback_outcome(rows, below=0.61).to_dict() == pytest.approx({"faded": 0.45, "none": (0.6 + 0.5 + 0.4) / 3})
+    never, fell = fallback_outcome(rows, below=0.0), fallback_outcome(rows, below=0.61)  # c and d fall back
+    assert never.to_dict() == pytest.approx({"faded": 0.2, "none": (0.6 + 0.5 + 0.3) / 3})
+    assert fell.to_dict() == pytest.approx({"faded": 0.45, "none": (0.6 + 0.5 + 0.4) / 3})
     best, table = choose_fallback_below(rows, grid=(0.0, 0.59, 0.61, 0.62, 0.65, 0.7))
     # 0.65 would take b's watershed too, lowering the untransformed mean: the best of 0.61 and 0.62, the middle
     assert best == 0.61 and table.loc[0.65, "untransformed"] < table.loc[0.0, "untransformed"]
@@ -111,7 +114,6 @@ def test_the_fallback_threshold_is_the_choice_on_the_committed_training_rows():
     from pathlib import Path
 
     from ssimnet.book.results import FALLBACK_SELECTION, load_results
-    from ssimnet.config import FALLBACK_BELOW
 
     rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=FALLBACK_SELECTION)
     assert info["split"].startswith("train") and set(rows["dataset"]) == {"monuseg train"}

@@ -157,7 +157,8 @@ def test_a_blue_tinted_monuseg_image_no_longer_collapses():
     image, label = read_image(sample.image_path), read_label(sample.label_path)
     seen, truth = stress(image, label, "blue", seed=0)
     segmenter = Segmenter.pretrained()
-    old = segmenter.segment(seen, measure=False, normalizer=stain_normalizer(segmenter.settings, order=False))
+    old = segmenter.segment(seen, measure=False, normalizer=stain_normalizer(segmenter.settings, order=False),
+                            fallback_below=None)  # version 0.2 had no watershed fallback either
     new = segmenter.segment(seen, measure=False, normalize="auto")
     assert foreground_fraction(old.label) > 1.5 * foreground_fraction(truth)  # the collapse, without the guard
     assert foreground_fraction(new.label) < 1.5 * foreground_fraction(truth)

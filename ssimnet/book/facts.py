@@ -114,11 +114,15 @@ def settings_facts(stored: Mapping[str, object], *, mpp_range: tuple[float, floa
     >>> facts = settings_facts(stored, mpp_range=(0.05, 5.0), max_pixels=400_000_000, patch_size=256)
     >>> facts["region_core"], facts["max_megapixels"], facts["mpp_max"], facts["min_object_probability"]
     ('832', '400', '5', '0.5')
+    >>> facts["fallback_below"], settings_facts({**stored, "fallback_below": 0.625}, mpp_range=(0.05, 5.0),
+    ...                                         max_pixels=1, patch_size=256)["fallback_below"]
+    ('never', '0.625')
     """
     return {
         "normalize": str(stored["normalize"]),
         "finetune_default": "off" if not stored["finetune_epochs"] else f"{stored['finetune_epochs']} epochs",
         "min_object_probability": f"{stored['min_object_probability']:g}",
+        "fallback_below": "never" if stored.get("fallback_below") is None else f"{stored['fallback_below']:g}",
         "min_size": str(stored["min_size"]),
         "network_mpp": f"{stored['network_mpp']:g}",
         "region_side": str(stored["region_side"]),

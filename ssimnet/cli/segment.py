@@ -79,7 +79,7 @@ def cmd_segment(args: argparse.Namespace) -> None:
         summary_rows,
         train_on_images,
     )
-    from ..tool.segmenter import Segmenter
+    from ..tool.segmenter import Segmenter, check_references
     from ..tool.slide_reader import is_slide
     from ..tool.tissue import read_roi
 
@@ -94,10 +94,13 @@ def cmd_segment(args: argparse.Namespace) -> None:
             raise CommandError(f"--mpp {exc}") from None
     profile = get_profile(args.profile).for_tool()
     segmenter, settings = _segmenter(args, profile, _overrides(args))
-    if args.mpp == AUTO and (settings.nucleus_scale is None or settings.nucleus_area is None):
-        raise DataError(segmenter.path, "--mpp auto compares the images' nuclei with the network's training "
-                                        "images', and this network carries no references of them (a network of "
-                                        "ssimnet train does)")
+    if args.mpp == AUTO:
+        try:
+            check_references(settings)  # before any output folder is made
+        except ValueError:
+            raise DataError(segmenter.path, "--mpp auto compares the images' nuclei with the network's training "
+                                            "images', and this network carries no references of them (a network "
+                                            "of ssimnet train does)") from None
     out = output_folder(args.out)
     clean_temporaries(out)  # what an interrupted run left
     # Training and fine-tuning cut the image into patches; plain prediction takes any size.

@@ -22,9 +22,9 @@ Examples
 >>> get_profile("cpu").synthetic.shape
 (1000, 1000)
 
-The settings live in three modules, all re-exported here:
-:mod:`ssimnet.config.constants`, :mod:`ssimnet.config.sections` and
-:mod:`ssimnet.config.profiles`.
+The settings live in four modules, all re-exported here:
+:mod:`ssimnet.config.constants`, :mod:`ssimnet.config.sections`,
+:mod:`ssimnet.config.slide` and :mod:`ssimnet.config.profiles`.
 """
 
 from __future__ import annotations
@@ -76,7 +76,6 @@ from .sections import (  # noqa: F401
     DEFAULT_BASELINES,
     DEFAULT_INFERENCE,
     DEFAULT_PSEUDO,
-    DEFAULT_SLIDE,
     DEFAULT_TRAIN,
     METHOD_NEEDS,
     BaselineConfig,
@@ -84,12 +83,12 @@ from .sections import (  # noqa: F401
     Profile,
     PseudoLabelConfig,
     SelfTrainConfig,
-    SlideConfig,
     SyntheticConfig,
     TrainConfig,
     key_fields,
     split_train_dict,
 )
+from .slide import DEFAULT_SLIDE, SlideConfig  # noqa: F401
 
 __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "CE_PIXELS", "InferenceConfig", "SelfTrainConfig", "SlideConfig", "DEFAULT_SLIDE", "BaselineConfig", "Profile",

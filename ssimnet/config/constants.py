@@ -48,7 +48,8 @@ AREA_BELOW: float = 0.6
 #: network in the nuclei it found (their mean nucleus probability), an image's nuclei are the classical
 #: watershed's.  Chosen by ``studies/stain_stress.py --only fallback`` on MoNuSeg *training* images and their
 #: stressed copies (``results/cpu/fallback_selection_*``): the best mean AJI over the stress transforms among
-#: the thresholds that do not lower the untransformed images' (:func:`ssimnet.runs.fallback_choice.choose_fallback_below`).
+#: the thresholds that do not lower the untransformed images'
+#: (:func:`ssimnet.runs.fallback_choice.choose_fallback_below`).
 FALLBACK_BELOW: float = 0.625
 
 #: Name of the network shipped in ``ssimnet/weights/`` (:mod:`ssimnet.tool.shipped`), the

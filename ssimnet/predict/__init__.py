@@ -14,5 +14,5 @@ from .maps import Maps, inference_tile, predict_maps, predict_probability
 from .nuclei import drop_unsure, instances, marker_watershed, measure_nuclei, nucleus_confidence
 from .segment import Segmentation, segment_image
 
-__all__ = ["Maps", "predict_maps", "predict_probability", "inference_tile", "instances", "drop_unsure", "nucleus_confidence",
-           "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]
+__all__ = ["Maps", "predict_maps", "predict_probability", "inference_tile", "instances", "drop_unsure",
+           "nucleus_confidence", "marker_watershed", "measure_nuclei", "Segmentation", "segment_image"]

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from ..pseudo.labels import PseudoLabels
     from .normalize import StainNormalizer
 
-__all__ = ["Segmenter", "settings_for", "RegionPart", "Stains", "concatenate_tables"]
+__all__ = ["Segmenter", "settings_for", "check_references", "RegionPart", "Stains", "concatenate_tables"]
 
 
 def settings_for(architecture: object, stored: dict[str, object] | None = None) -> InferenceConfig:
@@ -245,7 +245,7 @@ class Segmenter:
         settings = self._settings(overrides)
         check = mpp == AUTO
         if check:
-            _check_references(settings)
+            check_references(settings)
             mpp = None
         if self._is_region(image, settings, mpp):  # type: ignore[arg-type]
             return replace(self._assemble(image, settings, mpp=mpp, seed=seed), mpp=mpp)
@@ -402,7 +402,7 @@ class Segmenter:
                             table=concatenate_tables(tables), tiles=len(tables), normalization=note)
 
 
-def _check_references(settings: InferenceConfig) -> None:
+def check_references(settings: InferenceConfig) -> None:
     """Raise ValueError unless `settings` carry the training images' references that ``mpp="auto"`` needs."""
     if settings.nucleus_scale is None or settings.nucleus_area is None:
         raise ValueError("mpp='auto' compares an image's nuclei with the network's training images', and this "
