@@ -223,6 +223,9 @@ chosen_guard
 # (`studies/stain_stress.py`): the shipped network as `ssimnet segment` runs
 # it (`--normalize auto`, the default), with version 0.2's normaliser, with
 # no normalisation, and the classical watershed, on every transformed copy.
+# The network's three ways fall back to the watershed as `segment` now does
+# ({ref}`sec-beyond-fallback`); the earlier defaults, scored before the
+# fallback existed, do not.
 # Six versions of the guard were scored here, each once, and all are shown;
 # the default is the fifth, with the watershed fallback of
 # {ref}`sec-beyond-fallback`. `default, before the fallback` is the fifth
