@@ -705,3 +705,37 @@ Markdown("\n".join([
 #
 # ```{solution-end}
 # ```
+#
+# ```{exercise-start}
+# :label: ex-generalisation-fallback
+# ```
+#
+# The fallback's threshold was chosen among those that do not lower the
+# training images' mean AJI as they are. Using `fallback_rows` and
+# {py:obj}`ssimnet.runs.fallback_choice.fallback_outcome`, find the
+# threshold with the best mean AJI over the transforms without that
+# condition. What would it have cost the images as they are?
+#
+# ```{exercise-end}
+# ```
+#
+# ```{solution-start} ex-generalisation-fallback
+# :class: dropdown
+# ```
+#
+# The table `below_table` (from
+# {py:obj}`~ssimnet.runs.fallback_choice.choose_fallback_below`) holds both
+# means for every threshold of the grid:
+#
+# ```python
+# best_any = below_table["mean over transforms"].idxmax()
+# below_table.loc[[0.0, FALLBACK_BELOW, best_any]]
+# ```
+#
+# Compare the `untransformed` column of the two thresholds, and the `falls
+# back` counts: the condition keeps the fallback from trading the common
+# case, an image as it is, for the rare one, the same trade the tool's
+# default must not make on TNBC as it is.
+#
+# ```{solution-end}
+# ```
