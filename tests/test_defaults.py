@@ -10,7 +10,6 @@ import pytest
 
 from ssimnet.cli import OVERRIDES, parser
 from ssimnet.config import (
-    AUTO_MPP,
     DEFAULT_INFERENCE,
     DEFAULT_PROFILE,
     DEFAULT_PSEUDO,
@@ -115,13 +114,12 @@ def test_profiles_differ_from_the_defaults_only_where_they_say_why():
     smoke, cpu, paper = (get_profile(n) for n in ("smoke", "cpu", "paper"))
     assert paper.inference == DEFAULT_INFERENCE and paper.for_tool() == paper
     # the tool's inference: the same settings in every profile but the instance method, the object threshold
-    # and the watershed fallback and pixel-size check, chosen for the cpu profile's network (FALLBACK_BELOW, AUTO_MPP)
+    # and the watershed fallback, whose threshold was chosen for the cpu profile's network (FALLBACK_BELOW)
     for profile in (smoke, cpu):
         tool = profile.for_tool().inference
         assert dataclasses.replace(tool, instances="cc", min_object_probability=0.0, finetune_lr=None,
-                                   fallback_below=None, auto_mpp=False) == TOOL_INFERENCE
+                                   fallback_below=None) == TOOL_INFERENCE
     assert cpu.for_tool().inference.fallback_below == FALLBACK_BELOW and smoke.for_tool().inference.fallback_below is None
-    assert cpu.for_tool().inference.auto_mpp == AUTO_MPP and not smoke.for_tool().inference.auto_mpp
 
 
 def test_inference_settings_check_their_invariants():
@@ -130,21 +128,6 @@ def test_inference_settings_check_their_invariants():
     for bad, match in [(dict(tile_size=200, region_halo=100), "2 \\* region_halo < tile_size"),
                        (dict(tile_overlap=256), "tile_overlap"), (dict(threshold=1.0), "threshold"),
                        (dict(stain_solver="svd"), "stain_solver"), (dict(region_side=0), "region_side"),
-                       (dict(finetune_epochs=-1), "finetune_epochs"),
-                       (dict(auto_mpp=True, nucleus_scale=6.0), "auto_mpp needs nucleus_scale and nucleus_area")]:
+                       (dict(finetune_epochs=-1), "finetune_epochs")]:
         with pytest.raises(ValueError, match=match):
             InferenceConfig(**bad)
-    assert InferenceConfig(auto_mpp=True, nucleus_scale=6.0, nucleus_area=400.0).auto_mpp
-
-
-def test_a_network_that_stores_no_auto_mpp_does_not_check_the_pixel_size():
-    """Only a network that says so checks (an older one stored references but no auto_mpp), and one without
-    references cannot."""
-    from ssimnet.net.architecture import Architecture
-    from ssimnet.tool.segmenter import settings_for
-
-    stored = {"nucleus_scale": 6.0, "nucleus_area": 400.0}
-    assert not settings_for(Architecture(), stored).auto_mpp
-    assert settings_for(Architecture(), {**stored, "auto_mpp": True}).auto_mpp
-    with pytest.raises(ValueError, match="auto_mpp needs"):
-        settings_for(Architecture(), {"auto_mpp": True})

@@ -82,13 +82,10 @@ def test_mpp_auto_enlarges_a_half_size_tile_as_an_explicit_mpp_does_and_leaves_a
         full_result = segmenter.segment(tile, measure=False, mpp="auto")
         assert not caught  # nuclei of the size it learned: no warning
         half_result = segmenter.segment(half, measure=False, mpp="auto")
-        default = segmenter.segment(half, measure=False)  # the shipped network checks an image given no size
-        as_is = segmenter.segment(half, measure=False, auto_mpp=False)  # as it is, whatever its nuclei
-    assert segmenter.settings.auto_mpp and len(caught) == 2
-    assert all("nuclei look half the size" in str(c.message) for c in caught)
-    assert full_result.mpp is None and half_result.mpp == default.mpp == 2 * NETWORK_MPP and as_is.mpp is None
-    assert np.array_equal(default.labels, half_result.labels)
-    assert np.array_equal(full_result.labels, segmenter.segment(tile, measure=False, auto_mpp=False).labels)
+        as_is = segmenter.segment(half, measure=False)  # the default: as it is, whatever its nuclei
+    assert len(caught) == 1 and "nuclei look half the size" in str(caught[0].message)
+    assert full_result.mpp is None and half_result.mpp == 2 * NETWORK_MPP and as_is.mpp is None
+    assert np.array_equal(full_result.labels, segmenter.segment(tile, measure=False).labels)
     told = segmenter.segment(half, measure=False, mpp=2 * NETWORK_MPP)
     assert np.array_equal(half_result.labels, told.labels)  # the same pixels as --mpp 0.5
     assert not np.array_equal(as_is.labels, half_result.labels)  # the check changed something
@@ -118,12 +115,8 @@ def test_segment_mpp_auto_records_the_pixel_size_it_used(tmp_path, capsys):
     assert main(["segment", str(tmp_path / "half.png"), "--out", str(told), "--quiet", "--mpp",
                  str(2 * NETWORK_MPP)]) == 0
     assert np.array_equal(read_label(told / "half_label.png"), read_label(out / "half_label.png"))
-    assert main(["segment", str(tmp_path / "half.png"), "--out", str(plain), "--quiet", "--no-auto-mpp"]) == 0
+    assert main(["segment", str(tmp_path / "half.png"), "--out", str(plain), "--quiet"]) == 0  # the default
     assert json.loads((plain / "half_summary.json").read_text())["mpp"] is None
-    checked = tmp_path / "checked"  # the default: the shipped network checks the pixel size of an image given none
-    assert main(["segment", str(tmp_path / "half.png"), "--out", str(checked), "--quiet"]) == 0
-    assert json.loads((checked / "half_summary.json").read_text())["mpp"] == 2 * NETWORK_MPP
-    assert np.array_equal(read_label(checked / "half_label.png"), read_label(out / "half_label.png"))
 
 
 def test_segment_mpp_auto_needs_a_network_with_references(tmp_path, capsys):
@@ -173,13 +166,12 @@ def test_enlarge_outcome_and_the_choice_by_hand():
 
 def test_the_pixel_size_check_s_settings_are_the_choice_on_the_committed_training_rows():
     """TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA, ENLARGE_BELOW and AREA_BELOW are computed from
-    results/cpu/pixel_size_selection_*, not typed: chosen on training images only; and the check is the default
-    (AUTO_MPP) because it raised the mean training AJI over never enlarging, without lowering it on the images as
-    they are."""
+    results/cpu/pixel_size_selection_*, not typed: chosen on training images only, and the check raised the
+    mean training AJI over never enlarging, without lowering it on the images as they are."""
     from pathlib import Path
 
     from ssimnet.book.results import PIXEL_SIZE_SELECTION, load_results
-    from ssimnet.config import AREA_BELOW, AUTO_MPP, ENLARGE_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
+    from ssimnet.config import AREA_BELOW, ENLARGE_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
 
     rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=PIXEL_SIZE_SELECTION)
     assert info["split"].startswith("train") and set(rows["dataset"]) == {"monuseg train"}
@@ -192,6 +184,6 @@ def test_the_pixel_size_check_s_settings_are_the_choice_on_the_committed_trainin
     refs = {"scale": scale, "area": area}
     never = enlarge_outcome(rows, **refs, enlarge_below=1.0, area_below=0.0)
     checked = enlarge_outcome(rows, **refs, **best)
-    assert AUTO_MPP == bool(checked.mean() > never.mean() and checked["none"] >= never["none"])  # the default's rule
+    assert checked.mean() > never.mean() and checked["none"] >= never["none"]
     assert (TOOL_INFERENCE.nucleus_scale, TOOL_INFERENCE.nucleus_area, TOOL_INFERENCE.enlarge_below,
             TOOL_INFERENCE.area_below) == (TRAINING_NUCLEUS_SCALE, TRAINING_NUCLEUS_AREA, ENLARGE_BELOW, AREA_BELOW)

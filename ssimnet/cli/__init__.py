@@ -8,7 +8,7 @@
     ssimnet train DATA_DIR --out RUN_DIR [--profile P] [--seed N] [--device D] [--restart]
     ssimnet segment IMAGE|DIR|GLOB... --out DIR [--model CKPT | --adapt] [--finetune-epochs N] [--instances M]
                     [--min-object-probability P] [--fallback-below P] [--tta] [--device D]
-                    [--[no-]normalize] [--mpp MPP] [--[no-]auto-mpp] [--workers N] [--scheduler ADDRESS] [--overwrite]
+                    [--[no-]normalize] [--mpp MPP] [--workers N] [--scheduler ADDRESS] [--overwrite]
     ssimnet segment --version
     ssimnet evaluate GT_DIR PRED_DIR [--csv FILE]
     ssimnet book [--profile P] [--data-dir D] [--run-dir R] [--seed N] [--device D] [--workers N] [--only NB] [--quiet]

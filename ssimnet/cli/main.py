@@ -99,11 +99,7 @@ def parser() -> argparse.ArgumentParser:
     segment.add_argument("--mpp", type=mpp, default=None,
                          help=f"the images' microns per pixel: resampled to the network's {NETWORK_MPP} (MoNuSeg, 40x) "
                               "and back, or 'auto': twice the network's when the nuclei look half-size, else as it is; "
-                              "not with --adapt (default: a slide's own, from its metadata; else as they are, or "
-                              "auto when the network checks by default, --auto-mpp)")
-    segment.add_argument("--auto-mpp", action=argparse.BooleanOptionalAction, default=None,
-                         help="check the pixel size of an image given none, as --mpp auto does (default: the "
-                              "network's; the shipped network checks)")
+                              "not with --adapt (default: as they are; a slide's own, from its metadata)")
     segment.add_argument("--roi", type=path, default=None,
                          help="a GeoJSON file of polygons in level-0 pixels (QuPath's annotation export): a slide is "
                               "segmented within them only")

@@ -74,8 +74,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     model = out / MODEL_FILE
     # the network with the settings it segments with, and the size of the nuclei it learned (the pixel-size
     # check's references: its training images, segmented as they are, the network's own nuclei as segment
-    # finds them before it checks the pixel size or falls back)
-    plain = Segmenter(trainer, replace(profile.inference, auto_mpp=False, fallback_below=None), pseudo=profile.pseudo)
+    # measures them for --mpp auto, before any fallback)
+    plain = Segmenter(trainer, replace(profile.inference, fallback_below=None), pseudo=profile.pseudo)
     scale, area = training_references(
         (read_image(s.image_path) for s in list_samples(args.data_dir, "train", labels=False)),
         lambda image: plain.segment(image, seed=args.seed, measure=False).labels)

@@ -16,8 +16,7 @@ __all__ = ["OVERRIDES", "cmd_segment", "ShippedVersion"]
 
 
 #: ``segment`` options that override one of the network's stored inference settings (InferenceConfig fields).
-OVERRIDES = ("finetune_epochs", "instances", "min_object_probability", "fallback_below", "tta", "normalize",
-             "auto_mpp")
+OVERRIDES = ("finetune_epochs", "instances", "min_object_probability", "fallback_below", "tta", "normalize")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -59,7 +58,7 @@ def _segmenter(args: argparse.Namespace, profile, overrides: dict[str, object]):
     try:  # a network trained here on the images themselves has seen them as they are: no normalisation unless
         # asked, no references of another training set's nuclei, and no confidence threshold of another network
         settings = replace(profile.inference, **{"normalize": "off", "nucleus_scale": None, "nucleus_area": None,
-                                                 "auto_mpp": False, "fallback_below": None, **overrides})
+                                                 "fallback_below": None, **overrides})
         settings.check_network(profile.train.architecture)
     except ValueError as exc:
         raise CommandError(_option(exc).replace("this one has none", f"the {profile.name!r} profile trains none")) from None

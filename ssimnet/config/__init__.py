@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from .constants import (  # noqa: F401
     AREA_BELOW,
-    AUTO_MPP,
     BOOK_EXECUTED,
     BOOK_PUBLISHED,
     CE_PIXELS,
@@ -95,7 +94,7 @@ __all__ = [
     "SyntheticConfig", "PseudoLabelConfig", "TrainConfig", "CE_PIXELS", "InferenceConfig", "SelfTrainConfig", "SlideConfig", "DEFAULT_SLIDE", "BaselineConfig", "Profile",
     "PAPER_FINAL_LR", "PROFILES", "DEFAULT_PROFILE", "TOOL_INFERENCE", "METHOD_NEEDS", "split_train_dict", "DEFAULT_INFERENCE", "get_profile", "AblationVariant", "ABLATION", "InstanceDefaults",
     "INSTANCE_METHODS", "LEARNED_SEPARATION_WEIGHT", "DEFAULT_PSEUDO", "DEFAULT_TRAIN", "DEFAULT_BASELINES", "key_fields",
-    "DEFAULT_SEED", "default_workers", "usable_cpus", "MIN_IMAGE_RANGE", "MIN_NUCLEUS_AREA", "MAX_HOLE_AREA", "MAX_IMAGE_PIXELS", "TRAINING_NUCLEUS_SCALE", "TRAINING_NUCLEUS_AREA", "ENLARGE_BELOW", "AREA_BELOW", "AUTO_MPP", "FALLBACK_BELOW", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
+    "DEFAULT_SEED", "default_workers", "usable_cpus", "MIN_IMAGE_RANGE", "MIN_NUCLEUS_AREA", "MAX_HOLE_AREA", "MAX_IMAGE_PIXELS", "TRAINING_NUCLEUS_SCALE", "TRAINING_NUCLEUS_AREA", "ENLARGE_BELOW", "AREA_BELOW", "FALLBACK_BELOW", "SHIPPED_MODEL", "ONNX_OPSET", "BOOK_PUBLISHED", "BOOK_EXECUTED", "PUBLISH_FIGURES",
     "PublishFigures", "StainReference", "STAIN_REFERENCE", "StainGuard", "STAIN_GUARD", "NORMALIZE_MODES", "PSEUDO_STAIN_SOLVER", "STAIN_SOLVER_MAX_ITER",
     "STAIN_SOLVER_TOL", "PNG_COMPRESSION",
 ]

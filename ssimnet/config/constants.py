@@ -44,13 +44,6 @@ TRAINING_NUCLEUS_AREA: float = 402.75
 ENLARGE_BELOW: float = 0.8
 AREA_BELOW: float = 0.6
 
-#: Whether ``ssimnet segment`` checks the pixel size of an image given none (``auto_mpp``), as ``--mpp auto``
-#: does.  By the same rule as :data:`FALLBACK_BELOW`, on the same kind of rows (``results/cpu/pixel_size_selection_*``,
-#: MoNuSeg *training* images and their stressed copies): the check is on when, with :data:`ENLARGE_BELOW` and
-#: :data:`AREA_BELOW`, it raises the mean AJI over the stress transforms and does not lower the untransformed
-#: images' (a test recomputes it from the rows).
-AUTO_MPP: bool = True
-
 #: The watershed fallback of ``ssimnet segment`` (``fallback_below``): below this confidence of the shipped
 #: network in the nuclei it found (their mean nucleus probability), an image's nuclei are the classical
 #: watershed's.  Chosen by ``studies/stain_stress.py --only fallback`` on MoNuSeg *training* images and their

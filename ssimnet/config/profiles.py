@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .constants import AUTO_MPP, FALLBACK_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
+from .constants import FALLBACK_BELOW, TRAINING_NUCLEUS_AREA, TRAINING_NUCLEUS_SCALE
 from .sections import (
     DEFAULT_TRAIN,
     BaselineConfig,
@@ -79,12 +79,10 @@ PROFILES: dict[str, Profile] = {
         # same six images (studies/object_probability.py, results/cpu/object_probability_*: Dice 78.0 -> 78.6,
         # AJI 53.0 -> 53.5, PQ 46.5 -> 48.6; 0.4-0.6 tried, 0.6 lowers recall by 7 points).  Where the network
         # is unsure of the nuclei it found, they are the classical watershed's (FALLBACK_BELOW, chosen for
-        # this network on training images and their stressed copies).  An image given no pixel size is checked
-        # for one (AUTO_MPP: --mpp auto, chosen on the same kind of rows).
+        # this network on training images and their stressed copies).
         tool_train=replace(CPU_TRAIN, boundary_width=4),
         tool_inference=replace(TOOL_INFERENCE, instances="boundary", min_object_probability=0.5,
-                               finetune_lr=PAPER_FINAL_LR, fallback_below=FALLBACK_BELOW,
-                               auto_mpp=AUTO_MPP),
+                               finetune_lr=PAPER_FINAL_LR, fallback_below=FALLBACK_BELOW),
         # Kanezaki's CNN at half resolution with 32 channels and at most 50 steps
         # per image (about 8 s per MoNuSeg image; Dice 61.6 on 3 training images).
         baselines=BaselineConfig(runs=3, network_runs=1, kanezaki_channels=32, kanezaki_iterations=50,

@@ -277,8 +277,6 @@ class InferenceConfig:
         training images (pixels): with ``mpp="auto"``, an image under both `enlarge_below` of the one and
         `area_below` of the other (fractions in (0, 1]) is segmented enlarged twice
         (:mod:`ssimnet.tool.pixel_size`).  None: unknown, and ``"auto"`` is refused.
-    auto_mpp : bool
-        Check the pixel size of an image given none, as ``mpp="auto"`` does (it needs the references).
     fallback_below : float or None
         When the network's confidence in the nuclei it finds (their pixels' mean nucleus probability,
         :func:`ssimnet.predict.nuclei.nucleus_confidence`) is below this, the image's nuclei are the
@@ -318,7 +316,6 @@ class InferenceConfig:
     nucleus_area: float | None = None
     enlarge_below: float = ENLARGE_BELOW
     area_below: float = AREA_BELOW
-    auto_mpp: bool = False
     fallback_below: float | None = None
     region_side: int = 2048
     region_halo: int = 96
@@ -346,8 +343,6 @@ class InferenceConfig:
              "nucleus_scale and nucleus_area must be > 0", (self.nucleus_scale, self.nucleus_area)),
             (0 < min(self.enlarge_below, self.area_below) <= max(self.enlarge_below, self.area_below) <= 1,
              "enlarge_below and area_below must lie in (0, 1]", (self.enlarge_below, self.area_below)),
-            (not self.auto_mpp or None not in (self.nucleus_scale, self.nucleus_area),
-             "auto_mpp needs nucleus_scale and nucleus_area (the training images' references)", self.auto_mpp),
             (self.fallback_below is None or 0 <= self.fallback_below <= 1, "fallback_below must lie in [0, 1]",
              self.fallback_below),
             (0 <= 2 * self.region_halo < self.tile_size, "a region tile's two halos must leave a core: 2 * region_halo "

@@ -210,7 +210,7 @@ def stress_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed
     ``default`` is `segmenter` with ``normalize="auto"`` (what ``ssimnet segment`` does),
     ``0.2 normaliser`` always normalises with the stains measured as
     version 0.2 did (no stain guard), ``off`` never normalises (both with the segmenter's other settings,
-    its pixel-size check and watershed fallback included), and
+    its watershed fallback included), and
     ``classical watershed`` is the hematoxylin watershed baseline.  ``mpp`` is the pixel size each was
     segmented at (None: as it is; :mod:`ssimnet.tool.pixel_size`), ``confidence`` the network's in the nuclei
     it found (:func:`ssimnet.predict.nuclei.nucleus_confidence`) and ``fallback`` whether its nuclei are the

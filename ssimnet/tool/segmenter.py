@@ -76,8 +76,8 @@ def settings_for(architecture: object, stored: dict[str, object] | None = None) 
     """
     if stored and set(stored) >= set(InferenceConfig.__dataclass_fields__):
         return InferenceConfig.from_dict(stored)  # complete, as saved: kept as it is
-    unknown = {"nucleus_scale": None, "nucleus_area": None, "auto_mpp": False}  # the training images': if stored
-    settings = {**asdict(TOOL_INFERENCE), **unknown, **(stored or {})}
+    # the references of mpp="auto" belong to the network's training images: unknown unless stored
+    settings = {**asdict(TOOL_INFERENCE), "nucleus_scale": None, "nucleus_area": None, **(stored or {})}
     method = settings["instances"] if stored and "instances" in stored else None
     if method is None or (method in METHOD_NEEDS and not getattr(architecture, METHOD_NEEDS[method][0])):
         own = [m for m, (flag, _) in METHOD_NEEDS.items() if getattr(architecture, flag)]
@@ -208,8 +208,7 @@ class Segmenter:
         mpp : float or "auto", optional
             The image's microns per pixel: it is resampled to the network's
             (``network_mpp``) and the labels back to the image's grid.  None:
-            unknown: as it is, or as ``"auto"`` when the settings say so
-            (``auto_mpp``).  ``"auto"``: as it is, unless its nuclei look half-size
+            as it is.  ``"auto"``: as it is, unless its nuclei look half-size
             both in its stain and as the network finds them, against the
             training images' (``nucleus_scale``, ``nucleus_area``,
             :mod:`ssimnet.tool.pixel_size`): then enlarged twice.  An image
@@ -244,8 +243,8 @@ class Segmenter:
         """
         image = _rgb(image)
         settings = self._settings(overrides)
-        check = mpp == AUTO or (mpp is None and settings.auto_mpp)  # auto_mpp's references are checked with it
-        if mpp == AUTO:
+        check = mpp == AUTO
+        if check:
             check_references(settings)
             mpp = None
         if self._is_region(image, settings, mpp):  # type: ignore[arg-type]
