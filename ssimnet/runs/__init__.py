@@ -7,4 +7,7 @@
 - :mod:`ssimnet.runs.experiments` -- the repeated-runs protocol, Tables 1 and 3, the studies' tables
 - :mod:`ssimnet.runs.stress` -- the stain stress test: colour transforms that keep the labels
 - :mod:`ssimnet.runs.guard_choice` -- the stain guard's one-stain settings, chosen on the stress test's training rows
+- :mod:`ssimnet.runs.pixel_choice` -- the pixel-size check's references and fractions, chosen on training rows
+- :mod:`ssimnet.runs.fallback_choice` -- the watershed fallback's threshold, chosen on training rows
+- :mod:`ssimnet.runs.ties` -- the tie-break those choices share: the middle one of the best
 """

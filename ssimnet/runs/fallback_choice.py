@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .stress import by_way
+from .ties import middle_of_best
 
 __all__ = ["FALLBACK_GRID", "fallback_outcome", "choose_fallback_below", "with_fallback"]
 
@@ -36,7 +37,11 @@ FALLBACK_GRID: tuple[float, ...] = (0.0, *np.round(np.arange(0.5, 0.8001, 0.005)
 def fallback_outcome(rows: pd.DataFrame, *, below: float, score: str = "aji") -> pd.Series:
     """The mean `score` per transform had every image whose ``confidence`` is below `below` been given the
     classical watershed's nuclei, every other the network's."""
-    frame = by_way(rows, score=score, measures=["confidence"])
+    return _outcome(by_way(rows, score=score, measures=["confidence"]), below)
+
+
+def _outcome(frame: pd.DataFrame, below: float) -> pd.Series:
+    """:func:`fallback_outcome` on rows already one per image and transform (:func:`~ssimnet.runs.stress.by_way`)."""
     chosen = np.where(frame["confidence"] < below, frame["classical watershed"], frame["network"])
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()
 
@@ -45,8 +50,9 @@ def choose_fallback_below(rows: pd.DataFrame, *, grid: tuple[float, ...] = FALLB
                           plain: str = "none") -> tuple[float, pd.DataFrame]:
     """The threshold of `grid` with the highest mean training AJI over the transforms (each transform weighs
     the same, however many images it has) among those that keep the untransformed images' (`plain`) mean
-    AJI at least what it is without a fallback; the middle one of the best, in the grid's order, when
-    several tie.  Also every threshold's two means and how many rows it falls back on.
+    AJI at least what it is without a fallback (``allowed``); the middle one of the best, in the grid's order,
+    when several tie (:func:`~ssimnet.runs.ties.middle_of_best`).  Also every threshold's two means and how
+    many rows it falls back on.
 
     Examples
     --------
@@ -56,15 +62,13 @@ def choose_fallback_below(rows: pd.DataFrame, *, grid: tuple[float, ...] = FALLB
     >>> choose_fallback_below(rows, grid=(0.0, 0.6, 0.65, 0.7))[0]  # 0.65 would lower b, untransformed
     0.6
     """
-    frame = by_way(rows, score="aji", measures=["confidence"])
+    frame = by_way(rows, score="aji", measures=["confidence"])  # pivoted once for every threshold
     table = pd.DataFrame([{"below": below, "falls back": int((frame["confidence"] < below).sum()),
-                           "mean over transforms": float((outcome := fallback_outcome(rows, below=below)).mean()),
+                           "mean over transforms": float((outcome := _outcome(frame, below)).mean()),
                            "untransformed": float(outcome[plain])} for below in grid]).set_index("below")
-    never = float(fallback_outcome(rows, below=0.0)[plain])
-    allowed = table[table["untransformed"] >= never - 1e-12]
-    best = [b for b, mean in allowed["mean over transforms"].items()
-            if np.isclose(mean, allowed["mean over transforms"].max(), rtol=0, atol=1e-12)]
-    return float(best[(len(best) - 1) // 2]), table
+    never = float(_outcome(frame, 0.0)[plain])
+    table["allowed"] = table["untransformed"] >= never - 1e-12
+    return float(middle_of_best(table.loc[table["allowed"], "mean over transforms"])[0]), table
 
 
 def with_fallback(frame: pd.DataFrame, *, below: float, config: str, network: str = "default",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .stress import by_way
+from .ties import middle_of_best
 
 __all__ = ["ENLARGE_GRID", "references", "enlarge_outcome", "choose_enlarge_below"]
 
@@ -79,5 +80,4 @@ def choose_enlarge_below(rows: pd.DataFrame, *, scale: float, area: float,
     pairs = [(a, b) for a in grid["enlarge_below"] for b in grid["area_below"]]
     means = pd.Series([float(enlarge_outcome(rows, scale=scale, area=area, enlarge_below=a, area_below=b).mean())
                        for a, b in pairs], index=pd.MultiIndex.from_tuples(pairs, names=list(grid)), name="aji")
-    best = [pair for pair, mean in means.items() if np.isclose(mean, means.max(), rtol=0, atol=1e-12)]
-    return dict(zip(grid, best[(len(best) - 1) // 2])), means
+    return dict(zip(grid, middle_of_best(means)[0])), means
