@@ -655,7 +655,6 @@ Markdown(
 
 # %% tags=["hide-input"]
 with_both = "default, pixel-size check and fallback"
-dice_tables = {name: stress_table(stress_frame, dataset=name, metric="dice") for name in stress_tables}
 exact = {name: stress_frame[(stress_frame["dataset"] == name) & stress_frame["config"].isin(["default", with_both])]
          .groupby(["config", "transform"])[["dice", "aji"]].mean().mul(100) for name in stress_tables}
 untransformed_kept = all(exact[name].loc[(with_both, "none")].ge(exact[name].loc[("default", "none")]).all()
