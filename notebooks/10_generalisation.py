@@ -314,8 +314,13 @@ for name, table in stress_tables.items():
 verdicts = {name: stress_verdict(stress_frame, dataset=name) for name in stress_tables}
 
 
+def _failed(verdict: pd.DataFrame) -> pd.DataFrame:
+    """The transforms of a :func:`~ssimnet.book.report.stress_verdict` that miss the issue's bar."""
+    return verdict[(verdict["kept"] < 85) & ~verdict["above reference"]]
+
+
 def _held(verdict: pd.DataFrame) -> str:
-    failed = verdict[(verdict["kept"] < 85) & ~verdict["above reference"]]
+    failed = _failed(verdict)
     if failed.empty:
         return "every transform keeps at least 85 % of the untransformed AJI or stays above the watershed"
     return ("these transforms keep less than 85 % of the untransformed AJI and fall below the watershed: "
@@ -503,13 +508,18 @@ display(Markdown(
 # %% tags=["hide-input"]
 with_check = "default, pixel-size check"
 pixel_shown = ["none", "half resolution"]
-display(Markdown("; ".join(
-    f"{shown_names[name]}: " + ", ".join(
-        f"{t} {enlarged_counts(stress_frame, dataset=name, config=with_check).loc[t, 'enlarged']} of "
-        f"{enlarged_counts(stress_frame, dataset=name, config=with_check).loc[t, 'images']} enlarged, AJI "
-        f"{moved(stress_tables[name].loc[t, before_fallback], stress_tables[name].loc[t, with_check])}"
-        for t in pixel_shown)
-    for name in stress_tables) + "."))
+
+
+def _enlarged(name: str, config: str, against: str) -> str:
+    """How many images of one set `config` enlarged, as they are and at half resolution, and its AJI there
+    against `against`'s."""
+    counts = enlarged_counts(stress_frame, dataset=name, config=config)
+    return f"{shown_names[name]}: " + ", ".join(
+        f"{t} {counts.loc[t, 'enlarged']} of {counts.loc[t, 'images']} enlarged, AJI "
+        f"{moved(stress_tables[name].loc[t, against], stress_tables[name].loc[t, config])}" for t in pixel_shown)
+
+
+display(Markdown("; ".join(_enlarged(name, with_check, before_fallback) for name in stress_tables) + "."))
 tnbc_plain = stress_tables["tnbc"].loc["none"]
 Markdown(
     f"On TNBC as it is, the check moves AJI from {tnbc_plain[before_fallback]:.1f} to {tnbc_plain[with_check]:.1f}: "
@@ -609,8 +619,7 @@ tnbc_falls = falls["tnbc"]
 
 def _failing(config: str, name: str) -> int:
     """How many transforms fail the stress test's bar on one set under `config`."""
-    verdict = stress_verdict(stress_frame, dataset=name, config=config)
-    return int(((verdict["kept"] < 85) & ~verdict["above reference"]).sum())
+    return len(_failed(stress_verdict(stress_frame, dataset=name, config=config)))
 
 
 def _helps(before: str, after: str) -> str:
@@ -665,12 +674,7 @@ lowered = (stress_tables["tnbc"][with_both] - stress_tables["tnbc"]["default"]).
 display(Markdown(
     f"On the training rows, the mean AJI over the transforms {moved(plain.mean() * 100, checked.mean() * 100)} "
     f"and as they are {moved(plain['none'] * 100, checked['none'] * 100)}. In the stress test: " + "; ".join(
-        f"{shown_names[name]}: " + ", ".join(
-            f"{t} {enlarged_counts(stress_frame, dataset=name, config=with_both).loc[t, 'enlarged']} of "
-            f"{enlarged_counts(stress_frame, dataset=name, config=with_both).loc[t, 'images']} enlarged, AJI "
-            f"{moved(stress_tables[name].loc[t, 'default'], stress_tables[name].loc[t, with_both])}"
-            for t in pixel_shown)
-        + f"; the mean AJI over the transforms {moved(means[name]['default'], means[name][with_both])}"
+        _enlarged(name, with_both, "default") + f"; the mean AJI over the transforms {moved(means[name]['default'], means[name][with_both])}"
         for name in stress_tables) + "."))
 Markdown(
     "Untransformed Dice and AJI, to three decimals: " + "; ".join(
