@@ -16,8 +16,15 @@ from ssimnet.cli import main
 from ssimnet.config import DEFAULT_BASELINES, FALLBACK_BELOW, InferenceConfig
 from ssimnet.data import read_label, write_image
 from ssimnet.errors import SegmentationWarning
+from ssimnet.metrics import score
 from ssimnet.predict import nucleus_confidence
-from ssimnet.runs.fallback_choice import choose_fallback_below, fallback_outcome, with_fallback
+from ssimnet.runs.fallback_choice import (
+    choose_fallback_below,
+    choose_fallback_watershed,
+    fallback_outcome,
+    with_fallback,
+)
+from ssimnet.runs.stress import FALLBACK_WATERSHEDS, fallback_rows
 from ssimnet.synthetic import synthetic_tile
 
 
@@ -70,6 +77,24 @@ def test_segment_records_the_confidence_and_the_fallback(tmp_path):
     assert row["fallback"] == "True" and float(row["confidence"]) == pytest.approx(fell["confidence"])
 
 
+def test_the_fallback_s_training_rows_hold_each_watershed_and_the_network_s_confidence():
+    segmenter = Segmenter.pretrained()
+    tile = synthetic_tile((192, 192), seed=1)
+    rows = pd.DataFrame(fallback_rows(tile.image, tile.label, segmenter, transforms=("none", "lavender")))
+    assert rows.groupby("transform")["way"].apply(list).to_dict() == {
+        t: ["network", *FALLBACK_WATERSHEDS] for t in ("lavender", "none")}
+    network = segmenter.segment(tile.image, measure=False, fallback_below=None)
+    assert (rows["confidence"][rows["transform"] == "none"] == network.confidence).all()
+    water = rows.set_index(["transform", "way"])["aji"]
+    assert water["none", "classical watershed"] == pytest.approx(
+        score(tile.label, segment_baseline(tile.image, "watershed", DEFAULT_BASELINES)).aji)
+    # not normalised, the image the network sees is the image itself: that watershed is the classical one
+    off = pd.DataFrame(fallback_rows(tile.image, tile.label, segmenter.with_settings(normalize="off"),
+                                     transforms=("lavender",))).set_index("way")["aji"]
+    assert off["watershed, normalised image"] == off["classical watershed"]
+    assert water["lavender", "watershed, normalised image"] != water["lavender", "classical watershed"]
+
+
 def _rows() -> pd.DataFrame:
     """Four training images: a and b sure and better as the network has them, c unsure and better by the
     watershed (untransformed), d under a transform, unsure and better by the watershed."""
@@ -91,6 +116,28 @@ def test_the_fallback_s_outcome_and_choice_by_hand():
     # 0.65 would take b's watershed too, lowering the untransformed mean: the best of 0.61 and 0.62, the middle
     assert best == 0.61 and table.loc[0.65, "untransformed"] < table.loc[0.0, "untransformed"]
     assert table["falls back"].to_dict() == {0.0: 0, 0.59: 1, 0.61: 2, 0.62: 2, 0.65: 3, 0.7: 3}
+
+
+def test_the_fallback_s_watershed_is_another_only_when_it_is_better_by_the_margin_and_keeps_the_plain_images():
+    rows = _rows()
+    for image, transform, confidence, other in (("a", "none", 0.70, 0.55), ("b", "none", 0.64, 0.05),
+                                                ("c", "none", 0.60, 0.42), ("d", "faded", 0.58, 0.50)):
+        rows.loc[len(rows)] = {"image": image, "transform": transform, "way": "other", "confidence": confidence,
+                               "aji": other}
+    # c and d fall back: the other watershed gives c 0.42 (not 0.40) and d 0.50 (not 0.45); a and b do not matter
+    chosen, table = choose_fallback_watershed(rows, below=0.61)
+    assert chosen == "other" and table.loc["other", "mean over transforms"] == pytest.approx(
+        (0.50 + (0.6 + 0.5 + 0.42) / 3) / 2)
+    assert choose_fallback_watershed(rows, below=0.61, margin=0.1)[0] == "classical watershed"  # not by 0.1
+    assert outcome_of(rows, "other") == pytest.approx({"faded": 0.5, "none": (0.6 + 0.5 + 0.42) / 3})
+    rows.loc[(rows["way"] == "other") & (rows["image"] == "c"), "aji"] = 0.30  # lower on the plain images
+    chosen, table = choose_fallback_watershed(rows, below=0.61)
+    assert chosen == "classical watershed" and not table.loc["other", "allowed"]
+    assert table.loc["other", "mean over transforms"] > table.loc["classical watershed", "mean over transforms"]
+
+
+def outcome_of(rows: pd.DataFrame, watershed: str) -> dict[str, float]:
+    return fallback_outcome(rows, below=0.61, watershed=watershed).to_dict()
 
 
 def test_with_fallback_takes_the_watershed_s_row_of_the_same_image_and_transform():
@@ -117,10 +164,12 @@ def test_the_fallback_threshold_is_the_choice_on_the_committed_training_rows():
 
     rows, info = load_results(Path(__file__).resolve().parents[1] / "results" / "cpu", kind=FALLBACK_SELECTION)
     assert info["split"].startswith("train") and set(rows["dataset"]) == {"monuseg train"}
-    assert set(rows["way"]) == {"network", "classical watershed"}
+    assert set(rows["way"]) == {"network", *FALLBACK_WATERSHEDS}
     assert rows[rows["transform"] == "none"]["image"].nunique() == len(info["images"])  # every one as it is
     best, table = choose_fallback_below(rows)
     assert best == FALLBACK_BELOW
     never, chosen = table.loc[0.0], table.loc[best]
     assert chosen["mean over transforms"] > never["mean over transforms"] and chosen["falls back"] > 0
+    # segment falls back to the classical watershed: the choice among the watersheds on the same rows
+    assert choose_fallback_watershed(rows, below=best)[0] == "classical watershed"
     assert chosen["untransformed"] >= never["untransformed"]

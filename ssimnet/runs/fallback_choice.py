@@ -7,8 +7,9 @@ and two results: segment's default and the classical hematoxylin watershed.
 :func:`fallback_outcome` scores any threshold on those rows without
 segmenting again (below it, an image's nuclei are the watershed's), and
 :func:`choose_fallback_below` keeps the best of :data:`FALLBACK_GRID` that
-does not lower the untransformed images' mean.  :func:`with_fallback` makes
-the rows segment would give with a threshold from the stress test's rows.
+does not lower the untransformed images' mean.  :func:`choose_fallback_watershed`
+weighs, at that threshold, which watershed the fallback runs.  :func:`with_fallback`
+makes the rows segment would give with a threshold from the stress test's rows.
 
 Examples
 --------
@@ -28,21 +29,28 @@ import pandas as pd
 from .stress import by_way
 from .ties import middle_of_best
 
-__all__ = ["FALLBACK_GRID", "fallback_outcome", "choose_fallback_below", "with_fallback"]
+__all__ = ["FALLBACK_GRID", "WATERSHED_MARGIN", "fallback_outcome", "choose_fallback_below",
+           "choose_fallback_watershed", "with_fallback"]
 
 #: The thresholds :func:`choose_fallback_below` tries (0: never fall back).
 FALLBACK_GRID: tuple[float, ...] = (0.0, *np.round(np.arange(0.5, 0.8001, 0.005), 3).tolist())
 
+#: How much higher (AJI, a fraction) another watershed's mean over the transforms must be for
+#: :func:`choose_fallback_watershed` to take it instead of the classical one.
+WATERSHED_MARGIN: float = 0.001
 
-def fallback_outcome(rows: pd.DataFrame, *, below: float, score: str = "aji") -> pd.Series:
+
+def fallback_outcome(rows: pd.DataFrame, *, below: float, score: str = "aji",
+                     watershed: str = "classical watershed") -> pd.Series:
     """The mean `score` per transform had every image whose ``confidence`` is below `below` been given the
-    classical watershed's nuclei, every other the network's."""
-    return _outcome(by_way(rows, score=score, measures=["confidence"]), below)
+    nuclei of `watershed` (a ``way`` of the rows: :data:`ssimnet.runs.stress.FALLBACK_WATERSHEDS`), every
+    other the network's."""
+    return _outcome(by_way(rows, score=score, measures=["confidence"]), below, watershed)
 
 
-def _outcome(frame: pd.DataFrame, below: float) -> pd.Series:
+def _outcome(frame: pd.DataFrame, below: float, watershed: str = "classical watershed") -> pd.Series:
     """:func:`fallback_outcome` on rows already one per image and transform (:func:`~ssimnet.runs.stress.by_way`)."""
-    chosen = np.where(frame["confidence"] < below, frame["classical watershed"], frame["network"])
+    chosen = np.where(frame["confidence"] < below, frame[watershed], frame["network"])
     return frame.assign(chosen=chosen).groupby("transform")["chosen"].mean()
 
 
@@ -69,6 +77,33 @@ def choose_fallback_below(rows: pd.DataFrame, *, grid: tuple[float, ...] = FALLB
     never = float(_outcome(frame, 0.0)[plain])
     table["allowed"] = table["untransformed"] >= never - 1e-12
     return float(middle_of_best(table.loc[table["allowed"], "mean over transforms"])[0]), table
+
+
+def choose_fallback_watershed(rows: pd.DataFrame, *, below: float, plain: str = "none",
+                              margin: float = WATERSHED_MARGIN) -> tuple[str, pd.DataFrame]:
+    """Which watershed the fallback runs, at the threshold `below`: the way of `rows`
+    (:data:`ssimnet.runs.stress.FALLBACK_WATERSHEDS`) whose fallback gives the highest mean training AJI over
+    the transforms, if that beats the classical watershed's by at least `margin` and does not lower the
+    untransformed images' (`plain`) mean; else the classical watershed.  Also each way's two means.
+
+    >>> rows = pd.DataFrame({"image": ["a"] * 3 + ["b"] * 3, "transform": ["none"] * 3 + ["faded"] * 3,
+    ...                      "way": ["network", "classical watershed", "other"] * 2,
+    ...                      "confidence": [0.7] * 3 + [0.5] * 3, "aji": [0.6, 0.5, 0.4, 0.2, 0.3, 0.35]})
+    >>> choose_fallback_watershed(rows, below=0.6)[0]  # b falls back, and the other watershed is better there
+    'other'
+    """
+    frame = by_way(rows, score="aji", measures=["confidence"])
+    ways = [c for c in frame.columns if c not in ("image", "transform", "confidence", "network")]
+    outcomes = {way: _outcome(frame, below, way) for way in ways}
+    table = pd.DataFrame({"mean over transforms": {way: float(o.mean()) for way, o in outcomes.items()},
+                          "untransformed": {way: float(o[plain]) for way, o in outcomes.items()}})
+    table.index.name = "watershed"
+    classical = table.loc["classical watershed"]
+    table["allowed"] = (table["untransformed"] >= classical["untransformed"] - 1e-12) & (
+        table["mean over transforms"] >= classical["mean over transforms"] + margin)
+    table.loc["classical watershed", "allowed"] = True
+    best = table.loc[table["allowed"], "mean over transforms"].idxmax()
+    return str(best), table
 
 
 def with_fallback(frame: pd.DataFrame, *, below: float, config: str, network: str = "default",

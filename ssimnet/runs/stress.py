@@ -51,7 +51,7 @@ from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_
 from ..tool.stain_guard import stain_spread, stained_mask
 
 __all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows", "fallback_rows",
-           "by_way"]
+           "FALLBACK_WATERSHEDS", "by_way"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -301,24 +301,45 @@ def pixel_size_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, 
     return rows
 
 
+#: The watersheds :func:`fallback_rows` weighs as the fallback: the classical baseline's (Ruifrok's hematoxylin
+#: of the image as it is, what segment falls back to), the same on the image as normalised (what the network
+#: saw), and Otsu's threshold on the hematoxylin density of the stains segment measured (the stain guard's).
+FALLBACK_WATERSHEDS: tuple[str, ...] = ("classical watershed", "watershed, normalised image",
+                                        "watershed, measured hematoxylin")
+
+
 def fallback_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
                   transforms: tuple[str, ...] = tuple(TRANSFORMS), baselines: object = None) -> list[dict[str, object]]:
-    """What the watershed fallback's threshold was chosen from, for one *training* image: under each transform,
-    the network's confidence in the nuclei it found (``confidence``) and two results (``way``): segment's
-    default without the fallback (``network``) and the classical watershed; a row per transform and way.
-    :func:`ssimnet.runs.fallback_choice.fallback_outcome` then scores any threshold without segmenting again."""
+    """What the watershed fallback was chosen from, for one *training* image: under each transform, the
+    network's confidence in the nuclei it found (``confidence``) and the results (``way``) of segment's default
+    without the fallback (``network``) and of each of :data:`FALLBACK_WATERSHEDS`; a row per transform and way.
+    :func:`ssimnet.runs.fallback_choice.fallback_outcome` then scores any threshold, and any of those
+    watersheds as the fallback, without segmenting again."""
     from ..baselines import segment_baseline
+    from ..baselines.watershed import MIN_DENSITY_RANGE, hematoxylin_watershed
     from ..config import DEFAULT_BASELINES
+    from ..pseudo.generators import otsu_mask
+    from ..pseudo.touching import distance_watershed
 
+    baselines = baselines or DEFAULT_BASELINES
+    settings = segmenter.settings  # type: ignore[attr-defined]
+    sizes = {"min_size": settings.min_size, "max_hole": settings.max_hole}
     rows = []
     for transform in transforms:
         seen, truth = stress(image, label, transform, seed=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SegmentationWarning)
             result = segmenter.segment(seen, seed=seed, measure=False, fallback_below=None)  # type: ignore[attr-defined]
-        water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
-        rows += [{"transform": transform, "way": way, "confidence": result.confidence, **_scored(truth, found)}
-                 for way, found in (("network", result.label), ("classical watershed", water))]
+            stains = segmenter.measure_stains(seen, seed=seed)  # type: ignore[attr-defined]
+        normalised = seen if stains.normalizer is None else stains.normalizer.transform(seen, source=stains.source)
+        measured = otsu_mask(stains.hematoxylin(seen), sigma=baselines.watershed_sigma, min_range=MIN_DENSITY_RANGE)
+        found = {"network": result.label, "classical watershed": segment_baseline(seen, "watershed", baselines,
+                                                                                  seed=seed),
+                 "watershed, normalised image": hematoxylin_watershed(normalised, sigma=baselines.watershed_sigma,
+                                                                      h=baselines.watershed_h, **sizes),
+                 "watershed, measured hematoxylin": distance_watershed(measured, h=baselines.watershed_h, **sizes)}
+        rows += [{"transform": transform, "way": way, "confidence": result.confidence, **_scored(truth, labels)}
+                 for way, labels in found.items()]
     return rows
 
 
