@@ -645,6 +645,60 @@ Markdown(
 )
 
 # %% [markdown]
+# ### Which watershed the fallback runs
+#
+# The fallback reads hematoxylin as the classical baseline does: Ruifrok's
+# fixed basis, on the image as it is. By then `segment` has measured the
+# image's own stains, so two other watersheds come at no cost: Ruifrok's on
+# the image as normalised (what the network saw), and Otsu's threshold on
+# the hematoxylin density of the stains the guard checked. They were
+# weighed on the same training rows, at the chosen threshold. Another
+# replaces the classical watershed only if its mean AJI over the transforms
+# is higher by the margin `WATERSHED_MARGIN` and it does not lower the
+# images' as they are
+# ({py:obj}`ssimnet.runs.fallback_choice.choose_fallback_watershed`).
+# Nothing here was scored on test. The table gives each one's mean training
+# AJI over the transforms as the fallback, and as it is, and alone: had
+# every training row been given its nuclei.
+
+# %% tags=["hide-input"]
+from ssimnet.runs.fallback_choice import WATERSHED_MARGIN, choose_fallback_watershed
+from ssimnet.runs.stress import FALLBACK_WATERSHEDS
+
+fallback_way, way_table = choose_fallback_watershed(fallback_rows, below=FALLBACK_BELOW)
+ways_alone = sure.groupby("transform")[list(FALLBACK_WATERSHEDS)].mean().mul(100)
+way_outcomes = pd.DataFrame({way: fallback_outcome(fallback_rows, below=FALLBACK_BELOW, watershed=way) * 100
+                             for way in FALLBACK_WATERSHEDS})
+pd.DataFrame({"as the fallback": way_table["mean over transforms"] * 100,
+              "as they are": way_table["untransformed"] * 100,
+              "alone": ways_alone.mean()}).loc[list(FALLBACK_WATERSHEDS)].round(1)
+
+# %% tags=["hide-input"]
+def _against_classical(way: str) -> str:
+    """Where `way`, as the fallback, moves the training AJI most from the classical watershed's."""
+    gap = (way_outcomes[way] - way_outcomes["classical watershed"]).sort_values()
+    shown = [t for t in (gap.index[0], gap.index[-1]) if gap[t] != 0]
+    return f"with `{way}`, " + " and ".join(
+        f"{t} {moved(way_outcomes.loc[t, 'classical watershed'], way_outcomes.loc[t, way])}" for t in shown)
+
+
+falls_by_transform = (sure["confidence"] < FALLBACK_BELOW).groupby(sure["transform"]).sum()
+tinted = ["lavender", "blue", "yellow"]
+tinted_alone = ways_alone.loc[tinted].mean()
+Markdown(
+    ("The fallback keeps the classical watershed" if fallback_way == "classical watershed" else
+     f"The fallback's watershed would be `{fallback_way}`")
+    + ". As the fallback, against the classical watershed: " + "; ".join(map(_against_classical, FALLBACK_WATERSHEDS[1:]))
+    + f". The training rows fall back most under {falls_by_transform.idxmax()} ({falls_by_transform.max()} of "
+    f"{int((sure['transform'] == falls_by_transform.idxmax()).sum())}). Alone, the mean training AJI on the "
+    "tinted copies (" + ", ".join(tinted) + "): "
+    + "; ".join(f"`{way}` {tinted_alone[way]:.1f}" for way in FALLBACK_WATERSHEDS)
+    + f". There the classical watershed is {'the weakest' if tinted_alone.idxmin() == 'classical watershed' else 'not the weakest'}"
+    f" of the three, but the training images' tinted copies fall back on {int(falls_by_transform[tinted].sum())} of "
+    f"{int(sure['transform'].isin(tinted).sum())} rows. (The margin: {WATERSHED_MARGIN * 100:g} AJI point.)"
+)
+
+# %% [markdown]
 # (sec-beyond-pixel-default)=
 # ## The pixel-size check again, beside the fallback
 #

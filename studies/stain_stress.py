@@ -62,7 +62,12 @@ from ssimnet.config import (
 )
 from ssimnet.data import atomic_path, file_digest, list_samples, read_image, read_label
 from ssimnet.datasets import write_synthetic_dataset
-from ssimnet.runs.fallback_choice import choose_fallback_below, fallback_outcome, with_fallback
+from ssimnet.runs.fallback_choice import (
+    choose_fallback_below,
+    choose_fallback_watershed,
+    fallback_outcome,
+    with_fallback,
+)
 from ssimnet.runs.guard_choice import choose_one_stain, choose_one_stain_red
 from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 from ssimnet.runs.store import stage_key
@@ -226,6 +231,9 @@ def main() -> None:
                            ).round(3).to_string())
         if best != FALLBACK_BELOW:
             print(f"this is not the config's {FALLBACK_BELOW}: set FALLBACK_BELOW in ssimnet/config/constants.py")
+        way, ways = choose_fallback_watershed(rows, below=FALLBACK_BELOW)
+        print(f"at {FALLBACK_BELOW}, the fallback's watershed by mean training AJI over the transforms: {way}")
+        print(ways.round(4).to_string())
 
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}
