@@ -658,8 +658,9 @@ Markdown(
 # images' as they are
 # ({py:obj}`ssimnet.runs.fallback_choice.choose_fallback_watershed`).
 # Nothing here was scored on test. The table gives each one's mean training
-# AJI over the transforms as the fallback, and as it is, and alone: had
-# every training row been given its nuclei.
+# AJI as the fallback (over the transforms, and on the images as they are),
+# and alone over the transforms: had every training row been given its
+# nuclei.
 
 # %% tags=["hide-input"]
 from ssimnet.runs.fallback_choice import WATERSHED_MARGIN, choose_fallback_watershed

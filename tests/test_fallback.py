@@ -129,15 +129,12 @@ def test_the_fallback_s_watershed_is_another_only_when_it_is_better_by_the_margi
     assert chosen == "other" and table.loc["other", "mean over transforms"] == pytest.approx(
         (0.50 + (0.6 + 0.5 + 0.42) / 3) / 2)
     assert choose_fallback_watershed(rows, below=0.61, margin=0.1)[0] == "classical watershed"  # not by 0.1
-    assert outcome_of(rows, "other") == pytest.approx({"faded": 0.5, "none": (0.6 + 0.5 + 0.42) / 3})
+    assert fallback_outcome(rows, below=0.61, watershed="other").to_dict() == pytest.approx(
+        {"faded": 0.5, "none": (0.6 + 0.5 + 0.42) / 3})
     rows.loc[(rows["way"] == "other") & (rows["image"] == "c"), "aji"] = 0.30  # lower on the plain images
     chosen, table = choose_fallback_watershed(rows, below=0.61)
     assert chosen == "classical watershed" and not table.loc["other", "allowed"]
     assert table.loc["other", "mean over transforms"] > table.loc["classical watershed", "mean over transforms"]
-
-
-def outcome_of(rows: pd.DataFrame, watershed: str) -> dict[str, float]:
-    return fallback_outcome(rows, below=0.61, watershed=watershed).to_dict()
 
 
 def test_with_fallback_takes_the_watershed_s_row_of_the_same_image_and_transform():

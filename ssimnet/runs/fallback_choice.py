@@ -3,7 +3,7 @@
 :func:`ssimnet.runs.stress.fallback_rows` records, for each training image
 under each stress transform, the network's confidence in the nuclei it found
 (their mean nucleus probability, :func:`ssimnet.predict.nuclei.nucleus_confidence`)
-and two results: segment's default and the classical hematoxylin watershed.
+and the results of segment's default and of the watersheds it could fall back to.
 :func:`fallback_outcome` scores any threshold on those rows without
 segmenting again (below it, an image's nuclei are the watershed's), and
 :func:`choose_fallback_below` keeps the best of :data:`FALLBACK_GRID` that
