@@ -1,6 +1,6 @@
 """The stain stress test: the shipped network under colour changes other labs' slides show.
 
-Two parts, in this order:
+Three parts:
 
 1. **Selection** (``results/cpu/stain_guard_selection_*``).  Ten MoNuSeg
    *training* images (every third) under every stress transform
@@ -12,7 +12,17 @@ Two parts, in this order:
    The stain guard's thresholds (:data:`ssimnet.config.STAIN_GUARD`) were chosen on these rows; the script
    prints what each candidate threshold would have given
    (:func:`ssimnet.runs.stress.guard_outcome`).
-2. **Stress test** (``results/cpu/stain_stress_*``).  The 14 MoNuSeg test
+2. **Second opinion** (``--only second``, ``results/cpu/second_opinion_*``).
+   Every MoNuSeg training image as it is, every third under every
+   transform: segment's default without the fallback, the same image
+   normalised as hematoxylin only, and the classical watershed, with the
+   network's confidence (:func:`ssimnet.runs.stress.second_opinion_rows`);
+   the margin by which the network must be surer of the hematoxylin-only
+   result to keep it is :func:`ssimnet.runs.guard_choice.choose_one_stain_margin`'s
+   choice.  The same rows of the MoNuSeg test images and TNBC, as they are,
+   score it once (it was set aside).  ``--only pixel`` and ``--only fallback``
+   chose the pixel-size check and the watershed fallback alike.
+3. **Stress test** (``results/cpu/stain_stress_*``).  The 14 MoNuSeg test
    images, the 50 TNBC images and 14 synthetic tiles (exact labels; their
    stains vary from tile to tile) under every transform, segmented four ways
    (:data:`ssimnet.runs.stress.STRESS_CONFIGS`): segment's default
@@ -44,6 +54,8 @@ from ssimnet.book.report import rerun_difference
 from ssimnet.book.results import (
     FALLBACK_SELECTION,
     PIXEL_SIZE_SELECTION,
+    SECOND_OPINION_SELECTION,
+    SECOND_OPINION_TEST,
     STAIN_GUARD_SELECTION,
     STAIN_STRESS,
     load_results,
@@ -68,7 +80,12 @@ from ssimnet.runs.fallback_choice import (
     fallback_outcome,
     with_fallback,
 )
-from ssimnet.runs.guard_choice import choose_one_stain, choose_one_stain_red
+from ssimnet.runs.guard_choice import (
+    choose_one_stain,
+    choose_one_stain_margin,
+    choose_one_stain_red,
+    second_opinion_outcome,
+)
 from ssimnet.runs.pixel_choice import choose_enlarge_below, enlarge_outcome, references
 from ssimnet.runs.store import stage_key
 from ssimnet.runs.stress import (
@@ -77,6 +94,7 @@ from ssimnet.runs.stress import (
     guard_outcome,
     guard_selection_rows,
     pixel_size_rows,
+    second_opinion_rows,
     stress_rows,
 )
 
@@ -95,7 +113,7 @@ def _segmenter():
 
 #: What each part computes for one image.
 _ROWS = {"selection": guard_selection_rows, "stress": stress_rows, "pixel": pixel_size_rows,
-         "fallback": fallback_rows}
+         "fallback": fallback_rows, "second": second_opinion_rows}
 
 
 #: The name of segment's default with the watershed fallback scored before it was the default (--fallback-below).
@@ -161,7 +179,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/cpu", type=Path)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", choices=["selection", "pixel", "fallback", "stress"], default=None)
+    parser.add_argument("--only", choices=["selection", "pixel", "fallback", "second", "stress"], default=None)
     parser.add_argument("--fallback-below", type=float, default=None,
                         help="score segment's default with this watershed fallback threshold too, as "
                              "'default, watershed fallback' (from the rows' confidence; not in the stress test "
@@ -234,6 +252,28 @@ def main() -> None:
         way, ways = choose_fallback_watershed(rows, below=FALLBACK_BELOW)
         print(f"at {FALLBACK_BELOW}, the fallback's watershed by mean training AJI over the transforms: {way}")
         print(ways.round(4).to_string())
+
+    if args.only in (None, "second"):
+        rows = _training_rows("second", args, profile, record, kind=SECOND_OPINION_SELECTION)
+        best, table = choose_one_stain_margin(rows)
+        print(f"a second opinion as hematoxylin only, kept when the network is surer of it by more than {best} "
+              f"(None: never); every margin by mean training AJI over the transforms, the fallback at "
+              f"{FALLBACK_BELOW} (and the untransformed images' mean, which the choice may not lower):")
+        print(table.round(4).to_string())
+        print(pd.DataFrame({"never": second_opinion_outcome(rows, margin=None),
+                            "chosen": second_opinion_outcome(rows, margin=best),
+                            "chosen, no foreground cap": second_opinion_outcome(rows, margin=best, cap=np.inf)}
+                           ).round(3).to_string())
+        roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}  # scored once, as they are
+        tasks = [("second", name, str(s.image_path), str(s.label_path), args.seed, args.run_dir, ("none",))
+                 for name, root in roots.items() for s in list_samples(root, "test")]
+        tested = _run(tasks, args.workers)
+        info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
+        info.update(record, datasets={name: str(root) for name, root in roots.items()}, one_stain_margin=best)
+        save_results(args.out, tested, info, kind=SECOND_OPINION_TEST)
+        print(f"on test, as they are, mean AJI without and with the second opinion at {best}:")
+        print(pd.DataFrame({"never": second_opinion_outcome(tested, margin=None, by="dataset"),
+                            "chosen": second_opinion_outcome(tested, margin=best, by="dataset")}).round(4).to_string())
 
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}

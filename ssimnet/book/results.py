@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
     from ..config import Profile
 
-__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "PIXEL_SIZE_SELECTION", "FALLBACK_SELECTION", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "networks_used", "provenance", "save_results", "load_results"]
+__all__ = ["ResultKind", "RESULTS", "SELECTION", "CANDIDATES", "NORMALIZATION", "STAIN_STRESS", "STAIN_GUARD_SELECTION", "PIXEL_SIZE_SELECTION", "FALLBACK_SELECTION", "SECOND_OPINION_SELECTION", "SECOND_OPINION_TEST", "FINETUNE", "RESOLUTION", "LEVERS", "OBJECT_PROBABILITY", "ATTRIBUTION", "ATTRIBUTION_READINGS", "ATTRIBUTION_CANDIDATES", "ATTRIBUTION_FINETUNE", "ATTRIBUTION_TRAINING", "networks_used", "provenance", "save_results", "load_results"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,14 @@ PIXEL_SIZE_SELECTION = ResultKind("pixel_size_selection_per_image.csv", "pixel_s
 #: default and the classical watershed, with the network's confidence (``studies/stain_stress.py --only fallback``).
 FALLBACK_SELECTION = ResultKind("fallback_selection_per_image.csv", "fallback_selection_provenance.json",
                                 ("transform", "way", "image"))
+#: What weighed a second opinion as hematoxylin only, and chose its margin: MoNuSeg training images and their
+#: stressed copies, segment's default as two stains and as hematoxylin only, and the classical watershed
+#: (``studies/stain_stress.py --only second``).
+SECOND_OPINION_SELECTION = ResultKind("second_opinion_selection_per_image.csv",
+                                      "second_opinion_selection_provenance.json", ("transform", "way", "image"))
+#: The same rows of the MoNuSeg test images and TNBC as they are: the second opinion scored once, and set aside.
+SECOND_OPINION_TEST = ResultKind("second_opinion_test_per_image.csv", "second_opinion_test_provenance.json",
+                                 ("dataset", "transform", "way", "image"))
 #: ``ssimnet segment`` on rescaled MoNuSeg test images, with and without
 #: their pixel size (``studies/resolution.py``).
 RESOLUTION = ResultKind("resolution_per_image.csv", "resolution_provenance.json", ("config", "split", "image"))

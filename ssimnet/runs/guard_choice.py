@@ -9,24 +9,34 @@ version took it.  :func:`choose_one_stain_red` keeps the fifth version's
 settings and chooses a counterstain red share above which an image is
 one-stain as well (:data:`ONE_STAIN_RED_GRID`); the sixth version took it.
 Both were scored once on test and set aside: :data:`ssimnet.config.STAIN_GUARD`
-is the fifth.  Tests check each choice against the committed rows.
+is the fifth.  :func:`choose_one_stain_margin` chose, on
+:func:`ssimnet.runs.stress.second_opinion_rows`' rows, how much surer the network
+must be of an image normalised as hematoxylin only for segment to keep that
+instead of its two-stain result (a second opinion); scored once on test, it
+was set aside too.  Tests check each choice against the committed rows.
 """
 
 from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pandas as pd
 
+from ..config import FALLBACK_BELOW, STAIN_GUARD
 from .stress import guard_outcome
 
-__all__ = ["ONE_STAIN_GRID", "ONE_STAIN_RED_GRID", "choose_one_stain", "choose_one_stain_red"]
+__all__ = ["ONE_STAIN_GRID", "ONE_STAIN_RED_GRID", "ONE_STAIN_MARGINS", "choose_one_stain", "choose_one_stain_red",
+           "second_opinion_outcome", "choose_one_stain_margin"]
 
 
 #: The one-stain settings :func:`choose_one_stain` tries: angles (degrees), spread ratios and ways.
 ONE_STAIN_GRID: dict[str, tuple] = {"one_stain_angle": (8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 16.0, 20.0),
                                     "one_stain_spread": (1.5, 1.8, 2.0, 2.5),
                                     "one_stain_way": ("off", "hematoxylin only")}
+
+#: The margins :func:`choose_one_stain_margin` tries (None: no second opinion).
+ONE_STAIN_MARGINS: tuple[float | None, ...] = (None, 0.0, 0.005, 0.01, 0.02, 0.05)
 
 #: The counterstain red shares :func:`choose_one_stain_red` tries (infinity: never, the fifth version).
 ONE_STAIN_RED_GRID: tuple[float, ...] = (0.30, 0.32, 0.34, 0.36, 0.38, 0.40, 0.42, 0.45, 0.50, float("inf"))
@@ -80,3 +90,59 @@ def choose_one_stain_red(rows: object, *, guard: dict[str, object],
     table = pd.DataFrame(means).sort_values(["mean", "one_stain_red"], ascending=[False, False],
                                             kind="stable").reset_index(drop=True)
     return float(table["one_stain_red"].iloc[0]), table
+
+
+def second_opinion_outcome(rows: object, *, margin: float | None, cap: float = STAIN_GUARD.max_foreground,
+                           below: float | None = FALLBACK_BELOW, score: str = "aji",
+                           by: str | list[str] = "transform") -> pd.Series:
+    """The mean `score` per transform (or per `by`: ``"image"``, ``["dataset", "transform"]``) of
+    :func:`ssimnet.runs.stress.second_opinion_rows`' rows had segment kept an image's ``hematoxylin only``
+    result where it was ``tried``, its confidence exceeds the ``two stains`` result's by more than `margin`
+    and its ``foreground`` is at most `cap`, and then fallen back to the ``classical watershed`` below a
+    confidence of `below` (None: never).  `margin` None: never kept.
+
+    >>> rows = [{"image": "a", "transform": "t", "tried": True, "way": w, "aji": v, "confidence": c,
+    ...          "foreground": f} for w, v, c, f in (("two stains", .3, .6, .2), ("hematoxylin only", .5, .7, .3),
+    ...                                              ("classical watershed", .4, None, .3))]
+    >>> [float(second_opinion_outcome(rows, margin=m, below=b)["t"]) for m, b in ((None, None), (0.0, None),
+    ...                                                                             (0.2, None), (None, 0.65))]
+    [0.3, 0.5, 0.3, 0.4]
+    """
+    table = pd.DataFrame(rows)
+    keys = [k for k in ("dataset", "image", "transform") if k in table.columns]
+    wide = table.pivot_table(index=keys, columns="way", values=[score, "confidence", "foreground"])
+    tried = table.groupby(keys)["tried"].first().reindex(wide.index).to_numpy(bool)
+    confidence = wide["confidence"]
+    take = np.zeros(len(wide), bool) if margin is None else (
+        tried & (confidence["hematoxylin only"] - confidence["two stains"] > margin).to_numpy()
+        & (wide["foreground"]["hematoxylin only"] <= cap).to_numpy())
+    chosen = np.where(take, wide[score]["hematoxylin only"], wide[score]["two stains"])
+    if below is not None:
+        sure = np.where(take, confidence["hematoxylin only"], confidence["two stains"])
+        chosen = np.where(sure < below, wide[score]["classical watershed"], chosen)
+    return pd.Series(chosen, index=wide.index).groupby(by).mean()
+
+
+def choose_one_stain_margin(rows: object, *, grid: tuple[float | None, ...] = ONE_STAIN_MARGINS,
+                            plain: str = "none", **options: object) -> tuple[float | None, pd.DataFrame]:
+    """The margin of `grid` (:func:`second_opinion_outcome`) with the highest mean training AJI over the
+    transforms among those that keep the untransformed images' (`plain`) mean AJI at least what it is without
+    a second opinion (``allowed``); the largest among ties, which keeps the fewest second opinions, None
+    (never) above all.  Also every margin's two means; `options` go to
+    :func:`second_opinion_outcome`.
+
+    >>> rows = [{"image": i, "transform": t, "tried": True, "way": w, "aji": v, "confidence": c, "foreground": .2}
+    ...         for i, t, gain, better in (("a", "none", .01, -.1), ("b", "faded", .1, .2))
+    ...         for w, v, c in (("two stains", .3, .7), ("hematoxylin only", .3 + better, .7 + gain),
+    ...                         ("classical watershed", .1, None))]
+    >>> choose_one_stain_margin(rows, grid=(None, 0.0, 0.02, 0.2))[0]  # 0.0 would lower a, untransformed
+    0.02
+    """
+    table = pd.DataFrame([{"margin": margin, "mean over transforms": round(float((o := second_opinion_outcome(
+        rows, margin=margin, **options)).mean()), 9), "untransformed": float(o[plain])} for margin in grid])
+    never = float(second_opinion_outcome(rows, margin=None, **options)[plain])
+    table["allowed"] = table["untransformed"] >= never - 1e-12
+    order = table.assign(rank=table["margin"].fillna(np.inf)).sort_values(
+        ["mean over transforms", "rank"], ascending=[False, False], kind="stable")
+    best = order.loc[order["allowed"], "margin"].iloc[0]
+    return (None if pd.isna(best) else float(best)), table.set_index("margin")

@@ -51,7 +51,7 @@ from ..pseudo.stain import VahadaneSeparator, nonnegative_unmix, od_to_rgb, rgb_
 from ..tool.stain_guard import stain_spread, stained_mask
 
 __all__ = ["TRANSFORMS", "TINTS", "stress", "foreground_fraction", "red_share", "pixel_size_rows", "fallback_rows",
-           "FALLBACK_WATERSHEDS", "by_way"]
+           "FALLBACK_WATERSHEDS", "second_opinion_rows", "by_way"]
 
 #: Tint colours (RGB of a lightly tinted area) of the tinted transforms.
 TINTS: dict[str, tuple[int, int, int]] = {"lavender": (205, 180, 225), "blue": (185, 205, 235),
@@ -340,6 +340,44 @@ def fallback_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, se
                  "watershed, measured hematoxylin": distance_watershed(measured, h=baselines.watershed_h, **sizes)}
         rows += [{"transform": transform, "way": way, "confidence": result.confidence, **_scored(truth, labels)}
                  for way, labels in found.items()]
+    return rows
+
+
+def second_opinion_rows(image: np.ndarray, label: np.ndarray, segmenter: object, *, seed: int = 0,
+                        transforms: tuple[str, ...] = tuple(TRANSFORMS),
+                        baselines: object = None) -> list[dict[str, object]]:
+    """What a second opinion as hematoxylin only was weighed from, for one image: under each transform, three
+    results (``way``) -- segment's default without the watershed fallback (``two stains``), the same image
+    normalised as hematoxylin only as the stain guard normalises a one-stain image (``hematoxylin only``;
+    the default itself where the guard made it one-stain already, ``tried`` False), and the classical
+    watershed the fallback gives -- each with the network's ``confidence`` and its ``foreground``; a row
+    per transform and way.  :func:`ssimnet.runs.guard_choice.second_opinion_outcome` then scores, without
+    segmenting again, segment keeping the hematoxylin-only result when the network is surer of it."""
+    from ..baselines import segment_baseline
+    from ..config import DEFAULT_BASELINES
+    from ..tool.normalize import stain_normalizer
+
+    settings = segmenter.settings  # type: ignore[attr-defined]
+    norm = stain_normalizer(settings, n_samples=segmenter.pseudo.stain_samples, seed=seed)  # type: ignore[attr-defined]
+    rows = []
+    for transform in transforms:
+        seen, truth = stress(image, label, transform, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SegmentationWarning)
+            two = segmenter.segment(seen, seed=seed, measure=False, fallback_below=None)  # type: ignore[attr-defined]
+            source, density, check = norm.measure_checked(seen)  # as segment measures them
+            one, tried = two, settings.normalize == "auto" and not check.one_stain
+            if tried:  # the network sees what segment shows it of a one-stain image
+                hematoxylin, own = norm.one_stain(source, check)
+                shown = hematoxylin.transform(seen, source=own, density=density)
+                one = segmenter.segment(shown, seed=seed, measure=False, fallback_below=None,  # type: ignore[attr-defined]
+                                        normalize="off")
+        water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
+        rows += [{"transform": transform, "way": way, "tried": tried, "confidence": confidence,
+                  **_scored(truth, labels)}
+                 for way, labels, confidence in (("two stains", two.label, two.confidence),
+                                                 ("hematoxylin only", one.label, one.confidence),
+                                                 ("classical watershed", water, None))]
     return rows
 
 
