@@ -81,6 +81,7 @@ from ssimnet.runs.fallback_choice import (
     with_fallback,
 )
 from ssimnet.runs.guard_choice import (
+    PSEUDO_CAP,
     choose_one_stain,
     choose_one_stain_margin,
     choose_one_stain_red,
@@ -262,7 +263,9 @@ def main() -> None:
         print(table.round(4).to_string())
         print(pd.DataFrame({"never": second_opinion_outcome(rows, margin=None),
                             "chosen": second_opinion_outcome(rows, margin=best),
-                            "chosen, no foreground cap": second_opinion_outcome(rows, margin=best, cap=np.inf)}
+                            "chosen, no foreground cap": second_opinion_outcome(rows, margin=best, cap=np.inf),
+                            "chosen, pseudo-label cap": second_opinion_outcome(rows, margin=best,
+                                                                               pseudo_cap=PSEUDO_CAP)}
                            ).round(3).to_string())
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}  # scored once, as they are
         tasks = [("second", name, str(s.image_path), str(s.label_path), args.seed, args.run_dir, ("none",))
@@ -271,9 +274,12 @@ def main() -> None:
         info = provenance(profile, data_dir=args.monuseg, seed=args.seed)
         info.update(record, datasets={name: str(root) for name, root in roots.items()}, one_stain_margin=best)
         save_results(args.out, tested, info, kind=SECOND_OPINION_TEST)
-        print(f"on test, as they are, mean AJI without and with the second opinion at {best}:")
-        print(pd.DataFrame({"never": second_opinion_outcome(tested, margin=None, by="dataset"),
-                            "chosen": second_opinion_outcome(tested, margin=best, by="dataset")}).round(4).to_string())
+        print(f"on test, as they are, mean Dice and AJI without and with the second opinion at {best}, and with "
+              f"the pseudo-label cap {PSEUDO_CAP}:")
+        print(pd.DataFrame({f"{name} {score}": second_opinion_outcome(tested, score=score, by="dataset", **how)
+                            for score in ("dice", "aji") for name, how in (
+                                ("never", {"margin": None}), ("chosen", {"margin": best}),
+                                ("pseudo cap", {"margin": best, "pseudo_cap": PSEUDO_CAP}))}).round(4).to_string())
 
     if args.only in (None, "stress"):
         roots = {"monuseg test": args.monuseg, "tnbc": args.tnbc}

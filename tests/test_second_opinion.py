@@ -14,6 +14,7 @@ from ssimnet.config import STAIN_GUARD
 from ssimnet.data import list_samples, read_image, read_label
 from ssimnet.errors import SegmentationWarning
 from ssimnet.metrics import score
+from ssimnet.pseudo.labels import pseudo_labels
 from ssimnet.runs.guard_choice import choose_one_stain_margin, second_opinion_outcome
 from ssimnet.runs.stress import second_opinion_rows, stress
 
@@ -84,6 +85,8 @@ def test_the_rows_hold_what_segment_gives_as_two_stains_and_as_hematoxylin_only(
         assert faded.loc[way, "confidence"] == result.confidence
         assert faded.loc[way, "aji"] == pytest.approx(score(truth, result.label).aji, abs=1e-12)
         assert faded.loc[way, "foreground"] == pytest.approx(np.count_nonzero(result.label) / result.label.size)
+    pseudo = pseudo_labels(seen, segmenter.pseudo, seed=0).candidates  # the image's own, label-free
+    assert (faded["pseudo_foreground"] == np.count_nonzero(pseudo) / pseudo.size).all()
     white = rows[rows["transform"] == "nuclei on white"].set_index("way")
     assert not white["tried"].any() and white.loc["two stains", "aji"] == white.loc["hematoxylin only", "aji"]
 

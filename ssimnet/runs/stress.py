@@ -350,11 +350,14 @@ def second_opinion_rows(image: np.ndarray, label: np.ndarray, segmenter: object,
     results (``way``) -- segment's default without the watershed fallback (``two stains``), the same image
     normalised as hematoxylin only as the stain guard normalises a one-stain image (``hematoxylin only``;
     the default itself where the guard made it one-stain already, ``tried`` False), and the classical
-    watershed the fallback gives -- each with the network's ``confidence`` and its ``foreground``; a row
-    per transform and way.  :func:`ssimnet.runs.guard_choice.second_opinion_outcome` then scores, without
-    segmenting again, segment keeping the hematoxylin-only result when the network is surer of it."""
+    watershed the fallback gives -- each with the network's ``confidence`` and its ``foreground``, beside
+    the share of the image its own pseudo labels call nucleus (``pseudo_foreground``: the candidates of
+    :func:`ssimnet.pseudo.labels.pseudo_labels`, no ground truth); a row per transform and way.
+    :func:`ssimnet.runs.guard_choice.second_opinion_outcome` then scores, without segmenting again, segment
+    keeping the hematoxylin-only result when the network is surer of it."""
     from ..baselines import segment_baseline
     from ..config import DEFAULT_BASELINES
+    from ..pseudo.labels import pseudo_labels
     from ..tool.normalize import stain_normalizer
 
     settings = segmenter.settings  # type: ignore[attr-defined]
@@ -373,8 +376,9 @@ def second_opinion_rows(image: np.ndarray, label: np.ndarray, segmenter: object,
                 one = segmenter.segment(shown, seed=seed, measure=False, fallback_below=None,  # type: ignore[attr-defined]
                                         normalize="off")
         water = segment_baseline(seen, "watershed", baselines or DEFAULT_BASELINES, seed=seed)
+        pseudo = foreground_fraction(pseudo_labels(seen, segmenter.pseudo, seed=seed).candidates)  # type: ignore[attr-defined]
         rows += [{"transform": transform, "way": way, "tried": tried, "confidence": confidence,
-                  **_scored(truth, labels)}
+                  "pseudo_foreground": pseudo, **_scored(truth, labels)}
                  for way, labels, confidence in (("two stains", two.label, two.confidence),
                                                  ("hematoxylin only", one.label, one.confidence),
                                                  ("classical watershed", water, None))]
