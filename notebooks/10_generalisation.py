@@ -750,7 +750,7 @@ Markdown(
 
 # %% [markdown]
 # (sec-beyond-second-opinion)=
-# ## A second opinion as hematoxylin only, set aside
+# ## A second opinion as hematoxylin only
 #
 # Faded slides without eosin and smears of nuclei on white are where the
 # default keeps least of its AJI. The stain guard normalises an image as
@@ -776,7 +776,7 @@ Markdown(
 
 # %% tags=["hide-input"] mystnb={"figure": {"caption": "Each image the guard left two-stain: how much surer the network is of it normalised as hematoxylin only, and what that does to its AJI. Training rows (grey; crosses: over the foreground cap, never kept) and the MoNuSeg test and TNBC images as they are. Right of the dashed line, the chosen margin, a result under the cap is kept.", "name": "fig-second-opinion"}}
 from ssimnet.book.results import SECOND_OPINION_SELECTION, SECOND_OPINION_TEST
-from ssimnet.runs.guard_choice import choose_one_stain_margin, second_opinion_outcome
+from ssimnet.runs.guard_choice import PSEUDO_CAP, choose_one_stain_margin, second_opinion_outcome
 
 opinion_rows, _ = load_results(results_dir, kind=SECOND_OPINION_SELECTION)
 opinion_test, opinion_info = load_results(results_dir, kind=SECOND_OPINION_TEST)
@@ -809,13 +809,19 @@ ax.legend(fontsize=9, frameon=False)
 fig.tight_layout()
 
 # %% tags=["hide-input"]
-opinion_train = pd.DataFrame({"one opinion": second_opinion_outcome(opinion_rows, margin=None),
-                              "second opinion": second_opinion_outcome(opinion_rows, margin=margin)}).mul(100)
-opinion_scores = {m: pd.DataFrame({"one opinion": second_opinion_outcome(opinion_test, margin=None, score=m,
-                                                                         by="dataset"),
-                                   "second opinion": second_opinion_outcome(opinion_test, margin=margin, score=m,
-                                                                            by="dataset")}).mul(100)
-                  for m in ("dice", "aji")}
+opinions = {"one opinion": {"margin": None}, "second opinion": {"margin": margin},
+            "pseudo-label cap": {"margin": margin, "pseudo_cap": PSEUDO_CAP}}
+opinion_train = pd.DataFrame({name: second_opinion_outcome(opinion_rows, **how)
+                              for name, how in opinions.items()}).mul(100)
+opinion_scores = {m: pd.DataFrame({name: second_opinion_outcome(opinion_test, score=m, by="dataset", **how)
+                                   for name, how in opinions.items()}).mul(100) for m in ("dice", "aji")}
+
+
+def _holds(variant: str) -> bool:
+    """The rule's first part: neither set's untransformed Dice nor AJI lower by more than 0.05 point."""
+    return all((opinion_scores[m][variant] >= opinion_scores[m]["one opinion"] - 0.05).all() for m in ("dice", "aji"))
+
+
 per_image = pd.DataFrame({way: second_opinion_outcome(opinion_test, margin=m, by="image")
                           for way, m in (("one", None), ("second", margin))})
 changed = per_image[per_image["one"] != per_image["second"]]
@@ -841,9 +847,35 @@ Markdown(
     f"under the cap of {STAIN_GUARD.max_foreground:g}. The network is surer of a result that doubles the nuclei, "
     "which the training images did not show. "
     + ("The rule does not hold, so `segment` keeps one opinion, and the stress test was not run with the second."
-       if (opinion_scores["aji"]["second opinion"] < opinion_scores["aji"]["one opinion"] - 0.05).any()
-       or (opinion_scores["dice"]["second opinion"] < opinion_scores["dice"]["one opinion"] - 0.05).any()
-       else "The untransformed scores hold; the stress test decides.")
+       if not _holds("second opinion") else "The untransformed scores hold; the stress test decides.")
+)
+
+# %% [markdown]
+# A result that doubles the nuclei is what the issue's bar on the predicted
+# foreground (at most 1.5 times the true one) is for, and each image has a
+# label-free stand-in for its truth: its own pseudo labels. So a second cap
+# was added after the collapse above, fixed and not chosen: a
+# hematoxylin-only result is kept only if its foreground is at most
+# `PSEUDO_CAP` times the share of the image its pseudo labels call nucleus
+# ({py:obj}`ssimnet.runs.guard_choice.second_opinion_outcome`). Chosen on the
+# training rows, the cap would be none, which is the second opinion above.
+# The same rule was written down before it was scored, once, on the test
+# sets as they are; as it was made knowing the first scoring, its test
+# figures are not an unbiased estimate for it.
+
+# %% tags=["hide-input"]
+capped = "pseudo-label cap"
+display(opinion_train.loc[opinion_train.nunique(axis=1).gt(1) | (opinion_train.index == "none")].round(1))
+Markdown(
+    f"With the pseudo-label cap of {PSEUDO_CAP:g}, the training images' mean AJI over the transforms "
+    f"{moved(opinion_train['one opinion'].mean(), opinion_train[capped].mean(), digits=2)} (without it, "
+    f"{opinion_train['second opinion'].mean():.2f}). On test as they are: " + "; ".join(
+        f"{shown_names[name]} Dice {moved(opinion_scores['dice'].loc[name, 'one opinion'], opinion_scores['dice'].loc[name, capped], digits=2)}, "
+        f"AJI {moved(opinion_scores['aji'].loc[name, 'one opinion'], opinion_scores['aji'].loc[name, capped], digits=2)}"
+        for name in opinion_scores["aji"].index)
+    + ". " + ("The first part of the rule holds; the default stays as it is until the stress test, not yet run "
+              "with it, decides the rest." if _holds(capped) else
+              "The rule does not hold for it either, and `segment` keeps one opinion.")
 )
 
 # %% [markdown]
@@ -872,13 +904,13 @@ Markdown("\n".join([
     f"{tnbc_falls.loc['none', 'fallback']} of {tnbc_falls.loc['none', 'images']} images as they are and moved their "
     f"AJI from {tnbc_plain[before_fallback]:.1f} to {tnbc_plain['default']:.1f}; {_helps(before_fallback, 'default')}.",
     f"- A second opinion as hematoxylin only, kept when the network is surer of it, moved the training images' mean "
-    f"AJI over the transforms from {opinion_train['one opinion'].mean():.2f} to {opinion_train['second opinion'].mean():.2f}, "
-    f"but MoNuSeg test's as it is from {opinion_scores['aji'].loc['monuseg test', 'one opinion']:.2f} to "
+    f"AJI over the transforms from {opinion_train['one opinion'].mean():.2f} to {opinion_train['second opinion'].mean():.2f} "
+    f"and MoNuSeg test's as it is from {opinion_scores['aji'].loc['monuseg test', 'one opinion']:.2f} to "
     f"{opinion_scores['aji'].loc['monuseg test', 'second opinion']:.2f}"
-    + (": on test the network's confidence did not tell a better normalisation from a worse one"
-       if opinion_scores["aji"].loc["monuseg test", "second opinion"] < opinion_scores["aji"].loc["monuseg test",
-                                                                                                  "one opinion"]
-       else "") + ". It was set aside.",
+    + ("" if _holds("second opinion") else ", and was set aside")
+    + f". Capped by the image's own pseudo labels, it moved MoNuSeg test's from "
+    f"{opinion_scores['aji'].loc['monuseg test', 'one opinion']:.2f} to {opinion_scores['aji'].loc['monuseg test', capped]:.2f}"
+    + ("; the stress test decides whether it becomes the default." if _holds(capped) else ", and was set aside too."),
 ]))
 
 # %% [markdown]

@@ -15,7 +15,7 @@ from ssimnet.data import list_samples, read_image, read_label
 from ssimnet.errors import SegmentationWarning
 from ssimnet.metrics import score
 from ssimnet.pseudo.labels import pseudo_labels
-from ssimnet.runs.guard_choice import choose_one_stain_margin, second_opinion_outcome
+from ssimnet.runs.guard_choice import PSEUDO_CAP, choose_one_stain_margin, second_opinion_outcome
 from ssimnet.runs.stress import second_opinion_rows, stress
 
 MONUSEG = Path(__file__).resolve().parents[2] / "shared" / "data" / "monuseg"
@@ -113,3 +113,13 @@ def test_the_second_opinion_s_committed_rows_agree_with_the_stress_test_and_lowe
     assert len(plain) == 64 and np.allclose(plain.to_numpy(), default.reindex(plain.index).to_numpy(), atol=1e-6)
     by_set = {m: second_opinion_outcome(tested, margin=m, by="dataset") for m in (None, best)}
     assert by_set[best]["monuseg test"] < by_set[None]["monuseg test"]
+    # every image's pseudo-label share is one label-free number, the same for its three ways
+    for frame in (rows, tested):
+        shares = frame.groupby(["image", "transform"])["pseudo_foreground"]
+        assert (shares.nunique() == 1).all() and frame["pseudo_foreground"].between(0, 1).all()
+    # a second cap only ever keeps fewer hematoxylin-only results: where it changes an image, it gives two stains
+    two = second_opinion_outcome(tested, margin=best, by="image", below=None, cap=np.inf, pseudo_cap=np.inf)
+    capped = second_opinion_outcome(tested, margin=best, by="image", below=None, cap=np.inf, pseudo_cap=PSEUDO_CAP)
+    plain_two = second_opinion_outcome(tested, margin=None, by="image", below=None)
+    moved = capped != two
+    assert (capped[moved] == plain_two[moved]).all()
